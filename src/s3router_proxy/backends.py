@@ -1,0 +1,126 @@
+"""Backends at run time: where a backend lives, how it is addressed, whose keys sign for it.
+
+A `Backend` owns one pooled aiohttp client session (keep-alive connections, per-backend
+timeouts) and a credential source. Static keys are used as they are; otherwise botocore's
+default chain (environment, profile, assume-role, web identity, container and instance
+metadata) is resolved and refreshed in a background thread, so a slow metadata call never
+blocks the event loop and an immutable snapshot is what each request signs with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from .config import BackendConfig
+from .sigv4 import uri_encode
+
+log = logging.getLogger("s3router_proxy.backends")
+
+CREDENTIAL_REFRESH_SECONDS = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+    session_token: str | None = field(default=None, repr=False)
+
+
+class CredentialSource:
+    """The current credentials of one backend, refreshed off the event loop."""
+
+    def __init__(self, config: BackendConfig) -> None:
+        self.name = config.name
+        self._refreshable = None
+        self.current: Credentials | None = None
+        if config.static_credentials:
+            self.current = Credentials(
+                config.access_key_id,  # type: ignore[arg-type]
+                config.secret_access_key,  # type: ignore[arg-type]
+                config.session_token,
+            )
+            return
+        import botocore.session
+
+        session = botocore.session.Session(profile=config.profile)
+        self._refreshable = session.get_credentials()
+        if self._refreshable is None:
+            log.warning(
+                "backend %s: no credentials found in the default AWS chain; requests routed "
+                "to it will be refused until credentials appear",
+                config.name,
+            )
+        else:
+            self._publish(self._refreshable.get_frozen_credentials())
+
+    def _publish(self, frozen: object) -> None:
+        self.current = Credentials(
+            frozen.access_key,  # type: ignore[attr-defined]
+            frozen.secret_key,  # type: ignore[attr-defined]
+            frozen.token,  # type: ignore[attr-defined]
+        )
+
+    @property
+    def refreshable(self) -> bool:
+        return self._refreshable is not None
+
+    async def refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(CREDENTIAL_REFRESH_SECONDS)
+            try:
+                frozen = await asyncio.to_thread(self._refreshable.get_frozen_credentials)  # type: ignore[union-attr]
+            except Exception as exc:  # keep the last good credentials
+                log.warning("backend %s: credential refresh failed: %s", self.name, type(exc).__name__)
+                continue
+            self._publish(frozen)
+
+
+class Backend:
+    """One configured store: its address, its credentials and its connection pool."""
+
+    def __init__(self, config: BackendConfig) -> None:
+        self.config = config
+        self.name = config.name
+        parts = urlsplit(config.endpoint)
+        self.scheme = parts.scheme
+        self.netloc = parts.netloc
+        self.credentials = CredentialSource(config)
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True),
+                timeout=aiohttp.ClientTimeout(
+                    total=None,
+                    sock_connect=self.config.connect_timeout,
+                    sock_read=self.config.read_timeout,
+                ),
+                auto_decompress=False,
+                skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent", "Content-Type"),
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
+        return self._session
+
+    def address(self, bucket: str, key: str) -> tuple[str, str]:
+        """(Host header, canonical URI) for a bucket and key on this backend."""
+        encoded_key = uri_encode(key, keep_slash=True)
+        if self.config.addressing_style == "virtual" and bucket and "." not in bucket:
+            return f"{bucket}.{self.netloc}", "/" + encoded_key
+        if not bucket:
+            return self.netloc, "/"
+        path = "/" + uri_encode(bucket, keep_slash=False)
+        if key:
+            path += "/" + encoded_key
+        return self.netloc, path
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

@@ -1,0 +1,479 @@
+"""Configuration: a YAML document turned into validated, immutable data.
+
+Two forms are accepted and may be mixed: the short one (`lakefs:` and `s3:` sections, which are
+backends of those names) and the general one (`backends:` by name, `clients:`). Every problem is
+reported as `FILE:LINE: key.path: what is wrong; how to fix it`, and a config with any problem is
+never used: `load_config` either returns a whole `Config` or raises `ConfigError`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from .routing import Rule, compile_rule
+from .yamlload import LineDict, YamlError, load_documents
+
+EMBEDDED = "embedded"
+HTTP_METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE"})
+
+
+class ConfigError(ValueError):
+    """A configuration that must not be used; the message names file, line and fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class BackendConfig:
+    """One S3-compatible store the proxy forwards to."""
+
+    name: str
+    endpoint: str  # scheme://host[:port], or "embedded" for an in-process demo store
+    region: str = "us-east-1"
+    addressing_style: Literal["path", "virtual"] = "path"
+    access_key_id: str | None = None
+    secret_access_key: str | None = field(default=None, repr=False)
+    session_token: str | None = field(default=None, repr=False)
+    profile: str | None = None
+    connect_timeout: float = 5.0
+    read_timeout: float = 60.0
+
+    @property
+    def static_credentials(self) -> bool:
+        return bool(self.access_key_id and self.secret_access_key)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    """A key pair the proxy accepts from its own clients."""
+
+    name: str
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Everything the proxy needs to serve, validated."""
+
+    listen_host: str
+    listen_port: int
+    backends: Mapping[str, BackendConfig]
+    clients: tuple[ClientConfig, ...]
+    clients_from_backends: bool  # no `clients:` section: backend key pairs are accepted
+    rules: tuple[Rule, ...]
+    default_target: str | None
+    virtual_host_domains: tuple[str, ...] = ()
+    max_clock_skew: int = 900
+    source: str = "<config>"
+
+
+def parse_listen_address(value: str) -> tuple[str, int]:
+    """`host:port`, `[v6]:port` or `:port` → (host, port)."""
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"{value!r} is not HOST:PORT (e.g. \"127.0.0.1:8080\")")
+    host = host.strip("[]") or "0.0.0.0"
+    return host, int(port_text)
+
+
+class _Reader:
+    """Walks the loaded document, turning problems into located `ConfigError`s."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, where: str, problem: str, line: int = 0) -> ConfigError:
+        location = f"{self.source}:{line}" if line else self.source
+        return ConfigError(f"{location}: {where}: {problem}")
+
+    def line_of(self, mapping: Any, key: Any) -> int:
+        if isinstance(mapping, LineDict):
+            return mapping.key_lines.get(key, mapping.line)
+        return 0
+
+    def mapping(self, parent: Any, key: str, where: str, *, required: bool = False) -> LineDict:
+        value = parent.get(key) if isinstance(parent, Mapping) else None
+        if value is None:
+            if required:
+                raise self.fail(where, "is missing", getattr(parent, "line", 0))
+            empty = LineDict()
+            empty.line, empty.key_lines = getattr(parent, "line", 0), {}
+            return empty
+        if not isinstance(value, LineDict):
+            raise self.fail(where, "must be a mapping of keys", self.line_of(parent, key))
+        return value
+
+    def only_keys(self, mapping: LineDict, allowed: set[str], where: str) -> None:
+        for key in mapping:
+            if key not in allowed:
+                near = difflib.get_close_matches(str(key), sorted(allowed), n=1)
+                hint = f"; did you mean {near[0]!r}?" if near else f"; known keys: {sorted(allowed)}"
+                raise self.fail(f"{where}.{key}", f"unknown key{hint}", self.line_of(mapping, key))
+
+    def string(
+        self, mapping: LineDict, key: str, where: str, default: str | None = None
+    ) -> str | None:
+        value = mapping.get(key)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise self.fail(f"{where}.{key}", "must be a string", self.line_of(mapping, key))
+        return str(value)
+
+    def number(self, mapping: LineDict, key: str, where: str, default: float) -> float:
+        value = mapping.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise self.fail(
+                f"{where}.{key}", "must be a positive number of seconds", self.line_of(mapping, key)
+            )
+        return float(value)
+
+
+_BACKEND_KEYS = {
+    "endpoint",
+    "region",
+    "addressing_style",
+    "access_key_id",
+    "secret_access_key",
+    "session_token",
+    "profile",
+    "connect_timeout",
+    "read_timeout",
+}
+
+
+def _backend(
+    reader: _Reader,
+    name: str,
+    section: LineDict,
+    where: str,
+    *,
+    default_endpoint: str | None,
+    default_region: str,
+    default_style: str,
+) -> BackendConfig:
+    reader.only_keys(section, _BACKEND_KEYS, where)
+    endpoint = reader.string(section, "endpoint", where, default_endpoint)
+    if not endpoint:
+        raise reader.fail(
+            f"{where}.endpoint", 'is missing; e.g. endpoint: "http://127.0.0.1:9000"', section.line
+        )
+    if endpoint != EMBEDDED:
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise reader.fail(
+                f"{where}.endpoint",
+                f"{endpoint!r} is not an http(s) URL; e.g. \"https://s3.us-east-1.amazonaws.com\"",
+                reader.line_of(section, "endpoint"),
+            )
+        if parts.path.strip("/") or parts.query:
+            raise reader.fail(
+                f"{where}.endpoint",
+                "must be scheme://host[:port] with no path",
+                reader.line_of(section, "endpoint"),
+            )
+        endpoint = f"{parts.scheme}://{parts.netloc}"
+    style = reader.string(section, "addressing_style", where, default_style)
+    if style not in ("path", "virtual"):
+        raise reader.fail(
+            f"{where}.addressing_style",
+            f'{style!r} is not "path" or "virtual"',
+            reader.line_of(section, "addressing_style"),
+        )
+    key_id = reader.string(section, "access_key_id", where)
+    secret = reader.string(section, "secret_access_key", where)
+    profile = reader.string(section, "profile", where)
+    if bool(key_id) != bool(secret):
+        raise reader.fail(
+            where,
+            "access_key_id and secret_access_key go together: give both, or neither to use "
+            "the default AWS credential chain",
+            section.line,
+        )
+    if key_id and profile:
+        raise reader.fail(
+            f"{where}.profile", "give either a profile or a key pair, not both", section.line
+        )
+    return BackendConfig(
+        name=name,
+        endpoint=endpoint,
+        region=reader.string(section, "region", where, default_region) or default_region,
+        addressing_style=style,  # type: ignore[arg-type]
+        access_key_id=key_id or None,
+        secret_access_key=secret or None,
+        session_token=reader.string(section, "session_token", where) or None,
+        profile=profile or None,
+        connect_timeout=reader.number(section, "connect_timeout", where, 5.0),
+        read_timeout=reader.number(section, "read_timeout", where, 60.0),
+    )
+
+
+def _lakefs_section(section: LineDict, env: Mapping[str, str]) -> LineDict:
+    """The `lakefs:` section with the documented environment variables applied on top."""
+    merged = LineDict(section)
+    merged.line, merged.key_lines = section.line, dict(section.key_lines)
+    for key, variable in (
+        ("endpoint", "LAKEFS_ENDPOINT"),
+        ("access_key_id", "LAKEFS_ACCESS_KEY_ID"),
+        ("secret_access_key", "LAKEFS_SECRET_ACCESS_KEY"),
+    ):
+        if env.get(variable):
+            merged[key] = env[variable]
+    return merged
+
+
+def _backends(reader: _Reader, doc: LineDict, env: Mapping[str, str]) -> dict[str, BackendConfig]:
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
+    backends: dict[str, BackendConfig] = {}
+    lakefs = reader.mapping(doc, "lakefs", "lakefs")
+    if "lakefs" in doc or env.get("LAKEFS_ENDPOINT"):
+        backends["lakefs"] = _backend(
+            reader,
+            "lakefs",
+            _lakefs_section(lakefs, env),
+            "lakefs",
+            default_endpoint=None,
+            default_region="us-east-1",
+            default_style="path",
+        )
+    if "s3" in doc:
+        s3 = reader.mapping(doc, "s3", "s3")
+        s3_region = reader.string(s3, "region", "s3", region) or region
+        backends["s3"] = _backend(
+            reader,
+            "s3",
+            s3,
+            "s3",
+            default_endpoint=f"https://s3.{s3_region}.amazonaws.com",
+            default_region=s3_region,
+            default_style="virtual" if "endpoint" not in s3 else "path",
+        )
+    general = reader.mapping(doc, "backends", "backends")
+    for name, section in general.items():
+        where = f"backends.{name}"
+        if not isinstance(name, str) or not name:
+            raise reader.fail(where, "backend names must be strings", reader.line_of(general, name))
+        if name in backends:
+            raise reader.fail(
+                where,
+                f"backend {name!r} is already defined by the top-level {name}: section",
+                reader.line_of(general, name),
+            )
+        if not isinstance(section, LineDict):
+            raise reader.fail(where, "must be a mapping", reader.line_of(general, name))
+        backends[name] = _backend(
+            reader,
+            name,
+            section,
+            where,
+            default_endpoint=None,
+            default_region=region,
+            default_style="path",
+        )
+    if not backends:
+        raise reader.fail(
+            "backends",
+            "no backend is configured; add a `backends:` section (or `lakefs:` / `s3:`)",
+            doc.line,
+        )
+    return backends
+
+
+def _clients(reader: _Reader, doc: LineDict) -> tuple[ClientConfig, ...] | None:
+    if "clients" not in doc:
+        return None
+    items = doc["clients"]
+    if not isinstance(items, list):
+        raise reader.fail("clients", "must be a list of {name, access_key_id, secret_access_key}",
+                          reader.line_of(doc, "clients"))
+    clients = []
+    seen: dict[str, str] = {}
+    for index, item in enumerate(items):
+        where = f"clients[{index}]"
+        if not isinstance(item, LineDict):
+            raise reader.fail(where, "must be a mapping", reader.line_of(doc, "clients"))
+        reader.only_keys(item, {"name", "access_key_id", "secret_access_key"}, where)
+        key_id = reader.string(item, "access_key_id", where)
+        secret = reader.string(item, "secret_access_key", where)
+        if not key_id or not secret:
+            raise reader.fail(where, "needs access_key_id and secret_access_key", item.line)
+        if key_id in seen:
+            raise reader.fail(
+                f"{where}.access_key_id",
+                f"access key id is already used by client {seen[key_id]!r}",
+                reader.line_of(item, "access_key_id"),
+            )
+        name = reader.string(item, "name", where, key_id) or key_id
+        seen[key_id] = name
+        clients.append(ClientConfig(name=name, access_key_id=key_id, secret_access_key=secret))
+    return tuple(clients)
+
+
+def _rules(
+    reader: _Reader, doc: LineDict, backends: Mapping[str, BackendConfig]
+) -> tuple[tuple[Rule, ...], str | None]:
+    routing = reader.mapping(doc, "routing", "routing")
+    reader.only_keys(routing, {"rules", "default_target"}, "routing")
+    known = ", ".join(sorted(backends))
+    default_target = reader.string(routing, "default_target", "routing")
+    if default_target is not None and default_target not in backends:
+        raise reader.fail(
+            "routing.default_target",
+            f"unknown backend {default_target!r}; known backends: {known}",
+            reader.line_of(routing, "default_target"),
+        )
+    items = routing.get("rules") or []
+    if not isinstance(items, list):
+        raise reader.fail("routing.rules", "must be a list", reader.line_of(routing, "rules"))
+    rules = []
+    for index, item in enumerate(items):
+        where = f"routing.rules[{index}]"
+        if not isinstance(item, LineDict):
+            raise reader.fail(where, "must be a mapping", reader.line_of(routing, "rules"))
+        reader.only_keys(item, {"pattern", "target", "operations", "description"}, where)
+        pattern = reader.string(item, "pattern", where)
+        target = reader.string(item, "target", where)
+        if not pattern:
+            raise reader.fail(where, 'needs a bucket `pattern:` (e.g. "logs-*")', item.line)
+        if not target:
+            raise reader.fail(where, f"needs a `target:` backend; known backends: {known}",
+                              item.line)
+        if target not in backends:
+            raise reader.fail(
+                f"{where}.target",
+                f"unknown backend {target!r}; known backends: {known}",
+                reader.line_of(item, "target"),
+            )
+        methods = item.get("operations")
+        if methods is not None:
+            if isinstance(methods, str):
+                methods = [methods]
+            if not isinstance(methods, list) or not methods:
+                raise reader.fail(f"{where}.operations", "must be a list such as [GET, HEAD]",
+                                  reader.line_of(item, "operations"))
+            unknown = [m for m in methods if str(m).upper() not in HTTP_METHODS]
+            if unknown:
+                raise reader.fail(
+                    f"{where}.operations",
+                    f"unknown HTTP method {unknown[0]!r}; use {sorted(HTTP_METHODS)}",
+                    reader.line_of(item, "operations"),
+                )
+            methods = frozenset(str(m).upper() for m in methods)
+        rules.append(
+            compile_rule(
+                index=index,
+                pattern=pattern,
+                target=target,
+                methods=methods,
+                description=reader.string(item, "description", where) or "",
+                line=item.line,
+            )
+        )
+    if not rules and default_target is None:
+        if len(backends) == 1:
+            default_target = next(iter(backends))
+        else:
+            raise reader.fail(
+                "routing",
+                "no rules and no default_target: add `routing: {default_target: NAME}` "
+                f"with one of: {known}",
+                routing.line or doc.line,
+            )
+    return tuple(rules), default_target
+
+
+_TOP_KEYS = {"router", "lakefs", "s3", "backends", "clients", "routing"}
+_ROUTER_KEYS = {"listen_address", "virtual_host_domains", "max_clock_skew_seconds"}
+
+
+def config_from_document(
+    doc: Any, *, source: str = "<config>", env: Mapping[str, str] | None = None
+) -> Config:
+    """Validate one loaded YAML document into a `Config`."""
+    env = os.environ if env is None else env
+    reader = _Reader(source)
+    if not isinstance(doc, LineDict):
+        raise reader.fail("(top level)", "the document must be a mapping of sections", 1)
+    reader.only_keys(doc, _TOP_KEYS, "(top level)")
+    router = reader.mapping(doc, "router", "router")
+    reader.only_keys(router, _ROUTER_KEYS, "router")
+    listen = reader.string(router, "listen_address", "router", "127.0.0.1:8080") or ""
+    try:
+        host, port = parse_listen_address(listen)
+    except ValueError as exc:
+        raise reader.fail(
+            "router.listen_address", str(exc), reader.line_of(router, "listen_address")
+        ) from None
+    domains = router.get("virtual_host_domains") or []
+    if isinstance(domains, str):
+        domains = [domains]
+    if not isinstance(domains, list) or not all(isinstance(d, str) and d for d in domains):
+        raise reader.fail(
+            "router.virtual_host_domains",
+            'must be a list of domain names, e.g. ["s3.local"]',
+            reader.line_of(router, "virtual_host_domains"),
+        )
+    skew = reader.number(router, "max_clock_skew_seconds", "router", 900)
+    backends = _backends(reader, doc, env)
+    clients = _clients(reader, doc)
+    rules, default_target = _rules(reader, doc, backends)
+    clients_from_backends = clients is None
+    if clients is None:
+        clients = tuple(
+            ClientConfig(
+                name=f"backend:{b.name}",
+                access_key_id=b.access_key_id,  # type: ignore[arg-type]
+                secret_access_key=b.secret_access_key,  # type: ignore[arg-type]
+            )
+            for b in backends.values()
+            if b.static_credentials
+        )
+        by_key: dict[str, str] = {}
+        for client in clients:
+            if by_key.setdefault(client.access_key_id, client.secret_access_key) != (
+                client.secret_access_key
+            ):
+                raise reader.fail(
+                    "clients",
+                    f"two backends share access key id {client.access_key_id!r} with different "
+                    "secrets, so clients cannot be derived from them: add a `clients:` section",
+                    doc.line,
+                )
+    return Config(
+        listen_host=host,
+        listen_port=port,
+        backends=backends,
+        clients=clients,
+        clients_from_backends=clients_from_backends,
+        rules=rules,
+        default_target=default_target,
+        virtual_host_domains=tuple(d.lower().strip(".") for d in domains),
+        max_clock_skew=int(skew),
+        source=source,
+    )
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
+    """Read, interpolate and validate the config file at `path`."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read the config file: {exc.strerror}") from None
+    try:
+        documents = load_documents(text, os.environ if env is None else env)
+    except YamlError as exc:
+        location = f"{source}:{exc.line}" if exc.line else source
+        raise ConfigError(f"{location}: {exc}") from None
+    if not documents:
+        raise ConfigError(f"{source}: the file is empty; see config/s3-router-config.yaml")
+    if len(documents) > 1:
+        raise ConfigError(
+            f"{source}: holds {len(documents)} YAML documents; one is expected"
+        )
+    return config_from_document(documents[0], source=source, env=env)

@@ -1,0 +1,237 @@
+"""Forwarding: one verified, routed request out to its backend and the answer back.
+
+The request is rebuilt for the backend rather than passed on: the client's auth, hop-by-hop
+and SDK bookkeeping headers are dropped, the URL is made from the backend's bucket and key
+(encoded once, exactly as signed), and the request is signed with the backend's credentials.
+Bodies stream both ways through bounded buffers; a failure found mid-stream aborts the other
+side instead of leaving a short object or a short download that looks complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+from yarl import URL
+
+from .backends import Backend
+from .errors import S3Error
+from .payload import BodyAborted, BodyOutcome, forward_body
+from .routing import Route
+from .s3request import S3Request
+from .sigv4 import EMPTY_SHA256, UNSIGNED_PAYLOAD, SigV4Auth, amz_date, canonical_query_string, sign_request
+
+log = logging.getLogger("s3router_proxy.proxy")
+
+# Never forwarded as the client sent them: auth is redone, hop-by-hop headers are per connection.
+_DROP_REQUEST = frozenset(
+    {
+        "authorization",
+        "x-amz-date",
+        "x-amz-security-token",
+        "x-amz-content-sha256",
+        "host",
+        "connection",
+        "keep-alive",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "upgrade",
+        "transfer-encoding",
+        "content-length",
+        "expect",
+        "amz-sdk-invocation-id",
+        "amz-sdk-request",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+    }
+)
+# Forwarded but not signed: they describe the client, not the request.
+_UNSIGNED = frozenset({"user-agent", "accept-encoding", "accept", "x-amzn-trace-id"})
+_DROP_RESPONSE = frozenset(
+    {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "trailer", "upgrade"}
+)
+# Presigned-URL auth parameters: the backend request is signed in headers instead.
+_PRESIGN_PARAMS = frozenset(
+    {
+        "X-Amz-Algorithm",
+        "X-Amz-Credential",
+        "X-Amz-Date",
+        "X-Amz-Expires",
+        "X-Amz-SignedHeaders",
+        "X-Amz-Signature",
+        "X-Amz-Security-Token",
+        "X-Amz-Content-Sha256",
+    }
+)
+STREAM_CHUNK = 256 * 1024
+# Uploads without a length are refused for these, as S3 does (a length is part of the contract).
+_NEEDS_LENGTH = frozenset({"PutObject", "UploadPart"})
+
+
+def backend_query(request: S3Request, auth: SigV4Auth) -> str:
+    """The query string sent to the backend: the client's, minus presigned auth, canonical."""
+    items = request.query_items
+    if auth.presigned:
+        items = [(k, v) for k, v in items if k not in _PRESIGN_PARAMS]
+    return canonical_query_string(items)
+
+
+def backend_headers(request: S3Request) -> tuple[dict[str, str], dict[str, str]]:
+    """(headers to sign, headers to send unsigned) from the client's headers."""
+    signed: dict[str, str] = {}
+    unsigned: dict[str, str] = {}
+    for name, value in request.headers.items():
+        lower = name.lower()
+        if lower in _DROP_REQUEST:
+            continue
+        target = unsigned if lower in _UNSIGNED else signed
+        if lower in target:
+            target[lower] = f"{target[lower]},{value}"
+        else:
+            target[lower] = value
+    return signed, unsigned
+
+
+def _content_length(request: S3Request) -> int | None:
+    value = request.headers.get("Content-Length")
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise S3Error("InvalidArgument", "Content-Length is not a number.")
+    return int(value)
+
+
+async def forward(
+    http_request: web.BaseRequest,
+    request: S3Request,
+    auth: SigV4Auth,
+    route: Route,
+    backend: Backend,
+) -> web.StreamResponse:
+    """Send the request to the backend the route names and stream its answer back."""
+    credentials = backend.credentials.current
+    if credentials is None:
+        raise S3Error(
+            "AccessDenied", f"The proxy has no credentials for backend {backend.name!r}."
+        )
+    length = _content_length(request)
+    has_body = bool(length) or (
+        length is None and "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    )
+    if length is None and has_body and request.operation in _NEEDS_LENGTH:
+        raise S3Error("MissingContentLength")
+
+    payload_hash = auth.payload_hash
+    expected_sha256: str | None = None
+    if len(payload_hash) == 64:
+        expected_sha256 = payload_hash.lower()
+        if not has_body and expected_sha256 != EMPTY_SHA256:
+            raise S3Error(
+                "XAmzContentSHA256Mismatch",
+                details={
+                    "ClientComputedContentSHA256": expected_sha256,
+                    "S3ComputedContentSHA256": EMPTY_SHA256,
+                },
+            )
+    else:
+        payload_hash = UNSIGNED_PAYLOAD
+
+    host, canonical_uri = backend.address(route.bucket, route.key)
+    query = backend_query(request, auth)
+    signed, unsigned = backend_headers(request)
+    signed["host"] = host
+    if length is not None:
+        signed["content-length"] = str(length)
+    signed.update(
+        sign_request(
+            method=request.method,
+            canonical_uri=canonical_uri,
+            canonical_query=query,
+            headers=signed,
+            payload_hash=payload_hash,
+            access_key_id=credentials.access_key_id,
+            secret_access_key=credentials.secret_access_key,
+            session_token=credentials.session_token,
+            region=backend.config.region,
+            amz_date=amz_date(time.time()),
+        )
+    )
+    headers = CIMultiDict(signed)
+    headers.update(unsigned)
+    url = URL(
+        f"{backend.scheme}://{host}{canonical_uri}" + (f"?{query}" if query else ""),
+        encoded=True,
+    )
+
+    outcome = BodyOutcome()
+    body = (
+        forward_body(http_request.content, expected_sha256=expected_sha256, outcome=outcome)
+        if has_body
+        else None
+    )
+    try:
+        upstream = await backend.session.request(
+            request.method,
+            url,
+            headers=headers,
+            data=body,
+            allow_redirects=False,
+            compress=None,
+            chunked=None,
+        )
+    except (BodyAborted, aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+        if outcome.failure is not None:
+            raise outcome.failure from None
+        raise _unreachable(backend, exc) from None
+    try:
+        if outcome.failure is not None:
+            raise outcome.failure
+        return await _relay(http_request, upstream, backend)
+    finally:
+        upstream.release()
+
+
+def _unreachable(backend: Backend, exc: BaseException) -> S3Error:
+    if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+        reason = "did not answer in time"
+    else:
+        reason = "could not be reached"
+    log.warning("backend %s %s: %s", backend.name, reason, type(exc).__name__)
+    return S3Error(
+        "ServiceUnavailable",
+        f"Backend {backend.name!r} {reason}; please retry.",
+    )
+
+
+async def _relay(
+    http_request: web.BaseRequest, upstream: aiohttp.ClientResponse, backend: Backend
+) -> web.StreamResponse:
+    """Stream the backend's answer to the client, headers and status as they are."""
+    response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+    for name, value in upstream.headers.items():
+        if name.lower() not in _DROP_RESPONSE:
+            response.headers.add(name, value)
+    if "Content-Length" not in upstream.headers and http_request.method != "HEAD":
+        response.enable_chunked_encoding()
+    await response.prepare(http_request)
+    if http_request.method == "HEAD":
+        await response.write_eof()
+        return response
+    try:
+        async for piece in upstream.content.iter_chunked(STREAM_CHUNK):
+            await response.write(piece)
+    except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+        # Headers are gone already: the only honest signal left is a broken connection.
+        log.warning("backend %s broke off a response: %s", backend.name, type(exc).__name__)
+        if http_request.transport is not None:
+            http_request.transport.abort()
+        return response
+    await response.write_eof()
+    return response
