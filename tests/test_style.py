@@ -17,7 +17,8 @@ def test_ruff_clean() -> None:
     if ruff is None:
         pytest.fail("ruff is not installed: pip install -e '.[test]'")
     result = subprocess.run(
-        [ruff, "check", "src", "tests", "bench"] if (REPO / "bench").exists()
+        [ruff, "check", "src", "tests", "bench"]
+        if (REPO / "bench").exists()
         else [ruff, "check", "src", "tests"],
         cwd=REPO,
         capture_output=True,

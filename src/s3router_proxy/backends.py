@@ -75,7 +75,9 @@ class CredentialSource:
             try:
                 frozen = await asyncio.to_thread(self._refreshable.get_frozen_credentials)  # type: ignore[union-attr]
             except Exception as exc:  # keep the last good credentials
-                log.warning("backend %s: credential refresh failed: %s", self.name, type(exc).__name__)
+                log.warning(
+                    "backend %s: credential refresh failed: %s", self.name, type(exc).__name__
+                )
                 continue
             self._publish(frozen)
 
@@ -96,7 +98,9 @@ class Backend:
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True),
+                connector=aiohttp.TCPConnector(
+                    limit=0, ttl_dns_cache=300, enable_cleanup_closed=True
+                ),
                 timeout=aiohttp.ClientTimeout(
                     total=None,
                     sock_connect=self.config.connect_timeout,

@@ -76,7 +76,7 @@ def parse_listen_address(value: str) -> tuple[str, int]:
     """`host:port`, `[v6]:port` or `:port` → (host, port)."""
     host, sep, port_text = value.rpartition(":")
     if not sep or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ValueError(f"{value!r} is not HOST:PORT (e.g. \"127.0.0.1:8080\")")
+        raise ValueError(f'{value!r} is not HOST:PORT (e.g. "127.0.0.1:8080")')
     host = host.strip("[]") or "0.0.0.0"
     return host, int(port_text)
 
@@ -112,7 +112,9 @@ class _Reader:
         for key in mapping:
             if key not in allowed:
                 near = difflib.get_close_matches(str(key), sorted(allowed), n=1)
-                hint = f"; did you mean {near[0]!r}?" if near else f"; known keys: {sorted(allowed)}"
+                hint = (
+                    f"; did you mean {near[0]!r}?" if near else f"; known keys: {sorted(allowed)}"
+                )
                 raise self.fail(f"{where}.{key}", f"unknown key{hint}", self.line_of(mapping, key))
 
     def string(
@@ -168,7 +170,7 @@ def _backend(
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise reader.fail(
                 f"{where}.endpoint",
-                f"{endpoint!r} is not an http(s) URL; e.g. \"https://s3.us-east-1.amazonaws.com\"",
+                f'{endpoint!r} is not an http(s) URL; e.g. "https://s3.us-east-1.amazonaws.com"',
                 reader.line_of(section, "endpoint"),
             )
         if parts.path.strip("/") or parts.query:
@@ -289,8 +291,11 @@ def _clients(reader: _Reader, doc: LineDict) -> tuple[ClientConfig, ...] | None:
         return None
     items = doc["clients"]
     if not isinstance(items, list):
-        raise reader.fail("clients", "must be a list of {name, access_key_id, secret_access_key}",
-                          reader.line_of(doc, "clients"))
+        raise reader.fail(
+            "clients",
+            "must be a list of {name, access_key_id, secret_access_key}",
+            reader.line_of(doc, "clients"),
+        )
     clients = []
     seen: dict[str, str] = {}
     for index, item in enumerate(items):
@@ -341,8 +346,9 @@ def _rules(
         if not pattern:
             raise reader.fail(where, 'needs a bucket `pattern:` (e.g. "logs-*")', item.line)
         if not target:
-            raise reader.fail(where, f"needs a `target:` backend; known backends: {known}",
-                              item.line)
+            raise reader.fail(
+                where, f"needs a `target:` backend; known backends: {known}", item.line
+            )
         if target not in backends:
             raise reader.fail(
                 f"{where}.target",
@@ -354,8 +360,11 @@ def _rules(
             if isinstance(methods, str):
                 methods = [methods]
             if not isinstance(methods, list) or not methods:
-                raise reader.fail(f"{where}.operations", "must be a list such as [GET, HEAD]",
-                                  reader.line_of(item, "operations"))
+                raise reader.fail(
+                    f"{where}.operations",
+                    "must be a list such as [GET, HEAD]",
+                    reader.line_of(item, "operations"),
+                )
             unknown = [m for m in methods if str(m).upper() not in HTTP_METHODS]
             if unknown:
                 raise reader.fail(
@@ -473,7 +482,5 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
     if not documents:
         raise ConfigError(f"{source}: the file is empty; see config/s3-router-config.yaml")
     if len(documents) > 1:
-        raise ConfigError(
-            f"{source}: holds {len(documents)} YAML documents; one is expected"
-        )
+        raise ConfigError(f"{source}: holds {len(documents)} YAML documents; one is expected")
     return config_from_document(documents[0], source=source, env=env)

@@ -23,7 +23,14 @@ from .errors import S3Error
 from .payload import BodyAborted, BodyOutcome, forward_body
 from .routing import Route
 from .s3request import S3Request
-from .sigv4 import EMPTY_SHA256, UNSIGNED_PAYLOAD, SigV4Auth, amz_date, canonical_query_string, sign_request
+from .sigv4 import (
+    EMPTY_SHA256,
+    UNSIGNED_PAYLOAD,
+    SigV4Auth,
+    amz_date,
+    canonical_query_string,
+    sign_request,
+)
 
 log = logging.getLogger("s3router_proxy.proxy")
 
@@ -118,9 +125,7 @@ async def forward(
     """Send the request to the backend the route names and stream its answer back."""
     credentials = backend.credentials.current
     if credentials is None:
-        raise S3Error(
-            "AccessDenied", f"The proxy has no credentials for backend {backend.name!r}."
-        )
+        raise S3Error("AccessDenied", f"The proxy has no credentials for backend {backend.name!r}.")
     length = _content_length(request)
     has_body = bool(length) or (
         length is None and "chunked" in request.headers.get("Transfer-Encoding", "").lower()
@@ -186,7 +191,7 @@ async def forward(
             compress=None,
             chunked=None,
         )
-    except (BodyAborted, aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, BodyAborted, aiohttp.ClientError, OSError) as exc:
         if outcome.failure is not None:
             raise outcome.failure from None
         raise _unreachable(backend, exc) from None
@@ -227,7 +232,7 @@ async def _relay(
     try:
         async for piece in upstream.content.iter_chunked(STREAM_CHUNK):
             await response.write(piece)
-    except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         # Headers are gone already: the only honest signal left is a broken connection.
         log.warning("backend %s broke off a response: %s", backend.name, type(exc).__name__)
         if http_request.transport is not None:

@@ -52,9 +52,7 @@ def _resource(http_request: web.BaseRequest) -> str:
     return http_request.raw_path.partition("?")[0]
 
 
-def error_response(
-    error: S3Error, *, resource: str, request_id: str, method: str
-) -> web.Response:
+def error_response(error: S3Error, *, resource: str, request_id: str, method: str) -> web.Response:
     headers = {"x-amz-request-id": request_id, "x-amz-id-2": request_id, **error.headers}
     body = error_xml(error, resource=resource, request_id=request_id)
     response = web.Response(

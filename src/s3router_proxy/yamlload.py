@@ -80,7 +80,7 @@ def load_documents(text: str, env: Mapping[str, str] | None = None) -> list[Any]
     """Every document in `text`, with line-aware mappings and interpolated strings."""
     loader = _loader_class(os.environ if env is None else env)
     try:
-        return [doc for doc in yaml.load_all(text, Loader=loader) if doc is not None]  # noqa: S506
+        return [doc for doc in yaml.load_all(text, Loader=loader) if doc is not None]
     except YamlError:
         raise
     except yaml.MarkedYAMLError as exc:

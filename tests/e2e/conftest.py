@@ -8,11 +8,11 @@ no AWS_* settings, config files or IMDS from the machine, so boto3 shows its tru
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
-from harness import MotoBackend, ProxyProcess, isolated_aws_env, write_config
+from harness import MotoBackend, ProxyProcess, StartProxy, isolated_aws_env, write_config
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -50,8 +50,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 _CALL_FAILED = pytest.StashKey[bool]()
 
-StartProxy = Callable[..., ProxyProcess]
-
 
 @pytest.fixture
 def start_proxy(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StartProxy]:
@@ -66,7 +64,9 @@ def start_proxy(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Star
         config: Path | str, *, env: Mapping[str, str | None] | None = None, **options: object
     ) -> ProxyProcess:
         name = f"proxy-{len(started)}"
-        path = config if isinstance(config, Path) else write_config(tmp_path, config, f"{name}.yaml")
+        path = (
+            config if isinstance(config, Path) else write_config(tmp_path, config, f"{name}.yaml")
+        )
         proxy = ProxyProcess(path, tmp_path / name, env=env, name=name, **options)  # type: ignore[arg-type]
         started.append(proxy)
         return proxy.start()

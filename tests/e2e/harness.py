@@ -253,7 +253,7 @@ class ManagedProcess:
             delay = min(delay * 2, 0.1)
 
     def stop(self, timeout: float = _STOP_TIMEOUT) -> int | None:
-        """SIGTERM, wait up to `timeout` s, then SIGKILL. Returns the exit code (None if unstarted)."""
+        """SIGTERM, wait up to `timeout` s, then SIGKILL; the exit code (None if never started)."""
         proc = self._proc
         if proc is None:
             return None
@@ -293,6 +293,27 @@ class ManagedProcess:
     def rss_mib(self) -> float:
         """Current resident memory of the process (VmRSS), in MiB."""
         return self._proc_status_kib("VmRSS") / 1024
+
+    def listens_on(self, port: int) -> bool:
+        """Whether the child itself holds a listening TCP socket on `port` (read from /proc).
+
+        Connecting is not proof: another program could have taken the port since free_port().
+        """
+        inodes: set[str] = set()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with contextlib.suppress(OSError):
+                for row in Path(table).read_text().splitlines()[1:]:
+                    fields = row.split()
+                    if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                        inodes.add(f"socket:[{fields[9]}]")  # 0A: LISTEN
+        if not inodes or not self.running():
+            return False
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{self.pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd) in inodes:
+                        return True
+        return False
 
     def _bind_failed(self) -> bool:
         text = self.log_text().lower()
@@ -339,6 +360,7 @@ class MotoBackend(ManagedProcess):
             for attempt in range(1, _PORT_ATTEMPTS + 1):
                 self.port = free_port()
                 self.endpoint = f"http://{LOOPBACK}:{self.port}"
+                self._log_offset, self._log_partial, self._entries = 0, b"", []
                 self._spawn(self._argv(), self._env(), cwd=self.log_dir)
                 try:
                     self._wait_until(self._answers, "answering HTTP", timeout)
@@ -377,12 +399,15 @@ class MotoBackend(ManagedProcess):
         return env
 
     def _answers(self) -> bool:
+        if not self.listens_on(self.port):
+            return False
         # /moto-api/ is outside moto's IAM checks, so polling it spends no setup action.
-        conn = http.client.HTTPConnection(LOOPBACK, self.port, timeout=0.5)
+        conn = http.client.HTTPConnection(LOOPBACK, self.port, timeout=2)
         try:
             conn.request("GET", "/moto-api/config")
-            conn.getresponse().read()
-            return True
+            response = conn.getresponse()
+            response.read()
+            return response.status == 201
         except OSError:
             return False
         finally:
@@ -411,8 +436,9 @@ class MotoBackend(ManagedProcess):
         except ClientError as err:
             if err.response["Error"].get("Code") == "SignatureDoesNotMatch":
                 return
-            raise ServerStartError(f"{self.name}: wrong secret gave {err!r}, expected "
-                                   "SignatureDoesNotMatch") from err
+            raise ServerStartError(
+                f"{self.name}: wrong secret gave {err!r}, expected SignatureDoesNotMatch"
+            ) from err
         raise ServerStartError(
             f"{self.name} accepted a wrong signature: INITIAL_NO_AUTH_ACTION_COUNT miscounted"
         )
@@ -452,7 +478,8 @@ class ProxyProcess(ManagedProcess):
     """The proxy under test, `python -m s3router_proxy`, in its own process on 127.0.0.1.
 
     The environment is this one without AWS_* / BOTO_* settings or config files, plus `env`
-    (a value of None removes a variable). Ready means the port accepts TCP connections.
+    (a value of None removes a variable). Ready means this process (not a child of it) listens on
+    the port and accepts a TCP connection.
     """
 
     def __init__(
@@ -526,6 +553,8 @@ class ProxyProcess(ManagedProcess):
         return env
 
     def _accepts(self) -> bool:
+        if not self.listens_on(self.port):
+            return False
         try:
             with socket.create_connection((LOOPBACK, self.port), timeout=0.5):
                 return True
@@ -535,3 +564,7 @@ class ProxyProcess(ManagedProcess):
     def client(self, key: str, secret: str, **config: Any) -> BaseClient:
         """A boto3 S3 client pointed at the proxy."""
         return boto3_client(self.endpoint, key, secret, **config)
+
+
+# The `start_proxy` fixture: start_proxy(config_path_or_yaml_text, env=None, **ProxyProcess options)
+StartProxy = Callable[..., ProxyProcess]

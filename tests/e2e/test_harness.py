@@ -15,6 +15,7 @@ import socket
 import sys
 from pathlib import Path
 
+import harness
 import pytest
 from botocore import UNSIGNED
 from botocore.auth import S3SigV4Auth
@@ -26,6 +27,7 @@ from harness import (
     MotoBackend,
     ProxyProcess,
     ServerStartError,
+    StartProxy,
     aws_cli,
     boto3_client,
     free_port,
@@ -65,15 +67,19 @@ def send_signed(
     headers: dict[str, str] | None = None,
     claimed_payload: str | None = None,
     send_path: str | None = None,
+    send_host: str | None = None,
 ) -> tuple[int, bytes]:
-    """Sign a request with the backend's key, send it raw (optionally to another path)."""
+    """Sign a request with the backend's key; send it raw, optionally with another path or Host."""
     request = AWSRequest(method=method, url=backend.endpoint + path, data=body, headers=headers)
     credentials = Credentials(backend.access_key_id, backend.secret_access_key)
     claimed = claimed_payload or hashlib.sha256(body).hexdigest()
     _ClaimedPayload(credentials, claimed).add_auth(request)
     conn = http.client.HTTPConnection(LOOPBACK, backend.port, timeout=10)
     try:
-        conn.request(method, send_path or path, body=body, headers=dict(request.headers.items()))
+        sent = dict(request.headers.items())
+        if send_host is not None:
+            sent["Host"] = send_host
+        conn.request(method, send_path or path, body=body, headers=sent)
         response = conn.getresponse()
         return response.status, response.read()
     finally:
@@ -88,10 +94,16 @@ def test_free_port_is_bindable() -> None:
 
 def test_access_line_parsing() -> None:
     entry = parse_access_line(
-        '127.0.0.1 - - [22/Nov/2026 00:57:55] "\x1b[33mGET /b/k?list-type=2 HTTP/1.1\x1b[0m" 404 -\n'
+        "127.0.0.1 - - [22/Nov/2026 00:57:55] "
+        '"\x1b[33mGET /b/k?list-type=2 HTTP/1.1\x1b[0m" 404 -\n'
     )
     assert entry is not None
-    assert (entry.method, entry.path, entry.query, entry.status) == ("GET", "/b/k", "list-type=2", 404)
+    assert (entry.method, entry.path, entry.query, entry.status) == (
+        "GET",
+        "/b/k",
+        "list-type=2",
+        404,
+    )
     assert parse_access_line("Traceback (most recent call last):") is None
 
 
@@ -160,7 +172,10 @@ def test_auth_backend_rejects_wrong_secret(moto_auth: MotoBackend) -> None:
             call()
         assert (name, error_code(err), http_status(err)) == (name, "SignatureDoesNotMatch", 403)
     # HEAD responses have no body, so only the status tells.
-    for head in (lambda: wrong.head_object(Bucket=bucket, Key="k"), lambda: wrong.head_bucket(Bucket=bucket)):
+    for head in (
+        lambda: wrong.head_object(Bucket=bucket, Key="k"),
+        lambda: wrong.head_bucket(Bucket=bucket),
+    ):
         with pytest.raises(ClientError) as err:
             head()
         assert http_status(err) == 403
@@ -186,20 +201,12 @@ def test_auth_backend_checks_path_query_and_host(moto_auth: MotoBackend) -> None
         moto_auth, "GET", f"/{bucket}?list-type=2", send_path=f"/{bucket}?list-type=2&prefix=z"
     )
     assert (status, b"<Code>SignatureDoesNotMatch</Code>" in body) == (403, True)
-    # The Host header is signed: a proxy must sign the Host it actually sends.
-    status, body = send_signed(moto_auth, "GET", f"/{bucket}/k", headers={"Host": "other:1"})
-    assert status == 200  # signed and sent with the same Host
-    request = AWSRequest(method="GET", url=f"{moto_auth.endpoint}/{bucket}/k")
-    S3SigV4Auth(
-        Credentials(moto_auth.access_key_id, moto_auth.secret_access_key), "s3", "us-east-1"
-    ).add_auth(request)
-    headers = dict(request.headers.items())
-    headers["Host"] = "elsewhere:9"
-    conn = http.client.HTTPConnection(LOOPBACK, moto_auth.port, timeout=10)
-    conn.request("GET", f"/{bucket}/k", headers=headers)
-    response = conn.getresponse()
-    assert (response.status, b"SignatureDoesNotMatch" in response.read()) == (403, True)
-    conn.close()
+    # The Host header as received is what moto checks: any Host works if it was the one signed.
+    assert send_signed(moto_auth, "GET", f"/{bucket}/k", headers={"Host": "other:1"})[0] == 200
+    status, body = send_signed(
+        moto_auth, "GET", f"/{bucket}/k", headers={"Host": "other:1"}, send_host="elsewhere:9"
+    )
+    assert (status, b"<Code>SignatureDoesNotMatch</Code>" in body) == (403, True)
 
 
 def test_moto_auth_does_not_check_the_payload(moto_auth: MotoBackend) -> None:
@@ -213,7 +220,13 @@ def test_moto_auth_does_not_check_the_payload(moto_auth: MotoBackend) -> None:
     )
     assert status == 200
     # Signed aws-chunked with garbage chunk signatures: decoded and stored, signatures unchecked.
-    chunked = b"4;chunk-signature=" + b"0" * 64 + b"\r\nreal\r\n0;chunk-signature=" + b"1" * 64 + b"\r\n\r\n"
+    chunked = (
+        b"4;chunk-signature="
+        + b"0" * 64
+        + b"\r\nreal\r\n0;chunk-signature="
+        + b"1" * 64
+        + b"\r\n\r\n"
+    )
     status, _ = send_signed(
         moto_auth,
         "PUT",
@@ -323,7 +336,9 @@ def test_aws_cli_mb_cp_ls(moto_auth: MotoBackend, tmp_path: Path) -> None:
     source.write_bytes(data)
 
     def cli(*args: str) -> str:
-        done = aws_cli(moto_auth.endpoint, moto_auth.access_key_id, moto_auth.secret_access_key, *args)
+        done = aws_cli(
+            moto_auth.endpoint, moto_auth.access_key_id, moto_auth.secret_access_key, *args
+        )
         assert done.returncode == 0, done.stderr
         return done.stdout
 
@@ -336,12 +351,30 @@ def test_aws_cli_mb_cp_ls(moto_auth: MotoBackend, tmp_path: Path) -> None:
     # Path-style: every request aws-cli made names the bucket in the path.
     assert all(e.path.startswith(f"/{bucket}") for e in moto_auth.requests_since(mark))
 
-    wrong = aws_cli(moto_auth.endpoint, moto_auth.access_key_id, "wrong", "s3", "ls", f"s3://{bucket}")
+    wrong = aws_cli(
+        moto_auth.endpoint, moto_auth.access_key_id, "wrong", "s3", "ls", f"s3://{bucket}"
+    )
     assert wrong.returncode != 0
     assert "SignatureDoesNotMatch" in wrong.stderr
 
 
 # --- process handling --------------------------------------------------------------------------
+
+
+def test_start_retries_a_port_taken_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as squatter:
+        squatter.bind((LOOPBACK, 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        ports = iter([taken])
+        monkeypatch.setattr(harness, "free_port", lambda: next(ports, None) or free_port())
+        with MotoBackend(tmp_path) as backend:
+            assert backend.port != taken
+            assert backend.listens_on(backend.port)
+            assert not backend.listens_on(taken)
+            backend.client().list_buckets()
 
 
 class _DyingMoto(MotoBackend):
@@ -363,7 +396,9 @@ def test_stop_reaps_the_server(tmp_path: Path) -> None:
         pid = backend.pid
     assert not backend.running()
     assert backend.returncode is not None
-    assert not Path(f"/proc/{pid}").exists() or "zombie" not in Path(f"/proc/{pid}/status").read_text()
+    assert (
+        not Path(f"/proc/{pid}").exists() or "zombie" not in Path(f"/proc/{pid}/status").read_text()
+    )
     with pytest.raises(RuntimeError, match="not running"):
         backend.peak_rss_mib()
 
@@ -384,10 +419,10 @@ def _require_proxy_cli() -> None:
 
 def test_proxy_process_starts_answers_and_stops(tmp_path: Path) -> None:
     _require_proxy_cli()
-    examples = sorted((REPO / "config").glob("*.yaml")) + sorted((REPO / "config").glob("*.yml"))
-    if not examples:
-        pytest.skip("no example config in config/ yet")
-    proxy = ProxyProcess(examples[0], tmp_path)
+    config = REPO / "config" / "s3-router-config.yaml"
+    if not config.exists():
+        pytest.skip("no reference config yet")
+    proxy = ProxyProcess(config, tmp_path)
     with proxy:
         conn = http.client.HTTPConnection(LOOPBACK, proxy.port, timeout=10)
         conn.request("GET", "/")
@@ -397,6 +432,53 @@ def test_proxy_process_starts_answers_and_stops(tmp_path: Path) -> None:
         conn.close()
         assert 1 < proxy.peak_rss_mib() < 1024
     assert proxy.returncode == 0, proxy.log_tail()
+
+
+def test_proxy_between_real_backends(
+    moto_plain: MotoBackend, moto_auth: MotoBackend, start_proxy: StartProxy
+) -> None:
+    """The whole harness at once: a proxy process routing to both moto processes."""
+    _require_proxy_cli()
+    proxy = start_proxy(
+        f"""
+        backends:
+          plain:
+            endpoint: "{moto_plain.endpoint}"
+            access_key_id: "{moto_plain.access_key_id}"
+            secret_access_key: "{moto_plain.secret_access_key}"
+          checked:
+            endpoint: "{moto_auth.endpoint}"
+            access_key_id: "{moto_auth.access_key_id}"
+            secret_access_key: "{moto_auth.secret_access_key}"
+        clients:
+          - name: "tester"
+            access_key_id: "client-key"
+            secret_access_key: "client-secret"
+        routing:
+          rules:
+            - pattern: "checked-*"
+              target: "checked"
+          default_target: "plain"
+        """
+    )
+    client = proxy.client("client-key", "client-secret")
+    data = os.urandom(3 << 20)
+    for backend, prefix in ((moto_auth, "checked"), (moto_plain, "plain")):
+        bucket = unique_bucket_name(prefix)
+        mark = backend.request_count()
+        client.create_bucket(Bucket=bucket)
+        client.put_object(Bucket=bucket, Key="a b/ü", Body=data)
+        got = client.get_object(Bucket=bucket, Key="a b/ü")["Body"].read()
+        assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+        assert [e.method for e in backend.requests_since(mark)] == ["PUT", "PUT", "GET"]
+
+    marks = moto_plain.request_count(), moto_auth.request_count()
+    wrong = proxy.client("client-key", "wrong-secret")
+    with pytest.raises(ClientError) as err:
+        wrong.put_object(Bucket=unique_bucket_name("checked"), Key="k", Body=b"x")
+    assert error_code(err) == "SignatureDoesNotMatch"
+    assert moto_plain.requests_since(marks[0]) == []
+    assert moto_auth.requests_since(marks[1]) == []
 
 
 def test_proxy_process_bad_config_fails_to_start(tmp_path: Path) -> None:

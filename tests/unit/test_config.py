@@ -47,7 +47,9 @@ def test_environment_overrides_lakefs_and_region() -> None:
         "LAKEFS_SECRET_ACCESS_KEY": "secret-from-env",
         "AWS_REGION": "eu-west-1",
     }
-    text = REFERENCE.read_text().replace('  region: "us-east-1"        # default AWS credential chain\n', "  {}\n")
+    text = REFERENCE.read_text().replace(
+        '  region: "us-east-1"        # default AWS credential chain\n', "  {}\n"
+    )
     path = REFERENCE.parent / "does-not-exist"  # only used in messages
     from s3router_proxy.config import config_from_document
     from s3router_proxy.yamlload import load_documents
@@ -109,25 +111,61 @@ def test_secret_never_in_repr(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "line", "fragment"),
     [
-        ("routing:\n  rules:\n    - pattern: a\n      target: nowhere\n"
-         "backends:\n  x: {endpoint: 'http://h:1'}\n", 4, "unknown backend 'nowhere'"),
-        ("backends:\n  x: {endpoint: 'http://h:1', acces_key_id: k}\n", 2, "did you mean 'access_key_id'"),
+        (
+            "routing:\n  rules:\n    - pattern: a\n      target: nowhere\n"
+            "backends:\n  x: {endpoint: 'http://h:1'}\n",
+            4,
+            "unknown backend 'nowhere'",
+        ),
+        (
+            "backends:\n  x: {endpoint: 'http://h:1', acces_key_id: k}\n",
+            2,
+            "did you mean 'access_key_id'",
+        ),
         ("backends:\n  x:\n    endpoint: 'ftp://h'\n", 3, "is not an http(s) URL"),
-        ("backends:\n  x:\n    endpoint: 'http://h:1'\n    access_key_id: only\n", 3, "go together"),
-        ("router:\n  listen_address: 'nope'\nbackends:\n  x: {endpoint: 'http://h:1'}\n", 2, "HOST:PORT"),
-        ("backends:\n  x: {endpoint: 'http://h:1'}\n  y: {endpoint: 'http://h:2'}\n", 0, "default_target"),
+        (
+            "backends:\n  x:\n    endpoint: 'http://h:1'\n    access_key_id: only\n",
+            3,
+            "go together",
+        ),
+        (
+            "router:\n  listen_address: 'nope'\nbackends:\n  x: {endpoint: 'http://h:1'}\n",
+            2,
+            "HOST:PORT",
+        ),
+        (
+            "backends:\n  x: {endpoint: 'http://h:1'}\n  y: {endpoint: 'http://h:2'}\n",
+            0,
+            "default_target",
+        ),
         ("routing:\n  default_target: 's3'\n", 0, "no backend is configured"),
         ("backends:\n  x: {endpoint: '${NOPE}'}\n", 2, "NOPE is not set"),
         ("backends:\n  x: {endpoint: 'http://h:1'\n", 3, "invalid YAML"),
-        ("backends:\n  x: {endpoint: 'http://h:1'}\nrouting:\n  rules:\n    - pattern: a\n"
-         "      target: x\n      operations: [FETCH]\n", 7, "unknown HTTP method"),
-        ("backends:\n  x: {endpoint: 'http://h:1'}\nbackends:\n  y: {endpoint: 'http://h:1'}\n", 3, "duplicate key"),
-        ("backends:\n  a: {endpoint: 'http://h:1', access_key_id: k, secret_access_key: s1}\n"
-         "  b: {endpoint: 'http://h:2', access_key_id: k, secret_access_key: s2}\n"
-         "routing: {default_target: a}\n", 0, "add a `clients:` section"),
-        ("clients:\n  - {name: a, access_key_id: k, secret_access_key: s}\n"
-         "  - {name: b, access_key_id: k, secret_access_key: t}\n"
-         "backends:\n  x: {endpoint: 'http://h:1'}\n", 0, "already used by client 'a'"),
+        (
+            "backends:\n  x: {endpoint: 'http://h:1'}\nrouting:\n  rules:\n    - pattern: a\n"
+            "      target: x\n      operations: [FETCH]\n",
+            7,
+            "unknown HTTP method",
+        ),
+        (
+            "backends:\n  x: {endpoint: 'http://h:1'}\nbackends:\n  y: {endpoint: 'http://h:1'}\n",
+            3,
+            "duplicate key",
+        ),
+        (
+            "backends:\n  a: {endpoint: 'http://h:1', access_key_id: k, secret_access_key: s1}\n"
+            "  b: {endpoint: 'http://h:2', access_key_id: k, secret_access_key: s2}\n"
+            "routing: {default_target: a}\n",
+            0,
+            "add a `clients:` section",
+        ),
+        (
+            "clients:\n  - {name: a, access_key_id: k, secret_access_key: s}\n"
+            "  - {name: b, access_key_id: k, secret_access_key: t}\n"
+            "backends:\n  x: {endpoint: 'http://h:1'}\n",
+            0,
+            "already used by client 'a'",
+        ),
     ],
 )
 def test_bad_documents_name_line_and_fix(

@@ -9,7 +9,9 @@ from s3router_proxy.routing import compile_rule, match_route
 
 RULES = (
     compile_rule(index=0, pattern="lakefs-*", target="lakefs"),
-    compile_rule(index=1, pattern="critical-data-*", target="s3", methods=frozenset({"GET", "HEAD"})),
+    compile_rule(
+        index=1, pattern="critical-data-*", target="s3", methods=frozenset({"GET", "HEAD"})
+    ),
     compile_rule(index=2, pattern="critical-data-*", target="lakefs"),
     compile_rule(index=3, pattern="logs-202[0-9]", target="archive"),
     compile_rule(index=4, pattern="tmp?", target="scratch"),
