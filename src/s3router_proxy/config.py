@@ -75,7 +75,7 @@ class Config:
 def parse_listen_address(value: str) -> tuple[str, int]:
     """`host:port`, `[v6]:port` or `:port` → (host, port)."""
     host, sep, port_text = value.rpartition(":")
-    if not sep or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    if not sep or not port_text.isdigit() or not 0 <= int(port_text) < 65536:
         raise ValueError(f'{value!r} is not HOST:PORT (e.g. "127.0.0.1:8080")')
     host = host.strip("[]") or "0.0.0.0"
     return host, int(port_text)

@@ -17,6 +17,20 @@ from dataclasses import dataclass
 from aiohttp import StreamReader
 
 from .errors import S3Error
+from .s3request import S3Request
+from .sigv4 import STREAMING_PAYLOADS, SigV4Auth
+
+
+def check_supported(request: S3Request, auth: SigV4Auth) -> None:
+    """Refuse body framings this proxy cannot yet verify, before any byte is read."""
+    encoding = request.headers.get("Content-Encoding", "").lower()
+    if auth.payload_hash in STREAMING_PAYLOADS or "aws-chunked" in encoding:
+        raise S3Error(
+            "NotImplemented",
+            "aws-chunked (streaming) payloads are not supported yet; send the body with a "
+            "hex x-amz-content-sha256 or UNSIGNED-PAYLOAD (boto3: "
+            "request_checksum_calculation='when_required').",
+        )
 
 
 @dataclass(slots=True)

@@ -62,7 +62,15 @@ _DROP_REQUEST = frozenset(
 # Forwarded but not signed: they describe the client, not the request.
 _UNSIGNED = frozenset({"user-agent", "accept-encoding", "accept", "x-amzn-trace-id"})
 _DROP_RESPONSE = frozenset(
-    {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "trailer", "upgrade"}
+    {
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "proxy-connection",
+        "trailer",
+        "upgrade",
+        "x-amz-request-id",  # the proxy's own id replaces it, so logs and clients agree
+    }
 )
 # Presigned-URL auth parameters: the backend request is signed in headers instead.
 _PRESIGN_PARAMS = frozenset(
@@ -121,6 +129,7 @@ async def forward(
     auth: SigV4Auth,
     route: Route,
     backend: Backend,
+    request_id: str,
 ) -> web.StreamResponse:
     """Send the request to the backend the route names and stream its answer back."""
     credentials = backend.credentials.current
@@ -198,7 +207,7 @@ async def forward(
     try:
         if outcome.failure is not None:
             raise outcome.failure
-        return await _relay(http_request, upstream, backend)
+        return await _relay(http_request, upstream, backend, request_id)
     finally:
         upstream.release()
 
@@ -216,13 +225,17 @@ def _unreachable(backend: Backend, exc: BaseException) -> S3Error:
 
 
 async def _relay(
-    http_request: web.BaseRequest, upstream: aiohttp.ClientResponse, backend: Backend
+    http_request: web.BaseRequest,
+    upstream: aiohttp.ClientResponse,
+    backend: Backend,
+    request_id: str,
 ) -> web.StreamResponse:
     """Stream the backend's answer to the client, headers and status as they are."""
     response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
     for name, value in upstream.headers.items():
         if name.lower() not in _DROP_RESPONSE:
             response.headers.add(name, value)
+    response.headers["x-amz-request-id"] = request_id
     if "Content-Length" not in upstream.headers and http_request.method != "HEAD":
         response.enable_chunked_encoding()
     await response.prepare(http_request)

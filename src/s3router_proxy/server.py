@@ -19,6 +19,7 @@ from . import sigv4
 from .backends import Backend
 from .config import Config
 from .errors import S3Error, error_xml, new_request_id
+from .payload import check_supported
 from .proxy import forward
 from .routing import match_route
 from .s3request import S3Request, parse_request
@@ -83,6 +84,7 @@ class ProxyHandler:
                 base_domains=state.config.virtual_host_domains,
             )
             auth = self._authenticate(state, request)
+            check_supported(request, auth)
             route = match_route(
                 state.config.rules,
                 state.config.default_target,
@@ -94,9 +96,8 @@ class ProxyHandler:
                 await http_request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 http_request.writer.output_size = 0
             response = await forward(
-                http_request, request, auth, route, state.backends[route.backend]
+                http_request, request, auth, route, state.backends[route.backend], request_id
             )
-            response.headers.setdefault("x-amz-request-id", request_id)
             self._log(http_request, request, response.status, started, route.backend)
             return response
         except S3Error as error:
