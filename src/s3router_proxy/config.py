@@ -8,7 +8,6 @@ never used: `load_config` either returns a whole `Config` or raises `ConfigError
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,15 +15,12 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from .routing import Rule, compile_rule
+from .configread import ConfigError, Reader
+from .routing import Rule
+from .ruleconfig import parse_routing
 from .yamlload import LineDict, YamlError, load_documents
 
 EMBEDDED = "embedded"
-HTTP_METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE"})
-
-
-class ConfigError(ValueError):
-    """A configuration that must not be used; the message names file, line and fix."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,61 +77,6 @@ def parse_listen_address(value: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
-class _Reader:
-    """Walks the loaded document, turning problems into located `ConfigError`s."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-
-    def fail(self, where: str, problem: str, line: int = 0) -> ConfigError:
-        location = f"{self.source}:{line}" if line else self.source
-        return ConfigError(f"{location}: {where}: {problem}")
-
-    def line_of(self, mapping: Any, key: Any) -> int:
-        if isinstance(mapping, LineDict):
-            return mapping.key_lines.get(key, mapping.line)
-        return 0
-
-    def mapping(self, parent: Any, key: str, where: str, *, required: bool = False) -> LineDict:
-        value = parent.get(key) if isinstance(parent, Mapping) else None
-        if value is None:
-            if required:
-                raise self.fail(where, "is missing", getattr(parent, "line", 0))
-            empty = LineDict()
-            empty.line, empty.key_lines = getattr(parent, "line", 0), {}
-            return empty
-        if not isinstance(value, LineDict):
-            raise self.fail(where, "must be a mapping of keys", self.line_of(parent, key))
-        return value
-
-    def only_keys(self, mapping: LineDict, allowed: set[str], where: str) -> None:
-        for key in mapping:
-            if key not in allowed:
-                near = difflib.get_close_matches(str(key), sorted(allowed), n=1)
-                hint = (
-                    f"; did you mean {near[0]!r}?" if near else f"; known keys: {sorted(allowed)}"
-                )
-                raise self.fail(f"{where}.{key}", f"unknown key{hint}", self.line_of(mapping, key))
-
-    def string(
-        self, mapping: LineDict, key: str, where: str, default: str | None = None
-    ) -> str | None:
-        value = mapping.get(key)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise self.fail(f"{where}.{key}", "must be a string", self.line_of(mapping, key))
-        return str(value)
-
-    def number(self, mapping: LineDict, key: str, where: str, default: float) -> float:
-        value = mapping.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            raise self.fail(
-                f"{where}.{key}", "must be a positive number of seconds", self.line_of(mapping, key)
-            )
-        return float(value)
-
-
 _BACKEND_KEYS = {
     "endpoint",
     "region",
@@ -150,7 +91,7 @@ _BACKEND_KEYS = {
 
 
 def _backend(
-    reader: _Reader,
+    reader: Reader,
     name: str,
     section: LineDict,
     where: str,
@@ -229,7 +170,7 @@ def _lakefs_section(section: LineDict, env: Mapping[str, str]) -> LineDict:
     return merged
 
 
-def _backends(reader: _Reader, doc: LineDict, env: Mapping[str, str]) -> dict[str, BackendConfig]:
+def _backends(reader: Reader, doc: LineDict, env: Mapping[str, str]) -> dict[str, BackendConfig]:
     region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
     backends: dict[str, BackendConfig] = {}
     lakefs = reader.mapping(doc, "lakefs", "lakefs")
@@ -286,7 +227,7 @@ def _backends(reader: _Reader, doc: LineDict, env: Mapping[str, str]) -> dict[st
     return backends
 
 
-def _clients(reader: _Reader, doc: LineDict) -> tuple[ClientConfig, ...] | None:
+def _clients(reader: Reader, doc: LineDict) -> tuple[ClientConfig, ...] | None:
     if "clients" not in doc:
         return None
     items = doc["clients"]
@@ -319,83 +260,6 @@ def _clients(reader: _Reader, doc: LineDict) -> tuple[ClientConfig, ...] | None:
     return tuple(clients)
 
 
-def _rules(
-    reader: _Reader, doc: LineDict, backends: Mapping[str, BackendConfig]
-) -> tuple[tuple[Rule, ...], str | None]:
-    routing = reader.mapping(doc, "routing", "routing")
-    reader.only_keys(routing, {"rules", "default_target"}, "routing")
-    known = ", ".join(sorted(backends))
-    default_target = reader.string(routing, "default_target", "routing")
-    if default_target is not None and default_target not in backends:
-        raise reader.fail(
-            "routing.default_target",
-            f"unknown backend {default_target!r}; known backends: {known}",
-            reader.line_of(routing, "default_target"),
-        )
-    items = routing.get("rules") or []
-    if not isinstance(items, list):
-        raise reader.fail("routing.rules", "must be a list", reader.line_of(routing, "rules"))
-    rules = []
-    for index, item in enumerate(items):
-        where = f"routing.rules[{index}]"
-        if not isinstance(item, LineDict):
-            raise reader.fail(where, "must be a mapping", reader.line_of(routing, "rules"))
-        reader.only_keys(item, {"pattern", "target", "operations", "description"}, where)
-        pattern = reader.string(item, "pattern", where)
-        target = reader.string(item, "target", where)
-        if not pattern:
-            raise reader.fail(where, 'needs a bucket `pattern:` (e.g. "logs-*")', item.line)
-        if not target:
-            raise reader.fail(
-                where, f"needs a `target:` backend; known backends: {known}", item.line
-            )
-        if target not in backends:
-            raise reader.fail(
-                f"{where}.target",
-                f"unknown backend {target!r}; known backends: {known}",
-                reader.line_of(item, "target"),
-            )
-        methods = item.get("operations")
-        if methods is not None:
-            if isinstance(methods, str):
-                methods = [methods]
-            if not isinstance(methods, list) or not methods:
-                raise reader.fail(
-                    f"{where}.operations",
-                    "must be a list such as [GET, HEAD]",
-                    reader.line_of(item, "operations"),
-                )
-            unknown = [m for m in methods if str(m).upper() not in HTTP_METHODS]
-            if unknown:
-                raise reader.fail(
-                    f"{where}.operations",
-                    f"unknown HTTP method {unknown[0]!r}; use {sorted(HTTP_METHODS)}",
-                    reader.line_of(item, "operations"),
-                )
-            methods = frozenset(str(m).upper() for m in methods)
-        rules.append(
-            compile_rule(
-                index=index,
-                pattern=pattern,
-                target=target,
-                methods=methods,
-                description=reader.string(item, "description", where) or "",
-                line=item.line,
-            )
-        )
-    if not rules and default_target is None:
-        if len(backends) == 1:
-            default_target = next(iter(backends))
-        else:
-            raise reader.fail(
-                "routing",
-                "no rules and no default_target: add `routing: {default_target: NAME}` "
-                f"with one of: {known}",
-                routing.line or doc.line,
-            )
-    return tuple(rules), default_target
-
-
 _TOP_KEYS = {"router", "lakefs", "s3", "backends", "clients", "routing"}
 _ROUTER_KEYS = {"listen_address", "virtual_host_domains", "max_clock_skew_seconds"}
 
@@ -405,7 +269,7 @@ def config_from_document(
 ) -> Config:
     """Validate one loaded YAML document into a `Config`."""
     env = os.environ if env is None else env
-    reader = _Reader(source)
+    reader = Reader(source)
     if not isinstance(doc, LineDict):
         raise reader.fail("(top level)", "the document must be a mapping of sections", 1)
     reader.only_keys(doc, _TOP_KEYS, "(top level)")
@@ -430,7 +294,7 @@ def config_from_document(
     skew = reader.number(router, "max_clock_skew_seconds", "router", 900)
     backends = _backends(reader, doc, env)
     clients = _clients(reader, doc)
-    rules, default_target = _rules(reader, doc, backends)
+    rules, default_target = parse_routing(reader, doc, backends)
     clients_from_backends = clients is None
     if clients is None:
         clients = tuple(
