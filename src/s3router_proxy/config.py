@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from .configread import ConfigError, Reader
 from .routing import Rule
-from .ruleconfig import parse_routing
+from .ruleconfig import ROUTING_TOP_KEYS, parse_routing
 from .yamlload import LineDict, YamlError, load_documents
 
 EMBEDDED = "embedded"
@@ -260,7 +260,7 @@ def _clients(reader: Reader, doc: LineDict) -> tuple[ClientConfig, ...] | None:
     return tuple(clients)
 
 
-_TOP_KEYS = {"router", "lakefs", "s3", "backends", "clients", "routing"}
+_TOP_KEYS = {"router", "lakefs", "s3", "backends", "clients"} | ROUTING_TOP_KEYS
 _ROUTER_KEYS = {"listen_address", "virtual_host_domains", "max_clock_skew_seconds"}
 
 

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from .config import BackendConfig
 
 HTTP_METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE"})
+# Top-level config sections this module reads besides `routing:` (config.py accepts them).
+ROUTING_TOP_KEYS: frozenset[str] = frozenset({"routing"})
 
 
 def parse_routing(
