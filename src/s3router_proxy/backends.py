@@ -92,6 +92,7 @@ class Backend:
         self.scheme = parts.scheme
         self.netloc = parts.netloc
         self.credentials = CredentialSource(config)
+        self.refresher: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
 
     @property
@@ -125,6 +126,9 @@ class Backend:
         return self.netloc, path
 
     async def close(self) -> None:
+        if self.refresher is not None:
+            self.refresher.cancel()
+            self.refresher = None
         if self._session is not None:
             await self._session.close()
             self._session = None

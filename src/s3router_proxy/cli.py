@@ -1,4 +1,10 @@
-"""The `lakefs-s3-router` command: load a config, start the proxy, stop cleanly on a signal."""
+"""The `lakefs-s3-router` command: load a config, serve it, reload it, stop cleanly.
+
+Signals: SIGHUP reloads the config file (an invalid one is logged and the old one keeps
+serving); SIGTERM/SIGINT stop accepting connections and let requests in flight finish within
+`router.shutdown_timeout`. With `--workers N` a supervisor forks N serving processes that share
+the listening ports (SO_REUSEPORT), passes signals on to them and replaces any that die.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +12,22 @@ import argparse
 import asyncio
 import dataclasses
 import logging
+import multiprocessing
 import os
 import signal
 import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
 
 from . import __version__
-from .config import Config, ConfigError, load_config, parse_listen_address
+from .config import EMBEDDED, Config, ConfigError, load_config, parse_listen_address
 from .embedded import EmbeddedStores
+from .logsetup import configure_logging
 
 log = logging.getLogger("s3router_proxy")
+WATCH_INTERVAL = 1.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,18 +44,37 @@ def build_parser() -> argparse.ArgumentParser:
         "--listen", metavar="HOST:PORT", help="listen address (overrides router.listen_address)"
     )
     parser.add_argument(
+        "--admin",
+        metavar="HOST:PORT",
+        help='admin listener address, or "off" (overrides router.admin_address)',
+    )
+    parser.add_argument(
         "--log-level",
-        default=os.environ.get("S3_ROUTER_LOG_LEVEL", "info"),
+        default=os.environ.get("S3_ROUTER_LOG_LEVEL"),
         choices=["debug", "info", "warning", "error"],
-        help="log level (default: info)",
+        help="log level (default: router.log_level, else info)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("S3_ROUTER_WORKERS", "1")),
+        help="serving processes sharing the port (default: 1)",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
 
-def describe(config: Config) -> str:
+def describe(config: Config, port: int | None = None) -> str:
     """The start-up banner: where it listens, what it routes to, how many rules."""
-    lines = [f"lakefs-s3-router listening on http://{config.listen_host}:{config.listen_port}"]
+    scheme = "https" if config.tls_cert_file else "http"
+    lines = [
+        f"lakefs-s3-router listening on {scheme}://{config.listen_host}:"
+        f"{port if port is not None else config.listen_port}"
+    ]
+    if config.admin_host is not None:
+        lines.append(
+            f"  admin (health, ready, metrics) on http://{config.admin_host}:{config.admin_port}"
+        )
     for backend in config.backends.values():
         lines.append(
             f"  backend {backend.name}: {backend.endpoint} "
@@ -55,60 +87,214 @@ def describe(config: Config) -> str:
     return "\n".join(lines)
 
 
-async def serve(config: Config) -> None:
-    from .server import ProxyState, start_server, stop_server
+@dataclasses.dataclass(frozen=True)
+class Loader:
+    """Loads the config file the same way at start and at every reload."""
 
-    state = ProxyState.build(config)
-    runner, tasks = await start_server(state, config.listen_host, config.listen_port)
-    print(describe(config), flush=True)
-    stop = asyncio.Event()
+    path: str
+    overrides: Mapping[str, object]  # Config fields set on the command line
+    embedded: Mapping[str, str]  # backend name -> endpoint of its running demo store
+
+    def load(self) -> Config:
+        config = dataclasses.replace(load_config(self.path), **self.overrides)
+        backends = dict(config.backends)
+        for name, backend in backends.items():
+            if backend.endpoint == EMBEDDED:
+                if name not in self.embedded:
+                    raise ConfigError(
+                        f"{self.path}: backend {name!r}: an embedded store cannot be added by a "
+                        "reload; restart the proxy"
+                    )
+                backends[name] = dataclasses.replace(backend, endpoint=self.embedded[name])
+        return dataclasses.replace(config, backends=backends)
+
+
+async def serve(loader: Loader, config: Config, *, reuse_port: bool = False) -> None:
+    from . import metrics
+    from .server import ProxyServer
+
+    server = ProxyServer(config, reuse_port=reuse_port)
+    await server.start()
+    print(describe(config, server.port), flush=True)
     loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+
+    def reload() -> None:
+        old = server.state.config
+        try:
+            new = loader.load()
+        except ConfigError as exc:
+            metrics.CONFIG_RELOADS.labels("rejected").inc()
+            log.error("config reload rejected, still serving the previous config: %s", exc)
+            return
+        if (
+            new.listen_host,
+            new.listen_port,
+            new.admin_host,
+            new.admin_port,
+            new.tls_cert_file,
+        ) != (
+            old.listen_host,
+            old.listen_port,
+            old.admin_host,
+            old.admin_port,
+            old.tls_cert_file,
+        ):
+            log.warning(
+                "listen addresses and TLS settings change only on restart; kept as they were"
+            )
+            new = dataclasses.replace(
+                new,
+                listen_host=old.listen_host,
+                listen_port=old.listen_port,
+                admin_host=old.admin_host,
+                admin_port=old.admin_port,
+                tls_cert_file=old.tls_cert_file,
+                tls_key_file=old.tls_key_file,
+            )
+        server.reload(new)
+        metrics.CONFIG_RELOADS.labels("success").inc()
+        log.info("config reloaded: %d backend(s), %d rule(s)", len(new.backends), len(new.rules))
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
+    watcher = asyncio.create_task(_watch(loader.path, reload)) if config.watch_config else None
     await stop.wait()
-    log.info("shutting down")
-    await stop_server(state, runner, tasks)
+    log.info("shutting down: draining requests in flight (up to %.0fs)", config.shutdown_timeout)
+    if watcher is not None:
+        watcher.cancel()
+    await server.stop()
+
+
+async def _watch(path: str, reload: object) -> None:
+    """Reload when the file's modification time or size changes (polling: works on any FS)."""
+
+    def stamp() -> tuple[float, int] | None:
+        try:
+            info = Path(path).stat()
+        except OSError:
+            return None
+        return info.st_mtime, info.st_size
+
+    last = stamp()
+    while True:
+        await asyncio.sleep(WATCH_INTERVAL)
+        current = stamp()
+        if current is not None and current != last:
+            last = current
+            reload()  # type: ignore[operator]
+
+
+def _run(loader: Loader, config: Config, *, reuse_port: bool) -> int:
+    try:
+        import uvloop
+    except ImportError:
+        runner = asyncio.run
+    else:
+        runner = uvloop.run
+    try:
+        runner(serve(loader, config, reuse_port=reuse_port))
+    except OSError as exc:
+        print(f"lakefs-s3-router: cannot listen: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _worker(loader: Loader, config: Config, level: str) -> None:
+    configure_logging(level, config.log_format)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+    raise SystemExit(_run(loader, config, reuse_port=True))
+
+
+def _supervise(loader: Loader, config: Config, level: str, workers: int) -> int:
+    """Run `workers` serving processes; pass signals on; replace a worker that dies."""
+    context = multiprocessing.get_context("fork")
+    children: list[multiprocessing.process.BaseProcess] = []
+    stopping = False
+
+    def spawn() -> multiprocessing.process.BaseProcess:
+        child = context.Process(target=_worker, args=(loader, config, level), daemon=False)
+        child.start()
+        return child
+
+    def forward(sig: int, _frame: object) -> None:
+        nonlocal stopping
+        if sig in (signal.SIGTERM, signal.SIGINT):
+            stopping = True
+        for child in children:
+            if child.pid is not None and child.is_alive():
+                os.kill(child.pid, sig)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, forward)
+    children.extend(spawn() for _ in range(workers))
+    log.info("supervising %d worker processes", workers)
+    while True:
+        time.sleep(0.5)
+        if stopping:
+            for child in children:
+                child.join(timeout=config.shutdown_timeout + 5)
+                if child.is_alive():
+                    child.kill()
+            return 0
+        for index, child in enumerate(children):
+            if not child.is_alive():
+                log.warning("worker %s exited with %s; starting another", child.pid, child.exitcode)
+                children[index] = spawn()
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, object]:
+    """Config fields the command line sets, validated like the file's."""
+    overrides: dict[str, object] = {}
+    if args.listen:
+        try:
+            overrides["listen_host"], overrides["listen_port"] = parse_listen_address(args.listen)
+        except ValueError as exc:
+            raise ConfigError(f"--listen: {exc}") from None
+    if args.admin:
+        if args.admin.lower() in ("off", "none", "disabled"):
+            overrides["admin_host"] = None
+        else:
+            try:
+                overrides["admin_host"], overrides["admin_port"] = parse_listen_address(args.admin)
+            except ValueError as exc:
+                raise ConfigError(f"--admin: {exc}") from None
+    return overrides
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(args.log_level or "info", "text")
     if not args.config:
         print("lakefs-s3-router: no config: pass --config FILE", file=sys.stderr)
         return 2
+    if args.workers < 1:
+        print("lakefs-s3-router: --workers must be at least 1", file=sys.stderr)
+        return 2
     stores = EmbeddedStores()
     try:
-        config = load_config(args.config)
-        if args.listen:
-            try:
-                host, port = parse_listen_address(args.listen)
-            except ValueError as exc:
-                raise ConfigError(f"--listen: {exc}") from None
-            config = dataclasses.replace(config, listen_host=host, listen_port=port)
-        if config.clients_from_backends:
-            log.warning(
-                "no `clients:` section: accepting the backends' own key pairs from clients; "
-                "configure explicit client credentials for production"
-            )
+        overrides = _overrides(args)
+        config = dataclasses.replace(load_config(args.config), **overrides)
         config = stores.start(config)
+        loader = Loader(args.config, overrides, dict(stores.endpoints))
     except ConfigError as exc:
         stores.stop()
         print(f"lakefs-s3-router: {exc}", file=sys.stderr)
         return 2
+    level = args.log_level or config.log_level or "info"
+    configure_logging(level, config.log_format)
+    if config.clients_from_backends:
+        log.warning(
+            "no `clients:` section: accepting the backends' own key pairs from clients; "
+            "configure explicit client credentials for production"
+        )
     try:
-        try:
-            import uvloop
-        except ImportError:
-            asyncio.run(serve(config))
-        else:
-            uvloop.run(serve(config))
-    except OSError as exc:
-        print(f"lakefs-s3-router: cannot listen: {exc.strerror or exc}", file=sys.stderr)
-        return 1
+        if args.workers == 1:
+            return _run(loader, config, reuse_port=False)
+        with tempfile.TemporaryDirectory(prefix="s3router-metrics-") as directory:
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+            return _supervise(loader, config, level, args.workers)
     finally:
         stores.stop()
-    return 0

@@ -8,6 +8,7 @@ never used: `load_config` either returns a whole `Config` or raises `ConfigError
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -66,6 +67,17 @@ class Config:
     virtual_host_domains: tuple[str, ...] = ()
     max_clock_skew: int = 900
     source: str = "<config>"
+    admin_host: str | None = "127.0.0.1"  # None: no admin listener
+    admin_port: int = 9090
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    log_format: str = "text"
+    log_level: str | None = None  # None: the command line decides
+    max_concurrent_requests: int = 1024
+    keepalive_timeout: float = 75.0
+    shutdown_timeout: float = 30.0
+    watch_config: bool = False
+    secret: bytes = field(default=b"", repr=False)  # HMAC key for upload ids and list tokens
 
 
 def parse_listen_address(value: str) -> tuple[str, int]:
@@ -261,7 +273,102 @@ def _clients(reader: Reader, doc: LineDict) -> tuple[ClientConfig, ...] | None:
 
 
 _TOP_KEYS = {"router", "lakefs", "s3", "backends", "clients"} | ROUTING_TOP_KEYS
-_ROUTER_KEYS = {"listen_address", "virtual_host_domains", "max_clock_skew_seconds"}
+_ROUTER_KEYS = {
+    "listen_address",
+    "admin_address",
+    "virtual_host_domains",
+    "max_clock_skew_seconds",
+    "tls",
+    "log_format",
+    "log_level",
+    "max_concurrent_requests",
+    "keepalive_timeout",
+    "shutdown_timeout",
+    "watch_config",
+    "secret",
+}
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _router_extras(reader: Reader, router: LineDict, source: str) -> dict[str, Any]:
+    """The operational `router:` settings: admin listener, TLS, logging, limits."""
+    extras: dict[str, Any] = {}
+    admin = router.get("admin_address", "127.0.0.1:9090")
+    if admin in (None, "", False, "off", "disabled"):
+        extras["admin_host"] = None
+    else:
+        try:
+            extras["admin_host"], extras["admin_port"] = parse_listen_address(str(admin))
+        except ValueError as exc:
+            raise reader.fail(
+                "router.admin_address",
+                f'{exc}; or "off" for no admin listener',
+                reader.line_of(router, "admin_address"),
+            ) from None
+    tls = reader.mapping(router, "tls", "router.tls")
+    reader.only_keys(tls, {"cert_file", "key_file"}, "router.tls")
+    if tls:
+        cert = reader.string(tls, "cert_file", "router.tls")
+        key = reader.string(tls, "key_file", "router.tls")
+        if not cert or not key:
+            raise reader.fail("router.tls", "needs both cert_file and key_file (PEM)", tls.line)
+        base = Path(source).parent
+        for name, value in (("cert_file", cert), ("key_file", key)):
+            if not (base / value).is_file():
+                raise reader.fail(
+                    f"router.tls.{name}",
+                    f"{value!r} is not a readable file",
+                    reader.line_of(tls, name),
+                )
+        extras["tls_cert_file"] = str(base / cert)
+        extras["tls_key_file"] = str(base / key)
+    log_format = reader.string(router, "log_format", "router", "text")
+    if log_format not in ("text", "json"):
+        raise reader.fail(
+            "router.log_format", 'must be "text" or "json"', reader.line_of(router, "log_format")
+        )
+    extras["log_format"] = log_format
+    level = reader.string(router, "log_level", "router")
+    if level is not None and level.lower() not in _LOG_LEVELS:
+        raise reader.fail(
+            "router.log_level",
+            f"must be one of {list(_LOG_LEVELS)}",
+            reader.line_of(router, "log_level"),
+        )
+    extras["log_level"] = level.lower() if level else None
+    limit = reader.number(router, "max_concurrent_requests", "router", 1024)
+    extras["max_concurrent_requests"] = int(limit)
+    extras["keepalive_timeout"] = reader.number(router, "keepalive_timeout", "router", 75.0)
+    extras["shutdown_timeout"] = reader.number(router, "shutdown_timeout", "router", 30.0)
+    watch = router.get("watch_config", False)
+    if not isinstance(watch, bool):
+        raise reader.fail(
+            "router.watch_config", "must be true or false", reader.line_of(router, "watch_config")
+        )
+    extras["watch_config"] = watch
+    secret = reader.string(router, "secret", "router")
+    if secret is not None and len(secret) < 16:
+        raise reader.fail(
+            "router.secret",
+            "must be at least 16 characters (it signs upload ids and listing tokens)",
+            reader.line_of(router, "secret"),
+        )
+    if secret:
+        extras["secret"] = secret.encode()
+    return extras
+
+
+def _derived_secret(
+    backends: Mapping[str, BackendConfig], clients: tuple[ClientConfig, ...]
+) -> bytes:
+    """A stable HMAC key when none is configured: every replica with the same config agrees,
+    and it is as hard to guess as the credentials it is derived from."""
+    material = hashlib.sha256(b"s3router-proxy tokens v1")
+    for backend in sorted(backends.values(), key=lambda b: b.name):
+        material.update(f"{backend.name}\0{backend.secret_access_key or ''}\0".encode())
+    for client in clients:
+        material.update(f"{client.access_key_id}\0{client.secret_access_key}\0".encode())
+    return material.digest()
 
 
 def config_from_document(
@@ -292,6 +399,7 @@ def config_from_document(
             reader.line_of(router, "virtual_host_domains"),
         )
     skew = reader.number(router, "max_clock_skew_seconds", "router", 900)
+    extras = _router_extras(reader, router, source)
     backends = _backends(reader, doc, env)
     clients = _clients(reader, doc)
     rules, default_target = parse_routing(reader, doc, backends)
@@ -328,6 +436,7 @@ def config_from_document(
         virtual_host_domains=tuple(d.lower().strip(".") for d in domains),
         max_clock_skew=int(skew),
         source=source,
+        **{"secret": _derived_secret(backends, clients), **extras},
     )
 
 

@@ -40,6 +40,7 @@ class EmbeddedStores:
 
     def __init__(self) -> None:
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.endpoints: dict[str, str] = {}  # backend name -> its running store
 
     def start(self, config: Config) -> Config:
         """The config with every embedded backend's endpoint replaced by a running store."""
@@ -64,9 +65,8 @@ class EmbeddedStores:
             )
             self.processes.append(process)
             _wait_listening(port, process)
-            backends[name] = dataclasses.replace(
-                backends[name], endpoint=f"http://127.0.0.1:{port}"
-            )
+            self.endpoints[name] = f"http://127.0.0.1:{port}"
+            backends[name] = dataclasses.replace(backends[name], endpoint=self.endpoints[name])
         return dataclasses.replace(config, backends=backends)
 
     def stop(self) -> None:

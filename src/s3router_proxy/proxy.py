@@ -18,9 +18,11 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
+from . import metrics
 from .backends import Backend
 from .errors import S3Error
 from .payload import BodyAborted, BodyOutcome, forward_body
+from .record import RequestRecord
 from .routing import Route
 from .s3request import S3Request
 from .sigv4 import (
@@ -129,7 +131,7 @@ async def forward(
     auth: SigV4Auth,
     route: Route,
     backend: Backend,
-    request_id: str,
+    record: RequestRecord,
 ) -> web.StreamResponse:
     """Send the request to the backend the route names and stream its answer back."""
     credentials = backend.credentials.current
@@ -190,6 +192,7 @@ async def forward(
         if has_body
         else None
     )
+    sent_at = time.monotonic()
     try:
         upstream = await backend.session.request(
             request.method,
@@ -201,22 +204,30 @@ async def forward(
             chunked=None,
         )
     except (TimeoutError, BodyAborted, aiohttp.ClientError, OSError) as exc:
+        record.bytes_in = outcome.sent
         if outcome.failure is not None:
             raise outcome.failure from None
         raise _unreachable(backend, exc) from None
+    record.backend_seconds = time.monotonic() - sent_at
+    record.bytes_in = outcome.sent
+    metrics.BACKEND_SECONDS.labels(backend.name).observe(record.backend_seconds)
+    metrics.BYTES_IN.labels(backend.name).inc(outcome.sent)
+    if upstream.status >= 500:
+        metrics.BACKEND_ERRORS.labels(backend.name, "5xx").inc()
     try:
         if outcome.failure is not None:
             raise outcome.failure
-        return await _relay(http_request, upstream, backend, request_id)
+        return await _relay(http_request, upstream, backend, record)
     finally:
         upstream.release()
 
 
 def _unreachable(backend: Backend, exc: BaseException) -> S3Error:
     if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
-        reason = "did not answer in time"
+        reason, kind = "did not answer in time", "timeout"
     else:
-        reason = "could not be reached"
+        reason, kind = "could not be reached", "unreachable"
+    metrics.BACKEND_ERRORS.labels(backend.name, kind).inc()
     log.warning("backend %s %s: %s", backend.name, reason, type(exc).__name__)
     return S3Error(
         "ServiceUnavailable",
@@ -228,14 +239,14 @@ async def _relay(
     http_request: web.BaseRequest,
     upstream: aiohttp.ClientResponse,
     backend: Backend,
-    request_id: str,
+    record: RequestRecord,
 ) -> web.StreamResponse:
     """Stream the backend's answer to the client, headers and status as they are."""
     response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
     for name, value in upstream.headers.items():
         if name.lower() not in _DROP_RESPONSE:
             response.headers.add(name, value)
-    response.headers["x-amz-request-id"] = request_id
+    response.headers["x-amz-request-id"] = record.request_id
     if "Content-Length" not in upstream.headers and http_request.method != "HEAD":
         response.enable_chunked_encoding()
     await response.prepare(http_request)
@@ -244,12 +255,22 @@ async def _relay(
         return response
     try:
         async for piece in upstream.content.iter_chunked(STREAM_CHUNK):
-            await response.write(piece)
-    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            try:
+                await response.write(piece)
+            except (ConnectionError, aiohttp.ClientConnectionError):
+                # The client went away; releasing the upstream response drops that connection.
+                record.error_code = "ClientDisconnected"
+                return response
+            record.bytes_out += len(piece)
+    except (TimeoutError, aiohttp.ClientError) as exc:
         # Headers are gone already: the only honest signal left is a broken connection.
         log.warning("backend %s broke off a response: %s", backend.name, type(exc).__name__)
+        metrics.BACKEND_ERRORS.labels(backend.name, "broken_stream").inc()
+        record.error_code = "BackendStreamBroken"
         if http_request.transport is not None:
             http_request.transport.abort()
         return response
+    finally:
+        metrics.BYTES_OUT.labels(backend.name).inc(record.bytes_out)
     await response.write_eof()
     return response

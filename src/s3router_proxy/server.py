@@ -3,6 +3,10 @@
 Per request: parse (s3request) → authenticate (sigv4) → route (routing) → answer
 `Expect: 100-continue` → forward (proxy). Any `S3Error` on the way becomes S3 error XML;
 anything unexpected becomes `InternalError`, logged with its traceback, never shown.
+
+The handler serves from one immutable `ProxyState` at a time. A reload builds a new state
+(reusing the connection pools of unchanged backends) and swaps it in whole: new requests see
+the new rules at once, requests in flight finish on the state they started with.
 """
 
 from __future__ import annotations
@@ -10,22 +14,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from . import sigv4
+from . import metrics, sigv4
 from .backends import Backend
 from .config import Config
 from .errors import S3Error, error_xml, new_request_id
+from .logsetup import ACCESS_LOGGER
 from .payload import check_supported
 from .proxy import forward
+from .record import RequestRecord
 from .routing import match_route
 from .s3request import S3Request, parse_request
 
 log = logging.getLogger("s3router_proxy")
-access_log = logging.getLogger("s3router_proxy.access")
+access_log = logging.getLogger(ACCESS_LOGGER)
 
 # Long presigned URLs and many x-amz-meta-* headers exceed aiohttp's 8 KiB defaults.
 MAX_LINE_SIZE = 16 * 1024
@@ -39,12 +46,20 @@ class ProxyState:
     config: Config
     backends: dict[str, Backend]
     client_secrets: dict[str, str] = field(default_factory=dict)
+    in_flight: int = 0
 
     @classmethod
-    def build(cls, config: Config) -> ProxyState:
+    def build(cls, config: Config, previous: ProxyState | None = None) -> ProxyState:
+        """A state for `config`; backends whose settings did not change are taken over."""
+        backends = {}
+        for name, backend_config in config.backends.items():
+            old = previous.backends.get(name) if previous else None
+            backends[name] = (
+                old if old and old.config == backend_config else Backend(backend_config)
+            )
         return cls(
             config=config,
-            backends={name: Backend(b) for name, b in config.backends.items()},
+            backends=backends,
             client_secrets={c.access_key_id: c.secret_access_key for c in config.clients},
         )
 
@@ -56,13 +71,12 @@ def _resource(http_request: web.BaseRequest) -> str:
 def error_response(error: S3Error, *, resource: str, request_id: str, method: str) -> web.Response:
     headers = {"x-amz-request-id": request_id, "x-amz-id-2": request_id, **error.headers}
     body = error_xml(error, resource=resource, request_id=request_id)
-    response = web.Response(
+    return web.Response(
         status=error.status,
         body=None if method == "HEAD" else body,
         content_type="application/xml",
         headers=headers,
     )
-    return response
 
 
 class ProxyHandler:
@@ -70,11 +84,33 @@ class ProxyHandler:
 
     def __init__(self, state: ProxyState) -> None:
         self.state = state
+        self.in_flight = 0
 
     async def __call__(self, http_request: web.BaseRequest) -> web.StreamResponse:
-        request_id = new_request_id()
-        started = time.monotonic()
+        record = RequestRecord(new_request_id())
         state = self.state
+        limit = state.config.max_concurrent_requests
+        if self.in_flight >= limit:
+            metrics.SHED.inc()
+            return await self._answer_error(
+                http_request,
+                record,
+                S3Error("SlowDown", "Too many requests in flight; please retry."),
+            )
+        self.in_flight += 1
+        state.in_flight += 1
+        metrics.IN_FLIGHT.inc()
+        try:
+            return await self._serve(http_request, state, record)
+        finally:
+            self.in_flight -= 1
+            state.in_flight -= 1
+            metrics.IN_FLIGHT.dec()
+            self._finish(http_request, record)
+
+    async def _serve(
+        self, http_request: web.BaseRequest, state: ProxyState, record: RequestRecord
+    ) -> web.StreamResponse:
         request: S3Request | None = None
         try:
             request = parse_request(
@@ -83,7 +119,12 @@ class ProxyHandler:
                 http_request.headers,
                 base_domains=state.config.virtual_host_domains,
             )
-            auth = self._authenticate(state, request)
+            record.operation, record.bucket, record.key = (
+                request.operation,
+                request.bucket,
+                request.key,
+            )
+            auth = self._authenticate(state, request, record)
             check_supported(request, auth)
             route = match_route(
                 state.config.rules,
@@ -92,30 +133,57 @@ class ProxyHandler:
                 request.bucket,
                 request.key,
             )
+            record.backend, record.backend_bucket, record.backend_key = (
+                route.backend,
+                route.bucket,
+                route.key,
+            )
+            record.rule = "default" if route.rule is None else str(route.rule.index)
             if http_request.headers.get("Expect", "").lower() == "100-continue":
                 await http_request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 http_request.writer.output_size = 0
             response = await forward(
-                http_request, request, auth, route, state.backends[route.backend], request_id
+                http_request, request, auth, route, state.backends[route.backend], record
             )
-            self._log(http_request, request, response.status, started, route.backend)
+            record.status = response.status
             return response
         except S3Error as error:
-            response = error_response(
-                error,
-                resource=_resource(http_request),
-                request_id=request_id,
-                method=http_request.method,
-            )
+            return await self._answer_error(http_request, record, error)
         except Exception:
-            log.exception("request %s failed", request_id)
-            response = error_response(
-                S3Error("InternalError"),
-                resource=_resource(http_request),
-                request_id=request_id,
-                method=http_request.method,
-            )
-        self._log(http_request, request, response.status, started, None)
+            log.exception("request %s failed", record.request_id)
+            return await self._answer_error(http_request, record, S3Error("InternalError"))
+
+    @staticmethod
+    def _authenticate(
+        state: ProxyState, request: S3Request, record: RequestRecord
+    ) -> sigv4.SigV4Auth:
+        try:
+            auth = sigv4.parse_auth(request)
+            if auth is None:
+                raise S3Error("AccessDenied", "Anonymous requests are not allowed.")
+            record.client = auth.access_key_id
+            sigv4.check_time(auth, time.time(), max_skew=state.config.max_clock_skew)
+            secret = state.client_secrets.get(auth.access_key_id)
+            if secret is None:
+                raise S3Error("InvalidAccessKeyId", details={"AWSAccessKeyId": auth.access_key_id})
+            sigv4.verify_signature(request, auth, secret)
+        except S3Error as error:
+            reason = error.code if error.code in metrics.AUTH_CODES else "other"
+            metrics.AUTH_FAILURES.labels(reason).inc()
+            raise
+        return auth
+
+    @staticmethod
+    async def _answer_error(
+        http_request: web.BaseRequest, record: RequestRecord, error: S3Error
+    ) -> web.StreamResponse:
+        record.status, record.error_code = error.status, error.code
+        response = error_response(
+            error,
+            resource=_resource(http_request),
+            request_id=record.request_id,
+            method=http_request.method,
+        )
         if http_request.body_exists and not http_request.content.at_eof():
             # The body was never read: close after answering instead of draining it.
             await response.prepare(http_request)
@@ -125,68 +193,112 @@ class ProxyHandler:
         return response
 
     @staticmethod
-    def _authenticate(state: ProxyState, request: S3Request) -> sigv4.SigV4Auth:
-        auth = sigv4.parse_auth(request)
-        if auth is None:
-            raise S3Error("AccessDenied", "Anonymous requests are not allowed.")
-        sigv4.check_time(auth, time.time(), max_skew=state.config.max_clock_skew)
-        secret = state.client_secrets.get(auth.access_key_id)
-        if secret is None:
-            raise S3Error("InvalidAccessKeyId", details={"AWSAccessKeyId": auth.access_key_id})
-        sigv4.verify_signature(request, auth, secret)
-        return auth
-
-    @staticmethod
-    def _log(
-        http_request: web.BaseRequest,
-        request: S3Request | None,
-        status: int,
-        started: float,
-        backend: str | None,
-    ) -> None:
-        if not access_log.isEnabledFor(logging.INFO):
-            return
-        access_log.info(
-            "%s %s %s bucket=%r key=%r backend=%s status=%d %.1fms",
-            http_request.method,
-            request.operation if request else "-",
-            http_request.remote,
-            request.bucket if request else "",
-            request.key if request else "",
-            backend or "-",
-            status,
-            (time.monotonic() - started) * 1000,
+    def _finish(http_request: web.BaseRequest, record: RequestRecord) -> None:
+        status = record.status or 500
+        metrics.REQUESTS.labels(
+            record.operation or "Unknown",
+            record.rule or "none",
+            record.backend or "none",
+            metrics.status_class(status),
+        ).inc()
+        metrics.REQUEST_SECONDS.labels(record.operation or "Unknown").observe(
+            time.monotonic() - record.started
         )
+        if access_log.isEnabledFor(logging.INFO):
+            access_log.info(
+                "request", extra={"fields": record.fields(http_request.remote, http_request.method)}
+            )
 
 
-async def start_server(
-    state: ProxyState, host: str, port: int
-) -> tuple[web.AppRunner | web.ServerRunner, list[asyncio.Task[None]]]:
-    """Listen on host:port and start background credential refreshers."""
-    handler = ProxyHandler(state)
-    server = web.Server(
-        handler,
-        max_line_size=MAX_LINE_SIZE,
-        max_field_size=MAX_FIELD_SIZE,
-        access_log=None,
-    )
-    runner = web.ServerRunner(server, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_address=True)
-    await site.start()
-    tasks = [
-        asyncio.create_task(b.credentials.refresh_forever())
-        for b in state.backends.values()
-        if b.credentials.refreshable
-    ]
-    return runner, tasks
+def ssl_context(config: Config) -> ssl.SSLContext | None:
+    if not config.tls_cert_file:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(config.tls_cert_file, config.tls_key_file)
+    return context
 
 
-async def stop_server(
-    state: ProxyState, runner: web.ServerRunner, tasks: list[asyncio.Task[None]]
-) -> None:
-    for task in tasks:
-        task.cancel()
-    await runner.cleanup()
-    for backend in state.backends.values():
-        await backend.close()
+class ProxyServer:
+    """The data listener, the admin listener and the state they serve."""
+
+    def __init__(self, config: Config, *, reuse_port: bool = False) -> None:
+        self.handler = ProxyHandler(ProxyState.build(config))
+        self.reuse_port = reuse_port
+        self.runners: list[web.BaseRunner] = []
+        self.tasks: list[asyncio.Task[None]] = []
+        self.port = config.listen_port
+
+    @property
+    def state(self) -> ProxyState:
+        return self.handler.state
+
+    async def start(self) -> None:
+        config = self.state.config
+        server = web.Server(
+            self.handler,
+            max_line_size=MAX_LINE_SIZE,
+            max_field_size=MAX_FIELD_SIZE,
+            keepalive_timeout=config.keepalive_timeout,
+            access_log=None,
+        )
+        runner = web.ServerRunner(
+            server, handle_signals=False, shutdown_timeout=config.shutdown_timeout
+        )
+        await runner.setup()
+        site = web.TCPSite(
+            runner,
+            config.listen_host,
+            config.listen_port,
+            ssl_context=ssl_context(config),
+            reuse_address=True,
+            reuse_port=self.reuse_port or None,
+        )
+        await site.start()
+        self.runners.append(runner)
+        if config.listen_port == 0 and site._server is not None:
+            self.port = site._server.sockets[0].getsockname()[1]
+        if config.admin_host is not None:
+            from .admin import admin_app
+
+            admin_runner = web.AppRunner(admin_app(self), handle_signals=False, access_log=None)
+            await admin_runner.setup()
+            await web.TCPSite(
+                admin_runner,
+                config.admin_host,
+                config.admin_port,
+                reuse_address=True,
+                reuse_port=self.reuse_port or None,
+            ).start()
+            self.runners.append(admin_runner)
+        self._start_refreshers(self.state)
+
+    def _start_refreshers(self, state: ProxyState) -> None:
+        for backend in state.backends.values():
+            if backend.credentials.refreshable and backend.refresher is None:
+                backend.refresher = asyncio.create_task(backend.credentials.refresh_forever())
+
+    def reload(self, config: Config) -> None:
+        """Serve `config` from now on; the old state finishes its requests, then closes."""
+        old = self.state
+        new = ProxyState.build(config, previous=old)
+        self.handler.state = new
+        self._start_refreshers(new)
+        retired = [b for name, b in old.backends.items() if new.backends.get(name) is not b]
+        if retired:
+            self.tasks.append(asyncio.create_task(self._retire(old, retired)))
+
+    async def _retire(self, old: ProxyState, backends: list[Backend]) -> None:
+        deadline = time.monotonic() + max(old.config.shutdown_timeout, 300.0)
+        while old.in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+        for backend in backends:
+            await backend.close()
+
+    async def stop(self) -> None:
+        """Stop listening, let in-flight requests finish (up to shutdown_timeout), close."""
+        for runner in self.runners:
+            await runner.cleanup()
+        for task in self.tasks:
+            task.cancel()
+        for backend in self.state.backends.values():
+            await backend.close()

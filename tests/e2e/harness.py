@@ -502,6 +502,8 @@ class ProxyProcess(ManagedProcess):
         self.extra_args = list(extra_args)
         self.port = 0
         self.endpoint = ""
+        self.admin_port = 0
+        self.admin_endpoint = ""
 
     def start(self, timeout: float = _START_TIMEOUT) -> Self:
         attempts = 1 if self.fixed_port is not None else _PORT_ATTEMPTS
@@ -509,6 +511,8 @@ class ProxyProcess(ManagedProcess):
             for attempt in range(1, attempts + 1):
                 self.port = self.fixed_port or free_port()
                 self.endpoint = f"http://{LOOPBACK}:{self.port}"
+                self.admin_port = free_port()
+                self.admin_endpoint = f"http://{LOOPBACK}:{self.admin_port}"
                 self._spawn(self.argv(), self._env(), cwd=self.log_dir)
                 try:
                     self._wait_until(self._accepts, "accepting connections", timeout)
@@ -537,6 +541,8 @@ class ProxyProcess(ManagedProcess):
             str(self.config),
             "--listen",
             f"{LOOPBACK}:{self.port}",
+            "--admin",
+            f"{LOOPBACK}:{self.admin_port}",
             "--log-level",
             self.log_level,
             *self.extra_args,

@@ -1,0 +1,87 @@
+"""The admin listener, off the data port: liveness, readiness, Prometheus metrics.
+
+`/health` says the process serves; `/ready` says every backend answers a cheap signed request
+(any HTTP answer below 500 counts: a 403 still proves the store is up) and names those that do
+not; `/metrics` is the Prometheus exposition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+import aiohttp
+from aiohttp import web
+from yarl import URL
+
+from .backends import Backend
+from .metrics import exposition
+from .sigv4 import EMPTY_SHA256, amz_date, sign_request
+
+if TYPE_CHECKING:
+    from .server import ProxyServer
+
+PROBE_TIMEOUT = 3.0
+
+
+async def probe(backend: Backend) -> str | None:
+    """None when the backend answers, else why not."""
+    credentials = backend.credentials.current
+    if credentials is None:
+        return "no credentials"
+    headers = {"host": backend.netloc}
+    headers.update(
+        sign_request(
+            method="GET",
+            canonical_uri="/",
+            canonical_query="",
+            headers=headers,
+            payload_hash=EMPTY_SHA256,
+            access_key_id=credentials.access_key_id,
+            secret_access_key=credentials.secret_access_key,
+            session_token=credentials.session_token,
+            region=backend.config.region,
+            amz_date=amz_date(time.time()),
+        )
+    )
+    try:
+        async with backend.session.get(
+            URL(f"{backend.scheme}://{backend.netloc}/", encoded=True),
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=PROBE_TIMEOUT),
+        ) as response:
+            await response.read()
+            if response.status >= 500:
+                return f"answered {response.status}"
+            return None
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        return type(exc).__name__
+
+
+def admin_app(server: ProxyServer) -> web.Application:
+    async def health(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def ready(_: web.Request) -> web.Response:
+        backends = server.state.backends
+        results = await asyncio.gather(*(probe(b) for b in backends.values()))
+        report = {
+            name: ("ok" if problem is None else problem)
+            for name, problem in zip(backends, results, strict=True)
+        }
+        failing = [name for name, problem in zip(backends, results, strict=True) if problem]
+        return web.json_response(
+            {"status": "not ready" if failing else "ready", "backends": report},
+            status=503 if failing else 200,
+        )
+
+    async def metrics(_: web.Request) -> web.Response:
+        body, content_type = exposition()
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    app = web.Application()
+    app.router.add_get("/health", health)
+    app.router.add_get("/ready", ready)
+    app.router.add_get("/metrics", metrics)
+    return app
