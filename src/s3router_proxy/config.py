@@ -38,6 +38,8 @@ class BackendConfig:
     profile: str | None = None
     connect_timeout: float = 5.0
     read_timeout: float = 60.0
+    checksum_trailers: bool = False  # forward aws-chunked checksum trailers (unsigned) as sent
+    add_content_md5: bool = False  # compute Content-MD5 for small bodies that lack one
 
     @property
     def static_credentials(self) -> bool:
@@ -99,6 +101,8 @@ _BACKEND_KEYS = {
     "profile",
     "connect_timeout",
     "read_timeout",
+    "checksum_trailers",
+    "add_content_md5",
 }
 
 
@@ -165,6 +169,8 @@ def _backend(
         profile=profile or None,
         connect_timeout=reader.number(section, "connect_timeout", where, 5.0),
         read_timeout=reader.number(section, "read_timeout", where, 60.0),
+        checksum_trailers=reader.flag(section, "checksum_trailers", where, False),
+        add_content_md5=reader.flag(section, "add_content_md5", where, False),
     )
 
 
@@ -340,12 +346,7 @@ def _router_extras(reader: Reader, router: LineDict, source: str) -> dict[str, A
     extras["max_concurrent_requests"] = int(limit)
     extras["keepalive_timeout"] = reader.number(router, "keepalive_timeout", "router", 75.0)
     extras["shutdown_timeout"] = reader.number(router, "shutdown_timeout", "router", 30.0)
-    watch = router.get("watch_config", False)
-    if not isinstance(watch, bool):
-        raise reader.fail(
-            "router.watch_config", "must be true or false", reader.line_of(router, "watch_config")
-        )
-    extras["watch_config"] = watch
+    extras["watch_config"] = reader.flag(router, "watch_config", "router", False)
     secret = reader.string(router, "secret", "router")
     if secret is not None and len(secret) < 16:
         raise reader.fail(

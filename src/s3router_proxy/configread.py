@@ -66,3 +66,9 @@ class Reader:
                 f"{where}.{key}", "must be a positive number of seconds", self.line_of(mapping, key)
             )
         return float(value)
+
+    def flag(self, mapping: LineDict, key: str, where: str, default: bool) -> bool:
+        value = mapping.get(key, default)
+        if not isinstance(value, bool):
+            raise self.fail(f"{where}.{key}", "must be true or false", self.line_of(mapping, key))
+        return value

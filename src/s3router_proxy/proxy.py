@@ -21,13 +21,11 @@ from yarl import URL
 from . import metrics
 from .backends import Backend
 from .errors import S3Error
-from .payload import BodyAborted, BodyOutcome, forward_body
+from .payload import BodyAborted, BodyOutcome, PayloadPlan, check_empty_body, upstream_body
 from .record import RequestRecord
 from .routing import Route
 from .s3request import S3Request
 from .sigv4 import (
-    EMPTY_SHA256,
-    UNSIGNED_PAYLOAD,
     SigV4Auth,
     amz_date,
     canonical_query_string,
@@ -116,19 +114,11 @@ def backend_headers(request: S3Request) -> tuple[dict[str, str], dict[str, str]]
     return signed, unsigned
 
 
-def _content_length(request: S3Request) -> int | None:
-    value = request.headers.get("Content-Length")
-    if value is None:
-        return None
-    if not value.isdigit():
-        raise S3Error("InvalidArgument", "Content-Length is not a number.")
-    return int(value)
-
-
 async def forward(
     http_request: web.BaseRequest,
     request: S3Request,
     auth: SigV4Auth,
+    plan: PayloadPlan,
     route: Route,
     backend: Backend,
     record: RequestRecord,
@@ -137,41 +127,43 @@ async def forward(
     credentials = backend.credentials.current
     if credentials is None:
         raise S3Error("AccessDenied", f"The proxy has no credentials for backend {backend.name!r}.")
-    length = _content_length(request)
-    has_body = bool(length) or (
-        length is None and "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    has_body = (
+        plan.chunked
+        or bool(plan.upstream_length)
+        or (
+            plan.upstream_length is None
+            and "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+        )
     )
-    if length is None and has_body and request.operation in _NEEDS_LENGTH:
+    if not has_body:
+        check_empty_body(plan)
+    elif (
+        plan.upstream_length is None
+        and not plan.forward_trailers
+        and request.operation in _NEEDS_LENGTH
+    ):
         raise S3Error("MissingContentLength")
-
-    payload_hash = auth.payload_hash
-    expected_sha256: str | None = None
-    if len(payload_hash) == 64:
-        expected_sha256 = payload_hash.lower()
-        if not has_body and expected_sha256 != EMPTY_SHA256:
-            raise S3Error(
-                "XAmzContentSHA256Mismatch",
-                details={
-                    "ClientComputedContentSHA256": expected_sha256,
-                    "S3ComputedContentSHA256": EMPTY_SHA256,
-                },
-            )
-    else:
-        payload_hash = UNSIGNED_PAYLOAD
 
     host, canonical_uri = backend.address(route.bucket, route.key)
     query = backend_query(request, auth)
     signed, unsigned = backend_headers(request)
+    for name in plan.drop_headers:
+        signed.pop(name, None)
+    if plan.content_encoding is not None:
+        if plan.content_encoding:
+            signed["content-encoding"] = plan.content_encoding
+        else:
+            signed.pop("content-encoding", None)
     signed["host"] = host
-    if length is not None:
-        signed["content-length"] = str(length)
+    if plan.upstream_length is not None and (has_body or "content-length" in request.headers):
+        signed["content-length"] = str(plan.upstream_length)
     signed.update(
         sign_request(
             method=request.method,
             canonical_uri=canonical_uri,
             canonical_query=query,
             headers=signed,
-            payload_hash=payload_hash,
+            payload_hash=plan.upstream_payload_hash,
             access_key_id=credentials.access_key_id,
             secret_access_key=credentials.secret_access_key,
             session_token=credentials.session_token,
@@ -187,11 +179,7 @@ async def forward(
     )
 
     outcome = BodyOutcome()
-    body = (
-        forward_body(http_request.content, expected_sha256=expected_sha256, outcome=outcome)
-        if has_body
-        else None
-    )
+    body = upstream_body(http_request.content, plan, outcome) if has_body else None
     sent_at = time.monotonic()
     try:
         upstream = await backend.session.request(

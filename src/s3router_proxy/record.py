@@ -24,6 +24,7 @@ class RequestRecord:
     bytes_out: int = 0
     backend_seconds: float | None = None
     error_code: str = ""
+    payload: str = ""  # how the body was signed: a hex hash shows as "sha256"
 
     def fields(self, remote: str | None, method: str) -> dict[str, Any]:
         return {
@@ -46,4 +47,5 @@ class RequestRecord:
             if self.backend_seconds is None
             else round(self.backend_seconds * 1000, 3),
             "error_code": self.error_code,
+            "payload": self.payload,
         }

@@ -25,7 +25,7 @@ from .backends import Backend
 from .config import Config
 from .errors import S3Error, error_xml, new_request_id
 from .logsetup import ACCESS_LOGGER
-from .payload import check_supported
+from .payload import plan_payload
 from .proxy import forward
 from .record import RequestRecord
 from .routing import match_route
@@ -124,14 +124,16 @@ class ProxyHandler:
                 request.bucket,
                 request.key,
             )
-            auth = self._authenticate(state, request, record)
-            check_supported(request, auth)
+            auth, signing_key = self._authenticate(state, request, record)
+            record.payload = "sha256" if len(auth.payload_hash) == 64 else auth.payload_hash
             route = match_route(
                 state.config.rules,
                 state.config.default_target,
                 request.method,
                 request.bucket,
                 request.key,
+                operation=request.operation,
+                headers=request.headers,
             )
             record.backend, record.backend_bucket, record.backend_key = (
                 route.backend,
@@ -139,12 +141,17 @@ class ProxyHandler:
                 route.key,
             )
             record.rule = "default" if route.rule is None else str(route.rule.index)
+            backend = state.backends[route.backend]
+            plan = plan_payload(
+                request,
+                auth,
+                signing_key,
+                backend_trailers=backend.config.checksum_trailers,
+            )
             if http_request.headers.get("Expect", "").lower() == "100-continue":
                 await http_request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 http_request.writer.output_size = 0
-            response = await forward(
-                http_request, request, auth, route, state.backends[route.backend], record
-            )
+            response = await forward(http_request, request, auth, plan, route, backend, record)
             record.status = response.status
             return response
         except S3Error as error:
@@ -156,7 +163,7 @@ class ProxyHandler:
     @staticmethod
     def _authenticate(
         state: ProxyState, request: S3Request, record: RequestRecord
-    ) -> sigv4.SigV4Auth:
+    ) -> tuple[sigv4.SigV4Auth, bytes]:
         try:
             auth = sigv4.parse_auth(request)
             if auth is None:
@@ -166,12 +173,12 @@ class ProxyHandler:
             secret = state.client_secrets.get(auth.access_key_id)
             if secret is None:
                 raise S3Error("InvalidAccessKeyId", details={"AWSAccessKeyId": auth.access_key_id})
-            sigv4.verify_signature(request, auth, secret)
+            signing_key = sigv4.verify_signature(request, auth, secret)
         except S3Error as error:
             reason = error.code if error.code in metrics.AUTH_CODES else "other"
             metrics.AUTH_FAILURES.labels(reason).inc()
             raise
-        return auth
+        return auth, signing_key
 
     @staticmethod
     async def _answer_error(

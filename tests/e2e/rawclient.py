@@ -92,3 +92,44 @@ def signed_request(
         method, url, key, secret, headers=headers, payload_hash=payload_hash, body=body, when=when
     )
     return send(method, url, headers=all_headers, body=body or None)
+
+
+def aws_chunked(
+    data: bytes,
+    *,
+    chunk_size: int,
+    seed: str | None = None,
+    signing_key: bytes | None = None,
+    amz_date: str = "",
+    scope: str = "",
+    trailers: Mapping[str, str] | None = None,
+) -> bytes:
+    """Frame `data` as aws-chunked; with a seed and key, sign each chunk as SigV4 streaming does."""
+    import hmac
+
+    empty = hashlib.sha256(b"").hexdigest()
+    previous = seed
+    out = bytearray()
+    pieces = [data[i : i + chunk_size] for i in range(0, len(data), chunk_size)] + [b""]
+    for piece in pieces:
+        line = f"{len(piece):x}"
+        if signing_key is not None and previous is not None:
+            to_sign = "\n".join(
+                [
+                    "AWS4-HMAC-SHA256-PAYLOAD",
+                    amz_date,
+                    scope,
+                    previous,
+                    empty,
+                    hashlib.sha256(piece).hexdigest(),
+                ]
+            )
+            previous = hmac.new(signing_key, to_sign.encode(), hashlib.sha256).hexdigest()
+            line += f";chunk-signature={previous}"
+        out += line.encode() + b"\r\n"
+        if piece:
+            out += piece + b"\r\n"
+    for name, value in (trailers or {}).items():
+        out += f"{name}:{value}\r\n".encode()
+    out += b"\r\n"
+    return bytes(out)

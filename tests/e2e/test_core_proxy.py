@@ -407,32 +407,6 @@ def test_payload_hash_mismatch_commits_nothing(
     assert sha256(direct.get_object(Bucket=bucket, Key="new")["Body"].read()) == sha256(body)
 
 
-def test_aws_chunked_payloads_are_not_implemented_yet(
-    proxy: ProxyProcess, client, moto_plain: MotoBackend
-) -> None:
-    bucket = unique_bucket_name("plain")
-    client.create_bucket(Bucket=bucket)
-    url = f"{proxy.endpoint}/{bucket}/chunked"
-    body = b"b\r\nhello world\r\n0\r\nx-amz-checksum-crc32:DUoRhQ==\r\n\r\n"
-    headers = sign(
-        "PUT",
-        url,
-        CLIENT_KEY,
-        CLIENT_SECRET,
-        headers={
-            "Content-Encoding": "aws-chunked",
-            "x-amz-decoded-content-length": "11",
-            "x-amz-trailer": "x-amz-checksum-crc32",
-            "Content-Length": str(len(body)),
-        },
-        payload_hash="STREAMING-UNSIGNED-PAYLOAD-TRAILER",
-    )
-    mark = moto_plain.request_count()
-    response = send("PUT", url, headers=headers, body=body)
-    assert (response.status, response.error_code) == (501, "NotImplemented")
-    assert moto_plain.requests_since(mark) == []
-
-
 def test_unreachable_backend_is_a_fast_service_unavailable(client) -> None:
     started = time.monotonic()
     with pytest.raises(ClientError) as caught:
