@@ -79,6 +79,7 @@ class Config:
     keepalive_timeout: float = 75.0
     shutdown_timeout: float = 30.0
     watch_config: bool = False
+    sigv2: bool = True  # accept AWS Signature Version 2 from legacy clients
     secret: bytes = field(default=b"", repr=False)  # HMAC key for upload ids and list tokens
 
 
@@ -292,6 +293,7 @@ _ROUTER_KEYS = {
     "shutdown_timeout",
     "watch_config",
     "secret",
+    "sigv2",
 }
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -347,6 +349,7 @@ def _router_extras(reader: Reader, router: LineDict, source: str) -> dict[str, A
     extras["keepalive_timeout"] = reader.number(router, "keepalive_timeout", "router", 75.0)
     extras["shutdown_timeout"] = reader.number(router, "shutdown_timeout", "router", 30.0)
     extras["watch_config"] = reader.flag(router, "watch_config", "router", False)
+    extras["sigv2"] = reader.flag(router, "sigv2", "router", True)
     secret = reader.string(router, "secret", "router")
     if secret is not None and len(secret) < 16:
         raise reader.fail(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 import aiohttp
 from aiohttp import web
@@ -83,6 +84,9 @@ _PRESIGN_PARAMS = frozenset(
         "X-Amz-Signature",
         "X-Amz-Security-Token",
         "X-Amz-Content-Sha256",
+        "AWSAccessKeyId",  # SigV2
+        "Signature",
+        "Expires",
     }
 )
 STREAM_CHUNK = 256 * 1024
@@ -122,6 +126,8 @@ async def forward(
     route: Route,
     backend: Backend,
     record: RequestRecord,
+    *,
+    rewrite: Rewrite | None = None,
 ) -> web.StreamResponse:
     """Send the request to the backend the route names and stream its answer back."""
     credentials = backend.credentials.current
@@ -205,9 +211,41 @@ async def forward(
     try:
         if outcome.failure is not None:
             raise outcome.failure
+        if rewrite is not None and upstream.status == 200:
+            return await _relay_rewritten(http_request, upstream, record, rewrite)
         return await _relay(http_request, upstream, backend, record)
     finally:
         upstream.release()
+
+
+Rewrite = Callable[[bytes], bytes]
+MAX_REWRITTEN_BODY = 16 * 1024 * 1024
+
+
+async def _relay_rewritten(
+    http_request: web.BaseRequest,
+    upstream: aiohttp.ClientResponse,
+    record: RequestRecord,
+    rewrite: Rewrite,
+) -> web.StreamResponse:
+    """Answer with a small XML document rewritten for the client (bounded in size)."""
+    body = bytearray()
+    async for piece in upstream.content.iter_chunked(STREAM_CHUNK):
+        body += piece
+        if len(body) > MAX_REWRITTEN_BODY:
+            raise S3Error("InternalError", "A backend answer was larger than the proxy rewrites.")
+    new_body = rewrite(bytes(body))
+    headers = CIMultiDict(
+        (name, value)
+        for name, value in upstream.headers.items()
+        if name.lower() not in _DROP_RESPONSE and name.lower() != "content-length"
+    )
+    headers["x-amz-request-id"] = record.request_id
+    response = web.Response(
+        status=upstream.status, reason=upstream.reason, body=new_body, headers=headers
+    )
+    record.bytes_out = len(new_body)
+    return response
 
 
 def _unreachable(backend: Backend, exc: BaseException) -> S3Error:

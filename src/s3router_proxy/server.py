@@ -20,15 +20,15 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from . import metrics, sigv4
+from . import metrics, sigv2, sigv4, uploadid
 from .backends import Backend
 from .config import Config
 from .errors import S3Error, error_xml, new_request_id
 from .logsetup import ACCESS_LOGGER
 from .payload import plan_payload
-from .proxy import forward
+from .proxy import Rewrite, forward
 from .record import RequestRecord
-from .routing import match_route
+from .routing import Route, match_route
 from .s3request import S3Request, parse_request
 
 log = logging.getLogger("s3router_proxy")
@@ -62,6 +62,79 @@ class ProxyState:
             backends=backends,
             client_secrets={c.access_key_id: c.secret_access_key for c in config.clients},
         )
+
+
+def sigv2_as_auth(v2: sigv2.SigV2Auth) -> sigv4.SigV4Auth:
+    """A verified SigV2 request in the shape the rest of the proxy reads: it signs no payload."""
+    return sigv4.SigV4Auth(
+        access_key_id=v2.access_key_id,
+        date="",
+        region="",
+        service="s3",
+        signed_headers=(),
+        signature=v2.signature,
+        amz_date="",
+        payload_hash=sigv4.UNSIGNED_PAYLOAD,
+        presigned=v2.presigned,
+        expires=v2.expires,
+        security_token=v2.security_token,
+    )
+
+
+def pinned_route(state: ProxyState, request: S3Request) -> Route:
+    """Where an existing multipart upload lives, read from its (sealed) upload id."""
+    pin = uploadid.unwrap(
+        state.config.secret, request.query["uploadId"], bucket=request.bucket, key=request.key
+    )
+    if pin.backend not in state.backends:
+        raise S3Error(
+            "NoSuchUpload",
+            f"The upload's backend {pin.backend!r} is no longer configured.",
+        )
+    request.query_items = [
+        (name, pin.upload_id if name == "uploadId" else value)
+        for name, value in request.query_items
+    ]
+    return Route(pin.backend, pin.bucket, pin.key, None)
+
+
+def unwrap_upload_marker(state: ProxyState, request: S3Request) -> None:
+    """ListMultipartUploads resumes after a wrapped id: hand the backend its own id back."""
+    marker = request.query["upload-id-marker"]
+    if not marker:
+        return
+    pin = uploadid.unwrap(
+        state.config.secret, marker, bucket=request.bucket, key=request.query.get("key-marker", "")
+    )
+    request.query_items = [
+        (name, pin.upload_id if name == "upload-id-marker" else value)
+        for name, value in request.query_items
+    ]
+
+
+def response_rewriter(state: ProxyState, request: S3Request, route: Route) -> Rewrite | None:
+    """The rewrite a successful XML answer needs before the client sees it, if any."""
+    secret = state.config.secret
+    if request.operation in ("CreateMultipartUpload", "ListParts"):
+        return lambda body: uploadid.wrap_in_response(
+            body,
+            secret,
+            backend=route.backend,
+            backend_bucket=route.bucket,
+            backend_key=route.key,
+            bucket=request.bucket,
+            key=request.key,
+        )
+    if request.operation == "ListMultipartUploads":
+        return lambda body: uploadid.wrap_in_upload_listing(
+            body,
+            secret,
+            backend=route.backend,
+            backend_bucket=route.bucket,
+            bucket=request.bucket,
+            logical_key=lambda backend_key: backend_key,
+        )
+    return None
 
 
 def _resource(http_request: web.BaseRequest) -> str:
@@ -135,6 +208,10 @@ class ProxyHandler:
                 operation=request.operation,
                 headers=request.headers,
             )
+            if "uploadId" in request.query:
+                route = pinned_route(state, request)
+            elif "upload-id-marker" in request.query:
+                unwrap_upload_marker(state, request)
             record.backend, record.backend_bucket, record.backend_key = (
                 route.backend,
                 route.bucket,
@@ -151,7 +228,10 @@ class ProxyHandler:
             if http_request.headers.get("Expect", "").lower() == "100-continue":
                 await http_request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 http_request.writer.output_size = 0
-            response = await forward(http_request, request, auth, plan, route, backend, record)
+            rewrite = response_rewriter(state, request, route)
+            response = await forward(
+                http_request, request, auth, plan, route, backend, record, rewrite=rewrite
+            )
             record.status = response.status
             return response
         except S3Error as error:
@@ -163,13 +243,31 @@ class ProxyHandler:
     @staticmethod
     def _authenticate(
         state: ProxyState, request: S3Request, record: RequestRecord
-    ) -> tuple[sigv4.SigV4Auth, bytes]:
+    ) -> tuple[sigv4.SigV4Auth, bytes | None]:
+        """Verify the client (SigV4, or SigV2 where enabled): (auth, SigV4 signing key)."""
+        config = state.config
         try:
+            v2 = sigv2.parse_auth_v2(request)
+            if v2 is not None:
+                if not config.sigv2:
+                    raise S3Error(
+                        "AccessDenied",
+                        "AWS Signature Version 2 is disabled here; sign with AWS4-HMAC-SHA256.",
+                    )
+                record.client = v2.access_key_id
+                sigv2.check_time_v2(v2, request, time.time(), max_skew=config.max_clock_skew)
+                secret = state.client_secrets.get(v2.access_key_id)
+                if secret is None:
+                    raise S3Error(
+                        "InvalidAccessKeyId", details={"AWSAccessKeyId": v2.access_key_id}
+                    )
+                sigv2.verify_signature_v2(request, v2, secret)
+                return sigv2_as_auth(v2), None
             auth = sigv4.parse_auth(request)
             if auth is None:
                 raise S3Error("AccessDenied", "Anonymous requests are not allowed.")
             record.client = auth.access_key_id
-            sigv4.check_time(auth, time.time(), max_skew=state.config.max_clock_skew)
+            sigv4.check_time(auth, time.time(), max_skew=config.max_clock_skew)
             secret = state.client_secrets.get(auth.access_key_id)
             if secret is None:
                 raise S3Error("InvalidAccessKeyId", details={"AWSAccessKeyId": auth.access_key_id})

