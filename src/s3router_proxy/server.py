@@ -197,6 +197,12 @@ class ProxyHandler:
                 request.bucket,
                 request.key,
             )
+            if request.operation == "PostObject":
+                raise S3Error(
+                    "NotImplemented",
+                    "Browser form uploads (POST Object) are not supported by this proxy; use "
+                    "PutObject or a presigned PUT URL.",
+                )
             auth, signing_key = self._authenticate(state, request, record)
             record.payload = "sha256" if len(auth.payload_hash) == 64 else auth.payload_hash
             route = match_route(
