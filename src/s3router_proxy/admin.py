@@ -8,6 +8,7 @@ not; `/metrics` is the Prometheus exposition.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import time
 from typing import TYPE_CHECKING
 
@@ -80,7 +81,29 @@ def admin_app(server: ProxyServer) -> web.Application:
         body, content_type = exposition()
         return web.Response(body=body, headers={"Content-Type": content_type})
 
+    async def explain_route(request: web.Request) -> web.Response:
+        from .explain import explain, format_explanation, parse_s3_url
+
+        config = server.state.config
+        token = config.admin_token
+        if not token:
+            return web.json_response(
+                {"error": "set router.admin_token to enable /explain"}, status=404
+            )
+        offered = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(offered.encode(), token.encode()):
+            return web.json_response({"error": "missing or wrong bearer token"}, status=401)
+        method = request.query.get("method", "GET")
+        bucket, key = parse_s3_url(request.query.get("url", ""))
+        headers = [
+            (name, value)
+            for name, _, value in (h.partition(":") for h in request.query.getall("header", []))
+        ]
+        explanation = explain(config, method, bucket, key, headers)
+        return web.Response(text=format_explanation(explanation) + "\n")
+
     app = web.Application()
+    app.router.add_get("/explain", explain_route)
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics)

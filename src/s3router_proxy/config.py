@@ -80,6 +80,7 @@ class Config:
     shutdown_timeout: float = 30.0
     watch_config: bool = False
     sigv2: bool = True  # accept AWS Signature Version 2 from legacy clients
+    admin_token: str | None = field(default=None, repr=False)  # bearer token for /explain
     secret: bytes = field(default=b"", repr=False)  # HMAC key for upload ids and list tokens
 
 
@@ -294,6 +295,7 @@ _ROUTER_KEYS = {
     "watch_config",
     "secret",
     "sigv2",
+    "admin_token",
 }
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -350,6 +352,7 @@ def _router_extras(reader: Reader, router: LineDict, source: str) -> dict[str, A
     extras["shutdown_timeout"] = reader.number(router, "shutdown_timeout", "router", 30.0)
     extras["watch_config"] = reader.flag(router, "watch_config", "router", False)
     extras["sigv2"] = reader.flag(router, "sigv2", "router", True)
+    extras["admin_token"] = reader.string(router, "admin_token", "router") or None
     secret = reader.string(router, "secret", "router")
     if secret is not None and len(secret) < 16:
         raise reader.fail(

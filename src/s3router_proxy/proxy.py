@@ -10,9 +10,10 @@ side instead of leaving a short object or a short download that looks complete.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 from aiohttp import web
@@ -128,8 +129,16 @@ async def forward(
     record: RequestRecord,
     *,
     rewrite: Rewrite | None = None,
+    rewrite_errors: Rewrite | None = None,
+    header_overrides: dict[str, str] | None = None,
+    body_override: bytes | None = None,
 ) -> web.StreamResponse:
-    """Send the request to the backend the route names and stream its answer back."""
+    """Send the request to the backend the route names and stream its answer back.
+
+    `rewrite` turns a 200 XML answer into the client's names, `rewrite_errors` an error body;
+    `header_overrides` replace client headers (lower-case names) and `body_override` is a small
+    body the proxy already read, verified and rewrote.
+    """
     credentials = backend.credentials.current
     if credentials is None:
         raise S3Error("AccessDenied", f"The proxy has no credentials for backend {backend.name!r}.")
@@ -153,6 +162,8 @@ async def forward(
     host, canonical_uri = backend.address(route.bucket, route.key)
     query = backend_query(request, auth)
     signed, unsigned = backend_headers(request)
+    if header_overrides:
+        signed.update(header_overrides)
     for name in plan.drop_headers:
         signed.pop(name, None)
     if plan.content_encoding is not None:
@@ -185,7 +196,12 @@ async def forward(
     )
 
     outcome = BodyOutcome()
-    body = upstream_body(http_request.content, plan, outcome) if has_body else None
+    body: AsyncIterator[bytes] | bytes | None
+    if body_override is not None:
+        body = body_override
+        outcome.sent = len(body_override)
+    else:
+        body = upstream_body(http_request.content, plan, outcome) if has_body else None
     sent_at = time.monotonic()
     try:
         upstream = await backend.session.request(
@@ -213,6 +229,13 @@ async def forward(
             raise outcome.failure
         if rewrite is not None and upstream.status == 200:
             return await _relay_rewritten(http_request, upstream, record, rewrite)
+        if (
+            rewrite_errors is not None
+            and upstream.status >= 300
+            and request.method != "HEAD"
+            and "xml" in upstream.headers.get("Content-Type", "")
+        ):
+            return await _relay_rewritten(http_request, upstream, record, rewrite_errors)
         return await _relay(http_request, upstream, backend, record)
     finally:
         upstream.release()
@@ -246,6 +269,58 @@ async def _relay_rewritten(
     )
     record.bytes_out = len(new_body)
     return response
+
+
+async def backend_call(
+    backend: Backend,
+    method: str,
+    bucket: str,
+    key: str,
+    query_items: list[tuple[str, str]],
+    *,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
+) -> tuple[int, bytes]:
+    """One small request the proxy makes itself (listing pages, split deletes): (status, body)."""
+    credentials = backend.credentials.current
+    if credentials is None:
+        raise S3Error("AccessDenied", f"The proxy has no credentials for backend {backend.name!r}.")
+    host, canonical_uri = backend.address(bucket, key)
+    query = canonical_query_string(query_items)
+    signed = {name.lower(): value for name, value in (headers or {}).items()}
+    signed["host"] = host
+    if body or method in ("PUT", "POST"):
+        signed["content-length"] = str(len(body))
+    signed.update(
+        sign_request(
+            method=method,
+            canonical_uri=canonical_uri,
+            canonical_query=query,
+            headers=signed,
+            payload_hash=hashlib.sha256(body).hexdigest(),
+            access_key_id=credentials.access_key_id,
+            secret_access_key=credentials.secret_access_key,
+            session_token=credentials.session_token,
+            region=backend.config.region,
+            amz_date=amz_date(time.time()),
+        )
+    )
+    url = URL(
+        f"{backend.scheme}://{host}{canonical_uri}" + (f"?{query}" if query else ""),
+        encoded=True,
+    )
+    try:
+        async with backend.session.request(
+            method, url, headers=signed, data=body or None, allow_redirects=False
+        ) as response:
+            data = bytearray()
+            async for piece in response.content.iter_chunked(STREAM_CHUNK):
+                data += piece
+                if len(data) > MAX_REWRITTEN_BODY:
+                    raise S3Error("InternalError", "A backend answer was larger than expected.")
+            return response.status, bytes(data)
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        raise _unreachable(backend, exc) from None
 
 
 def _unreachable(backend: Backend, exc: BaseException) -> S3Error:

@@ -1,33 +1,185 @@
-"""The `routing:` section of the config: rules and the default target, validated and compiled."""
+"""The routing part of the config: `routing:` rules, or boto-s3-router `profiles:`, compiled.
+
+Two spellings of the same rules are accepted (one per file):
+
+- `routing:` with `rules:` (bucket `pattern`, `key_pattern`, `target`, `operations`,
+  `conditions`, `mapped_bucket`, `mapped_prefix`, `description`) and `default_target`;
+- boto-s3-router's own configuration, as its users already have it: `profiles:` (profile name →
+  `source_bucket_pattern`, `source_key_pattern`, `mapped_bucket_name`, `mapped_prefix`) and
+  `client_mapping:` (profile name → backend name, with the required `default`).
+
+Both become the same tuple of `routing.Rule`s plus a default target. Every problem is a
+`ConfigError` naming file, line, key path and the fix.
+"""
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .configread import Reader
-from .routing import Rule, compile_rule
+from .configread import ConfigError, Reader
+from .operations import OPERATIONS
+from .routing import (
+    GROUPS,
+    HTTP_METHODS,
+    Conditions,
+    Operations,
+    Rule,
+    TimeRange,
+    compile_operations,
+    compile_rule,
+    parse_operation,
+)
 from .yamlload import LineDict
 
 if TYPE_CHECKING:
     from .config import BackendConfig
 
-HTTP_METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE"})
-# Top-level config sections this module reads besides `routing:` (config.py accepts them).
-ROUTING_TOP_KEYS: frozenset[str] = frozenset({"routing"})
+# Top-level config sections this module reads (config.py accepts them).
+ROUTING_TOP_KEYS: frozenset[str] = frozenset({"routing", "profiles", "client_mapping"})
+
+_ROUTING_KEYS = {"rules", "default_target", "environment"}
+_RULE_KEYS = {
+    "pattern",
+    "key_pattern",
+    "target",
+    "operations",
+    "conditions",
+    "mapped_bucket",
+    "mapped_prefix",
+    "description",
+}
+_CONDITION_KEYS = {"content_types", "max_size", "min_size", "time_range", "description"}
+_TIME_KEYS = {"start", "end", "timezone"}
+_PROFILE_KEYS = {
+    "source_bucket_pattern",
+    "source_key_pattern",
+    "mapped_bucket_name",
+    "mapped_prefix",
+}
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGTP]?i?B?)?\s*$", re.IGNORECASE)
+_UNITS = {
+    "": 1,
+    "B": 1,
+    "K": 1000,
+    "KB": 1000,
+    "M": 1000**2,
+    "MB": 1000**2,
+    "G": 1000**3,
+    "GB": 1000**3,
+    "T": 1000**4,
+    "TB": 1000**4,
+    "P": 1000**5,
+    "PB": 1000**5,
+    "KI": 1024,
+    "KIB": 1024,
+    "MI": 1024**2,
+    "MIB": 1024**2,
+    "GI": 1024**3,
+    "GIB": 1024**3,
+    "TI": 1024**4,
+    "TIB": 1024**4,
+    "PI": 1024**5,
+    "PIB": 1024**5,
+}
+_CLOCK = re.compile(r"^([01]\d|2[0-4]):([0-5]\d)$")
+_OPERATION_WORDS = sorted({*HTTP_METHODS, *GROUPS, *OPERATIONS})
+
+
+def parse_size(value: Any) -> int:
+    """Bytes from `1048576`, `"10MiB"`, `"1GB"`, `"512 KiB"` (KB/MB/GB are powers of 1000)."""
+    if isinstance(value, bool):
+        raise ValueError("is not a size")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("must not be negative")
+        return value
+    if not isinstance(value, str):
+        raise ValueError('must be a number of bytes or a string such as "10MiB"')
+    match = _SIZE.match(value)
+    unit = (match.group(2) or "").upper() if match else ""
+    if match is None or unit not in _UNITS:
+        raise ValueError(f'{value!r} is not a size; e.g. 1048576, "10MiB" or "1GB"')
+    number = float(match.group(1)) * _UNITS[unit]
+    if number != int(number):
+        raise ValueError(f"{value!r} is not a whole number of bytes")
+    return int(number)
+
+
+def parse_clock(value: Any, *, end: bool = False) -> int:
+    """Seconds since midnight from "HH:MM" ("24:00" only as an end)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise ValueError(
+            f'write the time in quotes, e.g. "17:00" (YAML reads an unquoted 17:00 as the '
+            f"number {value})"
+        )
+    if not isinstance(value, str):
+        raise ValueError('must be a time such as "09:00"')
+    match = _CLOCK.match(value.strip())
+    if match is None:
+        raise ValueError(f'{value!r} is not a time "HH:MM" (00:00 to 23:59)')
+    hours, minutes = int(match.group(1)), int(match.group(2))
+    if hours == 24 and (minutes or not end):
+        raise ValueError(f'{value!r} is not a time; "24:00" may only end a range')
+    return hours * 3600 + minutes * 60
 
 
 def parse_routing(
     reader: Reader, doc: LineDict, backends: Mapping[str, BackendConfig]
 ) -> tuple[tuple[Rule, ...], str | None]:
+    """Rules and default target from `routing:` or from `profiles:` + `client_mapping:`."""
+    if "profiles" in doc or "client_mapping" in doc:
+        routing = reader.mapping(doc, "routing", "routing")
+        if routing.get("rules") or routing.get("default_target") is not None:
+            raise reader.fail(
+                "profiles",
+                "give the rules either as `routing:` or as boto-s3-router `profiles:` + "
+                "`client_mapping:`, not both",
+                reader.line_of(doc, "profiles") or reader.line_of(doc, "client_mapping"),
+            )
+        _environment(reader, routing)
+        return _parse_profiles(reader, doc, backends)
+    return _parse_rules(reader, doc, backends)
+
+
+def _environment(reader: Reader, routing: LineDict) -> None:
+    if "environment" in routing:
+        value = routing["environment"]
+        if not isinstance(value, str) or not value:
+            raise reader.fail(
+                "routing.environment",
+                "must be a name such as production",
+                reader.line_of(routing, "environment"),
+            )
+
+
+def _known_backend(
+    reader: Reader, backends: Mapping[str, BackendConfig], name: str, where: str, line: int
+) -> str:
+    if name not in backends:
+        known = ", ".join(sorted(backends))
+        raise reader.fail(where, f"unknown backend {name!r}; known backends: {known}", line)
+    return name
+
+
+def _parse_rules(
+    reader: Reader, doc: LineDict, backends: Mapping[str, BackendConfig]
+) -> tuple[tuple[Rule, ...], str | None]:
     routing = reader.mapping(doc, "routing", "routing")
-    reader.only_keys(routing, {"rules", "default_target"}, "routing")
+    reader.only_keys(routing, _ROUTING_KEYS, "routing")
+    _environment(reader, routing)
     known = ", ".join(sorted(backends))
     default_target = reader.string(routing, "default_target", "routing")
-    if default_target is not None and default_target not in backends:
-        raise reader.fail(
+    if default_target is not None:
+        _known_backend(
+            reader,
+            backends,
+            default_target,
             "routing.default_target",
-            f"unknown backend {default_target!r}; known backends: {known}",
             reader.line_of(routing, "default_target"),
         )
     items = routing.get("rules") or []
@@ -38,7 +190,7 @@ def parse_routing(
         where = f"routing.rules[{index}]"
         if not isinstance(item, LineDict):
             raise reader.fail(where, "must be a mapping", reader.line_of(routing, "rules"))
-        reader.only_keys(item, {"pattern", "target", "operations", "description"}, where)
+        reader.only_keys(item, _RULE_KEYS, where)
         pattern = reader.string(item, "pattern", where)
         target = reader.string(item, "target", where)
         if not pattern:
@@ -47,38 +199,20 @@ def parse_routing(
             raise reader.fail(
                 where, f"needs a `target:` backend; known backends: {known}", item.line
             )
-        if target not in backends:
-            raise reader.fail(
-                f"{where}.target",
-                f"unknown backend {target!r}; known backends: {known}",
-                reader.line_of(item, "target"),
-            )
-        methods = item.get("operations")
-        if methods is not None:
-            if isinstance(methods, str):
-                methods = [methods]
-            if not isinstance(methods, list) or not methods:
-                raise reader.fail(
-                    f"{where}.operations",
-                    "must be a list such as [GET, HEAD]",
-                    reader.line_of(item, "operations"),
-                )
-            unknown = [m for m in methods if str(m).upper() not in HTTP_METHODS]
-            if unknown:
-                raise reader.fail(
-                    f"{where}.operations",
-                    f"unknown HTTP method {unknown[0]!r}; use {sorted(HTTP_METHODS)}",
-                    reader.line_of(item, "operations"),
-                )
-            methods = frozenset(str(m).upper() for m in methods)
+        _known_backend(reader, backends, target, f"{where}.target", reader.line_of(item, "target"))
         rules.append(
             compile_rule(
                 index=index,
                 pattern=pattern,
                 target=target,
-                methods=methods,
                 description=reader.string(item, "description", where) or "",
                 line=item.line,
+                key_pattern=_pattern(reader, item, "key_pattern", where),
+                operations=_operations(reader, item, where),
+                conditions=_conditions(reader, item, where),
+                mapped_bucket=_bucket_name(reader, item, "mapped_bucket", where),
+                mapped_prefix=_prefix(reader, item, "mapped_prefix", where),
+                name=where,
             )
         )
     if not rules and default_target is None:
@@ -92,3 +226,214 @@ def parse_routing(
                 routing.line or doc.line,
             )
     return tuple(rules), default_target
+
+
+def _pattern(reader: Reader, item: LineDict, key: str, where: str) -> str | None:
+    value = reader.string(item, key, where)
+    if value is not None and not value:
+        raise reader.fail(
+            f"{where}.{key}",
+            'must not be empty; leave it out to match every key, or e.g. "team2/*"',
+            reader.line_of(item, key),
+        )
+    return value
+
+
+def _prefix(reader: Reader, item: LineDict, key: str, where: str) -> str | None:
+    return reader.string(item, key, where)
+
+
+def _bucket_name(reader: Reader, item: LineDict, key: str, where: str) -> str | None:
+    value = reader.string(item, key, where)
+    if value is None:
+        return None
+    if not value or "/" in value or any(c in value for c in "*?["):
+        raise reader.fail(
+            f"{where}.{key}",
+            f"{value!r} is not a bucket name; give the backend's bucket, e.g. minio-bucket",
+            reader.line_of(item, key),
+        )
+    return value
+
+
+def _operations(reader: Reader, item: LineDict, where: str) -> Operations | None:
+    if "operations" not in item:
+        return None
+    entries = item["operations"]
+    line = reader.line_of(item, "operations")
+    if isinstance(entries, str):
+        entries = [entries]
+    if not isinstance(entries, list) or not entries:
+        raise reader.fail(
+            f"{where}.operations", "must be a list such as [GET, HEAD] or [read, list]", line
+        )
+    for entry in entries:
+        if not isinstance(entry, str) or parse_operation(entry) is None:
+            near = difflib.get_close_matches(str(entry), _OPERATION_WORDS, n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            raise reader.fail(
+                f"{where}.operations",
+                f"unknown HTTP method, S3 operation or group {entry!r}{hint} "
+                f"(methods {sorted(HTTP_METHODS)}, groups {sorted(GROUPS)}, or an S3 "
+                "operation name such as GetObject)",
+                line,
+            )
+    return compile_operations(entries)
+
+
+def _conditions(reader: Reader, item: LineDict, where: str) -> Conditions | None:
+    if "conditions" not in item:
+        return None
+    where = f"{where}.conditions"
+    section = item["conditions"]
+    if not isinstance(section, LineDict):
+        raise reader.fail(where, "must be a mapping", reader.line_of(item, "conditions"))
+    reader.only_keys(section, _CONDITION_KEYS, where)
+    content_types = section.get("content_types")
+    types: tuple[str, ...] = ()
+    if content_types is not None:
+        if isinstance(content_types, str):
+            content_types = [content_types]
+        line = reader.line_of(section, "content_types")
+        if not isinstance(content_types, list) or not content_types:
+            raise reader.fail(
+                f"{where}.content_types", 'must be a list such as ["image/*", "text/csv"]', line
+            )
+        for value in content_types:
+            if not isinstance(value, str) or ("/" not in value and value != "*"):
+                raise reader.fail(
+                    f"{where}.content_types",
+                    f'{value!r} is not a media type such as "image/png" or "image/*"',
+                    line,
+                )
+        types = tuple(value.strip().lower() for value in content_types)
+    sizes: dict[str, int | None] = {}
+    for key in ("min_size", "max_size"):
+        sizes[key] = None
+        if section.get(key) is not None:
+            try:
+                sizes[key] = parse_size(section[key])
+            except ValueError as exc:
+                raise reader.fail(
+                    f"{where}.{key}", str(exc), reader.line_of(section, key)
+                ) from None
+    if (
+        sizes["min_size"] is not None
+        and sizes["max_size"] is not None
+        and sizes["min_size"] > sizes["max_size"]
+    ):
+        raise reader.fail(
+            where, "min_size is larger than max_size: no object could match", section.line
+        )
+    time_range = _time_range(reader, section, where)
+    conditions = Conditions(
+        content_types=types,
+        min_size=sizes["min_size"],
+        max_size=sizes["max_size"],
+        time_range=time_range,
+        description=reader.string(section, "description", where) or "",
+    )
+    if not (types or conditions.needs_size or time_range):
+        return None  # only a description: nothing to check
+    return conditions
+
+
+def _time_range(reader: Reader, section: LineDict, where: str) -> TimeRange | None:
+    if section.get("time_range") is None:
+        return None
+    where = f"{where}.time_range"
+    value = section["time_range"]
+    if not isinstance(value, LineDict):
+        raise reader.fail(
+            where,
+            'must be a mapping such as {start: "09:00", end: "17:00", timezone: Europe/Berlin}',
+            reader.line_of(section, "time_range"),
+        )
+    reader.only_keys(value, _TIME_KEYS, where)
+    bounds = {}
+    for key in ("start", "end"):
+        if key not in value:
+            raise reader.fail(where, f'needs `{key}:` ("HH:MM")', value.line)
+        try:
+            bounds[key] = parse_clock(value[key], end=key == "end")
+        except ValueError as exc:
+            raise reader.fail(f"{where}.{key}", str(exc), reader.line_of(value, key)) from None
+    if bounds["start"] == bounds["end"] or (bounds["start"] == 0 and bounds["end"] == 86400):
+        raise reader.fail(
+            where,
+            "start and end are the same time; leave time_range out to match at every hour",
+            value.line,
+        )
+    zone = reader.string(value, "timezone", where, "UTC") or "UTC"
+    try:
+        tz = ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise reader.fail(
+            f"{where}.timezone",
+            f"unknown time zone {zone!r}; use an IANA name such as Europe/Berlin or UTC "
+            "(install the tzdata package if the system has no zone database)",
+            reader.line_of(value, "timezone"),
+        ) from None
+    return TimeRange(bounds["start"], bounds["end"] or 86400, zone, tz)
+
+
+def _parse_profiles(
+    reader: Reader, doc: LineDict, backends: Mapping[str, BackendConfig]
+) -> tuple[tuple[Rule, ...], str | None]:
+    profiles = reader.mapping(doc, "profiles", "profiles")
+    mapping = reader.mapping(doc, "client_mapping", "client_mapping")
+    if "client_mapping" not in doc:
+        raise reader.fail(
+            "client_mapping",
+            "is missing: boto-s3-router profiles need `client_mapping:` naming a backend for "
+            "each profile and a `default`",
+            reader.line_of(doc, "profiles"),
+        )
+    targets: dict[str, str] = {}
+    for name, value in mapping.items():
+        where = f"client_mapping.{name}"
+        if not isinstance(value, str) or not value:
+            raise reader.fail(where, "must be a backend name", reader.line_of(mapping, name))
+        targets[str(name)] = _known_backend(
+            reader, backends, value, where, reader.line_of(mapping, name)
+        )
+    if "default" not in targets:
+        raise reader.fail(
+            "client_mapping",
+            "needs a `default:` backend for requests no profile matches (boto-s3-router "
+            "requires it too)",
+            reader.line_of(doc, "client_mapping"),
+        )
+    rules = []
+    for index, (name, profile) in enumerate(profiles.items()):
+        where = f"profiles.{name}"
+        line = reader.line_of(profiles, name)
+        if not isinstance(profile, LineDict):
+            raise reader.fail(where, "must be a mapping", line)
+        reader.only_keys(profile, _PROFILE_KEYS, where)
+        pattern = reader.string(profile, "source_bucket_pattern", where)
+        if not pattern:
+            raise reader.fail(
+                where, 'needs `source_bucket_pattern:` (e.g. "example-bucket")', profile.line
+            )
+        if str(name) not in targets:
+            raise reader.fail(
+                where,
+                f"profile {name!r} has no backend: add `{name}: <backend>` to client_mapping",
+                line,
+            )
+        try:
+            rule = compile_rule(
+                index=index,
+                pattern=pattern,
+                target=targets[str(name)],
+                line=line,
+                key_pattern=_pattern(reader, profile, "source_key_pattern", where),
+                mapped_bucket=_bucket_name(reader, profile, "mapped_bucket_name", where),
+                mapped_prefix=_prefix(reader, profile, "mapped_prefix", where),
+                name=where,
+            )
+        except ValueError as exc:  # pragma: no cover - compile_rule validates nothing else
+            raise ConfigError(str(exc)) from None
+        rules.append(rule)
+    return tuple(rules), targets["default"]

@@ -23,12 +23,21 @@ from aiohttp import web
 from . import metrics, sigv2, sigv4, uploadid
 from .backends import Backend
 from .config import Config
+from .crosscopy import copy_across
 from .errors import S3Error, error_xml, new_request_id
+from .fanout import MERGED_LISTINGS, merged_listing, split_delete_objects
 from .logsetup import ACCESS_LOGGER
+from .mapping import (
+    CopySource,
+    NameMapping,
+    format_copy_source,
+    parse_copy_source,
+    rewrite_response_xml,
+)
 from .payload import plan_payload
 from .proxy import Rewrite, forward
 from .record import RequestRecord
-from .routing import Route, match_route
+from .routing import Part, Route, listing_is_plain, match_route, routes_for_bucket
 from .s3request import S3Request, parse_request
 
 log = logging.getLogger("s3router_proxy")
@@ -95,7 +104,9 @@ def pinned_route(state: ProxyState, request: S3Request) -> Route:
         (name, pin.upload_id if name == "uploadId" else value)
         for name, value in request.query_items
     ]
-    return Route(pin.backend, pin.bucket, pin.key, None)
+    # Answers about the upload name it by the client's bucket and key.
+    names = NameMapping(request.bucket, pin.bucket, request.key, pin.key)
+    return Route(pin.backend, pin.bucket, pin.key, None, names)
 
 
 def unwrap_upload_marker(state: ProxyState, request: S3Request) -> None:
@@ -112,29 +123,96 @@ def unwrap_upload_marker(state: ProxyState, request: S3Request) -> None:
     ]
 
 
-def response_rewriter(state: ProxyState, request: S3Request, route: Route) -> Rewrite | None:
-    """The rewrite a successful XML answer needs before the client sees it, if any."""
+def copy_source_route(state: ProxyState, request: S3Request) -> tuple[CopySource, Route] | None:
+    """The parsed x-amz-copy-source and where the source lives, for copies."""
+    value = request.headers.get("x-amz-copy-source")
+    if value is None:
+        return None
+    source = parse_copy_source(value)
+    source_route = match_route(
+        state.config.rules,
+        state.config.default_target,
+        "GET",
+        source.bucket,
+        source.key,
+        operation="GetObject",
+        headers=request.headers,
+    )
+    return source, source_route
+
+
+def response_rewriters(
+    state: ProxyState, request: S3Request, route: Route, record: RequestRecord
+) -> tuple[Rewrite | None, Rewrite | None]:
+    """(rewrite of a 200 XML answer, rewrite of an error body) this request needs, if any."""
     secret = state.config.secret
+    names = route.names
+    steps: list[Rewrite] = []
     if request.operation in ("CreateMultipartUpload", "ListParts"):
-        return lambda body: uploadid.wrap_in_response(
-            body,
-            secret,
-            backend=route.backend,
-            backend_bucket=route.bucket,
-            backend_key=route.key,
-            bucket=request.bucket,
-            key=request.key,
+        steps.append(
+            lambda body: uploadid.wrap_in_response(
+                body,
+                secret,
+                backend=route.backend,
+                backend_bucket=route.bucket,
+                backend_key=route.key,
+                bucket=request.bucket,
+                key=request.key,
+            )
         )
-    if request.operation == "ListMultipartUploads":
-        return lambda body: uploadid.wrap_in_upload_listing(
-            body,
-            secret,
-            backend=route.backend,
-            backend_bucket=route.bucket,
-            bucket=request.bucket,
-            logical_key=lambda backend_key: backend_key,
+    elif request.operation == "ListMultipartUploads":
+        steps.append(
+            lambda body: uploadid.wrap_in_upload_listing(
+                body,
+                secret,
+                backend=route.backend,
+                backend_bucket=route.bucket,
+                bucket=request.bucket,
+                logical_key=lambda backend_key: names.to_client_key(backend_key) or backend_key,
+            )
         )
-    return None
+    if not route.renames:
+        return _chain(steps), None
+
+    def to_client(body: bytes) -> bytes:
+        return rewrite_response_xml(
+            body,
+            names,
+            client_key=request.key,
+            client_query=request.query,
+            request_id=record.request_id,
+        )
+
+    if request.operation in _XML_ANSWERS:
+        steps.append(to_client)
+    return _chain(steps), to_client
+
+
+_XML_ANSWERS = frozenset(
+    {
+        "CreateMultipartUpload",
+        "CompleteMultipartUpload",
+        "ListParts",
+        "ListMultipartUploads",
+        "DeleteObjects",
+        "CopyObject",
+        "UploadPartCopy",
+    }
+)
+
+
+def _chain(steps: list[Rewrite]) -> Rewrite | None:
+    if not steps:
+        return None
+    if len(steps) == 1:
+        return steps[0]
+
+    def chained(body: bytes) -> bytes:
+        for step in steps:
+            body = step(body)
+        return body
+
+    return chained
 
 
 def _resource(http_request: web.BaseRequest) -> str:
@@ -205,9 +283,29 @@ class ProxyHandler:
                 )
             auth, signing_key = self._authenticate(state, request, record)
             record.payload = "sha256" if len(auth.payload_hash) == 64 else auth.payload_hash
+            config = state.config
+            if request.bucket and (
+                request.operation in MERGED_LISTINGS or request.operation == "DeleteObjects"
+            ):
+                parts = routes_for_bucket(
+                    config.rules,
+                    config.default_target,
+                    request.bucket,
+                    request.query.get("prefix", ""),
+                    method=request.method,
+                    operation=request.operation,
+                    headers=request.headers,
+                )
+                if not parts:
+                    raise S3Error("NoSuchBucket", details={"BucketName": request.bucket})
+                if not listing_is_plain(parts):
+                    record.backend = ",".join(sorted({p.backend for p in parts}))
+                    return await self._fan_out(
+                        http_request, state, request, auth, signing_key, parts, record
+                    )
             route = match_route(
-                state.config.rules,
-                state.config.default_target,
+                config.rules,
+                config.default_target,
                 request.method,
                 request.bucket,
                 request.key,
@@ -225,6 +323,36 @@ class ProxyHandler:
             )
             record.rule = "default" if route.rule is None else str(route.rule.index)
             backend = state.backends[route.backend]
+            overrides = None
+            copy = copy_source_route(state, request)
+            if copy is not None:
+                source, source_route = copy
+                if source_route.backend != route.backend:
+                    if request.operation != "CopyObject":
+                        raise S3Error(
+                            "NotImplemented",
+                            f"UploadPartCopy from backend {source_route.backend!r} to "
+                            f"{route.backend!r} is not supported; copy within one backend.",
+                        )
+                    body = await copy_across(
+                        request,
+                        source_route,
+                        state.backends[source_route.backend],
+                        source.version_id,
+                        route,
+                        backend,
+                    )
+                    record.status = 200
+                    return web.Response(
+                        body=body,
+                        content_type="application/xml",
+                        headers={"x-amz-request-id": record.request_id},
+                    )
+                overrides = {
+                    "x-amz-copy-source": format_copy_source(
+                        source_route.bucket, source_route.key, source.version_id
+                    )
+                }
             plan = plan_payload(
                 request,
                 auth,
@@ -234,9 +362,18 @@ class ProxyHandler:
             if http_request.headers.get("Expect", "").lower() == "100-continue":
                 await http_request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 http_request.writer.output_size = 0
-            rewrite = response_rewriter(state, request, route)
+            rewrite, rewrite_errors = response_rewriters(state, request, route, record)
             response = await forward(
-                http_request, request, auth, plan, route, backend, record, rewrite=rewrite
+                http_request,
+                request,
+                auth,
+                plan,
+                route,
+                backend,
+                record,
+                rewrite=rewrite,
+                rewrite_errors=rewrite_errors,
+                header_overrides=overrides,
             )
             record.status = response.status
             return response
@@ -245,6 +382,48 @@ class ProxyHandler:
         except Exception:
             log.exception("request %s failed", record.request_id)
             return await self._answer_error(http_request, record, S3Error("InternalError"))
+
+    async def _fan_out(
+        self,
+        http_request: web.BaseRequest,
+        state: ProxyState,
+        request: S3Request,
+        auth: sigv4.SigV4Auth,
+        signing_key: bytes | None,
+        parts: list[Part],
+        record: RequestRecord,
+    ) -> web.StreamResponse:
+        """Listings and deletes on a bucket split over backends or renamed: asked part by part."""
+        config = state.config
+        if request.operation == "DeleteObjects":
+            plan = plan_payload(request, auth, signing_key, backend_trailers=False)
+            if http_request.headers.get("Expect", "").lower() == "100-continue":
+                await http_request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                http_request.writer.output_size = 0
+
+            def route_key(key: str) -> Route:
+                return match_route(
+                    config.rules,
+                    config.default_target,
+                    "DELETE",
+                    request.bucket,
+                    key,
+                    operation="DeleteObject",
+                    headers=request.headers,
+                )
+
+            body = await split_delete_objects(
+                request, http_request.content, plan, route_key, state.backends
+            )
+        else:
+            body = await merged_listing(request, parts, state.backends, config.secret)
+        record.status = 200
+        record.bytes_out = len(body)
+        return web.Response(
+            body=body,
+            content_type="application/xml",
+            headers={"x-amz-request-id": record.request_id},
+        )
 
     @staticmethod
     def _authenticate(

@@ -1,0 +1,113 @@
+"""Requests one logical bucket answers from several backends: merged listings, split deletes.
+
+When key rules split a bucket over backends (or map its names), the proxy cannot pass such a
+request through: it asks each part itself (`proxy.backend_call`, signed per backend) and
+builds the one answer S3 would give, in the client's names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+
+from aiohttp import StreamReader
+
+from .errors import S3Error
+from .listing import merged_list
+from .mapping import (
+    MAX_DELETE_OBJECTS_BYTES,
+    NameMapping,
+    body_integrity_headers,
+    group_delete_objects,
+    local_name,
+    merge_delete_results,
+    parse_xml,
+)
+from .payload import BodyOutcome, PayloadPlan, upstream_body
+from .proxy import backend_call
+from .routing import Part, Route
+from .s3request import S3Request
+
+MERGED_LISTINGS = frozenset({"ListObjects", "ListObjectsV2", "ListObjectVersions"})
+
+
+def _backend_error(status: int, body: bytes) -> S3Error:
+    code, message = "InternalError", None
+    try:
+        root = parse_xml(body)
+        if local_name(root) == "Error":
+            code = root.findtext("Code") or root.findtext("{*}Code") or code
+            message = root.findtext("Message") or root.findtext("{*}Message")
+    except S3Error:
+        pass
+    return S3Error(code, message, status=status)
+
+
+async def merged_listing(
+    request: S3Request, parts: Sequence[Part], backends: dict, secret: bytes
+) -> bytes:
+    """The client's listing of a split or mapped bucket, from every part."""
+
+    async def fetch(part: Part, query: list[tuple[str, str]]) -> bytes:
+        status, body = await backend_call(backends[part.backend], "GET", part.bucket, "", query)
+        if status != 200:
+            raise _backend_error(status, body)
+        return body
+
+    return await merged_list(request.operation, request.bucket, request.query, parts, fetch, secret)
+
+
+async def read_small_body(content: StreamReader, plan: PayloadPlan, limit: int) -> bytes:
+    """A small request body (XML), read whole and verified against the client's promises."""
+    outcome = BodyOutcome()
+    data = bytearray()
+    try:
+        async for piece in upstream_body(content, plan, outcome):
+            data += piece
+            if len(data) > limit:
+                raise S3Error("MalformedXML", "The request body is larger than S3 accepts here.")
+    except Exception:
+        if outcome.failure is not None:
+            raise outcome.failure from None
+        raise
+    return bytes(data)
+
+
+async def split_delete_objects(
+    request: S3Request,
+    content: StreamReader,
+    plan: PayloadPlan,
+    route_key: object,
+    backends: dict,
+) -> bytes:
+    """DeleteObjects whose keys route to several places: one request per place, one answer.
+
+    `route_key(key) -> Route` routes one client key as DeleteObject would.
+    """
+    body = await read_small_body(content, plan, MAX_DELETE_OBJECTS_BYTES)
+    routes: dict[Hashable, Route] = {}
+
+    def target(key: str) -> tuple[Hashable, str]:
+        route: Route = route_key(key)  # type: ignore[operator]
+        group = (route.backend, route.bucket, route.names)
+        routes[group] = route
+        return group, route.key
+
+    groups = group_delete_objects(body, target)
+    results: list[tuple[bytes, NameMapping]] = []
+    for group, group_body in groups.items():
+        route = routes[group]
+        headers = {"content-type": "application/xml"}
+        headers.update(body_integrity_headers(group_body, {"content-md5": ""}))
+        status, answer = await backend_call(
+            backends[route.backend],
+            "POST",
+            route.bucket,
+            "",
+            [("delete", "")],
+            body=group_body,
+            headers=headers,
+        )
+        if status != 200:
+            raise _backend_error(status, answer)
+        results.append((answer, route.names))
+    return merge_delete_results(results)
