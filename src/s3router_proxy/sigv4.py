@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -43,8 +43,13 @@ STREAMING_PAYLOADS = frozenset(
 MAX_PRESIGNED_EXPIRES = 604800  # seven days, the S3 limit
 
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
-_AMZ_DATE = re.compile(r"(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z")
+_AMZ_DATE = re.compile(r"(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z", re.ASCII)
 _UNRESERVED = re.compile(r"[A-Za-z0-9\-._~]*")
+# Already UriEncoded: unreserved characters and upper-case escapes of bytes that are not
+# unreserved (what SDKs send). Decoding and encoding such a string again gives it back.
+_ENCODED = re.compile(
+    r"(?:[A-Za-z0-9\-._~]+|%(?:[01][0-9A-F]|2[0-9A-CF]|3[A-F]|40|5[B-E]|60|7[B-DF]|[89A-F][0-9A-F]))*"
+)
 _WS_RUN = re.compile(r"[ \t\r\n\x0b\x0c]+")
 # Characters XML 1.0 cannot carry; error details are shown, not parsed, so escape them.
 _XML_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -76,7 +81,8 @@ _QUERY_AUTH_MARKERS = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature")
 _SIGV2_QUERY_MARKERS = ("AWSAccessKeyId", "Signature")
 # Values never echoed in a SignatureDoesNotMatch CanonicalRequest.
 _REDACTED_HEADERS = frozenset({"authorization", "x-amz-security-token"})
-_REDACTED_QUERY = frozenset({"X-Amz-Security-Token", "X-Amz-Signature", "Signature"})
+_REDACTED_QUERY = frozenset({"X-Amz-Security-Token"})
+_SIGNATURE_PARAM = frozenset({"X-Amz-Signature"})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -119,13 +125,19 @@ def _reencode_query_part(raw: str) -> str:
 
     Works on bytes, so a non-UTF-8 escape still canonicalises to exactly what was sent.
     """
-    if _UNRESERVED.fullmatch(raw) is not None:
+    if _ENCODED.fullmatch(raw) is not None:
         return raw
     return quote(unquote_to_bytes(_utf8(raw.replace("+", " "))), safe="")
 
 
-def _raw_canonical_query(raw_query: str, *, drop: frozenset[str] = frozenset()) -> str:
-    """The canonical query of a raw query string as received; names in `drop` are left out."""
+def _raw_canonical_query(
+    raw_query: str, *, drop: frozenset[str] = frozenset(), redact: frozenset[str] = frozenset()
+) -> str:
+    """The canonical query of a raw query string as received.
+
+    Names in `drop` are left out, values of names in `redact` are hidden (for error details).
+    Every such name is unreserved, so its encoded and decoded forms are the same string.
+    """
     if not raw_query:
         return ""
     pairs = []
@@ -134,9 +146,9 @@ def _raw_canonical_query(raw_query: str, *, drop: frozenset[str] = frozenset()) 
             continue
         name, _, value = part.partition("=")
         name = _reencode_query_part(name)
-        if name in drop:  # every dropped name is unreserved, so encoded == decoded
+        if name in drop:
             continue
-        pairs.append((name, _reencode_query_part(value)))
+        pairs.append((name, "<redacted>" if name in redact else _reencode_query_part(value)))
     pairs.sort()
     return "&".join([f"{name}={value}" for name, value in pairs])
 
@@ -146,6 +158,35 @@ def _trim(value: str) -> str:
     if value.isprintable() and "  " not in value and value[:1] != " " and value[-1:] != " ":
         return value
     return _WS_RUN.sub(" ", value).strip(" ")
+
+
+def _needs_trim(block: str, lines: int) -> bool:
+    """Whether any value in a joined canonical-headers block might need trimming.
+
+    Most values need none, and one scan of the joined block proves it: a value that starts or
+    ends with a space, holds a double space, other whitespace or a line break shows up as one
+    of these substrings or as an extra line.
+    """
+    return (
+        ": " in block
+        or " \n" in block
+        or "  " in block
+        or "\t" in block
+        or "\r" in block
+        or "\x0b" in block
+        or "\x0c" in block
+        or block.count("\n") != lines
+    )
+
+
+def _headers_block(names: Sequence[str], values: Sequence[str]) -> str:
+    """The canonical headers, `name:value\\n` each, values trimmed."""
+    block = "".join([f"{name}:{value}\n" for name, value in zip(names, values, strict=True)])
+    if _needs_trim(block, len(names)):
+        block = "".join(
+            [f"{name}:{_trim(value)}\n" for name, value in zip(names, values, strict=True)]
+        )
+    return block
 
 
 # ---------------------------------------------------------------------------------------------
@@ -306,14 +347,18 @@ def _parse_credential(
     access_key_id, date, region, service, _ = parts
     if date != amz_date[:8]:
         raise _malformed(
-            f'Invalid credential date "{date}". This date is not the same as X-Amz-Date: '
-            f'"{amz_date[:8]}".',
+            f'Invalid credential date "{_for_display(date)}". This date is not the same as '
+            f'X-Amz-Date: "{amz_date[:8]}".',
             presigned=presigned,
         )
     if service != "s3":
+        what = (
+            "Error parsing the X-Amz-Credential parameter"
+            if presigned
+            else ("The authorization header is malformed")
+        )
         raise _malformed(
-            f'The authorization header is malformed; incorrect service "{service}". '
-            'This endpoint belongs to "s3".',
+            f'{what}; incorrect service "{_for_display(service)}". This endpoint belongs to "s3".',
             presigned=presigned,
         )
     return access_key_id, date, region, service
@@ -342,7 +387,10 @@ def _check_payload_hash(value: str) -> None:
             "InvalidArgument",
             "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, a STREAMING-* value, or a valid "
             "sha256 value.",
-            details={"ArgumentName": "x-amz-content-sha256", "ArgumentValue": value[:100]},
+            details={
+                "ArgumentName": "x-amz-content-sha256",
+                "ArgumentValue": _for_display(value[:100]),
+            },
         )
 
 
@@ -378,7 +426,8 @@ def _parse_header_auth(authorization: str, headers: CIMultiDictProxy[str]) -> Si
         name, sep, value = component.strip().partition("=")
         if not sep or name in fields or name not in ("Credential", "SignedHeaders", "Signature"):
             raise _malformed(
-                f"The authorization header is malformed; unexpected component {name!r}.",
+                "The authorization header is malformed; unexpected component "
+                f'"{_for_display(name[:40])}".',
                 presigned=False,
             )
         fields[name] = value
@@ -445,7 +494,9 @@ def _parse_presigned_auth(query: Mapping[str, str], headers: CIMultiDictProxy[st
         raise S3Error("AuthorizationQueryParametersError", "X-Amz-Expires should be a number")
     expires = int(raw_expires)
     if expires < 1:
-        raise S3Error("AuthorizationQueryParametersError", "X-Amz-Expires must be non-negative")
+        raise S3Error(
+            "AuthorizationQueryParametersError", "X-Amz-Expires must be at least one second"
+        )
     if expires > MAX_PRESIGNED_EXPIRES:
         raise S3Error(
             "AuthorizationQueryParametersError",
@@ -550,17 +601,19 @@ def _check_headers_signed(headers: CIMultiDictProxy[str], signed: frozenset[str]
 
 
 def _canonical_headers(
-    headers: CIMultiDictProxy[str], names: Iterable[str], *, redact: bool = False
+    headers: CIMultiDictProxy[str], names: Sequence[str], *, redact: bool = False
 ) -> str:
     """`name:v1,v2\\n` per signed name: every value in arrival order, each trimmed."""
-    lines = []
+    values = []
     for name in names:
+        found = headers.getall(name, ())
         if redact and name.lower() in _REDACTED_HEADERS:
-            value = "<redacted>"
+            values.append("<redacted>")
+        elif len(found) == 1:
+            values.append(found[0])  # trimmed below, with all the others
         else:
-            value = ",".join([_trim(v) for v in headers.getall(name, ())])
-        lines.append(f"{name}:{value}\n")
-    return "".join(lines)
+            values.append(",".join([_trim(value) for value in found]))
+    return _headers_block(names, values)
 
 
 def _uri_candidates(raw_path: str) -> Iterable[str]:
@@ -586,9 +639,8 @@ def verify_signature(request: S3Request, auth: SigV4Auth, secret: str) -> bytes:
     """
     _check_headers_signed(request.headers, frozenset(name.lower() for name in auth.signed_headers))
     key = _cached_key(secret, auth.date, auth.region, auth.service)
-    query = _raw_canonical_query(
-        request.raw_query, drop=frozenset({"X-Amz-Signature"}) if auth.presigned else frozenset()
-    )
+    drop = _SIGNATURE_PARAM if auth.presigned else frozenset()
+    query = _raw_canonical_query(request.raw_query, drop=drop)
     headers_block = _canonical_headers(request.headers, auth.signed_headers)
     signed_line = ";".join(auth.signed_headers)
     scope = auth.scope
@@ -602,9 +654,7 @@ def verify_signature(request: S3Request, auth: SigV4Auth, secret: str) -> bytes:
             return key[0]
         first_sts = first_sts or sts
 
-    shown_query = _raw_canonical_query(
-        request.raw_query, drop=_REDACTED_QUERY if auth.presigned else frozenset()
-    )
+    shown_query = _raw_canonical_query(request.raw_query, drop=drop, redact=_REDACTED_QUERY)
     shown = (
         f"{request.method}\n{request.raw_path or '/'}\n{shown_query}\n"
         f"{_canonical_headers(request.headers, auth.signed_headers, redact=True)}\n"
@@ -647,20 +697,26 @@ def sign_request(
     added = {"x-amz-date": amz_date, "x-amz-content-sha256": payload_hash}
     if session_token:
         added["x-amz-security-token"] = session_token
-    merged = {name.lower(): value for name, value in headers.items()}
+    if "".join(headers).islower():
+        merged = dict(headers)
+    else:
+        merged = {name.lower(): value for name, value in headers.items()}
     merged.update(added)
     names = sorted(merged)
     signed_line = ";".join(names)
-    headers_block = "".join([f"{name}:{_trim(merged[name])}\n" for name in names])
+    # Inlined rather than shared with verification: this runs once per backend request.
+    block = "".join([f"{name}:{merged[name]}\n" for name in names])
+    if _needs_trim(block, len(names)):
+        block = "".join([f"{name}:{_trim(merged[name])}\n" for name in names])
     canonical = (
-        f"{method}\n{canonical_uri}\n{canonical_query}\n{headers_block}\n{signed_line}\n"
-        f"{payload_hash}"
+        f"{method}\n{canonical_uri}\n{canonical_query}\n{block}\n{signed_line}\n{payload_hash}"
     )
     date = amz_date[:8]
     scope = f"{date}/{region}/{service}/aws4_request"
+    digest = hashlib.sha256(_utf8(canonical)).hexdigest()
     signature = _signature(
         _cached_key(secret_access_key, date, region, service),
-        _string_to_sign(amz_date, scope, canonical),
+        f"{ALGORITHM}\n{amz_date}\n{scope}\n{digest}",
     )
     added["authorization"] = (
         f"{ALGORITHM} Credential={access_key_id}/{scope}, SignedHeaders={signed_line}, "
