@@ -10,21 +10,24 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 
 from aiohttp import StreamReader
+from lxml import etree
 
 from .errors import S3Error
 from .listing import merged_list
 from .mapping import (
     MAX_DELETE_OBJECTS_BYTES,
+    S3_NS,
     NameMapping,
     body_integrity_headers,
     group_delete_objects,
     local_name,
     merge_delete_results,
     parse_xml,
+    serialize_xml,
 )
 from .payload import BodyOutcome, PayloadPlan, upstream_body
 from .proxy import backend_call
-from .routing import Part, Route
+from .routing import Part, Route, visible_buckets
 from .s3request import S3Request
 
 MERGED_LISTINGS = frozenset({"ListObjects", "ListObjectsV2", "ListObjectVersions"})
@@ -111,3 +114,63 @@ async def split_delete_objects(
             raise _backend_error(status, answer)
         results.append((answer, route.names))
     return merge_delete_results(results)
+
+
+async def list_buckets(state_backends: dict, rules: Sequence, default_target: str | None) -> bytes:
+    """ListBuckets: the client's bucket names across every backend, without duplicates."""
+    held: dict[str, list[str]] = {}
+    dates: dict[str, str] = {}
+    for name, backend in state_backends.items():
+        if backend.credentials.current is None:
+            continue  # a backend without credentials cannot be asked; it shows nothing
+        status, body = await backend_call(backend, "GET", "", "", [])
+        if status != 200:
+            raise _backend_error(status, body)
+        root = parse_xml(body)
+        names = []
+        for bucket in root.iter("{*}Bucket", "Bucket"):
+            bucket_name = bucket.findtext("{*}Name") or bucket.findtext("Name") or ""
+            names.append(bucket_name)
+            created = bucket.findtext("{*}CreationDate") or bucket.findtext("CreationDate")
+            if created:
+                dates.setdefault(bucket_name, created)
+        held[name] = names
+    visible = visible_buckets(rules, default_target, held)
+    out = etree.Element(f"{{{S3_NS}}}ListAllMyBucketsResult", nsmap={None: S3_NS})
+    owner = etree.SubElement(out, f"{{{S3_NS}}}Owner")
+    etree.SubElement(owner, f"{{{S3_NS}}}ID").text = "s3router"
+    etree.SubElement(owner, f"{{{S3_NS}}}DisplayName").text = "s3router"
+    buckets = etree.SubElement(out, f"{{{S3_NS}}}Buckets")
+    for bucket_name in visible:
+        element = etree.SubElement(buckets, f"{{{S3_NS}}}Bucket")
+        etree.SubElement(element, f"{{{S3_NS}}}Name").text = bucket_name
+        etree.SubElement(element, f"{{{S3_NS}}}CreationDate").text = dates.get(
+            bucket_name, "2000-01-01T00:00:00.000Z"
+        )
+    return serialize_xml(out)
+
+
+async def bucket_on_every_part(
+    method: str, parts: Sequence[Part], backends: dict, query: list[tuple[str, str]]
+) -> int:
+    """CreateBucket / DeleteBucket / HeadBucket of a split bucket, applied to each part's
+    backend bucket once. Returns the status to answer; the first failure is raised as S3 would
+    answer it, with the buckets done before it left as they are (named in the message)."""
+    done: list[str] = []
+    seen: set[tuple[str, str]] = set()
+    for part in parts:
+        if (part.backend, part.bucket) in seen:
+            continue
+        seen.add((part.backend, part.bucket))
+        status, body = await backend_call(backends[part.backend], method, part.bucket, "", query)
+        if method == "PUT" and status == 409:
+            continue  # already there (owned by the proxy's credentials): nothing to create
+        if status >= 300:
+            if method == "HEAD":
+                raise S3Error("NoSuchBucket" if status == 404 else "AccessDenied", status=status)
+            error = _backend_error(status, body)
+            if done:
+                error.message += f" (already done on: {', '.join(done)})"
+            raise error
+        done.append(f"{part.backend}:{part.bucket}")
+    return 204 if method == "DELETE" else 200

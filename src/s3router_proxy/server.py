@@ -25,7 +25,13 @@ from .backends import Backend
 from .config import Config
 from .crosscopy import copy_across
 from .errors import S3Error, error_xml, new_request_id
-from .fanout import MERGED_LISTINGS, merged_listing, split_delete_objects
+from .fanout import (
+    MERGED_LISTINGS,
+    bucket_on_every_part,
+    list_buckets,
+    merged_listing,
+    split_delete_objects,
+)
 from .logsetup import ACCESS_LOGGER
 from .mapping import (
     CopySource,
@@ -230,6 +236,10 @@ def error_response(error: S3Error, *, resource: str, request_id: str, method: st
     )
 
 
+# Bucket-level requests that act on every part of a bucket split (or renamed) by rules.
+SPLIT_BUCKET_OPERATIONS = frozenset({"DeleteObjects", "CreateBucket", "DeleteBucket", "HeadBucket"})
+
+
 class ProxyHandler:
     """The request handler; holds the current state (swapped whole on reload)."""
 
@@ -284,8 +294,11 @@ class ProxyHandler:
             auth, signing_key = self._authenticate(state, request, record)
             record.payload = "sha256" if len(auth.payload_hash) == 64 else auth.payload_hash
             config = state.config
+            if request.operation == "ListBuckets":
+                body = await list_buckets(state.backends, config.rules, config.default_target)
+                return self._xml_answer(record, body)
             if request.bucket and (
-                request.operation in MERGED_LISTINGS or request.operation == "DeleteObjects"
+                request.operation in MERGED_LISTINGS or request.operation in SPLIT_BUCKET_OPERATIONS
             ):
                 parts = routes_for_bucket(
                     config.rules,
@@ -395,6 +408,12 @@ class ProxyHandler:
     ) -> web.StreamResponse:
         """Listings and deletes on a bucket split over backends or renamed: asked part by part."""
         config = state.config
+        if request.operation in ("CreateBucket", "DeleteBucket", "HeadBucket"):
+            status = await bucket_on_every_part(
+                request.method, parts, state.backends, request.query_items
+            )
+            record.status = status
+            return web.Response(status=status, headers={"x-amz-request-id": record.request_id})
         if request.operation == "DeleteObjects":
             plan = plan_payload(request, auth, signing_key, backend_trailers=False)
             if http_request.headers.get("Expect", "").lower() == "100-continue":
@@ -417,6 +436,10 @@ class ProxyHandler:
             )
         else:
             body = await merged_listing(request, parts, state.backends, config.secret)
+        return self._xml_answer(record, body)
+
+    @staticmethod
+    def _xml_answer(record: RequestRecord, body: bytes) -> web.Response:
         record.status = 200
         record.bytes_out = len(body)
         return web.Response(
