@@ -55,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="log level (default: router.log_level, else info)",
     )
     parser.add_argument(
+        "--environment",
+        default=os.environ.get("ENVIRONMENT"),
+        help="which document of a multi-environment config to use (default: $ENVIRONMENT)",
+    )
+    parser.add_argument(
         "--workers",
         type=int,
         default=int(os.environ.get("S3_ROUTER_WORKERS", "1")),
@@ -92,11 +97,14 @@ class Loader:
     """Loads the config file the same way at start and at every reload."""
 
     path: str
+    environment: str | None
     overrides: Mapping[str, object]  # Config fields set on the command line
     embedded: Mapping[str, str]  # backend name -> endpoint of its running demo store
 
     def load(self) -> Config:
-        config = dataclasses.replace(load_config(self.path), **self.overrides)
+        config = dataclasses.replace(
+            load_config(self.path, environment=self.environment), **self.overrides
+        )
         backends = dict(config.backends)
         for name, backend in backends.items():
             if backend.endpoint == EMBEDDED:
@@ -281,9 +289,11 @@ def main(argv: list[str] | None = None) -> int:
     stores = EmbeddedStores()
     try:
         overrides = _overrides(args)
-        config = dataclasses.replace(load_config(args.config), **overrides)
+        config = dataclasses.replace(
+            load_config(args.config, environment=args.environment), **overrides
+        )
         config = stores.start(config)
-        loader = Loader(args.config, overrides, dict(stores.endpoints))
+        loader = Loader(args.config, args.environment, overrides, dict(stores.endpoints))
     except ConfigError as exc:
         stores.stop()
         print(f"lakefs-s3-router: {exc}", file=sys.stderr)

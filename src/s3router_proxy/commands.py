@@ -8,6 +8,7 @@ and overlapping splits. Both use the functions the proxy routes with, so they ca
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .config import ConfigError, load_config
@@ -27,6 +28,7 @@ def explain_main(argv: list[str]) -> int:
         description="Show which rule and backend serve a request, and why earlier rules did not.",
     )
     parser.add_argument("--config", required=True)
+    parser.add_argument("--environment", default=os.environ.get("ENVIRONMENT"))
     parser.add_argument("method", help="GET, PUT, HEAD, POST, DELETE")
     parser.add_argument("url", help="s3://bucket/key")
     parser.add_argument(
@@ -35,7 +37,7 @@ def explain_main(argv: list[str]) -> int:
     parser.add_argument("--operation", help="S3 operation name, e.g. ListObjectsV2")
     args = parser.parse_args(argv)
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, environment=args.environment)
     except ConfigError as exc:
         print(f"lakefs-s3-router: {exc}", file=sys.stderr)
         return 2
@@ -51,9 +53,10 @@ def check_main(argv: list[str]) -> int:
         description="Validate a config and warn about rules that can never match.",
     )
     parser.add_argument("--config", required=True)
+    parser.add_argument("--environment", default=os.environ.get("ENVIRONMENT"))
     args = parser.parse_args(argv)
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, environment=args.environment)
     except ConfigError as exc:
         print(f"lakefs-s3-router: {exc}", file=sys.stderr)
         return 2

@@ -447,20 +447,52 @@ def config_from_document(
     )
 
 
-def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
-    """Read, interpolate and validate the config file at `path`."""
+def _document_environment(doc: Any) -> str | None:
+    routing = doc.get("routing") if isinstance(doc, Mapping) else None
+    value = routing.get("environment") if isinstance(routing, Mapping) else None
+    return str(value) if value is not None else None
+
+
+def select_environment(documents: list[Any], environment: str | None, source: str) -> Any:
+    """The document for `environment` from a multi-document file (`routing.environment`)."""
+    if len(documents) == 1 and environment is None:
+        return documents[0]
+    named = {_document_environment(doc): doc for doc in documents}
+    available = sorted(name for name in named if name)
+    if environment is None:
+        raise ConfigError(
+            f"{source}: holds {len(documents)} documents for environments {available}; choose one "
+            "with --environment NAME or ENVIRONMENT=NAME"
+        )
+    if environment not in named:
+        if len(documents) == 1 and _document_environment(documents[0]) is None:
+            return documents[0]
+        raise ConfigError(
+            f"{source}: no document for environment {environment!r}; the file has {available}"
+        )
+    return named[environment]
+
+
+def load_config(
+    path: str | Path, env: Mapping[str, str] | None = None, *, environment: str | None = None
+) -> Config:
+    """Read, interpolate and validate the config file at `path`.
+
+    A file may hold several YAML documents, one per `routing.environment`; `environment` (or
+    the ENVIRONMENT variable) picks one.
+    """
     source = str(path)
+    env = os.environ if env is None else env
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{source}: cannot read the config file: {exc.strerror}") from None
     try:
-        documents = load_documents(text, os.environ if env is None else env)
+        documents = load_documents(text, env)
     except YamlError as exc:
         location = f"{source}:{exc.line}" if exc.line else source
         raise ConfigError(f"{location}: {exc}") from None
     if not documents:
         raise ConfigError(f"{source}: the file is empty; see config/s3-router-config.yaml")
-    if len(documents) > 1:
-        raise ConfigError(f"{source}: holds {len(documents)} YAML documents; one is expected")
-    return config_from_document(documents[0], source=source, env=env)
+    chosen = select_environment(documents, environment or env.get("ENVIRONMENT") or None, source)
+    return config_from_document(chosen, source=source, env=env)

@@ -184,3 +184,26 @@ def test_client_error_codes_from_boto3(vhost_proxy: ProxyProcess) -> None:
     with pytest.raises(ClientError) as caught:
         client.head_bucket(Bucket="anything")
     assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+def test_environment_flag_selects_the_document(start_proxy: StartProxy, tmp_path: Path) -> None:
+    text = """
+routing:
+  environment: production
+  default_target: a
+backends:
+  a: {endpoint: "http://127.0.0.1:9"}
+---
+routing:
+  environment: development
+  default_target: a
+backends:
+  a: {endpoint: "http://127.0.0.1:8"}
+"""
+    path = tmp_path / "envs.yaml"
+    path.write_text(text)
+    missing = run_cli("--config", str(path), "--environment", "staging")
+    assert missing.returncode == 2
+    assert "no document for environment 'staging'" in missing.stderr
+    proxy = start_proxy(path, extra_args=["--environment", "development"])
+    assert "backend a: http://127.0.0.1:8 " in proxy.log_text()

@@ -184,3 +184,30 @@ def test_bad_documents_name_line_and_fix(
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "absent.yaml")
+
+
+MULTI = """
+routing:
+  environment: production
+  default_target: s3
+backends:
+  s3: {endpoint: "http://prod:9000"}
+---
+routing:
+  environment: development
+  default_target: s3
+backends:
+  s3: {endpoint: "http://dev:9000"}
+"""
+
+
+def test_environments_pick_one_document(tmp_path: Path) -> None:
+    path = write(tmp_path, MULTI)
+    prod = load_config(path, env={}, environment="production")
+    assert prod.backends["s3"].endpoint == "http://prod:9000"
+    dev = load_config(path, env={"ENVIRONMENT": "development"})
+    assert dev.backends["s3"].endpoint == "http://dev:9000"
+    with pytest.raises(ConfigError, match=r"choose one with --environment"):
+        load_config(path, env={})
+    with pytest.raises(ConfigError, match=r"no document for environment 'staging'.*development"):
+        load_config(path, env={}, environment="staging")
