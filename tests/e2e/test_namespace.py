@@ -130,8 +130,8 @@ def test_team2_keys_are_stored_under_the_mapped_prefix(profiles_proxy) -> None:
     assert "data/team2" not in str(caught.value.response)
 
 
-def test_list_buckets_and_bucket_operations_on_the_split_bucket(profiles_proxy) -> None:  # noqa: ANN001
-    proxy, stores, (key, secret) = profiles_proxy
+def test_list_buckets_and_bucket_operations_on_the_split_bucket(profiles_proxy) -> None:
+    proxy, _, (key, secret) = profiles_proxy
     client = proxy.client(key, secret)
     names = [b["Name"] for b in client.list_buckets()["Buckets"]]
     assert "example-bucket" in names
