@@ -34,6 +34,19 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+def _text_value(value: Any) -> str:
+    """A field value for a `key=value` line: bare when that is unambiguous, else JSON-quoted.
+
+    Keys and bucket names come from clients and may hold spaces, quotes, `=` or control
+    characters (a newline would otherwise start a forged log line), so such values are quoted
+    and escaped.
+    """
+    text = str(value)
+    if text and all(c.isprintable() and not c.isspace() and c not in "\"'=\\" for c in text):
+        return text
+    return json.dumps(text, ensure_ascii=False)
+
+
 class TextFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -42,9 +55,7 @@ class TextFormatter(logging.Formatter):
         fields = getattr(record, "fields", None)
         if fields:
             record.msg = " ".join(
-                f"{name}={value!r}"
-                if isinstance(value, str) and " " in value
-                else f"{name}={value}"
+                f"{name}={_text_value(value)}"
                 for name, value in fields.items()
                 if value is not None and value != ""
             )

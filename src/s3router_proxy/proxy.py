@@ -172,7 +172,9 @@ async def forward(
         else:
             signed.pop("content-encoding", None)
     signed["host"] = host
-    if plan.upstream_length is not None and (has_body or "content-length" in request.headers):
+    if body_override is not None:
+        signed["content-length"] = str(len(body_override))
+    elif plan.upstream_length is not None and (has_body or "content-length" in request.headers):
         signed["content-length"] = str(plan.upstream_length)
     signed.update(
         sign_request(

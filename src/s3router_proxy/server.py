@@ -22,6 +22,7 @@ from aiohttp import web
 
 from . import metrics, sigv2, sigv4, uploadid
 from .backends import Backend
+from .checksums import content_md5
 from .config import Config
 from .crosscopy import copy_across
 from .errors import S3Error, error_xml, new_request_id
@@ -30,6 +31,7 @@ from .fanout import (
     bucket_on_every_part,
     list_buckets,
     merged_listing,
+    read_small_body,
     split_delete_objects,
 )
 from .logsetup import ACCESS_LOGGER
@@ -240,6 +242,25 @@ def error_response(error: S3Error, *, resource: str, request_id: str, method: st
 SPLIT_BUCKET_OPERATIONS = frozenset({"DeleteObjects", "CreateBucket", "DeleteBucket", "HeadBucket"})
 
 
+# Operations whose bodies S3-compatible stores may insist carry a Content-MD5.
+CONTENT_MD5_OPERATIONS = frozenset(
+    {
+        "DeleteObjects",
+        "PutBucketCors",
+        "PutBucketLifecycle",
+        "PutBucketLifecycleConfiguration",
+        "PutBucketPolicy",
+        "PutBucketReplication",
+        "PutBucketTagging",
+        "PutObjectLockConfiguration",
+        "PutObjectRetention",
+        "PutObjectLegalHold",
+        "PutObjectTagging",
+    }
+)
+MAX_MD5_BODY = 4 * 1024 * 1024
+
+
 class ProxyHandler:
     """The request handler; holds the current state (swapped whole on reload)."""
 
@@ -376,6 +397,15 @@ class ProxyHandler:
                 await http_request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 http_request.writer.output_size = 0
             rewrite, rewrite_errors = response_rewriters(state, request, route, record)
+            body_override = None
+            if (
+                backend.config.add_content_md5
+                and request.operation in CONTENT_MD5_OPERATIONS
+                and "Content-MD5" not in request.headers
+            ):
+                # The backend demands Content-MD5 on these small bodies; compute it.
+                body_override = await read_small_body(http_request.content, plan, MAX_MD5_BODY)
+                overrides = {**(overrides or {}), "content-md5": content_md5(body_override)}
             response = await forward(
                 http_request,
                 request,
@@ -387,6 +417,7 @@ class ProxyHandler:
                 rewrite=rewrite,
                 rewrite_errors=rewrite_errors,
                 header_overrides=overrides,
+                body_override=body_override,
             )
             record.status = response.status
             return response

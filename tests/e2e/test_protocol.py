@@ -38,6 +38,7 @@ def config_text(moto_auth: MotoBackend, moto_plain: MotoBackend, pinned_target: 
             endpoint: "{moto_plain.endpoint}"
             access_key_id: "{PLAIN_ACCESS_KEY_ID}"
             secret_access_key: "{PLAIN_SECRET_ACCESS_KEY}"
+            add_content_md5: true
         clients:
           - {{name: protocol, access_key_id: "{KEY}", secret_access_key: "{SECRET}"}}
         routing:
