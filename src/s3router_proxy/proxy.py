@@ -14,6 +14,7 @@ import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -128,16 +129,17 @@ async def forward(
     backend: Backend,
     record: RequestRecord,
     *,
-    rewrite: Rewrite | None = None,
-    rewrite_errors: Rewrite | None = None,
+    rewrite: Rewrite[bytes] | None = None,
+    rewrite_errors: Rewrite[bytes] | None = None,
     header_overrides: dict[str, str] | None = None,
     body_override: bytes | None = None,
+    location: Rewrite[str] | None = None,
 ) -> web.StreamResponse:
     """Send the request to the backend the route names and stream its answer back.
 
     `rewrite` turns a 200 XML answer into the client's names, `rewrite_errors` an error body;
     `header_overrides` replace client headers (lower-case names) and `body_override` is a small
-    body the proxy already read, verified and rewrote.
+    body the proxy already read, verified and rewrote; `location` maps a `Location` header.
     """
     credentials = backend.credentials.current
     if credentials is None:
@@ -230,20 +232,21 @@ async def forward(
         if outcome.failure is not None:
             raise outcome.failure
         if rewrite is not None and upstream.status == 200:
-            return await _relay_rewritten(http_request, upstream, record, rewrite)
+            return await _relay_rewritten(http_request, upstream, record, rewrite, location)
         if (
             rewrite_errors is not None
             and upstream.status >= 300
             and request.method != "HEAD"
             and "xml" in upstream.headers.get("Content-Type", "")
         ):
-            return await _relay_rewritten(http_request, upstream, record, rewrite_errors)
-        return await _relay(http_request, upstream, backend, record)
+            return await _relay_rewritten(http_request, upstream, record, rewrite_errors, location)
+        return await _relay(http_request, upstream, backend, record, location)
     finally:
         upstream.release()
 
 
-Rewrite = Callable[[bytes], bytes]
+T = TypeVar("T")
+Rewrite = Callable[[T], T]
 MAX_REWRITTEN_BODY = 16 * 1024 * 1024
 
 
@@ -251,7 +254,8 @@ async def _relay_rewritten(
     http_request: web.BaseRequest,
     upstream: aiohttp.ClientResponse,
     record: RequestRecord,
-    rewrite: Rewrite,
+    rewrite: Rewrite[bytes],
+    location: Rewrite[str] | None,
 ) -> web.StreamResponse:
     """Answer with a small XML document rewritten for the client (bounded in size)."""
     body = bytearray()
@@ -266,6 +270,8 @@ async def _relay_rewritten(
         if name.lower() not in _DROP_RESPONSE and name.lower() != "content-length"
     )
     headers["x-amz-request-id"] = record.request_id
+    if location is not None and "Location" in headers:
+        headers["Location"] = location(headers["Location"])
     response = web.Response(
         status=upstream.status, reason=upstream.reason, body=new_body, headers=headers
     )
@@ -343,12 +349,15 @@ async def _relay(
     upstream: aiohttp.ClientResponse,
     backend: Backend,
     record: RequestRecord,
+    location: Rewrite[str] | None = None,
 ) -> web.StreamResponse:
     """Stream the backend's answer to the client, headers and status as they are."""
     response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
     for name, value in upstream.headers.items():
         if name.lower() not in _DROP_RESPONSE:
             response.headers.add(name, value)
+    if location is not None and "Location" in response.headers:
+        response.headers["Location"] = location(response.headers["Location"])
     response.headers["x-amz-request-id"] = record.request_id
     if "Content-Length" not in upstream.headers and http_request.method != "HEAD":
         response.enable_chunked_encoding()

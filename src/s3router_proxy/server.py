@@ -12,11 +12,11 @@ the new rules at once, requests in flight finish on the state they started with.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import ssl
 import time
 from dataclasses import dataclass, field
+from xml.sax.saxutils import escape as xml_escape
 
 from aiohttp import web
 
@@ -39,7 +39,9 @@ from .mapping import (
     CopySource,
     NameMapping,
     format_copy_source,
+    map_list_query,
     parse_copy_source,
+    rewrite_location_header,
     rewrite_response_xml,
 )
 from .payload import plan_payload
@@ -151,11 +153,11 @@ def copy_source_route(state: ProxyState, request: S3Request) -> tuple[CopySource
 
 def response_rewriters(
     state: ProxyState, request: S3Request, route: Route, record: RequestRecord
-) -> tuple[Rewrite | None, Rewrite | None]:
+) -> tuple[Rewrite[bytes] | None, Rewrite[bytes] | None]:
     """(rewrite of a 200 XML answer, rewrite of an error body) this request needs, if any."""
     secret = state.config.secret
     names = route.names
-    steps: list[Rewrite] = []
+    steps: list[Rewrite[bytes]] = []
     if request.operation in ("CreateMultipartUpload", "ListParts"):
         steps.append(
             lambda body: uploadid.wrap_in_response(
@@ -209,7 +211,30 @@ _XML_ANSWERS = frozenset(
 )
 
 
-def _chain(steps: list[Rewrite]) -> Rewrite | None:
+def location_rewriter(
+    http_request: web.BaseRequest, request: S3Request, route: Route
+) -> Rewrite[str] | None:
+    """A backend's Location header in the client's names and at the proxy's address."""
+    if not route.renames:
+        return None
+    base = f"{http_request.scheme}://{request.host}"
+    return lambda value: rewrite_location_header(
+        value, route.names, client_base_url=base, client_key=request.key
+    )
+
+
+def empty_upload_listing(request: S3Request) -> bytes:
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<ListMultipartUploadsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+        f"<Bucket>{xml_escape(request.bucket)}</Bucket>"
+        f"<Prefix>{xml_escape(request.query.get('prefix', ''))}</Prefix>"
+        "<MaxUploads>1000</MaxUploads><IsTruncated>false</IsTruncated>"
+        "</ListMultipartUploadsResult>"
+    ).encode()
+
+
+def _chain(steps: list[Rewrite[bytes]]) -> Rewrite[bytes] | None:
     if not steps:
         return None
     if len(steps) == 1:
@@ -350,6 +375,11 @@ class ProxyHandler:
                 route = pinned_route(state, request)
             elif "upload-id-marker" in request.query:
                 unwrap_upload_marker(state, request)
+            if request.operation == "ListMultipartUploads" and route.renames:
+                mapped = map_list_query(request.query_items, route.names)
+                if mapped.query is None:  # the rule holds nothing under this prefix
+                    return self._xml_answer(record, empty_upload_listing(request))
+                request.query_items = mapped.query
             record.backend, record.backend_bucket, record.backend_key = (
                 route.backend,
                 route.bucket,
@@ -418,6 +448,7 @@ class ProxyHandler:
                 rewrite_errors=rewrite_errors,
                 header_overrides=overrides,
                 body_override=body_override,
+                location=location_rewriter(http_request, request, route),
             )
             record.status = response.status
             return response
@@ -529,11 +560,10 @@ class ProxyHandler:
             method=http_request.method,
         )
         if http_request.body_exists and not http_request.content.at_eof():
-            # The body was never read: close after answering instead of draining it.
-            await response.prepare(http_request)
-            await response.write_eof()
-            with contextlib.suppress(Exception):
-                http_request.protocol.force_close()
+            # The body was never read: answer with Connection: close. aiohttp then reads and
+            # drops what the client still sends for a bounded time (lingering close), so the
+            # answer is not lost to a reset, and the connection ends.
+            response.force_close()
         return response
 
     @staticmethod
@@ -583,6 +613,7 @@ class ProxyServer:
             max_line_size=MAX_LINE_SIZE,
             max_field_size=MAX_FIELD_SIZE,
             keepalive_timeout=config.keepalive_timeout,
+            lingering_time=5.0,
             access_log=None,
         )
         runner = web.ServerRunner(
