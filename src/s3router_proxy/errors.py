@@ -7,6 +7,7 @@ uses for it, and a message. `error_xml` renders the body S3 clients parse; extra
 
 from __future__ import annotations
 
+import itertools
 import secrets
 from xml.sax.saxutils import escape
 
@@ -96,9 +97,15 @@ class S3Error(Exception):
         super().__init__(f"{code}: {self.message}")
 
 
+_ID_PREFIX = secrets.token_hex(4).upper()  # per process: ids from replicas do not collide
+_id_counter = itertools.count(secrets.randbelow(1 << 31))
+
+
 def new_request_id() -> str:
-    """A request id in the shape S3 uses (16 upper-case hex characters)."""
-    return secrets.token_hex(8).upper()
+    """A request id in the shape S3 uses (16 upper-case hex characters), unique per process.
+
+    A random per-process prefix and a counter: no system call on the per-request path."""
+    return f"{_ID_PREFIX}{next(_id_counter) & 0xFFFFFFFF:08X}"
 
 
 def error_xml(error: S3Error, *, resource: str, request_id: str) -> bytes:

@@ -7,6 +7,7 @@ builds the one answer S3 would give, in the client's names.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Hashable, Sequence
 
 from aiohttp import StreamReader
@@ -30,6 +31,7 @@ from .proxy import backend_call
 from .routing import Part, Route, visible_buckets
 from .s3request import S3Request
 
+log = logging.getLogger("s3router_proxy.fanout")
 MERGED_LISTINGS = frozenset({"ListObjects", "ListObjectsV2", "ListObjectVersions"})
 
 
@@ -123,7 +125,14 @@ async def list_buckets(state_backends: dict, rules: Sequence, default_target: st
     for name, backend in state_backends.items():
         if backend.credentials.current is None:
             continue  # a backend without credentials cannot be asked; it shows nothing
-        status, body = await backend_call(backend, "GET", "", "", [])
+        try:
+            status, body = await backend_call(backend, "GET", "", "", [])
+        except S3Error as error:
+            if error.code != "ServiceUnavailable":
+                raise
+            # One store being down should not hide every other store's buckets.
+            log.warning("ListBuckets: backend %s is unreachable; its buckets are left out", name)
+            continue
         if status != 200:
             raise _backend_error(status, body)
         root = parse_xml(body)

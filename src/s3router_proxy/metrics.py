@@ -81,6 +81,18 @@ AUTH_CODES = frozenset(
 )
 
 
+_children: dict[tuple[object, tuple[str, ...]], object] = {}
+
+
+def child(metric: object, *labels: str):
+    """`metric.labels(*labels)`, cached: looking children up costs more than updating them."""
+    key = (metric, labels)
+    found = _children.get(key)
+    if found is None:
+        found = _children[key] = metric.labels(*labels)  # type: ignore[attr-defined]
+    return found
+
+
 def status_class(status: int) -> str:
     return f"{status // 100}xx"
 

@@ -92,6 +92,7 @@ _PRESIGN_PARAMS = frozenset(
     }
 )
 STREAM_CHUNK = 256 * 1024
+SMALL_BODY = 64 * 1024  # answers up to this size are sent in one write
 # Uploads without a length are refused for these, as S3 does (a length is part of the contract).
 _NEEDS_LENGTH = frozenset({"PutObject", "UploadPart"})
 
@@ -224,10 +225,10 @@ async def forward(
         raise _unreachable(backend, exc) from None
     record.backend_seconds = time.monotonic() - sent_at
     record.bytes_in = outcome.sent
-    metrics.BACKEND_SECONDS.labels(backend.name).observe(record.backend_seconds)
-    metrics.BYTES_IN.labels(backend.name).inc(outcome.sent)
+    metrics.child(metrics.BACKEND_SECONDS, backend.name).observe(record.backend_seconds)
+    metrics.child(metrics.BYTES_IN, backend.name).inc(outcome.sent)
     if upstream.status >= 500:
-        metrics.BACKEND_ERRORS.labels(backend.name, "5xx").inc()
+        metrics.child(metrics.BACKEND_ERRORS, backend.name, "5xx").inc()
     try:
         if outcome.failure is not None:
             raise outcome.failure
@@ -336,7 +337,7 @@ def _unreachable(backend: Backend, exc: BaseException) -> S3Error:
         reason, kind = "did not answer in time", "timeout"
     else:
         reason, kind = "could not be reached", "unreachable"
-    metrics.BACKEND_ERRORS.labels(backend.name, kind).inc()
+    metrics.child(metrics.BACKEND_ERRORS, backend.name, kind).inc()
     log.warning("backend %s %s: %s", backend.name, reason, type(exc).__name__)
     return S3Error(
         "ServiceUnavailable",
@@ -358,6 +359,21 @@ async def _relay(
             response.headers.add(name, value)
     if location is not None and "Location" in response.headers:
         response.headers["Location"] = location(response.headers["Location"])
+    length = upstream.headers.get("Content-Length", "")
+    if http_request.method != "HEAD" and length.isdigit() and int(length) <= SMALL_BODY:
+        # A small answer goes out in one write, headers and body together.
+        try:
+            body = await upstream.content.readexactly(int(length)) if int(length) else b""
+        except (TimeoutError, aiohttp.ClientError, asyncio.IncompleteReadError) as exc:
+            metrics.child(metrics.BACKEND_ERRORS, backend.name, "broken_stream").inc()
+            raise _unreachable(backend, exc) from None
+        small = web.Response(status=upstream.status, reason=upstream.reason, body=body)
+        small.headers.clear()
+        small.headers.extend(response.headers)
+        small.headers["x-amz-request-id"] = record.request_id
+        record.bytes_out = len(body)
+        metrics.child(metrics.BYTES_OUT, backend.name).inc(len(body))
+        return small
     response.headers["x-amz-request-id"] = record.request_id
     if "Content-Length" not in upstream.headers and http_request.method != "HEAD":
         response.enable_chunked_encoding()
@@ -377,12 +393,12 @@ async def _relay(
     except (TimeoutError, aiohttp.ClientError) as exc:
         # Headers are gone already: the only honest signal left is a broken connection.
         log.warning("backend %s broke off a response: %s", backend.name, type(exc).__name__)
-        metrics.BACKEND_ERRORS.labels(backend.name, "broken_stream").inc()
+        metrics.child(metrics.BACKEND_ERRORS, backend.name, "broken_stream").inc()
         record.error_code = "BackendStreamBroken"
         if http_request.transport is not None:
             http_request.transport.abort()
         return response
     finally:
-        metrics.BYTES_OUT.labels(backend.name).inc(record.bytes_out)
+        metrics.child(metrics.BYTES_OUT, backend.name).inc(record.bytes_out)
     await response.write_eof()
     return response

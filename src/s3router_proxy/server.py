@@ -544,7 +544,7 @@ class ProxyHandler:
             signing_key = sigv4.verify_signature(request, auth, secret)
         except S3Error as error:
             reason = error.code if error.code in metrics.AUTH_CODES else "other"
-            metrics.AUTH_FAILURES.labels(reason).inc()
+            metrics.child(metrics.AUTH_FAILURES, reason).inc()
             raise
         return auth, signing_key
 
@@ -569,13 +569,14 @@ class ProxyHandler:
     @staticmethod
     def _finish(http_request: web.BaseRequest, record: RequestRecord) -> None:
         status = record.status or 500
-        metrics.REQUESTS.labels(
+        metrics.child(
+            metrics.REQUESTS,
             record.operation or "Unknown",
             record.rule or "none",
             record.backend or "none",
             metrics.status_class(status),
         ).inc()
-        metrics.REQUEST_SECONDS.labels(record.operation or "Unknown").observe(
+        metrics.child(metrics.REQUEST_SECONDS, record.operation or "Unknown").observe(
             time.monotonic() - record.started
         )
         if access_log.isEnabledFor(logging.INFO):

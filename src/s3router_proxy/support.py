@@ -13,7 +13,7 @@ from .operations import OPERATIONS, operation_group
 PASSED_THROUGH = "passed through"
 
 NOTES: dict[str, str] = {
-    "ListBuckets": "answered by the default target's backend",
+    "ListBuckets": "answered from every backend, in the client's names (unreachable ones left out)",
     "ListObjects": "passed through; keys and markers mapped back to the client's names",
     "ListObjectsV2": "passed through; keys, prefixes and tokens mapped back",
     "ListObjectVersions": "passed through; keys mapped back",
