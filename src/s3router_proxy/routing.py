@@ -349,6 +349,7 @@ class Rule:
     name: str = ""  # where it was written: "routing.rules[0]", "profiles.minio"
     client_prefix: str = ""  # C: the key pattern's literal prefix, replaced by ...
     backend_prefix: str = ""  # P: ... this on the backend (see `mapping.join_prefix`)
+    max_body_size: int | None = None  # larger request bodies are refused (EntityTooLarge)
 
     @property
     def label(self) -> str:
@@ -448,6 +449,7 @@ def compile_rule(
     mapped_bucket: str | None = None,
     mapped_prefix: str | None = None,
     name: str = "",
+    max_body_size: int | None = None,
 ) -> Rule:
     """Compile a rule. `methods` (HTTP methods) and `operations` (any entries) are merged."""
     if operations is not None and not isinstance(operations, Operations):
@@ -478,6 +480,7 @@ def compile_rule(
         name=name,
         client_prefix=literal_prefix(key_pattern),
         backend_prefix=join_prefix(literal_prefix(key_pattern), mapped_prefix),
+        max_body_size=max_body_size,
     )
 
 

@@ -51,6 +51,7 @@ _RULE_KEYS = {
     "mapped_bucket",
     "mapped_prefix",
     "description",
+    "max_body_size",
 }
 _CONDITION_KEYS = {"content_types", "max_size", "min_size", "time_range", "description"}
 _TIME_KEYS = {"start", "end", "timezone"}
@@ -88,6 +89,18 @@ _UNITS = {
 }
 _CLOCK = re.compile(r"^([01]\d|2[0-4]):([0-5]\d)$")
 _OPERATION_WORDS = sorted({*HTTP_METHODS, *GROUPS, *OPERATIONS})
+
+
+def _body_cap(reader: Reader, item: LineDict, where: str) -> int | None:
+    """`max_body_size`: the largest request body this rule forwards (EntityTooLarge above)."""
+    if item.get("max_body_size") is None:
+        return None
+    try:
+        return parse_size(item["max_body_size"])
+    except ValueError as exc:
+        raise reader.fail(
+            f"{where}.max_body_size", f"{exc}; e.g. 100MiB", reader.line_of(item, "max_body_size")
+        ) from None
 
 
 def parse_size(value: Any) -> int:
@@ -213,6 +226,7 @@ def _parse_rules(
                 mapped_bucket=_bucket_name(reader, item, "mapped_bucket", where),
                 mapped_prefix=_prefix(reader, item, "mapped_prefix", where),
                 name=where,
+                max_body_size=_body_cap(reader, item, where),
             )
         )
     if not rules and default_target is None:

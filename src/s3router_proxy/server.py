@@ -44,7 +44,7 @@ from .mapping import (
     rewrite_location_header,
     rewrite_response_xml,
 )
-from .payload import plan_payload
+from .payload import PayloadPlan, plan_payload
 from .proxy import Rewrite, forward
 from .record import RequestRecord
 from .routing import Part, Route, listing_is_plain, match_route, routes_for_bucket
@@ -209,6 +209,21 @@ _XML_ANSWERS = frozenset(
         "UploadPartCopy",
     }
 )
+
+
+def check_body_cap(request: S3Request, plan: PayloadPlan, cap: int) -> None:
+    """Refuse, before reading it, a body larger than the rule's `max_body_size`."""
+    size = plan.decoded_length if plan.chunked else plan.upstream_length
+    if size is None:
+        if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+            raise S3Error("MissingContentLength", "This rule caps body sizes: send a length.")
+        return
+    if size > cap:
+        raise S3Error(
+            "EntityTooLarge",
+            f"Your proposed upload exceeds the maximum allowed size for this bucket ({cap} bytes).",
+            details={"ProposedSize": str(size), "MaxSizeAllowed": str(cap)},
+        )
 
 
 def location_rewriter(
@@ -423,6 +438,8 @@ class ProxyHandler:
                 signing_key,
                 backend_trailers=backend.config.checksum_trailers,
             )
+            if route.rule is not None and route.rule.max_body_size is not None:
+                check_body_cap(request, plan, route.rule.max_body_size)
             if http_request.headers.get("Expect", "").lower() == "100-continue":
                 await http_request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 http_request.writer.output_size = 0

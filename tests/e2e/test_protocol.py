@@ -290,3 +290,139 @@ def test_nfc_and_nfd_are_different_keys(client) -> None:
     assert sorted(o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]) == sorted(
         [nfc, nfd]
     )
+
+
+def test_rule_body_size_cap(start_proxy, moto_plain: MotoBackend) -> None:
+    proxy = start_proxy(
+        f"""
+        backends:
+          store:
+            endpoint: "{moto_plain.endpoint}"
+            access_key_id: "{PLAIN_ACCESS_KEY_ID}"
+            secret_access_key: "{PLAIN_SECRET_ACCESS_KEY}"
+        clients:
+          - {{name: protocol, access_key_id: "{KEY}", secret_access_key: "{SECRET}"}}
+        routing:
+          rules:
+            - {{pattern: "small-*", target: store, max_body_size: 1KiB}}
+          default_target: store
+        """
+    )
+    client = proxy.client(KEY, SECRET)
+    bucket = unique_bucket_name("small")
+    client.create_bucket(Bucket=bucket)
+    client.put_object(Bucket=bucket, Key="ok", Body=b"x" * 1024)
+    with pytest.raises(ClientError) as caught:
+        client.put_object(Bucket=bucket, Key="big", Body=b"x" * 1025)
+    assert caught.value.response["Error"]["Code"] == "EntityTooLarge"
+    assert [o["Key"] for o in moto_plain.client().list_objects_v2(Bucket=bucket)["Contents"]] == [
+        "ok"
+    ]
+
+
+def test_post_object_and_disabled_sigv2_are_refused_clearly(
+    start_proxy, moto_plain: MotoBackend
+) -> None:
+    proxy = start_proxy(
+        f"""
+        router:
+          sigv2: false
+        backends:
+          store:
+            endpoint: "{moto_plain.endpoint}"
+            access_key_id: "{PLAIN_ACCESS_KEY_ID}"
+            secret_access_key: "{PLAIN_SECRET_ACCESS_KEY}"
+        clients:
+          - {{name: protocol, access_key_id: "{KEY}", secret_access_key: "{SECRET}"}}
+        routing:
+          default_target: store
+        """
+    )
+    v2 = boto3_client(proxy.endpoint, KEY, SECRET, signature_version="s3")
+    with pytest.raises(ClientError) as caught:
+        v2.list_buckets()
+    assert caught.value.response["Error"]["Code"] == "AccessDenied"
+    assert "Version 2" in caught.value.response["Error"]["Message"]
+    form = urllib3.PoolManager(retries=False).request(
+        "POST",
+        f"{proxy.endpoint}/some-bucket",
+        fields={"key": "k", "policy": "e30=", "file": ("f.txt", b"data")},
+    )
+    assert form.status == 501
+    assert b"<Code>NotImplemented</Code>" in form.data
+
+
+@pytest.mark.parametrize(
+    ("put", "get"),
+    [
+        (
+            lambda c, b: c.put_bucket_cors(
+                Bucket=b,
+                CORSConfiguration={
+                    "CORSRules": [{"AllowedMethods": ["GET"], "AllowedOrigins": ["*"]}]
+                },
+            ),
+            lambda c, b: c.get_bucket_cors(Bucket=b)["CORSRules"][0]["AllowedMethods"],
+        ),
+        (
+            lambda c, b: c.put_bucket_lifecycle_configuration(
+                Bucket=b,
+                LifecycleConfiguration={
+                    "Rules": [
+                        {
+                            "ID": "r",
+                            "Status": "Enabled",
+                            "Filter": {"Prefix": "tmp/"},
+                            "Expiration": {"Days": 1},
+                        }
+                    ]
+                },
+            ),
+            lambda c, b: c.get_bucket_lifecycle_configuration(Bucket=b)["Rules"][0]["ID"],
+        ),
+        (
+            lambda c, b: c.put_bucket_encryption(
+                Bucket=b,
+                ServerSideEncryptionConfiguration={
+                    "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+                },
+            ),
+            lambda c, b: c.get_bucket_encryption(Bucket=b)["ServerSideEncryptionConfiguration"][
+                "Rules"
+            ][0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"],
+        ),
+        (
+            lambda c, b: c.put_public_access_block(
+                Bucket=b,
+                PublicAccessBlockConfiguration={"BlockPublicAcls": True},
+            ),
+            lambda c, b: c.get_public_access_block(Bucket=b)["PublicAccessBlockConfiguration"][
+                "BlockPublicAcls"
+            ],
+        ),
+        (
+            lambda c, b: c.put_bucket_ownership_controls(
+                Bucket=b,
+                OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+            ),
+            lambda c, b: c.get_bucket_ownership_controls(Bucket=b)["OwnershipControls"]["Rules"][0][
+                "ObjectOwnership"
+            ],
+        ),
+        (
+            lambda c, b: c.put_bucket_website(
+                Bucket=b,
+                WebsiteConfiguration={"IndexDocument": {"Suffix": "index.html"}},
+            ),
+            lambda c, b: c.get_bucket_website(Bucket=b)["IndexDocument"]["Suffix"],
+        ),
+    ],
+    ids=["cors", "lifecycle", "encryption", "public-access-block", "ownership", "website"],
+)
+def test_bucket_configuration_round_trips_like_the_backend(
+    client, moto_plain: MotoBackend, put, get
+) -> None:
+    bucket = unique_bucket_name("plain")
+    client.create_bucket(Bucket=bucket)
+    put(client, bucket)
+    assert get(client, bucket) == get(moto_plain.client(), bucket)
