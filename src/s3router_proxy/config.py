@@ -17,6 +17,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from .configread import ConfigError, Reader
+from .policy import NOBODY, UNRESTRICTED, ClientPolicy, Grant, validate_operations
 from .routing import Rule
 from .ruleconfig import ROUTING_TOP_KEYS, parse_routing
 from .yamlload import LineDict, YamlError, load_documents
@@ -53,6 +54,8 @@ class ClientConfig:
     name: str
     access_key_id: str
     secret_access_key: str = field(repr=False)
+    policy: ClientPolicy = UNRESTRICTED
+    session_token: str | None = field(default=None, repr=False)  # temporary credentials
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +84,7 @@ class Config:
     watch_config: bool = False
     sigv2: bool = True  # accept AWS Signature Version 2 from legacy clients
     admin_token: str | None = field(default=None, repr=False)  # bearer token for /explain
+    anonymous: ClientPolicy = NOBODY  # what unsigned requests may do
     secret: bytes = field(default=b"", repr=False)  # HMAC key for upload ids and list tokens
 
 
@@ -263,7 +267,11 @@ def _clients(reader: Reader, doc: LineDict) -> tuple[ClientConfig, ...] | None:
         where = f"clients[{index}]"
         if not isinstance(item, LineDict):
             raise reader.fail(where, "must be a mapping", reader.line_of(doc, "clients"))
-        reader.only_keys(item, {"name", "access_key_id", "secret_access_key"}, where)
+        reader.only_keys(
+            item,
+            {"name", "access_key_id", "secret_access_key", "session_token", "allow", "deny"},
+            where,
+        )
         key_id = reader.string(item, "access_key_id", where)
         secret = reader.string(item, "secret_access_key", where)
         if not key_id or not secret:
@@ -276,11 +284,80 @@ def _clients(reader: Reader, doc: LineDict) -> tuple[ClientConfig, ...] | None:
             )
         name = reader.string(item, "name", where, key_id) or key_id
         seen[key_id] = name
-        clients.append(ClientConfig(name=name, access_key_id=key_id, secret_access_key=secret))
+        clients.append(
+            ClientConfig(
+                name=name,
+                access_key_id=key_id,
+                secret_access_key=secret,
+                policy=_policy(reader, item, where),
+                session_token=reader.string(item, "session_token", where) or None,
+            )
+        )
     return tuple(clients)
 
 
-_TOP_KEYS = {"router", "lakefs", "s3", "backends", "clients"} | ROUTING_TOP_KEYS
+def _grants(reader: Reader, section: LineDict, key: str, where: str) -> tuple[Grant, ...]:
+    items = section.get(key)
+    if not isinstance(items, list):
+        raise reader.fail(
+            f"{where}.{key}",
+            'must be a list of {buckets: ["glob"], keys: ["glob"], operations: [read, list]}',
+            reader.line_of(section, key),
+        )
+    grants = []
+    for index, item in enumerate(items):
+        place = f"{where}.{key}[{index}]"
+        if not isinstance(item, LineDict):
+            raise reader.fail(place, "must be a mapping", reader.line_of(section, key))
+        reader.only_keys(item, {"buckets", "keys", "operations"}, place)
+
+        def strings(name: str, entry: LineDict = item, place: str = place) -> list[str] | None:
+            value = entry.get(name)
+            if value is None:
+                return None
+            if isinstance(value, str):
+                value = [value]
+            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+                raise reader.fail(f"{place}.{name}", "must be a list of strings", entry.line)
+            return value
+
+        buckets = strings("buckets")
+        if not buckets:
+            raise reader.fail(place, 'needs `buckets:` (globs, e.g. ["analytics-*"])', item.line)
+        operations = strings("operations")
+        known = None
+        if operations is not None:
+            known, unknown = validate_operations(operations)
+            if unknown:
+                raise reader.fail(
+                    f"{place}.operations",
+                    f"unknown operation {unknown[0]!r}; use an S3 operation name or one of "
+                    "read, write, list, delete, admin",
+                    reader.line_of(item, "operations"),
+                )
+        keys = strings("keys")
+        grants.append(Grant(tuple(buckets), tuple(keys) if keys else None, known))
+    return tuple(grants)
+
+
+def _policy(reader: Reader, section: LineDict, where: str) -> ClientPolicy:
+    allow = _grants(reader, section, "allow", where) if "allow" in section else None
+    deny = _grants(reader, section, "deny", where) if "deny" in section else ()
+    return ClientPolicy(allow=allow, deny=deny)
+
+
+def _anonymous(reader: Reader, doc: LineDict) -> ClientPolicy:
+    """The `anonymous:` section: what unsigned requests may do (nothing by default)."""
+    if "anonymous" not in doc:
+        return NOBODY
+    section = reader.mapping(doc, "anonymous", "anonymous")
+    reader.only_keys(section, {"allow"}, "anonymous")
+    if "allow" not in section:
+        return NOBODY
+    return ClientPolicy(allow=_grants(reader, section, "allow", "anonymous"))
+
+
+_TOP_KEYS = {"router", "lakefs", "s3", "backends", "clients", "anonymous"} | ROUTING_TOP_KEYS
 _ROUTER_KEYS = {
     "listen_address",
     "admin_address",
@@ -410,6 +487,7 @@ def config_from_document(
     backends = _backends(reader, doc, env)
     clients = _clients(reader, doc)
     rules, default_target = parse_routing(reader, doc, backends)
+    anonymous = _anonymous(reader, doc)
     clients_from_backends = clients is None
     if clients is None:
         clients = tuple(
@@ -443,6 +521,7 @@ def config_from_document(
         virtual_host_domains=tuple(d.lower().strip(".") for d in domains),
         max_clock_skew=int(skew),
         source=source,
+        anonymous=anonymous,
         **{"secret": _derived_secret(backends, clients), **extras},
     )
 

@@ -8,7 +8,7 @@ builds the one answer S3 would give, in the client's names.
 from __future__ import annotations
 
 import logging
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 
 from aiohttp import StreamReader
 from lxml import etree
@@ -118,7 +118,12 @@ async def split_delete_objects(
     return merge_delete_results(results)
 
 
-async def list_buckets(state_backends: dict, rules: Sequence, default_target: str | None) -> bytes:
+async def list_buckets(
+    state_backends: dict,
+    rules: Sequence,
+    default_target: str | None,
+    visible: Callable[[str], bool] = lambda _bucket: True,
+) -> bytes:
     """ListBuckets: the client's bucket names across every backend, without duplicates."""
     held: dict[str, list[str]] = {}
     dates: dict[str, str] = {}
@@ -144,13 +149,13 @@ async def list_buckets(state_backends: dict, rules: Sequence, default_target: st
             if created:
                 dates.setdefault(bucket_name, created)
         held[name] = names
-    visible = visible_buckets(rules, default_target, held)
+    names = [b for b in visible_buckets(rules, default_target, held) if visible(b)]
     out = etree.Element(f"{{{S3_NS}}}ListAllMyBucketsResult", nsmap={None: S3_NS})
     owner = etree.SubElement(out, f"{{{S3_NS}}}Owner")
     etree.SubElement(owner, f"{{{S3_NS}}}ID").text = "s3router"
     etree.SubElement(owner, f"{{{S3_NS}}}DisplayName").text = "s3router"
     buckets = etree.SubElement(out, f"{{{S3_NS}}}Buckets")
-    for bucket_name in visible:
+    for bucket_name in names:
         element = etree.SubElement(buckets, f"{{{S3_NS}}}Bucket")
         etree.SubElement(element, f"{{{S3_NS}}}Name").text = bucket_name
         etree.SubElement(element, f"{{{S3_NS}}}CreationDate").text = dates.get(

@@ -12,6 +12,7 @@ the new rules at once, requests in flight finish on the state they started with.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import ssl
 import time
@@ -23,7 +24,7 @@ from aiohttp import web
 from . import metrics, sigv2, sigv4, uploadid
 from .backends import Backend
 from .checksums import content_md5
-from .config import Config
+from .config import ClientConfig, Config
 from .crosscopy import copy_across
 from .errors import S3Error, error_xml, new_request_id
 from .fanout import (
@@ -45,6 +46,7 @@ from .mapping import (
     rewrite_response_xml,
 )
 from .payload import PayloadPlan, plan_payload
+from .policy import ClientPolicy, authorize
 from .proxy import Rewrite, forward
 from .record import RequestRecord
 from .routing import Part, Route, listing_is_plain, match_route, routes_for_bucket
@@ -64,7 +66,7 @@ class ProxyState:
 
     config: Config
     backends: dict[str, Backend]
-    client_secrets: dict[str, str] = field(default_factory=dict)
+    clients: dict[str, ClientConfig] = field(default_factory=dict)
     in_flight: int = 0
 
     @classmethod
@@ -79,8 +81,37 @@ class ProxyState:
         return cls(
             config=config,
             backends=backends,
-            client_secrets={c.access_key_id: c.secret_access_key for c in config.clients},
+            clients={c.access_key_id: c for c in config.clients},
         )
+
+
+ANONYMOUS = sigv4.SigV4Auth(
+    access_key_id="",
+    date="",
+    region="",
+    service="s3",
+    signed_headers=(),
+    signature="",
+    amz_date="",
+    payload_hash=sigv4.UNSIGNED_PAYLOAD,
+    presigned=False,
+    expires=None,
+    security_token=None,
+)
+
+
+def _client(state: ProxyState, access_key_id: str, token: str | None) -> ClientConfig:
+    """The configured client for a key id; its session token must match, if it has one."""
+    client = state.clients.get(access_key_id)
+    if client is None:
+        raise S3Error("InvalidAccessKeyId", details={"AWSAccessKeyId": access_key_id})
+    if client.session_token is None and token is None:
+        return client
+    if token is None or client.session_token is None:
+        raise S3Error("InvalidToken")
+    if not hmac.compare_digest(token.encode(), client.session_token.encode()):
+        raise S3Error("InvalidToken")
+    return client
 
 
 def sigv2_as_auth(v2: sigv2.SigV2Auth) -> sigv4.SigV4Auth:
@@ -352,11 +383,23 @@ class ProxyHandler:
                     "Browser form uploads (POST Object) are not supported by this proxy; use "
                     "PutObject or a presigned PUT URL.",
                 )
-            auth, signing_key = self._authenticate(state, request, record)
+            auth, signing_key, policy = self._authenticate(state, request, record)
+            if request.operation != "ListBuckets" or auth is ANONYMOUS:
+                # ListBuckets is every client's; its answer shows only the buckets it may see.
+                authorize(
+                    policy,
+                    record.client,
+                    request.operation,
+                    request.bucket,
+                    request.key,
+                    request.query.get("prefix", ""),
+                )
             record.payload = "sha256" if len(auth.payload_hash) == 64 else auth.payload_hash
             config = state.config
             if request.operation == "ListBuckets":
-                body = await list_buckets(state.backends, config.rules, config.default_target)
+                body = await list_buckets(
+                    state.backends, config.rules, config.default_target, policy.sees_bucket
+                )
                 return self._xml_answer(record, body)
             if request.bucket and (
                 request.operation in MERGED_LISTINGS or request.operation in SPLIT_BUCKET_OPERATIONS
@@ -406,6 +449,7 @@ class ProxyHandler:
             copy = copy_source_route(state, request)
             if copy is not None:
                 source, source_route = copy
+                authorize(policy, record.client, "GetObject", source.bucket, source.key)
                 if source_route.backend != route.backend:
                     if request.operation != "CopyObject":
                         raise S3Error(
@@ -530,8 +574,10 @@ class ProxyHandler:
     @staticmethod
     def _authenticate(
         state: ProxyState, request: S3Request, record: RequestRecord
-    ) -> tuple[sigv4.SigV4Auth, bytes | None]:
-        """Verify the client (SigV4, or SigV2 where enabled): (auth, SigV4 signing key)."""
+    ) -> tuple[sigv4.SigV4Auth, bytes | None, ClientPolicy]:
+        """Verify the client (SigV4, or SigV2 where enabled).
+
+        Returns (auth, SigV4 signing key, the client's policy)."""
         config = state.config
         try:
             v2 = sigv2.parse_auth_v2(request)
@@ -543,27 +589,24 @@ class ProxyHandler:
                     )
                 record.client = v2.access_key_id
                 sigv2.check_time_v2(v2, request, time.time(), max_skew=config.max_clock_skew)
-                secret = state.client_secrets.get(v2.access_key_id)
-                if secret is None:
-                    raise S3Error(
-                        "InvalidAccessKeyId", details={"AWSAccessKeyId": v2.access_key_id}
-                    )
-                sigv2.verify_signature_v2(request, v2, secret)
-                return sigv2_as_auth(v2), None
+                client = _client(state, v2.access_key_id, v2.security_token)
+                sigv2.verify_signature_v2(request, v2, client.secret_access_key)
+                return sigv2_as_auth(v2), None, client.policy
             auth = sigv4.parse_auth(request)
             if auth is None:
+                if config.anonymous.allow:
+                    record.client = "anonymous"
+                    return ANONYMOUS, None, config.anonymous
                 raise S3Error("AccessDenied", "Anonymous requests are not allowed.")
             record.client = auth.access_key_id
             sigv4.check_time(auth, time.time(), max_skew=config.max_clock_skew)
-            secret = state.client_secrets.get(auth.access_key_id)
-            if secret is None:
-                raise S3Error("InvalidAccessKeyId", details={"AWSAccessKeyId": auth.access_key_id})
-            signing_key = sigv4.verify_signature(request, auth, secret)
+            client = _client(state, auth.access_key_id, auth.security_token)
+            signing_key = sigv4.verify_signature(request, auth, client.secret_access_key)
         except S3Error as error:
             reason = error.code if error.code in metrics.AUTH_CODES else "other"
             metrics.child(metrics.AUTH_FAILURES, reason).inc()
             raise
-        return auth, signing_key
+        return auth, signing_key, client.policy
 
     @staticmethod
     async def _answer_error(

@@ -1,0 +1,104 @@
+"""Per-client authorization: may this client do this operation on this bucket and key?
+
+A client's `allow:` entries name logical buckets (globs), optional keys (globs) and operations
+(S3 names or the groups read, write, list, delete, admin); `deny:` entries have the same shape
+and win over any allow. A client without `allow:` may do everything not denied (the proxy's
+behaviour before policies existed). Anonymous requests are refused unless the `anonymous:`
+section allows them. Everything is decided before a request reaches any backend.
+
+Globs are the routing globs: case-sensitive, whole name, `*` crosses `/`. For listings, a key
+glob restricts the `prefix` a client may list: it must lie inside the glob's literal prefix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import S3Error
+from .operations import OPERATIONS, operation_group
+from .routing import compile_glob, literal_prefix
+
+GROUPS = frozenset({"read", "write", "list", "delete", "admin"})
+LISTINGS = frozenset({"ListObjects", "ListObjectsV2", "ListObjectVersions", "ListMultipartUploads"})
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """One allow or deny entry."""
+
+    buckets: tuple[str, ...]
+    keys: tuple[str, ...] | None  # None: every key
+    operations: frozenset[str] | None  # operation names and groups; None: every operation
+
+    def covers_operation(self, operation: str) -> bool:
+        if self.operations is None:
+            return True
+        return operation in self.operations or operation_group(operation) in self.operations
+
+    def covers_bucket(self, bucket: str) -> bool:
+        return any(compile_glob(b).fullmatch(bucket) for b in self.buckets)
+
+    def covers_key(self, operation: str, key: str, prefix: str) -> bool:
+        if self.keys is None:
+            return True
+        if operation in LISTINGS:
+            return any(prefix.startswith(literal_prefix(k)) for k in self.keys)
+        if not key:
+            return False  # a key-restricted grant does not reach bucket-level operations
+        return any(compile_glob(k).fullmatch(key) for k in self.keys)
+
+    def covers(self, operation: str, bucket: str, key: str, prefix: str) -> bool:
+        return (
+            self.covers_operation(operation)
+            and self.covers_bucket(bucket)
+            and self.covers_key(operation, key, prefix)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ClientPolicy:
+    allow: tuple[Grant, ...] | None  # None: everything not denied
+    deny: tuple[Grant, ...] = ()
+
+    def permits(self, operation: str, bucket: str, key: str = "", prefix: str = "") -> bool:
+        if any(g.covers(operation, bucket, key, prefix) for g in self.deny):
+            return False
+        if self.allow is None:
+            return True
+        return any(g.covers(operation, bucket, key, prefix) for g in self.allow)
+
+    def sees_bucket(self, bucket: str) -> bool:
+        """Whether ListBuckets shows `bucket`: some read or list access to it is allowed."""
+        if any(
+            g.covers_bucket(bucket) and g.keys is None and g.operations is None for g in self.deny
+        ):
+            return False
+        if self.allow is None:
+            return True
+        return any(
+            g.covers_bucket(bucket)
+            and (g.operations is None or g.operations & {"read", "list"} or g.operations & LISTINGS)
+            for g in self.allow
+        )
+
+
+UNRESTRICTED = ClientPolicy(allow=None)
+NOBODY = ClientPolicy(allow=())
+
+
+def authorize(
+    policy: ClientPolicy, client: str, operation: str, bucket: str, key: str, prefix: str = ""
+) -> None:
+    """Raise AccessDenied unless `policy` lets `client` do `operation` on bucket/key."""
+    if not policy.permits(operation, bucket, key, prefix):
+        target = f"{bucket}/{key}" if key else bucket or "the service"
+        raise S3Error(
+            "AccessDenied",
+            f"Client {client!r} is not allowed to {operation} on {target}.",
+        )
+
+
+def validate_operations(entries: list[str]) -> tuple[frozenset[str], list[str]]:
+    """(known entries, unknown entries) of a grant's `operations:` list."""
+    known = {e for e in entries if e in GROUPS or e in OPERATIONS}
+    return frozenset(known), [e for e in entries if e not in known]
