@@ -118,6 +118,16 @@ class Loader:
         return dataclasses.replace(config, backends=backends)
 
 
+def keep_listeners(new: Config, old: Config) -> Config:
+    """`new`, but with the listeners and TLS of `old`: those change only on restart."""
+    fixed = ("listen_host", "listen_port", "admin_host", "admin_port")
+    fixed += ("tls_cert_file", "tls_key_file")
+    if any(getattr(new, name) != getattr(old, name) for name in fixed):
+        log.warning("listen addresses and TLS settings change only on restart; kept as they were")
+        new = dataclasses.replace(new, **{name: getattr(old, name) for name in fixed})
+    return new
+
+
 async def serve(loader: Loader, config: Config, *, reuse_port: bool = False) -> None:
     from . import metrics
     from .server import ProxyServer
@@ -129,7 +139,11 @@ async def serve(loader: Loader, config: Config, *, reuse_port: bool = False) -> 
     gc.collect()
     gc.freeze()
     gc.set_threshold(10_000, 50, 100)
-    print(describe(config, server.port), flush=True)
+    banner = describe(config, server.port)
+    if config.log_format == "json":
+        log.info(banner)  # one JSON line, so log collectors see no plain text
+    else:
+        print(banner, flush=True)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -143,31 +157,7 @@ async def serve(loader: Loader, config: Config, *, reuse_port: bool = False) -> 
             metrics.CONFIG_RELOADS.labels("rejected").inc()
             log.error("config reload rejected, still serving the previous config: %s", exc)
             return
-        if (
-            new.listen_host,
-            new.listen_port,
-            new.admin_host,
-            new.admin_port,
-            new.tls_cert_file,
-        ) != (
-            old.listen_host,
-            old.listen_port,
-            old.admin_host,
-            old.admin_port,
-            old.tls_cert_file,
-        ):
-            log.warning(
-                "listen addresses and TLS settings change only on restart; kept as they were"
-            )
-            new = dataclasses.replace(
-                new,
-                listen_host=old.listen_host,
-                listen_port=old.listen_port,
-                admin_host=old.admin_host,
-                admin_port=old.admin_port,
-                tls_cert_file=old.tls_cert_file,
-                tls_key_file=old.tls_key_file,
-            )
+        new = keep_listeners(new, old)
         server.reload(new)
         metrics.CONFIG_RELOADS.labels("success").inc()
         log.info("config reloaded: %d backend(s), %d rule(s)", len(new.backends), len(new.rules))
@@ -228,8 +218,15 @@ def _supervise(loader: Loader, config: Config, level: str, workers: int) -> int:
     children: list[multiprocessing.process.BaseProcess] = []
     stopping = False
 
+    current = config
+
     def spawn() -> multiprocessing.process.BaseProcess:
-        child = context.Process(target=_worker, args=(loader, config, level), daemon=False)
+        nonlocal current
+        try:  # a replacement serves the config the others serve now (reloads included)
+            current = keep_listeners(loader.load(), config)
+        except ConfigError as exc:
+            log.error("config not reloadable for a new worker, keeping the last good one: %s", exc)
+        child = context.Process(target=_worker, args=(loader, current, level), daemon=False)
         child.start()
         return child
 
@@ -256,6 +253,10 @@ def _supervise(loader: Loader, config: Config, level: str, workers: int) -> int:
         for index, child in enumerate(children):
             if not child.is_alive():
                 log.warning("worker %s exited with %s; starting another", child.pid, child.exitcode)
+                if child.pid is not None:
+                    from prometheus_client import multiprocess
+
+                    multiprocess.mark_process_dead(child.pid)
                 children[index] = spawn()
 
 

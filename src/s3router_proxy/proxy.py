@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
@@ -92,7 +93,10 @@ _PRESIGN_PARAMS = frozenset(
     }
 )
 STREAM_CHUNK = 256 * 1024
-SMALL_BODY = 64 * 1024  # answers up to this size are sent in one write
+SMALL_BODY = 64 * 1024
+_ERROR_CODE = re.compile(
+    rb"<Code>([A-Za-z0-9.]{1,64})</Code>"
+)  # answers up to this size are sent in one write
 # Uploads without a length are refused for these, as S3 does (a length is part of the contract).
 _NEEDS_LENGTH = frozenset({"PutObject", "UploadPart"})
 
@@ -371,6 +375,8 @@ async def _relay(
         small.headers.clear()
         small.headers.extend(response.headers)
         small.headers["x-amz-request-id"] = record.request_id
+        if upstream.status >= 400 and (code := _ERROR_CODE.search(body)) is not None:
+            record.error_code = code.group(1).decode("ascii", "replace")
         record.bytes_out = len(body)
         metrics.child(metrics.BYTES_OUT, backend.name).inc(len(body))
         return small

@@ -338,18 +338,25 @@ class ProxyHandler:
     def __init__(self, state: ProxyState) -> None:
         self.state = state
         self.in_flight = 0
+        self.draining = False  # shutting down: new requests are shed
 
     async def __call__(self, http_request: web.BaseRequest) -> web.StreamResponse:
         record = RequestRecord(new_request_id())
         state = self.state
         limit = state.config.max_concurrent_requests
-        if self.in_flight >= limit:
+        if self.draining or self.in_flight >= limit:
             metrics.SHED.inc()
-            return await self._answer_error(
-                http_request,
-                record,
-                S3Error("SlowDown", "Too many requests in flight; please retry."),
-            )
+            try:
+                response = await self._answer_error(
+                    http_request,
+                    record,
+                    S3Error("SlowDown", "Too many requests in flight; please retry."),
+                )
+                if self.draining:
+                    response.force_close()  # reconnect: to another replica, or after restart
+                return response
+            finally:
+                self._finish(http_request, record)
         self.in_flight += 1
         state.in_flight += 1
         metrics.IN_FLIGHT.inc()
@@ -678,7 +685,11 @@ class ProxyServer:
             access_log=None,
         )
         runner = web.ServerRunner(
-            server, handle_signals=False, shutdown_timeout=config.shutdown_timeout
+            # stop() drains requests itself: aiohttp's own shutdown marks connections closing,
+            # which drops the rest of an upload in flight.
+            server,
+            handle_signals=False,
+            shutdown_timeout=1.0,
         )
         await runner.setup()
         site = web.TCPSite(
@@ -732,6 +743,13 @@ class ProxyServer:
 
     async def stop(self) -> None:
         """Stop listening, let in-flight requests finish (up to shutdown_timeout), close."""
+        deadline = time.monotonic() + self.state.config.shutdown_timeout
+        if self.runners:
+            for site in list(self.runners[0].sites):
+                await site.stop()  # refuse new connections; connections in use go on
+        self.handler.draining = True
+        while self.handler.in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
         for runner in self.runners:
             await runner.cleanup()
         for task in self.tasks:
