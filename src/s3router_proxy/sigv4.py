@@ -217,13 +217,19 @@ def _derive(secret: str, date: str, region: str, service: str) -> _Key:
     return key, hashlib.sha256(block.translate(_IPAD)), hashlib.sha256(block.translate(_OPAD))
 
 
+@functools.lru_cache(maxsize=256)
+def _fingerprint(secret: str) -> bytes:
+    # Secrets are few (one per client and backend): hash each once, not twice per request.
+    return hashlib.sha256(secret.encode("utf-8")).digest()
+
+
 def _cached_key(secret: str, date: str, region: str, service: str) -> _Key:
     """The derived key from a bounded LRU cache keyed by a SHA-256 fingerprint of the secret.
 
     The fingerprint makes a rotated secret miss the cache, and keeps the raw secret out of
     anything that lists the cache's keys.
     """
-    cache_key = (hashlib.sha256(secret.encode("utf-8")).digest(), date, region, service)
+    cache_key = (_fingerprint(secret), date, region, service)
     entry = _KEY_CACHE.pop(cache_key, None)
     if entry is None:
         entry = _derive(secret, date, region, service)
@@ -256,7 +262,12 @@ def _signature(key: _Key, string_to_sign: str) -> str:
 
 def amz_date(now: float) -> str:
     """`now` (epoch seconds) as the SigV4 timestamp `YYYYMMDDTHHMMSSZ`, UTC."""
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+    return _amz_date_of_second(int(now))
+
+
+@functools.lru_cache(maxsize=4)  # every request in the same second shares one timestamp
+def _amz_date_of_second(second: int) -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(second))
 
 
 @functools.lru_cache(maxsize=4096)  # requests in the same second share a timestamp
