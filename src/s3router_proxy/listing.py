@@ -353,6 +353,9 @@ class _Cursor:
                 entry = await self._prefix_entry(backend_prefix)
                 if entry is not None:
                     prefixes.append(entry)
+        # Backends may write every <Version> before every <DeleteMarker>: order by name (the
+        # sort is stable, so each key keeps the backend's newest-first order).
+        objects.sort(key=lambda entry: entry.name)
         self.pending.extend(_merge_sorted(objects, prefixes))
         self.next_query = self._next_query(query, root, decode, last_backend)
 

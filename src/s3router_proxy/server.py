@@ -39,6 +39,7 @@ from .logsetup import ACCESS_LOGGER
 from .mapping import (
     CopySource,
     NameMapping,
+    client_location,
     format_copy_source,
     map_list_query,
     parse_copy_source,
@@ -154,6 +155,10 @@ def unwrap_upload_marker(state: ProxyState, request: S3Request) -> None:
     """ListMultipartUploads resumes after a wrapped id: hand the backend its own id back."""
     marker = request.query["upload-id-marker"]
     if not marker:
+        return
+    if not request.query.get("key-marker"):
+        # S3 ignores upload-id-marker without key-marker; so do we.
+        request.query_items = [(n, v) for n, v in request.query_items if n != "upload-id-marker"]
         return
     pin = uploadid.unwrap(
         state.config.secret, marker, bucket=request.bucket, key=request.query.get("key-marker", "")
@@ -543,7 +548,10 @@ class ProxyHandler:
                 request.method, parts, state.backends, request.query_items
             )
             record.status = status
-            return web.Response(status=status, headers={"x-amz-request-id": record.request_id})
+            headers = {"x-amz-request-id": record.request_id}
+            if request.operation == "CreateBucket":
+                headers["Location"] = client_location("", request.bucket)
+            return web.Response(status=status, headers=headers)
         if request.operation == "DeleteObjects":
             plan = plan_payload(request, auth, signing_key, backend_trailers=False)
             if http_request.headers.get("Expect", "").lower() == "100-continue":

@@ -1,29 +1,34 @@
 """Multipart uploads pinned to their backend, with no state in the proxy.
 
-The `UploadId` a client receives wraps the backend's id together with where the upload lives
-(backend, backend bucket, backend key), sealed with an HMAC that also covers the client's own
-bucket and key. Every later call on the upload (UploadPart, UploadPartCopy, ListParts,
-Complete, Abort) is routed by the id alone, so it reaches the same backend after a config
-reload, on any replica, or when a size or time condition would now route elsewhere. An id
-that was altered, forged, or used for another bucket or key is `NoSuchUpload`.
+The `UploadId` a client receives is the backend's id together with where the upload lives
+(backend, backend bucket, backend key), encrypted and authenticated with AES-GCM under a key
+derived from the proxy secret, with the client's own bucket and key as associated data. Every
+later call on the upload (UploadPart, UploadPartCopy, ListParts, Complete, Abort) is routed by
+the id alone, so it reaches the same backend after a config reload, on any replica, or when a
+size or time condition would now route elsewhere. The client learns nothing of the backend's
+names; an id that was altered, forged, or used for another bucket or key is `NoSuchUpload`.
 
-Format: ``<base64url(JSON [backend, bucket, key, upload id])>.<base64url(HMAC-SHA256)[:24]>``.
+Format: ``base64url(nonce[12] || ciphertext || tag[16])`` of JSON [backend, bucket, key, id];
+the nonce is an HMAC of the message, so one upload always has one id.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import json
 from dataclasses import dataclass
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from lxml import etree
 
 from .errors import S3Error
 
-_MAC_CHARS = 24  # 144 bits of HMAC-SHA256
+_CONTEXT = b"s3router upload id v2\0"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,44 +39,47 @@ class UploadPin:
     upload_id: str  # the backend's own id
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+@functools.lru_cache(maxsize=8)
+def _cipher(secret: bytes) -> AESGCM:
+    return AESGCM(hashlib.sha256(_CONTEXT + secret).digest())
 
 
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+@functools.lru_cache(maxsize=8)
+def _cipher_key(secret: bytes) -> bytes:
+    return hashlib.sha256(b"nonce\0" + _CONTEXT + secret).digest()
 
 
-def _mac(secret: bytes, payload: str, bucket: str, key: str) -> str:
-    message = f"{payload}\0{bucket}\0{key}".encode("utf-8", "surrogatepass")
-    return _b64(hmac.new(secret, message, hashlib.sha256).digest())[:_MAC_CHARS]
+def _aad(bucket: str, key: str) -> bytes:
+    return f"{bucket}\0{key}".encode("utf-8", "surrogatepass")
 
 
 def wrap(secret: bytes, pin: UploadPin, *, bucket: str, key: str) -> str:
     """The id the client sees for `pin`, valid only for its logical `bucket` and `key`."""
-    payload = _b64(
-        json.dumps([pin.backend, pin.bucket, pin.key, pin.upload_id], ensure_ascii=False).encode(
-            "utf-8", "surrogatepass"
-        )
-    )
-    return f"{payload}.{_mac(secret, payload, bucket, key)}"
+    plain = json.dumps(
+        [pin.backend, pin.bucket, pin.key, pin.upload_id], ensure_ascii=False
+    ).encode("utf-8", "surrogatepass")
+    aad = _aad(bucket, key)
+    # A synthetic nonce (HMAC of the message): the same upload always gets the same id, as in
+    # S3, and different uploads get different nonces.
+    nonce = hmac.new(_cipher_key(secret), plain + b"\0" + aad, hashlib.sha256).digest()[:12]
+    sealed = nonce + _cipher(secret).encrypt(nonce, plain, aad)
+    return base64.urlsafe_b64encode(sealed).decode().rstrip("=")
 
 
 def unwrap(secret: bytes, upload_id: str, *, bucket: str, key: str) -> UploadPin:
     """The pin inside a client's upload id, or `NoSuchUpload` if it is not one we issued."""
-    payload, _, mac = upload_id.partition(".")
-    if not payload or not hmac.compare_digest(
-        mac.encode(), _mac(secret, payload, bucket, key).encode()
-    ):
+    try:
+        sealed = base64.urlsafe_b64decode(upload_id + "=" * (-len(upload_id) % 4))
+        if len(sealed) < 12 + 16:
+            raise ValueError("too short")
+        plain = _cipher(secret).decrypt(sealed[:12], sealed[12:], _aad(bucket, key))
+        backend, backend_bucket, backend_key, inner = json.loads(plain)
+    except (ValueError, binascii.Error, InvalidTag, TypeError, UnicodeDecodeError):
         raise S3Error(
             "NoSuchUpload",
             "The specified multipart upload does not exist. The upload ID may be invalid, or "
             "the upload may have been aborted or completed.",
-        )
-    try:
-        backend, backend_bucket, backend_key, inner = json.loads(_unb64(payload))
-    except (ValueError, binascii.Error, TypeError):  # pragma: no cover - the MAC held
-        raise S3Error("NoSuchUpload") from None
+        ) from None
     return UploadPin(backend, backend_bucket, backend_key, inner)
 
 

@@ -152,12 +152,16 @@ def test_forged_or_reused_upload_ids_are_no_such_upload(client, moto_auth: MotoB
     client.create_bucket(Bucket=bucket)
     upload_id = client.create_multipart_upload(Bucket=bucket, Key="a")["UploadId"]
     inner = moto_auth.client().list_multipart_uploads(Bucket=bucket)["Uploads"][0]["UploadId"]
-    payload, _, mac = upload_id.partition(".")
+    middle = len(upload_id) // 2
+    flipped = (
+        upload_id[:middle] + ("A" if upload_id[middle] != "A" else "B") + upload_id[middle + 1 :]
+    )
     forged = [
         inner,  # the backend's own id
-        payload + "." + ("A" if mac[0] != "A" else "B") + mac[1:],
+        flipped,  # one character changed
         "x" + upload_id,
     ]
+    assert moto_auth.endpoint.split(":")[-1] not in upload_id
     for candidate in forged:
         with pytest.raises(ClientError) as caught:
             client.upload_part(Bucket=bucket, Key="a", UploadId=candidate, PartNumber=1, Body=b"x")
