@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import time
 from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
-from yarl import URL
 
 from .backends import Backend
 from .metrics import exposition
-from .sigv4 import EMPTY_SHA256, amz_date, sign_request
+from .sigv4 import EMPTY_SHA256
 
 if TYPE_CHECKING:
     from .server import ProxyServer
@@ -28,27 +26,12 @@ PROBE_TIMEOUT = 3.0
 
 async def probe(backend: Backend) -> str | None:
     """None when the backend answers, else why not."""
-    credentials = backend.credentials.current
-    if credentials is None:
+    if backend.credentials.current is None:
         return "no credentials"
-    headers = {"host": backend.netloc}
-    headers.update(
-        sign_request(
-            method="GET",
-            canonical_uri="/",
-            canonical_query="",
-            headers=headers,
-            payload_hash=EMPTY_SHA256,
-            access_key_id=credentials.access_key_id,
-            secret_access_key=credentials.secret_access_key,
-            session_token=credentials.session_token,
-            region=backend.config.region,
-            amz_date=amz_date(time.time()),
-        )
-    )
+    url, headers = backend.signed_request("GET", "", "", "", {}, EMPTY_SHA256)
     try:
         async with backend.session.get(
-            URL(f"{backend.scheme}://{backend.netloc}/", encoded=True),
+            url,
             headers=headers,
             timeout=aiohttp.ClientTimeout(total=PROBE_TIMEOUT),
         ) as response:

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import aiohttp
+from yarl import URL
 
 from .config import BackendConfig
-from .sigv4 import uri_encode
+from .errors import S3Error
+from .sigv4 import amz_date, sign_request, uri_encode
 
 log = logging.getLogger("s3router_proxy.backends")
 
@@ -124,6 +127,45 @@ class Backend:
         if key:
             path += "/" + encoded_key
         return self.netloc, path
+
+    def signed_request(
+        self,
+        method: str,
+        bucket: str,
+        key: str,
+        query: str,
+        headers: dict[str, str],
+        payload_hash: str,
+    ) -> tuple[URL, dict[str, str]]:
+        """The URL and signed headers of a request to this backend, signed with its current
+        credentials. `query` is canonical (as `sigv4.canonical_query_string` makes it) and is
+        sent exactly as signed; every header in `headers` (lower-case names) is signed."""
+        credentials = self.credentials.current
+        if credentials is None:
+            raise S3Error(
+                "AccessDenied", f"The proxy has no credentials for backend {self.name!r}."
+            )
+        host, canonical_uri = self.address(bucket, key)
+        signed = {**headers, "host": host}
+        signed.update(
+            sign_request(
+                method=method,
+                canonical_uri=canonical_uri,
+                canonical_query=query,
+                headers=signed,
+                payload_hash=payload_hash,
+                access_key_id=credentials.access_key_id,
+                secret_access_key=credentials.secret_access_key,
+                session_token=credentials.session_token,
+                region=self.config.region,
+                amz_date=amz_date(time.time()),
+            )
+        )
+        url = URL(
+            f"{self.scheme}://{host}{canonical_uri}" + (f"?{query}" if query else ""),
+            encoded=True,
+        )
+        return url, signed
 
     async def close(self) -> None:
         if self.refresher is not None:

@@ -16,14 +16,13 @@ from collections.abc import AsyncIterator
 from xml.sax.saxutils import escape
 
 import aiohttp
-from yarl import URL
 
 from .backends import Backend
 from .errors import S3Error
 from .proxy import STREAM_CHUNK, _unreachable
 from .routing import Route
 from .s3request import S3Request
-from .sigv4 import EMPTY_SHA256, UNSIGNED_PAYLOAD, amz_date, canonical_query_string, sign_request
+from .sigv4 import EMPTY_SHA256, UNSIGNED_PAYLOAD, canonical_query_string
 
 MAX_SINGLE_PUT = 5 * 1024**3
 _CONTENT_HEADERS = (
@@ -52,40 +51,6 @@ _DESTINATION = (
 )
 
 
-def _signed_headers(
-    backend: Backend,
-    method: str,
-    bucket: str,
-    key: str,
-    query: str,
-    headers: dict[str, str],
-    payload_hash: str,
-) -> tuple[URL, dict[str, str]]:
-    credentials = backend.credentials.current
-    if credentials is None:
-        raise S3Error("AccessDenied", f"The proxy has no credentials for backend {backend.name!r}.")
-    host, canonical_uri = backend.address(bucket, key)
-    headers = {**headers, "host": host}
-    headers.update(
-        sign_request(
-            method=method,
-            canonical_uri=canonical_uri,
-            canonical_query=query,
-            headers=headers,
-            payload_hash=payload_hash,
-            access_key_id=credentials.access_key_id,
-            secret_access_key=credentials.secret_access_key,
-            session_token=credentials.session_token,
-            region=backend.config.region,
-            amz_date=amz_date(time.time()),
-        )
-    )
-    url = URL(
-        f"{backend.scheme}://{host}{canonical_uri}" + (f"?{query}" if query else ""), encoded=True
-    )
-    return url, headers
-
-
 async def copy_across(
     request: S3Request,
     source_route: Route,
@@ -101,8 +66,7 @@ async def copy_across(
         if copy_name in request.headers
     }
     query = canonical_query_string([("versionId", version_id)] if version_id else [])
-    url, headers = _signed_headers(
-        source_backend,
+    url, headers = source_backend.signed_request(
         "GET",
         source_route.bucket,
         source_route.key,
@@ -144,8 +108,8 @@ async def copy_across(
         for name in _DESTINATION:
             if name in request.headers:
                 put_headers[name] = request.headers[name]
-        url, headers = _signed_headers(
-            backend, "PUT", route.bucket, route.key, "", put_headers, UNSIGNED_PAYLOAD
+        url, headers = backend.signed_request(
+            "PUT", route.bucket, route.key, "", put_headers, UNSIGNED_PAYLOAD
         )
 
         async def body() -> AsyncIterator[bytes]:

@@ -20,7 +20,6 @@ from typing import TypeVar
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
-from yarl import URL
 
 from . import metrics
 from .backends import Backend
@@ -31,9 +30,7 @@ from .routing import Route
 from .s3request import S3Request
 from .sigv4 import (
     SigV4Auth,
-    amz_date,
     canonical_query_string,
-    sign_request,
 )
 
 log = logging.getLogger("s3router_proxy.proxy")
@@ -146,9 +143,6 @@ async def forward(
     `header_overrides` replace client headers (lower-case names) and `body_override` is a small
     body the proxy already read, verified and rewrote; `location` maps a `Location` header.
     """
-    credentials = backend.credentials.current
-    if credentials is None:
-        raise S3Error("AccessDenied", f"The proxy has no credentials for backend {backend.name!r}.")
     has_body = (
         plan.chunked
         or bool(plan.upstream_length)
@@ -166,7 +160,6 @@ async def forward(
     ):
         raise S3Error("MissingContentLength")
 
-    host, canonical_uri = backend.address(route.bucket, route.key)
     query = backend_query(request, auth)
     signed, unsigned = backend_headers(request)
     if header_overrides:
@@ -178,31 +171,15 @@ async def forward(
             signed["content-encoding"] = plan.content_encoding
         else:
             signed.pop("content-encoding", None)
-    signed["host"] = host
     if body_override is not None:
         signed["content-length"] = str(len(body_override))
     elif plan.upstream_length is not None and (has_body or "content-length" in request.headers):
         signed["content-length"] = str(plan.upstream_length)
-    signed.update(
-        sign_request(
-            method=request.method,
-            canonical_uri=canonical_uri,
-            canonical_query=query,
-            headers=signed,
-            payload_hash=plan.upstream_payload_hash,
-            access_key_id=credentials.access_key_id,
-            secret_access_key=credentials.secret_access_key,
-            session_token=credentials.session_token,
-            region=backend.config.region,
-            amz_date=amz_date(time.time()),
-        )
+    url, signed = backend.signed_request(
+        request.method, route.bucket, route.key, query, signed, plan.upstream_payload_hash
     )
     headers = CIMultiDict(signed)
     headers.update(unsigned)
-    url = URL(
-        f"{backend.scheme}://{host}{canonical_uri}" + (f"?{query}" if query else ""),
-        encoded=True,
-    )
 
     outcome = BodyOutcome()
     body: AsyncIterator[bytes] | bytes | None
@@ -295,32 +272,12 @@ async def backend_call(
     headers: dict[str, str] | None = None,
 ) -> tuple[int, bytes]:
     """One small request the proxy makes itself (listing pages, split deletes): (status, body)."""
-    credentials = backend.credentials.current
-    if credentials is None:
-        raise S3Error("AccessDenied", f"The proxy has no credentials for backend {backend.name!r}.")
-    host, canonical_uri = backend.address(bucket, key)
     query = canonical_query_string(query_items)
     signed = {name.lower(): value for name, value in (headers or {}).items()}
-    signed["host"] = host
     if body or method in ("PUT", "POST"):
         signed["content-length"] = str(len(body))
-    signed.update(
-        sign_request(
-            method=method,
-            canonical_uri=canonical_uri,
-            canonical_query=query,
-            headers=signed,
-            payload_hash=hashlib.sha256(body).hexdigest(),
-            access_key_id=credentials.access_key_id,
-            secret_access_key=credentials.secret_access_key,
-            session_token=credentials.session_token,
-            region=backend.config.region,
-            amz_date=amz_date(time.time()),
-        )
-    )
-    url = URL(
-        f"{backend.scheme}://{host}{canonical_uri}" + (f"?{query}" if query else ""),
-        encoded=True,
+    url, signed = backend.signed_request(
+        method, bucket, key, query, signed, hashlib.sha256(body).hexdigest()
     )
     try:
         async with backend.session.request(

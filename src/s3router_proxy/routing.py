@@ -417,8 +417,10 @@ class Rule:
         headers: Mapping[str, str] | None = None,
         now: datetime | None = None,
     ) -> bool:
-        facts = RequestFacts.of(method, bucket, key, operation=operation, headers=headers, now=now)
-        return self.mismatch(facts) is None
+        return (
+            self.mismatch_reason(method, bucket, key, operation=operation, headers=headers, now=now)
+            is None
+        )
 
     def mismatch_reason(
         self,
