@@ -13,6 +13,7 @@ from collections.abc import Callable, Hashable, Sequence
 from aiohttp import StreamReader
 from lxml import etree
 
+from . import uploadid
 from .errors import S3Error
 from .listing import merged_list
 from .mapping import (
@@ -20,16 +21,20 @@ from .mapping import (
     S3_NS,
     NameMapping,
     body_integrity_headers,
+    child_text,
     group_delete_objects,
     local_name,
+    map_list_query,
     merge_delete_results,
     parse_xml,
+    rewrite_response_xml,
     serialize_xml,
 )
 from .payload import BodyOutcome, PayloadPlan, upstream_body
 from .proxy import backend_call
 from .routing import Part, Route, visible_buckets
 from .s3request import S3Request
+from .uploadid import UploadPin
 
 log = logging.getLogger("s3router_proxy.fanout")
 MERGED_LISTINGS = frozenset({"ListObjects", "ListObjectsV2", "ListObjectVersions"})
@@ -188,3 +193,101 @@ async def bucket_on_every_part(
             raise error
         done.append(f"{part.backend}:{part.bucket}")
     return 204 if method == "DELETE" else 200
+
+
+async def merged_upload_listing(
+    request: S3Request, parts: Sequence[Part], backends: dict, secret: bytes
+) -> bytes:
+    """ListMultipartUploads of a split bucket: every part asked, ids sealed, names mapped,
+    keys a part does not own dropped, merged in key order and cut at max-uploads."""
+    query = request.query
+    limit = int(query["max-uploads"]) if query.get("max-uploads", "").isdigit() else 1000
+    limit = max(1, min(limit, 1000))
+    marker_pin: UploadPin | None = None
+    if query.get("upload-id-marker") and query.get("key-marker"):
+        marker_pin = uploadid.unwrap(
+            secret, query["upload-id-marker"], bucket=request.bucket, key=query["key-marker"]
+        )
+    uploads: list[tuple[str, int, etree._Element]] = []
+    prefixes: set[str] = set()
+    truncated = False
+    for order, part in enumerate(parts):
+        items = [(n, v) for n, v in request.query_items if n != "upload-id-marker"]
+        if marker_pin is not None and (marker_pin.backend, marker_pin.bucket) == (
+            part.backend,
+            part.bucket,
+        ):
+            items.append(("upload-id-marker", marker_pin.upload_id))
+        mapped = map_list_query(items, part.mapping)
+        if mapped.query is None:
+            continue
+        status, body = await backend_call(
+            backends[part.backend], "GET", part.bucket, "", mapped.query
+        )
+        if status == 404:
+            continue
+        if status != 200:
+            raise _backend_error(status, body)
+        body = uploadid.wrap_in_upload_listing(
+            body,
+            secret,
+            backend=part.backend,
+            backend_bucket=part.bucket,
+            bucket=request.bucket,
+            logical_key=lambda k, m=part.mapping: m.to_client_key(k) or k,
+        )
+        body = rewrite_response_xml(
+            body,
+            part.mapping,
+            client_query=query,
+            keep_key=part.owns,
+            keep_prefix=lambda p, part=part: part.region(p) != "none",
+        )
+        root = parse_xml(body)
+        truncated = truncated or (child_text(root, "IsTruncated") == "true")
+        for item in root:
+            name = local_name(item)
+            if name == "Upload":
+                uploads.append((child_text(item, "Key") or "", order, item))
+            elif name == "CommonPrefixes":
+                prefixes.add(child_text(item, "Prefix") or "")
+    entries = sorted(
+        [(key, order, item) for key, order, item in uploads]
+        + [(prefix, -1, None) for prefix in prefixes],
+        key=lambda entry: (entry[0], entry[1]),
+    )
+    shown, rest = entries[:limit], entries[limit:]
+    out = etree.Element(f"{{{S3_NS}}}ListMultipartUploadsResult", nsmap={None: S3_NS})
+
+    def add(name: str, text: str) -> None:
+        etree.SubElement(out, f"{{{S3_NS}}}{name}").text = text
+
+    add("Bucket", request.bucket)
+    add("KeyMarker", query.get("key-marker", ""))
+    add("UploadIdMarker", query.get("upload-id-marker", ""))
+    if shown and (rest or truncated):
+        last_key, _, last_item = shown[-1]
+        add("NextKeyMarker", last_key)
+        if last_item is not None:
+            add("NextUploadIdMarker", child_text(last_item, "UploadId") or "")
+    if query.get("delimiter"):
+        add("Delimiter", query["delimiter"])
+    add("Prefix", query.get("prefix", ""))
+    add("MaxUploads", str(limit))
+    add("IsTruncated", "true" if rest or truncated else "false")
+    for key, _, item in shown:
+        if item is None:
+            holder = etree.SubElement(out, f"{{{S3_NS}}}CommonPrefixes")
+            etree.SubElement(holder, f"{{{S3_NS}}}Prefix").text = key
+        else:
+            out.append(_in_namespace_copy(item))
+    return serialize_xml(out)
+
+
+def _in_namespace_copy(item: etree._Element) -> etree._Element:
+    """An element (and its children) moved into the S3 namespace, for a new document."""
+    copy = etree.Element(f"{{{S3_NS}}}{local_name(item)}")
+    copy.text = item.text
+    for sub in item:
+        copy.append(_in_namespace_copy(sub))
+    return copy

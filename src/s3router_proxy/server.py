@@ -32,6 +32,7 @@ from .fanout import (
     bucket_on_every_part,
     list_buckets,
     merged_listing,
+    merged_upload_listing,
     read_small_body,
     split_delete_objects,
 )
@@ -315,7 +316,9 @@ def error_response(error: S3Error, *, resource: str, request_id: str, method: st
 
 
 # Bucket-level requests that act on every part of a bucket split (or renamed) by rules.
-SPLIT_BUCKET_OPERATIONS = frozenset({"DeleteObjects", "CreateBucket", "DeleteBucket", "HeadBucket"})
+SPLIT_BUCKET_OPERATIONS = frozenset(
+    {"DeleteObjects", "CreateBucket", "DeleteBucket", "HeadBucket", "ListMultipartUploads"}
+)
 
 
 # Operations whose bodies S3-compatible stores may insist carry a Content-MD5.
@@ -552,6 +555,9 @@ class ProxyHandler:
             if request.operation == "CreateBucket":
                 headers["Location"] = client_location("", request.bucket)
             return web.Response(status=status, headers=headers)
+        if request.operation == "ListMultipartUploads":
+            body = await merged_upload_listing(request, parts, state.backends, config.secret)
+            return self._xml_answer(record, body)
         if request.operation == "DeleteObjects":
             plan = plan_payload(request, auth, signing_key, backend_trailers=False)
             if http_request.headers.get("Expect", "").lower() == "100-continue":

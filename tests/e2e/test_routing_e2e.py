@@ -807,12 +807,6 @@ def test_create_bucket_on_a_mapped_name_answers_with_the_clients_location(
 # -- ListMultipartUploads on a bucket split by key rules ----------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ListMultipartUploads on a split bucket is routed like a bucket-level request to the "
-    "whole-bucket part only: uploads of keys a key rule sends elsewhere (raw/*) are missing, and "
-    "uploads the default part holds under keys that rule owns (raw/stray) are shown",
-)
 def test_list_multipart_uploads_on_a_split_bucket_shows_every_part(
     routing_env: RoutingEnv,
 ) -> None:
