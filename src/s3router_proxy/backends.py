@@ -102,8 +102,11 @@ class Backend:
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession(
+                # Bounded: a burst queues here instead of overrunning the backend's accept queue.
                 connector=aiohttp.TCPConnector(
-                    limit=0, ttl_dns_cache=300, enable_cleanup_closed=True
+                    limit=self.config.max_connections,
+                    ttl_dns_cache=300,
+                    enable_cleanup_closed=True,
                 ),
                 timeout=aiohttp.ClientTimeout(
                     total=None,

@@ -41,6 +41,7 @@ class BackendConfig:
     read_timeout: float = 60.0
     checksum_trailers: bool = False  # forward aws-chunked checksum trailers (unsigned) as sent
     add_content_md5: bool = False  # compute Content-MD5 for small bodies that lack one
+    max_connections: int = 256  # open connections to this backend; more requests queue
 
     @property
     def static_credentials(self) -> bool:
@@ -109,6 +110,7 @@ _BACKEND_KEYS = {
     "read_timeout",
     "checksum_trailers",
     "add_content_md5",
+    "max_connections",
 }
 
 
@@ -177,6 +179,7 @@ def _backend(
         read_timeout=reader.number(section, "read_timeout", where, 60.0),
         checksum_trailers=reader.flag(section, "checksum_trailers", where, False),
         add_content_md5=reader.flag(section, "add_content_md5", where, False),
+        max_connections=int(reader.number(section, "max_connections", where, 256)),
     )
 
 
@@ -566,6 +569,8 @@ def load_config(
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{source}: cannot read the config file: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: the file is not UTF-8 (byte {exc.start})") from None
     try:
         documents = load_documents(text, env)
     except YamlError as exc:

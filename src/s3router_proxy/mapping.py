@@ -22,6 +22,7 @@ with lxml under a size cap, namespace kept. All functions are pure: bytes and st
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import zlib
 from collections.abc import Callable, Hashable, Iterable, Mapping
@@ -274,11 +275,18 @@ def parse_xml(body: bytes, *, limit: int = MAX_XML_BYTES, request: bool = False)
             raise S3Error("MalformedXML", "The XML document is larger than the proxy accepts.")
         raise S3Error("InternalError", "The backend's XML answer exceeds the proxy's size limit.")
     try:
-        return etree.fromstring(body, _PARSER)
+        root = etree.fromstring(body, _PARSER)
     except etree.XMLSyntaxError:
         if request:
             raise S3Error("MalformedXML") from None
         raise S3Error("InternalError", "The backend sent XML the proxy cannot read.") from None
+    if request and (
+        root.getroottree().docinfo.doctype
+        or any(isinstance(node, etree._Entity) for node in root.iter())
+    ):
+        # S3 request documents never need a DTD or entities; refusing them ends XML bombs.
+        raise S3Error("MalformedXML", "Document type declarations and entities are not allowed.")
+    return root
 
 
 def serialize_xml(root: Any) -> bytes:
@@ -313,13 +321,24 @@ def child_text(element: Any, name: str) -> str | None:
 
 def delete_objects_keys(body: bytes) -> list[str]:
     """The keys a DeleteObjects body names, in order (to route them)."""
-    root = parse_xml(body, limit=MAX_DELETE_OBJECTS_BYTES, request=True)
+    root = _delete_document(body)
     return [child_text(obj, "Key") or "" for obj in children(root, "Object")]
+
+
+MAX_DELETE_OBJECTS_KEYS = 1000
+
+
+def _delete_document(body: bytes) -> Any:
+    """A DeleteObjects body, parsed; more than 1000 keys is MalformedXML, as in S3."""
+    root = parse_xml(body, limit=MAX_DELETE_OBJECTS_BYTES, request=True)
+    if len(children(root, "Object")) > MAX_DELETE_OBJECTS_KEYS:
+        raise S3Error("MalformedXML", "A DeleteObjects request names at most 1000 keys.")
+    return root
 
 
 def rewrite_delete_objects(body: bytes, backend_key: Callable[[str], str]) -> bytes:
     """The same DeleteObjects body with every `<Object><Key>` replaced by `backend_key(key)`."""
-    root = parse_xml(body, limit=MAX_DELETE_OBJECTS_BYTES, request=True)
+    root = _delete_document(body)
     for obj in children(root, "Object"):
         key_element = child(obj, "Key")
         if key_element is not None:
@@ -335,7 +354,7 @@ def group_delete_objects(
     Each group gets its own body, in the original order, with `Quiet` and any other top-level
     element kept; send each to its backend and join the answers with `merge_delete_results`.
     """
-    root = parse_xml(body, limit=MAX_DELETE_OBJECTS_BYTES, request=True)
+    root = _delete_document(body)
     groups: dict[Hashable, Any] = {}
     for obj in children(root, "Object"):
         key_element = child(obj, "Key")
@@ -356,7 +375,7 @@ def group_delete_objects(
 
 
 def _clone(element: Any) -> Any:
-    return etree.fromstring(etree.tostring(element), _PARSER)
+    return copy.deepcopy(element)
 
 
 def merge_delete_results(results: Iterable[tuple[bytes, NameMapping]]) -> bytes:

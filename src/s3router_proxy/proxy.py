@@ -189,21 +189,33 @@ async def forward(
     else:
         body = upstream_body(http_request.content, plan, outcome) if has_body else None
     sent_at = time.monotonic()
-    try:
-        upstream = await backend.session.request(
-            request.method,
-            url,
-            headers=headers,
-            data=body,
-            allow_redirects=False,
-            compress=None,
-            chunked=None,
-        )
-    except (TimeoutError, BodyAborted, aiohttp.ClientError, OSError) as exc:
-        record.bytes_in = outcome.sent
-        if outcome.failure is not None:
-            raise outcome.failure from None
-        raise _unreachable(backend, exc) from None
+    # A request whose body is not a stream can be sent again on a fresh connection when the
+    # first attempt never reached the backend (a stale pooled connection, a refused connect).
+    attempts = 2 if body is None or isinstance(body, bytes) else 1
+    for attempt in range(1, attempts + 1):
+        try:
+            upstream = await backend.session.request(
+                request.method,
+                url,
+                headers=headers,
+                data=body,
+                allow_redirects=False,
+                compress=None,
+                chunked=None,
+            )
+            break
+        except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError) as exc:
+            # A disconnect may come after the backend acted: only idempotent methods go again.
+            idempotent = request.method in ("GET", "HEAD", "PUT", "DELETE")
+            if attempt < attempts and (isinstance(exc, aiohttp.ClientConnectorError) or idempotent):
+                continue
+            record.bytes_in = outcome.sent
+            raise _unreachable(backend, exc) from None
+        except (TimeoutError, BodyAborted, aiohttp.ClientError, OSError) as exc:
+            record.bytes_in = outcome.sent
+            if outcome.failure is not None:
+                raise outcome.failure from None
+            raise _unreachable(backend, exc) from None
     record.backend_seconds = time.monotonic() - sent_at
     record.bytes_in = outcome.sent
     metrics.child(metrics.BACKEND_SECONDS, backend.name).observe(record.backend_seconds)

@@ -40,10 +40,13 @@ from .logsetup import ACCESS_LOGGER
 from .mapping import (
     CopySource,
     NameMapping,
+    children,
     client_location,
     format_copy_source,
+    local_name,
     map_list_query,
     parse_copy_source,
+    parse_xml,
     rewrite_location_header,
     rewrite_response_xml,
 )
@@ -338,6 +341,19 @@ CONTENT_MD5_OPERATIONS = frozenset(
     }
 )
 MAX_MD5_BODY = 4 * 1024 * 1024
+MAX_COMPLETE_BODY = 4 * 1024 * 1024
+MAX_PARTS = 10_000
+
+
+def check_complete_document(body: bytes) -> None:
+    """A CompleteMultipartUpload body S3 would accept the shape of, or MalformedXML."""
+    if not body.strip():
+        raise S3Error("MalformedXML", "The CompleteMultipartUpload body is empty.")
+    root = parse_xml(body, limit=MAX_COMPLETE_BODY, request=True)
+    if local_name(root) != "CompleteMultipartUpload":
+        raise S3Error("MalformedXML", "Expected a CompleteMultipartUpload document.")
+    if len(children(root, "Part")) > MAX_PARTS:
+        raise S3Error("MalformedXML", "A multipart upload has at most 10000 parts.")
 
 
 class ProxyHandler:
@@ -512,6 +528,10 @@ class ProxyHandler:
                 # The backend demands Content-MD5 on these small bodies; compute it.
                 body_override = await read_small_body(http_request.content, plan, MAX_MD5_BODY)
                 overrides = {**(overrides or {}), "content-md5": content_md5(body_override)}
+            if request.operation == "CompleteMultipartUpload" and body_override is None:
+                # A small document: read it, refuse bombs and junk before the backend sees it.
+                body_override = await read_small_body(http_request.content, plan, MAX_COMPLETE_BODY)
+                check_complete_document(body_override)
             response = await forward(
                 http_request,
                 request,
