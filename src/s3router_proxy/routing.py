@@ -407,21 +407,6 @@ class Rule:
             return self.conditions.mismatch_reason(facts)
         return None
 
-    def matches(
-        self,
-        method: str,
-        bucket: str,
-        key: str = "",
-        *,
-        operation: str = "",
-        headers: Mapping[str, str] | None = None,
-        now: datetime | None = None,
-    ) -> bool:
-        return (
-            self.mismatch_reason(method, bucket, key, operation=operation, headers=headers, now=now)
-            is None
-        )
-
     def mismatch_reason(
         self,
         method: str,

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from lxml import etree
 
 from .errors import S3Error
+from .mapping import child, children, parse_xml, serialize_xml
 
 _CONTEXT = b"s3router upload id v2\0"
 
@@ -83,26 +83,6 @@ def unwrap(secret: bytes, upload_id: str, *, bucket: str, key: str) -> UploadPin
     return UploadPin(backend, backend_bucket, backend_key, inner)
 
 
-_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
-MAX_XML = 16 * 1024 * 1024
-
-
-def _parse(body: bytes) -> etree._Element:
-    if len(body) > MAX_XML:
-        raise S3Error("InternalError", "A backend listing was larger than the proxy handles.")
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
-    return etree.fromstring(body, parser)
-
-
-def _find(element: etree._Element, name: str) -> etree._Element | None:
-    found = element.find(f"{_NS}{name}")
-    return found if found is not None else element.find(name)
-
-
-def _serialize(root: etree._Element) -> bytes:
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
-
-
 def wrap_in_response(
     body: bytes,
     secret: bytes,
@@ -114,12 +94,12 @@ def wrap_in_response(
     key: str,
 ) -> bytes:
     """InitiateMultipartUpload / ListParts result with its UploadId wrapped."""
-    root = _parse(body)
-    element = _find(root, "UploadId")
+    root = parse_xml(body)
+    element = child(root, "UploadId")
     if element is not None and element.text:
         pin = UploadPin(backend, backend_bucket, backend_key, element.text)
         element.text = wrap(secret, pin, bucket=bucket, key=key)
-    return _serialize(root)
+    return serialize_xml(root)
 
 
 def wrap_in_upload_listing(
@@ -135,10 +115,10 @@ def wrap_in_upload_listing(
 
     `logical_key(backend_key) -> str` gives the client's name for a backend key.
     """
-    root = _parse(body)
-    for upload in list(root.iter(f"{_NS}Upload", "Upload")):
-        key_element = _find(upload, "Key")
-        id_element = _find(upload, "UploadId")
+    root = parse_xml(body)
+    for upload in children(root, "Upload"):
+        key_element = child(upload, "Key")
+        id_element = child(upload, "UploadId")
         if key_element is None or id_element is None or not id_element.text:
             continue
         backend_key = key_element.text or ""
@@ -148,10 +128,10 @@ def wrap_in_upload_listing(
         ("NextUploadIdMarker", "NextKeyMarker"),
         ("UploadIdMarker", "KeyMarker"),
     ):
-        element = _find(root, marker)
-        key_element = _find(root, key_marker)
+        element = child(root, marker)
+        key_element = child(root, key_marker)
         if element is not None and element.text and key_element is not None:
             backend_key = key_element.text or ""
             pin = UploadPin(backend, backend_bucket, backend_key, element.text)
             element.text = wrap(secret, pin, bucket=bucket, key=logical_key(backend_key))  # type: ignore[operator]
-    return _serialize(root)
+    return serialize_xml(root)
