@@ -134,16 +134,16 @@ async def serve(loader: Loader, config: Config, *, reuse_port: bool = False) -> 
 
     server = ProxyServer(config, reuse_port=reuse_port)
     await server.start()
-    # Everything alive now lives as long as the process: keep the collector off it, and let
-    # short-lived request objects accumulate longer before a collection pass.
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(10_000, 50, 100)
     banner = describe(config, server.port)
     if config.log_format == "json":
         log.info(banner)  # one JSON line, so log collectors see no plain text
     else:
         print(banner, flush=True)
+    # Everything alive now lives as long as the process: keep the collector off it, and let
+    # short-lived request objects accumulate longer before a collection pass.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 50, 100)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -559,7 +559,8 @@ class ProxyProcess(ManagedProcess):
         return env
 
     def _accepts(self) -> bool:
-        if not self.listens_on(self.port):
+        # Ready once the start-up banner is out too, so tests can read it without a race.
+        if not self.listens_on(self.port) or "listening on" not in self.log_text():
             return False
         try:
             with socket.create_connection((LOOPBACK, self.port), timeout=0.5):
