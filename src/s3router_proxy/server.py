@@ -17,7 +17,6 @@ import logging
 import ssl
 import time
 from dataclasses import dataclass, field
-from xml.sax.saxutils import escape as xml_escape
 
 from aiohttp import web
 
@@ -44,7 +43,6 @@ from .mapping import (
     client_location,
     format_copy_source,
     local_name,
-    map_list_query,
     parse_copy_source,
     parse_xml,
     rewrite_location_header,
@@ -278,17 +276,6 @@ def location_rewriter(
     )
 
 
-def empty_upload_listing(request: S3Request) -> bytes:
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        '<ListMultipartUploadsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
-        f"<Bucket>{xml_escape(request.bucket)}</Bucket>"
-        f"<Prefix>{xml_escape(request.query.get('prefix', ''))}</Prefix>"
-        "<MaxUploads>1000</MaxUploads><IsTruncated>false</IsTruncated>"
-        "</ListMultipartUploadsResult>"
-    ).encode()
-
-
 def _chain(steps: list[Rewrite[bytes]]) -> Rewrite[bytes] | None:
     if not steps:
         return None
@@ -464,11 +451,6 @@ class ProxyHandler:
                 route = pinned_route(state, request)
             elif "upload-id-marker" in request.query:
                 unwrap_upload_marker(state, request)
-            if request.operation == "ListMultipartUploads" and route.renames:
-                mapped = map_list_query(request.query_items, route.names)
-                if mapped.query is None:  # the rule holds nothing under this prefix
-                    return self._xml_answer(record, empty_upload_listing(request))
-                request.query_items = mapped.query
             record.backend, record.backend_bucket, record.backend_key = (
                 route.backend,
                 route.bucket,
