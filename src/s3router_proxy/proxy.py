@@ -136,12 +136,15 @@ async def forward(
     header_overrides: dict[str, str] | None = None,
     body_override: bytes | None = None,
     location: Rewrite[str] | None = None,
+    try_next: Callable[[int], bool] | None = None,
 ) -> web.StreamResponse:
     """Send the request to the backend the route names and stream its answer back.
 
     `rewrite` turns a 200 XML answer into the client's names, `rewrite_errors` an error body;
     `header_overrides` replace client headers (lower-case names) and `body_override` is a small
     body the proxy already read, verified and rewrote; `location` maps a `Location` header.
+    When `try_next(status)` holds for the backend's answer, it is dropped and `TryNextBackend`
+    raised, so the caller can ask a fallback backend (reads only: there is no body to resend).
     """
     has_body = (
         plan.chunked
@@ -216,6 +219,9 @@ async def forward(
             if outcome.failure is not None:
                 raise outcome.failure from None
             raise _unreachable(backend, exc) from None
+    if try_next is not None and try_next(upstream.status):
+        upstream.release()
+        raise TryNextBackend(upstream.status)
     record.backend_seconds = time.monotonic() - sent_at
     record.bytes_in = outcome.sent
     metrics.child(metrics.BACKEND_SECONDS, backend.name).observe(record.backend_seconds)
@@ -271,6 +277,10 @@ async def _relay_rewritten(
     )
     record.bytes_out = len(new_body)
     return response
+
+
+class TryNextBackend(Exception):
+    """The backend's answer (a 404, or a 5xx with failover) sends the read to the next one."""
 
 
 async def backend_call(

@@ -350,6 +350,8 @@ class Rule:
     client_prefix: str = ""  # C: the key pattern's literal prefix, replaced by ...
     backend_prefix: str = ""  # P: ... this on the backend (see `mapping.join_prefix`)
     max_body_size: int | None = None  # larger request bodies are refused (EntityTooLarge)
+    fallback: tuple[str, ...] = ()  # backends that serve reads the target answers 404
+    failover_on_error: bool = False  # also when the target is unreachable or answers 5xx
 
     @property
     def label(self) -> str:
@@ -437,6 +439,8 @@ def compile_rule(
     mapped_prefix: str | None = None,
     name: str = "",
     max_body_size: int | None = None,
+    fallback: tuple[str, ...] = (),
+    failover_on_error: bool = False,
 ) -> Rule:
     """Compile a rule. `methods` (HTTP methods) and `operations` (any entries) are merged."""
     if operations is not None and not isinstance(operations, Operations):
@@ -468,6 +472,8 @@ def compile_rule(
         client_prefix=literal_prefix(key_pattern),
         backend_prefix=join_prefix(literal_prefix(key_pattern), mapped_prefix),
         max_body_size=max_body_size,
+        fallback=fallback,
+        failover_on_error=failover_on_error,
     )
 
 

@@ -52,6 +52,8 @@ _RULE_KEYS = {
     "mapped_prefix",
     "description",
     "max_body_size",
+    "fallback",
+    "failover_on_error",
 }
 _CONDITION_KEYS = {"content_types", "max_size", "min_size", "time_range", "description"}
 _TIME_KEYS = {"start", "end", "timezone"}
@@ -89,6 +91,29 @@ _UNITS = {
 }
 _CLOCK = re.compile(r"^([01]\d|2[0-4]):([0-5]\d)$")
 _OPERATION_WORDS = sorted({*HTTP_METHODS, *GROUPS, *OPERATIONS})
+
+
+def _fallback(
+    reader: Reader,
+    item: LineDict,
+    backends: Mapping[str, BackendConfig],
+    target: str,
+    where: str,
+) -> tuple[str, ...]:
+    """`fallback:` backends that serve reads the target answers 404 (migrations)."""
+    value = item.get("fallback")
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    line = reader.line_of(item, "fallback")
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise reader.fail(f"{where}.fallback", "must be a list of backend names", line)
+    for name in value:
+        _known_backend(reader, backends, name, f"{where}.fallback", line)
+        if name == target:
+            raise reader.fail(f"{where}.fallback", f"{name!r} is already the target", line)
+    return tuple(value)
 
 
 def _body_cap(reader: Reader, item: LineDict, where: str) -> int | None:
@@ -227,6 +252,8 @@ def _parse_rules(
                 mapped_prefix=_prefix(reader, item, "mapped_prefix", where),
                 name=where,
                 max_body_size=_body_cap(reader, item, where),
+                fallback=_fallback(reader, item, backends, target, where),
+                failover_on_error=reader.flag(item, "failover_on_error", where, False),
             )
         )
     if not rules and default_target is None:

@@ -16,6 +16,7 @@ import hmac
 import logging
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -50,9 +51,9 @@ from .mapping import (
 )
 from .payload import PayloadPlan, plan_payload
 from .policy import ClientPolicy, authorize
-from .proxy import Rewrite, forward
+from .proxy import Rewrite, TryNextBackend, forward
 from .record import RequestRecord
-from .routing import Part, Route, listing_is_plain, match_route, routes_for_bucket
+from .routing import Part, Route, Rule, listing_is_plain, match_route, routes_for_bucket
 from .s3request import S3Request, parse_request
 
 log = logging.getLogger("s3router_proxy")
@@ -247,6 +248,16 @@ _XML_ANSWERS = frozenset(
         "UploadPartCopy",
     }
 )
+
+
+# Reads a rule's `fallback:` backends may answer (migrations: new store first, old one next).
+FALLBACK_OPERATIONS = frozenset({"GetObject", "HeadObject", "GetObjectAttributes"})
+
+
+def fallback_test(rule: Rule | None) -> Callable[[int], bool]:
+    """Which answers of a backend send a read on to the next one in the rule's chain."""
+    failover = rule is not None and rule.failover_on_error
+    return lambda status: status == 404 or (failover and status >= 500)
 
 
 def check_body_cap(request: S3Request, plan: PayloadPlan, cap: int) -> None:
@@ -514,20 +525,40 @@ class ProxyHandler:
                 # A small document: read it, refuse bombs and junk before the backend sees it.
                 body_override = await read_small_body(http_request.content, plan, MAX_COMPLETE_BODY)
                 check_complete_document(body_override)
-            response = await forward(
-                http_request,
-                request,
-                auth,
-                plan,
-                route,
-                backend,
-                record,
-                rewrite=rewrite,
-                rewrite_errors=rewrite_errors,
-                header_overrides=overrides,
-                body_override=body_override,
-                location=location_rewriter(http_request, request, route),
-            )
+            chain = [route.backend]
+            rule = route.rule
+            if rule is not None and rule.fallback and request.operation in FALLBACK_OPERATIONS:
+                chain.extend(rule.fallback)
+            for position, name in enumerate(chain):
+                last = position == len(chain) - 1
+                try:
+                    response = await forward(
+                        http_request,
+                        request,
+                        auth,
+                        plan,
+                        route,
+                        state.backends[name],
+                        record,
+                        rewrite=rewrite,
+                        rewrite_errors=rewrite_errors,
+                        header_overrides=overrides,
+                        body_override=body_override,
+                        location=location_rewriter(http_request, request, route),
+                        try_next=None if last else fallback_test(rule),
+                    )
+                except TryNextBackend:
+                    continue
+                except S3Error as error:
+                    if last or not (
+                        rule is not None
+                        and rule.failover_on_error
+                        and error.code == "ServiceUnavailable"
+                    ):
+                        raise
+                    continue
+                record.backend = name  # the access log names the backend that answered
+                break
             record.status = response.status
             return response
         except S3Error as error:
