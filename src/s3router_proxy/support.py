@@ -23,12 +23,14 @@ NOTES: dict[str, str] = {
     "CompleteMultipartUpload": "routed by its sealed UploadId",
     "AbortMultipartUpload": "routed by its sealed UploadId",
     "ListParts": "routed by its sealed UploadId; UploadId in the answer sealed again",
-    "ListMultipartUploads": "passed through; every UploadId in the answer sealed",
-    "CopyObject": "within one backend; source and destination on different backends: "
-    "NotImplemented",
+    "CopyObject": "server-side within one backend; across backends the proxy streams the "
+    "source into the destination (up to 5 GiB)",
+    "GetObject": "passed through; a rule's fallback backends answer when the target says 404",
+    "HeadObject": "passed through; a rule's fallback backends answer when the target says 404",
+    "ListMultipartUploads": "passed through; every UploadId sealed; merged across a split bucket",
     "PutObject": "passed through; body verified while streaming (SHA-256, Content-MD5, "
     "x-amz-checksum-*, aws-chunked signatures and trailers)",
-    "DeleteObjects": "passed through; Content-MD5 / checksum checked",
+    "DeleteObjects": "passed through; split per backend and merged on split buckets",
     "PostObject": "refused: NotImplemented (browser form uploads; use a presigned PUT)",
     "OptionsPreflight": "refused: AccessDenied (CORS preflight carries no credentials)",
     "WriteGetObjectResponse": "passed through (S3 Object Lambda endpoint)",
