@@ -132,6 +132,12 @@ async def serve(loader: Loader, config: Config, *, reuse_port: bool = False) -> 
     from . import metrics
     from .server import ProxyServer
 
+    # Signals first: a SIGTERM that arrives as soon as the port opens must still drain.
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: None)  # until reloading can work, below
     server = ProxyServer(config, reuse_port=reuse_port)
     await server.start()
     banner = describe(config, server.port)
@@ -144,10 +150,6 @@ async def serve(loader: Loader, config: Config, *, reuse_port: bool = False) -> 
     gc.collect()
     gc.freeze()
     gc.set_threshold(10_000, 50, 100)
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
 
     def reload() -> None:
         old = server.state.config
