@@ -35,7 +35,7 @@ async def probe(backend: Backend) -> str | None:
             headers=headers,
             timeout=aiohttp.ClientTimeout(total=PROBE_TIMEOUT),
         ) as response:
-            await response.read()
+            response.release()  # only the status matters; the body is never read
             if response.status >= 500:
                 return f"answered {response.status}"
             return None

@@ -122,7 +122,7 @@ async def copy_across(
 
         try:
             async with backend.session.put(url, headers=headers, data=body()) as put:
-                answer = await put.read()
+                answer = await put.content.read(64 * 1024)  # an answer, not an object: bounded
                 if put.status != 200:
                     raise S3Error(
                         "InternalError",
