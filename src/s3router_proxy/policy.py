@@ -67,6 +67,25 @@ class ClientPolicy:
             return True
         return any(g.covers(operation, bucket, key, prefix) for g in self.allow)
 
+    def filters_keys(self, bucket: str) -> bool:
+        """Whether listings of `bucket` must drop keys this client may not see."""
+        grants = [g for g in (self.allow or ()) + self.deny if g.covers_bucket(bucket)]
+        return any(g.keys is not None for g in grants)
+
+    def lists_key(self, operation: str, bucket: str, key: str) -> bool:
+        """Whether a listing (`operation`) of `bucket` may show `key` to this client."""
+
+        def covers(grant: Grant) -> bool:
+            return (
+                grant.covers_operation(operation)
+                and grant.covers_bucket(bucket)
+                and (grant.keys is None or any(compile_glob(k).fullmatch(key) for k in grant.keys))
+            )
+
+        if any(covers(g) for g in self.deny):
+            return False
+        return self.allow is None or any(covers(g) for g in self.allow)
+
     def sees_bucket(self, bucket: str) -> bool:
         """Whether ListBuckets shows `bucket`: some read or list access to it is allowed."""
         if any(

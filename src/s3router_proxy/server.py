@@ -50,7 +50,7 @@ from .mapping import (
     rewrite_response_xml,
 )
 from .payload import PayloadPlan, plan_payload
-from .policy import ClientPolicy, authorize
+from .policy import UNRESTRICTED, ClientPolicy, authorize
 from .proxy import Rewrite, TryNextBackend, forward
 from .record import RequestRecord
 from .routing import Part, Route, Rule, listing_is_plain, match_route, routes_for_bucket
@@ -190,8 +190,24 @@ def copy_source_route(state: ProxyState, request: S3Request) -> tuple[CopySource
     return source, source_route
 
 
+def key_filter(policy: ClientPolicy, request: S3Request) -> Rewrite[bytes] | None:
+    """A listing rewrite that drops the keys a key-restricted client may not see."""
+    if request.operation not in MERGED_LISTINGS or not policy.filters_keys(request.bucket):
+        return None
+    return lambda body: rewrite_response_xml(
+        body,
+        NameMapping.identity(request.bucket),
+        client_query=request.query,
+        keep_key=lambda key: policy.lists_key(request.operation, request.bucket, key),
+    )
+
+
 def response_rewriters(
-    state: ProxyState, request: S3Request, route: Route, record: RequestRecord
+    state: ProxyState,
+    request: S3Request,
+    route: Route,
+    record: RequestRecord,
+    policy: ClientPolicy = UNRESTRICTED,
 ) -> tuple[Rewrite[bytes] | None, Rewrite[bytes] | None]:
     """(rewrite of a 200 XML answer, rewrite of an error body) this request needs, if any."""
     secret = state.config.secret
@@ -220,6 +236,8 @@ def response_rewriters(
                 logical_key=lambda backend_key: names.to_client_key(backend_key) or backend_key,
             )
         )
+    if (hide := key_filter(policy, request)) is not None:
+        steps.append(hide)
     if not route.renames:
         return _chain(steps), None
 
@@ -447,7 +465,7 @@ class ProxyHandler:
                 if not listing_is_plain(parts):
                     record.backend = ",".join(sorted({p.backend for p in parts}))
                     return await self._fan_out(
-                        http_request, state, request, auth, signing_key, parts, record
+                        http_request, state, request, auth, signing_key, parts, record, policy
                     )
             route = match_route(
                 config.rules,
@@ -511,7 +529,7 @@ class ProxyHandler:
             if http_request.headers.get("Expect", "").lower() == "100-continue":
                 await http_request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 http_request.writer.output_size = 0
-            rewrite, rewrite_errors = response_rewriters(state, request, route, record)
+            rewrite, rewrite_errors = response_rewriters(state, request, route, record, policy)
             body_override = None
             if (
                 backend.config.add_content_md5
@@ -576,6 +594,7 @@ class ProxyHandler:
         signing_key: bytes | None,
         parts: list[Part],
         record: RequestRecord,
+        policy: ClientPolicy,
     ) -> web.StreamResponse:
         """Listings and deletes on a bucket split over backends or renamed: asked part by part."""
         config = state.config
@@ -613,6 +632,8 @@ class ProxyHandler:
             )
         else:
             body = await merged_listing(request, parts, state.backends, config.secret)
+            if (hide := key_filter(policy, request)) is not None:
+                body = hide(body)
         return self._xml_answer(record, body)
 
     @staticmethod

@@ -56,6 +56,11 @@ def proxy(start_proxy: StartProxy, moto_plain: MotoBackend) -> ProxyProcess:
             secret_access_key: admin-secret
             deny:
               - {{buckets: ["secret-*"]}}
+          - name: csv-only
+            access_key_id: AKIACSV
+            secret_access_key: csv-secret
+            allow:
+              - {{buckets: ["shared-*"], keys: ["*.csv"], operations: [read, list]}}
           - name: temporary
             access_key_id: ASIATEMP
             secret_access_key: temp-secret
@@ -153,3 +158,19 @@ def test_temporary_credentials_need_their_token(proxy: ProxyProcess) -> None:
     assert code_of(lambda: wrong.list_buckets()) == "InvalidToken"
     stray = boto3_client(proxy.endpoint, "AKIAADMIN", "admin-secret", session_token="x")
     assert code_of(lambda: stray.list_buckets()) == "InvalidToken"
+
+
+def test_listings_show_only_the_keys_a_client_may_see(
+    proxy: ProxyProcess, moto_plain: MotoBackend
+) -> None:
+    moto_plain.client().put_object(Bucket=SHARED, Key="team/notes.txt", Body=b"private")
+    csv = proxy.client("AKIACSV", "csv-secret")
+    for listing in (
+        csv.list_objects_v2(Bucket=SHARED),
+        csv.list_objects(Bucket=SHARED),
+        csv.list_objects_v2(Bucket=SHARED, Prefix="team/"),
+    ):
+        keys = [o["Key"] for o in listing.get("Contents", [])]
+        assert "team/report.csv" in keys
+        assert "team/notes.txt" not in keys
+    assert code_of(lambda: csv.get_object(Bucket=SHARED, Key="team/notes.txt")) == "AccessDenied"
