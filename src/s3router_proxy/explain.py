@@ -100,9 +100,7 @@ def explain(
     if operation is None:
         operation = operation_name(method, bucket, key, query, plain_headers)
     now = now or datetime.now(UTC)
-    facts = RequestFacts.of(
-        method, bucket, key, operation=operation, headers=plain_headers, now=now
-    )
+    facts = RequestFacts(method, bucket, key, operation=operation, headers=plain_headers, now=now)
     verdicts = []
     for rule in config.rules:
         reason = rule.mismatch(facts)

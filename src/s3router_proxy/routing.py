@@ -126,6 +126,7 @@ class RequestFacts:
         method: str,
         bucket: str,
         key: str,
+        *,
         operation: str = "",
         headers: Mapping[str, str] | None = None,
         now: datetime | None = None,
@@ -138,19 +139,6 @@ class RequestFacts:
         self._now = now
         self._content_type: object = _UNSET
         self._size: object = _UNSET
-
-    @classmethod
-    def of(
-        cls,
-        method: str,
-        bucket: str,
-        key: str,
-        *,
-        operation: str = "",
-        headers: Mapping[str, str] | None = None,
-        now: datetime | None = None,
-    ) -> RequestFacts:
-        return cls(method, bucket, key, operation, headers, now)
 
     @property
     def content_type(self) -> str | None:
@@ -420,7 +408,7 @@ class Rule:
         now: datetime | None = None,
     ) -> str | None:
         """Why this rule does not match (None when it does): for `explain` and logs."""
-        facts = RequestFacts.of(method, bucket, key, operation=operation, headers=headers, now=now)
+        facts = RequestFacts(method, bucket, key, operation=operation, headers=headers, now=now)
         return self.mismatch(facts)
 
 
@@ -517,7 +505,7 @@ def match_route(
     lower-case names) are needed by rules with `operations` names/groups and `conditions`;
     without them such rules only match by HTTP method and never by condition.
     """
-    facts = RequestFacts.of(method, bucket, key, operation=operation, headers=headers, now=now)
+    facts = RequestFacts(method, bucket, key, operation=operation, headers=headers, now=now)
     rule = first_match(rules, facts)
     if rule is not None:
         mapping = rule.mapping_for(bucket)
@@ -635,7 +623,7 @@ def routes_for_bucket(
     can be forwarded as it is; anything else needs `listing.merged_list` (listings) or an
     answer per part (bucket-level operations).
     """
-    facts = RequestFacts.of(method, bucket, "", operation=operation, headers=headers, now=now)
+    facts = RequestFacts(method, bucket, "", operation=operation, headers=headers, now=now)
     parts: list[Part] = []
     excluded: list[Rule] = []
     for rule in rules:

@@ -341,7 +341,7 @@ def test_time_range(start: str, end: str, utc_time: str, inside: bool) -> None:
 
 
 def test_facts_read_headers_once() -> None:
-    facts = RequestFacts.of(
+    facts = RequestFacts(
         "put", "b", "k", operation="PutObject", headers={"content-type": " Text/X ;a=b"}
     )
     assert (facts.method, facts.content_type, facts.size) == ("PUT", "text/x", None)
