@@ -12,7 +12,8 @@ object is left behind.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
 import aiohttp
@@ -51,6 +52,24 @@ _DESTINATION = (
 )
 
 
+@dataclass(frozen=True)
+class CopyResult:
+    """What a finished copy wrote: the destination's ETag, when, and its version (if any)."""
+
+    etag: str
+    last_modified: str  # ISO 8601, as CopyObjectResult carries it
+    version_id: str | None = None
+
+    def xml(self) -> bytes:
+        """The `CopyObjectResult` document S3 answers a CopyObject with."""
+        return (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            '<CopyObjectResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+            f"<LastModified>{self.last_modified}</LastModified><ETag>{escape(self.etag)}</ETag>"
+            "</CopyObjectResult>"
+        ).encode()
+
+
 async def copy_across(
     request: S3Request,
     source_route: Route,
@@ -60,22 +79,50 @@ async def copy_across(
     backend: Backend,
 ) -> bytes:
     """Copy the source object into the destination; the CopyObjectResult document."""
-    get_headers = {
-        standard: request.headers[copy_name]
-        for copy_name, standard in _CONDITIONS.items()
-        if copy_name in request.headers
-    }
-    query = canonical_query_string([("versionId", version_id)] if version_id else [])
-    url, headers = source_backend.signed_request(
-        "GET",
+    result = await copy_object_across(
+        source_backend,
         source_route.bucket,
         source_route.key,
+        version_id,
+        backend,
+        route.bucket,
+        route.key,
+        request.headers,
+    )
+    return result.xml()
+
+
+async def copy_object_across(
+    source_backend: Backend,
+    source_bucket: str,
+    source_key: str,
+    version_id: str | None,
+    backend: Backend,
+    bucket: str,
+    key: str,
+    headers: Mapping[str, str],
+) -> CopyResult:
+    """Stream one object from a backend to another (backend names on both sides).
+
+    `headers` are a CopyObject request's (case-insensitive lookups): the metadata directive,
+    the `x-amz-copy-source-if-*` conditions and the destination's headers. Raises S3Error
+    with the code S3 would answer (PreconditionFailed, NoSuchKey, ...)."""
+    get_headers = {
+        standard: headers[copy_name]
+        for copy_name, standard in _CONDITIONS.items()
+        if copy_name in headers
+    }
+    query = canonical_query_string([("versionId", version_id)] if version_id else [])
+    url, get_signed = source_backend.signed_request(
+        "GET",
+        source_bucket,
+        source_key,
         query,
         get_headers,
         EMPTY_SHA256,
     )
     try:
-        source = await source_backend.session.get(url, headers=headers, allow_redirects=False)
+        source = await source_backend.session.get(url, headers=get_signed, allow_redirects=False)
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         raise _unreachable(source_backend, exc) from None
     try:
@@ -99,17 +146,17 @@ async def copy_across(
                 "NotImplemented", "Copies across backends above 5 GiB are not supported yet."
             )
         put_headers: dict[str, str] = {"content-length": str(length)}
-        directive = request.headers.get("x-amz-metadata-directive", "COPY").upper()
-        origin = request.headers if directive == "REPLACE" else source.headers
+        directive = headers.get("x-amz-metadata-directive", "COPY").upper()
+        origin = headers if directive == "REPLACE" else source.headers
         for name, value in origin.items():
             lower = name.lower()
             if lower in _CONTENT_HEADERS or lower.startswith("x-amz-meta-"):
                 put_headers[lower] = value
         for name in _DESTINATION:
-            if name in request.headers:
-                put_headers[name] = request.headers[name]
-        url, headers = backend.signed_request(
-            "PUT", route.bucket, route.key, "", put_headers, UNSIGNED_PAYLOAD
+            if name in headers:
+                put_headers[name] = headers[name]
+        url, put_signed = backend.signed_request(
+            "PUT", bucket, key, "", put_headers, UNSIGNED_PAYLOAD
         )
 
         async def body() -> AsyncIterator[bytes]:
@@ -121,7 +168,7 @@ async def copy_across(
                 raise S3Error("InternalError", "The copy source ended early.")
 
         try:
-            async with backend.session.put(url, headers=headers, data=body()) as put:
+            async with backend.session.put(url, headers=put_signed, data=body()) as put:
                 answer = await put.content.read(64 * 1024)  # an answer, not an object: bounded
                 if put.status != 200:
                     raise S3Error(
@@ -130,14 +177,10 @@ async def copy_across(
                         status=put.status if put.status >= 500 else 500,
                     )
                 etag = put.headers.get("ETag", "")
+                put_version = put.headers.get("x-amz-version-id")
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise _unreachable(backend, exc) from None
     finally:
         source.release()
     modified = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        '<CopyObjectResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
-        f"<LastModified>{modified}</LastModified><ETag>{escape(etag)}</ETag>"
-        "</CopyObjectResult>"
-    ).encode()
+    return CopyResult(etag, modified, put_version)
