@@ -283,10 +283,11 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in ("explain", "check"):
+    if argv and not argv[0].startswith("-"):
         from .commands import SUBCOMMANDS
 
-        return SUBCOMMANDS[argv[0]](argv[1:])
+        if argv[0] in SUBCOMMANDS:
+            return SUBCOMMANDS[argv[0]](argv[1:])
     args = build_parser().parse_args(argv)
     configure_logging(args.log_level or "info", "text")
     if not args.config:
