@@ -71,4 +71,21 @@ def check_main(argv: list[str]) -> int:
     return 1 if warnings else 0
 
 
-SUBCOMMANDS = {"explain": explain_main, "check": check_main}
+def repair_main(argv: list[str]) -> int:
+    from .repair import repair_main as run
+
+    return run(argv)
+
+
+def migrate_main(argv: list[str]) -> int:
+    from .migrate import migrate_main as run
+
+    return run(argv)
+
+
+SUBCOMMANDS = {
+    "explain": explain_main,
+    "check": check_main,
+    "repair": repair_main,
+    "migrate": migrate_main,
+}

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from .configread import ConfigError, Reader
 from .policy import NOBODY, UNRESTRICTED, ClientPolicy, Grant, validate_operations
 from .routing import Rule
-from .ruleconfig import ROUTING_TOP_KEYS, parse_routing
+from .ruleconfig import ROUTING_TOP_KEYS, parse_routing, parse_size
 from .yamlload import LineDict, YamlError, load_documents
 
 EMBEDDED = "embedded"
@@ -42,6 +42,10 @@ class BackendConfig:
     checksum_trailers: bool = False  # forward aws-chunked checksum trailers (unsigned) as sent
     add_content_md5: bool = False  # compute Content-MD5 for small bodies that lack one
     max_connections: int = 256  # open connections to this backend; more requests queue
+    # Copies into this backend from another one: larger objects are written as multipart
+    # uploads of parts this size (see crosspart.py).
+    multipart_copy_threshold: int = 256 * 1024**2
+    copy_part_size: int = 64 * 1024**2
 
     @property
     def static_credentials(self) -> bool:
@@ -87,6 +91,7 @@ class Config:
     admin_token: str | None = field(default=None, repr=False)  # bearer token for /explain
     anonymous: ClientPolicy = NOBODY  # what unsigned requests may do
     secret: bytes = field(default=b"", repr=False)  # HMAC key for upload ids and list tokens
+    mirror_journal: str | None = None  # where best-effort mirror failures are recorded
 
 
 def parse_listen_address(value: str) -> tuple[str, int]:
@@ -111,6 +116,8 @@ _BACKEND_KEYS = {
     "checksum_trailers",
     "add_content_md5",
     "max_connections",
+    "multipart_copy_threshold",
+    "copy_part_size",
 }
 
 
@@ -180,7 +187,32 @@ def _backend(
         checksum_trailers=reader.flag(section, "checksum_trailers", where, False),
         add_content_md5=reader.flag(section, "add_content_md5", where, False),
         max_connections=int(reader.number(section, "max_connections", where, 256)),
+        multipart_copy_threshold=_copy_size(
+            reader, section, "multipart_copy_threshold", where, 256 * 1024**2, 1
+        ),
+        copy_part_size=_copy_size(
+            reader, section, "copy_part_size", where, 64 * 1024**2, 5 * 1024**2
+        ),
     )
+
+
+def _copy_size(
+    reader: Reader, section: LineDict, key: str, where: str, default: int, smallest: int
+) -> int:
+    """A size for cross-backend copies: between `smallest` and 5 GiB (S3's largest PUT/part)."""
+    if section.get(key) is None:
+        return default
+    try:
+        size = parse_size(section[key])
+    except ValueError as exc:
+        hint = str(exc) if "e.g." in str(exc) else f"{exc}; e.g. 64MiB"
+        raise reader.fail(f"{where}.{key}", hint, reader.line_of(section, key)) from None
+    if not smallest <= size <= 5 * 1024**3:
+        low = "5MiB" if smallest == 5 * 1024**2 else f"{smallest} byte"
+        raise reader.fail(
+            f"{where}.{key}", f"must be between {low} and 5GiB", reader.line_of(section, key)
+        )
+    return size
 
 
 def _lakefs_section(section: LineDict, env: Mapping[str, str]) -> LineDict:
@@ -376,6 +408,7 @@ _ROUTER_KEYS = {
     "secret",
     "sigv2",
     "admin_token",
+    "mirror_journal",
 }
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -433,6 +466,9 @@ def _router_extras(reader: Reader, router: LineDict, source: str) -> dict[str, A
     extras["watch_config"] = reader.flag(router, "watch_config", "router", False)
     extras["sigv2"] = reader.flag(router, "sigv2", "router", True)
     extras["admin_token"] = reader.string(router, "admin_token", "router") or None
+    journal = reader.string(router, "mirror_journal", "router")
+    if journal:
+        extras["mirror_journal"] = str(Path(source).parent / journal)
     secret = reader.string(router, "secret", "router")
     if secret is not None and len(secret) < 16:
         raise reader.fail(

@@ -61,6 +61,11 @@ BACKEND_ERRORS = Counter(
 CONFIG_RELOADS = Counter(
     "s3router_config_reloads_total", "Configuration reloads, by result.", ["result"]
 )
+MIRROR_FAILURES = Counter(
+    "s3router_mirror_failures_total",
+    "Writes a mirror backend did not take (best_effort) or that failed a strict write.",
+    ["backend", "operation"],
+)
 SHED = Counter(
     "s3router_requests_shed_total",
     "Requests refused with 503 SlowDown because the concurrency limit was reached.",

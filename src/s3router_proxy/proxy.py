@@ -122,6 +122,44 @@ def backend_headers(request: S3Request) -> tuple[dict[str, str], dict[str, str]]
     return signed, unsigned
 
 
+def request_has_body(request: S3Request, plan: PayloadPlan) -> bool:
+    """Whether the request carries a body to forward (a length, chunks, or aws-chunked)."""
+    return (
+        plan.chunked
+        or bool(plan.upstream_length)
+        or (
+            plan.upstream_length is None
+            and "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+        )
+    )
+
+
+def outgoing_headers(
+    request: S3Request,
+    plan: PayloadPlan,
+    has_body: bool,
+    *,
+    header_overrides: dict[str, str] | None = None,
+    body_override: bytes | None = None,
+) -> tuple[dict[str, str], dict[str, str]]:
+    """(headers to sign, headers to send unsigned) of the request as a backend receives it."""
+    signed, unsigned = backend_headers(request)
+    if header_overrides:
+        signed.update(header_overrides)
+    for name in plan.drop_headers:
+        signed.pop(name, None)
+    if plan.content_encoding is not None:
+        if plan.content_encoding:
+            signed["content-encoding"] = plan.content_encoding
+        else:
+            signed.pop("content-encoding", None)
+    if body_override is not None:
+        signed["content-length"] = str(len(body_override))
+    elif plan.upstream_length is not None and (has_body or "content-length" in request.headers):
+        signed["content-length"] = str(plan.upstream_length)
+    return signed, unsigned
+
+
 async def forward(
     http_request: web.BaseRequest,
     request: S3Request,
@@ -137,6 +175,7 @@ async def forward(
     body_override: bytes | None = None,
     location: Rewrite[str] | None = None,
     try_next: Callable[[int], bool] | None = None,
+    stream: tuple[AsyncIterator[bytes], BodyOutcome] | None = None,
 ) -> web.StreamResponse:
     """Send the request to the backend the route names and stream its answer back.
 
@@ -145,15 +184,9 @@ async def forward(
     body the proxy already read, verified and rewrote; `location` maps a `Location` header.
     When `try_next(status)` holds for the backend's answer, it is dropped and `TryNextBackend`
     raised, so the caller can ask a fallback backend (reads only: there is no body to resend).
+    `stream` is the upstream body and its outcome when the caller made it (mirrored writes).
     """
-    has_body = (
-        plan.chunked
-        or bool(plan.upstream_length)
-        or (
-            plan.upstream_length is None
-            and "chunked" in request.headers.get("Transfer-Encoding", "").lower()
-        )
-    )
+    has_body = request_has_body(request, plan)
     if not has_body:
         check_empty_body(plan)
     elif (
@@ -164,31 +197,22 @@ async def forward(
         raise S3Error("MissingContentLength")
 
     query = backend_query(request, auth)
-    signed, unsigned = backend_headers(request)
-    if header_overrides:
-        signed.update(header_overrides)
-    for name in plan.drop_headers:
-        signed.pop(name, None)
-    if plan.content_encoding is not None:
-        if plan.content_encoding:
-            signed["content-encoding"] = plan.content_encoding
-        else:
-            signed.pop("content-encoding", None)
-    if body_override is not None:
-        signed["content-length"] = str(len(body_override))
-    elif plan.upstream_length is not None and (has_body or "content-length" in request.headers):
-        signed["content-length"] = str(plan.upstream_length)
+    signed, unsigned = outgoing_headers(
+        request, plan, has_body, header_overrides=header_overrides, body_override=body_override
+    )
     url, signed = backend.signed_request(
         request.method, route.bucket, route.key, query, signed, plan.upstream_payload_hash
     )
     headers = CIMultiDict(signed)
     headers.update(unsigned)
 
-    outcome = BodyOutcome()
+    outcome = BodyOutcome() if stream is None else stream[1]
     body: AsyncIterator[bytes] | bytes | None
     if body_override is not None:
         body = body_override
         outcome.sent = len(body_override)
+    elif stream is not None:
+        body = stream[0] if has_body else None
     else:
         body = upstream_body(http_request.content, plan, outcome) if has_body else None
     sent_at = time.monotonic()

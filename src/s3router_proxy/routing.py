@@ -340,6 +340,8 @@ class Rule:
     max_body_size: int | None = None  # larger request bodies are refused (EntityTooLarge)
     fallback: tuple[str, ...] = ()  # backends that serve reads the target answers 404
     failover_on_error: bool = False  # also when the target is unreachable or answers 5xx
+    mirror: tuple[str, ...] = ()  # backends every write is applied to as well
+    mirror_mode: str = "strict"  # strict: all or nothing; best_effort: the target decides
 
     @property
     def label(self) -> str:
@@ -429,6 +431,8 @@ def compile_rule(
     max_body_size: int | None = None,
     fallback: tuple[str, ...] = (),
     failover_on_error: bool = False,
+    mirror: tuple[str, ...] = (),
+    mirror_mode: str = "strict",
 ) -> Rule:
     """Compile a rule. `methods` (HTTP methods) and `operations` (any entries) are merged."""
     if operations is not None and not isinstance(operations, Operations):
@@ -462,6 +466,8 @@ def compile_rule(
         max_body_size=max_body_size,
         fallback=fallback,
         failover_on_error=failover_on_error,
+        mirror=mirror,
+        mirror_mode=mirror_mode,
     )
 
 

@@ -54,6 +54,8 @@ _RULE_KEYS = {
     "max_body_size",
     "fallback",
     "failover_on_error",
+    "mirror",
+    "mirror_mode",
 }
 _CONDITION_KEYS = {"content_types", "max_size", "min_size", "time_range", "description"}
 _TIME_KEYS = {"start", "end", "timezone"}
@@ -93,27 +95,46 @@ _CLOCK = re.compile(r"^([01]\d|2[0-4]):([0-5]\d)$")
 _OPERATION_WORDS = sorted({*HTTP_METHODS, *GROUPS, *OPERATIONS})
 
 
-def _fallback(
+def _backend_list(
     reader: Reader,
     item: LineDict,
     backends: Mapping[str, BackendConfig],
     target: str,
     where: str,
+    name: str,
 ) -> tuple[str, ...]:
-    """`fallback:` backends that serve reads the target answers 404 (migrations)."""
-    value = item.get("fallback")
+    """A rule's list of other backends: `fallback:` (reads the target answers 404 go on to
+    them) or `mirror:` (writes are applied to them too)."""
+    value = item.get(name)
     if value is None:
         return ()
     if isinstance(value, str):
         value = [value]
-    line = reader.line_of(item, "fallback")
+    line = reader.line_of(item, name)
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise reader.fail(f"{where}.fallback", "must be a list of backend names", line)
-    for name in value:
-        _known_backend(reader, backends, name, f"{where}.fallback", line)
-        if name == target:
-            raise reader.fail(f"{where}.fallback", f"{name!r} is already the target", line)
+        raise reader.fail(f"{where}.{name}", "must be a list of backend names", line)
+    for backend in value:
+        _known_backend(reader, backends, backend, f"{where}.{name}", line)
+        if backend == target:
+            raise reader.fail(f"{where}.{name}", f"{backend!r} is already the target", line)
+    if len(set(value)) != len(value):
+        raise reader.fail(f"{where}.{name}", "names a backend twice", line)
     return tuple(value)
+
+
+def _mirror_mode(reader: Reader, item: LineDict, where: str) -> str:
+    mode = reader.string(item, "mirror_mode", where, "strict") or "strict"
+    if mode not in ("strict", "best_effort"):
+        raise reader.fail(
+            f"{where}.mirror_mode",
+            'must be "strict" or "best_effort"',
+            reader.line_of(item, "mirror_mode"),
+        )
+    if "mirror_mode" in item and "mirror" not in item:
+        raise reader.fail(
+            f"{where}.mirror_mode", "needs `mirror:` backends", reader.line_of(item, "mirror_mode")
+        )
+    return mode
 
 
 def _body_cap(reader: Reader, item: LineDict, where: str) -> int | None:
@@ -252,8 +273,10 @@ def _parse_rules(
                 mapped_prefix=_prefix(reader, item, "mapped_prefix", where),
                 name=where,
                 max_body_size=_body_cap(reader, item, where),
-                fallback=_fallback(reader, item, backends, target, where),
+                fallback=_backend_list(reader, item, backends, target, where, "fallback"),
                 failover_on_error=reader.flag(item, "failover_on_error", where, False),
+                mirror=_backend_list(reader, item, backends, target, where, "mirror"),
+                mirror_mode=_mirror_mode(reader, item, where),
             )
         )
     if not rules and default_target is None:

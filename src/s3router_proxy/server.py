@@ -12,11 +12,12 @@ the new rules at once, requests in flight finish on the state they started with.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 import logging
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -49,7 +50,8 @@ from .mapping import (
     rewrite_location_header,
     rewrite_response_xml,
 )
-from .payload import PayloadPlan, plan_payload
+from .mirror import NO_MIRRORS, MirroredWrite, Mirrors, mirrored, mirrors_for
+from .payload import BodyOutcome, PayloadPlan, plan_payload
 from .policy import UNRESTRICTED, ClientPolicy, authorize
 from .proxy import Rewrite, TryNextBackend, forward
 from .record import RequestRecord
@@ -135,7 +137,7 @@ def sigv2_as_auth(v2: sigv2.SigV2Auth) -> sigv4.SigV4Auth:
     )
 
 
-def pinned_route(state: ProxyState, request: S3Request) -> Route:
+def pinned_route(state: ProxyState, request: S3Request) -> tuple[Route, uploadid.UploadPin]:
     """Where an existing multipart upload lives, read from its (sealed) upload id."""
     pin = uploadid.unwrap(
         state.config.secret, request.query["uploadId"], bucket=request.bucket, key=request.key
@@ -151,7 +153,23 @@ def pinned_route(state: ProxyState, request: S3Request) -> Route:
     ]
     # Answers about the upload name it by the client's bucket and key.
     names = NameMapping(request.bucket, pin.bucket, request.key, pin.key)
-    return Route(pin.backend, pin.bucket, pin.key, None, names)
+    return Route(pin.backend, pin.bucket, pin.key, None, names), pin
+
+
+def live_mirrors(
+    state: ProxyState, route: Route, pin: uploadid.UploadPin | None, request: S3Request
+) -> Mirrors:
+    """The mirrors this request's write also goes to (none for reads and unmirrored rules)."""
+    mirrors = mirrors_for(route.rule, pin, request.operation, request.query)
+    if mirrors is None:
+        return NO_MIRRORS
+    gone = [name for name in mirrors.names if name not in state.backends]
+    if gone:  # an upload mirrored to a backend a reload removed
+        log.warning("mirror backends %s are no longer configured; not mirrored", gone)
+        mirrors = dataclasses.replace(
+            mirrors, names=tuple(n for n in mirrors.names if n in state.backends)
+        )
+    return mirrors
 
 
 def unwrap_upload_marker(state: ProxyState, request: S3Request) -> None:
@@ -208,8 +226,13 @@ def response_rewriters(
     route: Route,
     record: RequestRecord,
     policy: ClientPolicy = UNRESTRICTED,
+    *,
+    pin: uploadid.UploadPin | None = None,
 ) -> tuple[Rewrite[bytes] | None, Rewrite[bytes] | None]:
-    """(rewrite of a 200 XML answer, rewrite of an error body) this request needs, if any."""
+    """(rewrite of a 200 XML answer, rewrite of an error body) this request needs, if any.
+
+    `pin` is the upload a ListParts is about (or a mirrored one being created): the id in the
+    answer names its mirrors too."""
     secret = state.config.secret
     names = route.names
     steps: list[Rewrite[bytes]] = []
@@ -223,6 +246,8 @@ def response_rewriters(
                 backend_key=route.key,
                 bucket=request.bucket,
                 key=request.key,
+                mirrors=() if pin is None else pin.mirrors,
+                mirror_mode="strict" if pin is None else pin.mirror_mode,
             )
         )
     elif request.operation == "ListMultipartUploads":
@@ -476,8 +501,9 @@ class ProxyHandler:
                 operation=request.operation,
                 headers=request.headers,
             )
+            pin = None
             if "uploadId" in request.query:
-                route = pinned_route(state, request)
+                route, pin = pinned_route(state, request)
             elif "upload-id-marker" in request.query:
                 unwrap_upload_marker(state, request)
             record.backend, record.backend_bucket, record.backend_key = (
@@ -487,6 +513,7 @@ class ProxyHandler:
             )
             record.rule = "default" if route.rule is None else str(route.rule.index)
             backend = state.backends[route.backend]
+            mirrors = live_mirrors(state, route, pin, request)
             overrides = None
             copy = copy_source_route(state, request)
             if copy is not None:
@@ -522,14 +549,17 @@ class ProxyHandler:
                 request,
                 auth,
                 signing_key,
-                backend_trailers=backend.config.checksum_trailers,
+                backend_trailers=backend.config.checksum_trailers
+                and all(state.backends[m].config.checksum_trailers for m in mirrors.names),
             )
             if route.rule is not None and route.rule.max_body_size is not None:
                 check_body_cap(request, plan, route.rule.max_body_size)
             if http_request.headers.get("Expect", "").lower() == "100-continue":
                 await http_request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 http_request.writer.output_size = 0
-            rewrite, rewrite_errors = response_rewriters(state, request, route, record, policy)
+            rewrite, rewrite_errors = response_rewriters(
+                state, request, route, record, policy, pin=pin
+            )
             body_override = None
             if (
                 backend.config.add_content_md5
@@ -543,6 +573,43 @@ class ProxyHandler:
                 # A small document: read it, refuse bombs and junk before the backend sees it.
                 body_override = await read_small_body(http_request.content, plan, MAX_COMPLETE_BODY)
                 check_complete_document(body_override)
+            if mirrors.names:
+                write = MirroredWrite(
+                    request, auth, plan, route, state.backends, mirrors, config.mirror_journal
+                )
+
+                async def primary(
+                    stream: tuple[AsyncIterator[bytes], BodyOutcome] | None = None,
+                    rewrite: Rewrite[bytes] | None = rewrite,
+                ) -> web.StreamResponse:
+                    return await forward(
+                        http_request,
+                        request,
+                        auth,
+                        plan,
+                        route,
+                        backend,
+                        record,
+                        rewrite=rewrite,
+                        rewrite_errors=rewrite_errors,
+                        header_overrides=overrides,
+                        body_override=body_override,
+                        location=location_rewriter(http_request, request, route),
+                        stream=stream,
+                    )
+
+                async def created(ids: tuple[tuple[str, str], ...]) -> web.StreamResponse:
+                    pinned = uploadid.UploadPin(
+                        route.backend, route.bucket, route.key, "", ids, mirrors.mode
+                    )
+                    wrap, _ = response_rewriters(state, request, route, record, policy, pin=pinned)
+                    return await primary(None, wrap)
+
+                response = await mirrored(
+                    write, http_request.content, body_override, primary, created
+                )
+                record.status = response.status
+                return response
             chain = [route.backend]
             rule = route.rule
             if rule is not None and rule.fallback and request.operation in FALLBACK_OPERATIONS:

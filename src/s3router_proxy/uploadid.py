@@ -8,7 +8,8 @@ the id alone, so it reaches the same backend after a config reload, on any repli
 size or time condition would now route elsewhere. The client learns nothing of the backend's
 names; an id that was altered, forged, or used for another bucket or key is `NoSuchUpload`.
 
-Format: ``base64url(nonce[12] || ciphertext || tag[16])`` of JSON [backend, bucket, key, id];
+Format: ``base64url(nonce[12] || ciphertext || tag[16])`` of JSON [backend, bucket, key, id]
+(a mirrored upload adds [[mirror, its id], ...] and the mirror mode);
 the nonce is an HMAC of the message, so one upload always has one id.
 """
 
@@ -37,6 +38,9 @@ class UploadPin:
     bucket: str  # backend bucket
     key: str  # backend key
     upload_id: str  # the backend's own id
+    # A mirrored upload: (backend, its upload id) for each mirror, and the rule's mirror mode.
+    mirrors: tuple[tuple[str, str], ...] = ()
+    mirror_mode: str = "strict"
 
 
 @functools.lru_cache(maxsize=8)
@@ -55,9 +59,10 @@ def _aad(bucket: str, key: str) -> bytes:
 
 def wrap(secret: bytes, pin: UploadPin, *, bucket: str, key: str) -> str:
     """The id the client sees for `pin`, valid only for its logical `bucket` and `key`."""
-    plain = json.dumps(
-        [pin.backend, pin.bucket, pin.key, pin.upload_id], ensure_ascii=False
-    ).encode("utf-8", "surrogatepass")
+    fields: list[object] = [pin.backend, pin.bucket, pin.key, pin.upload_id]
+    if pin.mirrors:
+        fields += [[list(m) for m in pin.mirrors], pin.mirror_mode]
+    plain = json.dumps(fields, ensure_ascii=False).encode("utf-8", "surrogatepass")
     aad = _aad(bucket, key)
     # A synthetic nonce (HMAC of the message): the same upload always gets the same id, as in
     # S3, and different uploads get different nonces.
@@ -73,14 +78,16 @@ def unwrap(secret: bytes, upload_id: str, *, bucket: str, key: str) -> UploadPin
         if len(sealed) < 12 + 16:
             raise ValueError("too short")
         plain = _cipher(secret).decrypt(sealed[:12], sealed[12:], _aad(bucket, key))
-        backend, backend_bucket, backend_key, inner = json.loads(plain)
+        backend, backend_bucket, backend_key, inner, *mirrored = json.loads(plain)
+        mirrors = tuple((str(b), str(i)) for b, i in mirrored[0]) if mirrored else ()
+        mode = str(mirrored[1]) if mirrored else "strict"
     except (ValueError, binascii.Error, InvalidTag, TypeError, UnicodeDecodeError):
         raise S3Error(
             "NoSuchUpload",
             "The specified multipart upload does not exist. The upload ID may be invalid, or "
             "the upload may have been aborted or completed.",
         ) from None
-    return UploadPin(backend, backend_bucket, backend_key, inner)
+    return UploadPin(backend, backend_bucket, backend_key, inner, mirrors, mode)
 
 
 def wrap_in_response(
@@ -92,12 +99,14 @@ def wrap_in_response(
     backend_key: str,
     bucket: str,
     key: str,
+    mirrors: tuple[tuple[str, str], ...] = (),
+    mirror_mode: str = "strict",
 ) -> bytes:
     """InitiateMultipartUpload / ListParts result with its UploadId wrapped."""
     root = parse_xml(body)
     element = child(root, "UploadId")
     if element is not None and element.text:
-        pin = UploadPin(backend, backend_bucket, backend_key, element.text)
+        pin = UploadPin(backend, backend_bucket, backend_key, element.text, mirrors, mirror_mode)
         element.text = wrap(secret, pin, bucket=bucket, key=key)
     return serialize_xml(root)
 

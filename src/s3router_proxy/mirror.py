@@ -1,0 +1,570 @@
+"""Mirrored writes: a rule's `mirror:` backends get every write its target gets.
+
+The mirror holds the same backend bucket and key as the target (the rule's mapping applies to
+both). Bodies are read from the client once and teed to every backend (`tee.Tee`), so memory
+stays bounded whatever the object size.
+
+`strict`: the client sees success only when every backend took the write. A body one backend
+did not receive whole is committed by none (the last piece is held until all took the rest);
+when backends disagree after the body (one answered 200, another 500) the objects that were
+written are deleted again, so no backend keeps what the client was told failed. Completes and
+deletes go to the mirrors first and to the target last, so a failure leaves the target as
+the client's error says it is.
+
+`best_effort`: the target's answer is the client's; a mirror that failed is logged, counted
+(`s3router_mirror_failures_total`) and written to the journal (`router.mirror_journal`), from
+which `lakefs-s3-router repair` makes the mirror equal to the target again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from xml.sax.saxutils import escape
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+
+from .backends import Backend
+from .crosscopy import copy_object_across
+from .errors import S3Error
+from .mapping import child, children, parse_xml
+from .mirrorjournal import Divergence, record_divergence
+from .payload import BodyOutcome, PayloadPlan, upstream_body
+from .proxy import (
+    MAX_REWRITTEN_BODY,
+    STREAM_CHUNK,
+    _unreachable,
+    backend_call,
+    backend_query,
+    outgoing_headers,
+    request_has_body,
+)
+from .routing import Route, Rule
+from .s3request import S3Request
+from .sigv4 import SigV4Auth
+from .tee import Tee
+from .uploadid import UploadPin
+
+# The writes a mirror receives; every other request goes to the target alone.
+MIRRORED_OPERATIONS = frozenset(
+    {
+        "PutObject",
+        "CreateMultipartUpload",
+        "UploadPart",
+        "UploadPartCopy",
+        "CompleteMultipartUpload",
+        "AbortMultipartUpload",
+        "CopyObject",
+        "DeleteObject",
+    }
+)
+_UPLOAD_OPERATIONS = frozenset(
+    {"UploadPart", "UploadPartCopy", "CompleteMultipartUpload", "AbortMultipartUpload"}
+)
+
+
+@dataclass(frozen=True)
+class Mirrors:
+    """Where a write is mirrored: backend names, the mode, and (uploads) each one's upload id."""
+
+    names: tuple[str, ...]
+    mode: str
+    upload_ids: dict[str, str] | None = None
+
+    @property
+    def strict(self) -> bool:
+        return self.mode == "strict"
+
+
+def mirrors_for(
+    rule: Rule | None, pin: UploadPin | None, operation: str, query: dict[str, str]
+) -> Mirrors | None:
+    """The mirrors a request is applied to, or None when it goes to its target alone."""
+    if pin is not None:
+        if not pin.mirrors or operation not in _UPLOAD_OPERATIONS:
+            return None
+        return Mirrors(tuple(name for name, _ in pin.mirrors), pin.mirror_mode, dict(pin.mirrors))
+    if rule is None or not rule.mirror or operation not in MIRRORED_OPERATIONS:
+        return None
+    if operation in _UPLOAD_OPERATIONS:
+        return None  # an upload started before the rule had mirrors stays unmirrored
+    if operation == "DeleteObject" and "versionId" in query:
+        return None  # version ids are each backend's own
+    return Mirrors(rule.mirror, rule.mirror_mode)
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: bytes
+    headers: CIMultiDict[str]
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300 and b"<Error>" not in self.body[:512]
+
+    def reason(self) -> str:
+        code = b""
+        if b"<Code>" in self.body:
+            code = self.body.split(b"<Code>", 1)[1].split(b"</Code>", 1)[0][:64]
+        return f"status {self.status}" + (f" {code.decode('ascii', 'replace')}" if code else "")
+
+
+@dataclass
+class MirroredWrite:
+    """One client write, with what every leg needs to send its own copy of it."""
+
+    request: S3Request
+    auth: SigV4Auth
+    plan: PayloadPlan
+    route: Route
+    backends: dict[str, Backend]
+    mirrors: Mirrors
+    journal: str | None
+
+    def diverged(self, mirror: str, reason: str) -> None:
+        record_divergence(
+            self.journal,
+            Divergence(
+                primary=self.route.backend,
+                mirror=mirror,
+                bucket=self.route.bucket,
+                key=self.route.key,
+                operation=self.request.operation,
+                reason=reason,
+            ),
+        )
+
+    def _query(self, mirror: str) -> str:
+        items = self.request.query_items
+        upload_ids = self.mirrors.upload_ids
+        if upload_ids is not None:
+            items = [(n, upload_ids[mirror] if n == "uploadId" else v) for n, v in items]
+        return backend_query(dataclasses.replace(self.request, query_items=items), self.auth)
+
+    async def send(self, mirror: str, body: AsyncIterator[bytes] | None) -> Answer:
+        """This request (its streamed body, if any) to one mirror; its answer, read whole."""
+        backend = self.backends[mirror]
+        has_body = body is not None
+        signed, unsigned = outgoing_headers(self.request, self.plan, has_body)
+        url, signed = backend.signed_request(
+            self.request.method,
+            self.route.bucket,
+            self.route.key,
+            self._query(mirror),
+            signed,
+            self.plan.upstream_payload_hash,
+        )
+        headers = CIMultiDict(signed)
+        headers.update(unsigned)
+        try:
+            async with backend.session.request(
+                self.request.method,
+                url,
+                headers=headers,
+                data=body,
+                allow_redirects=False,
+                compress=None,
+                chunked=None,
+            ) as response:
+                return Answer(response.status, await _read(response), CIMultiDict(response.headers))
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise _unreachable(backend, exc) from None
+
+    async def call(
+        self,
+        mirror: str,
+        method: str,
+        query: list[tuple[str, str]],
+        *,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+    ) -> Answer:
+        status, answer = await backend_call(
+            self.backends[mirror],
+            method,
+            self.route.bucket,
+            self.route.key,
+            query,
+            body=body,
+            headers=headers,
+        )
+        return Answer(status, answer, CIMultiDict())
+
+    async def undo_put(self, backend: str) -> None:
+        """Remove an object a strict write left on one backend (best effort, logged)."""
+        try:
+            status, _ = await backend_call(
+                self.backends[backend], "DELETE", self.route.bucket, self.route.key, []
+            )
+            if status >= 300:
+                self.diverged(backend, f"could not undo a failed strict write: status {status}")
+        except S3Error as error:
+            self.diverged(backend, f"could not undo a failed strict write: {error.code}")
+
+
+async def _read(response: aiohttp.ClientResponse) -> bytes:
+    data = bytearray()
+    async for piece in response.content.iter_chunked(STREAM_CHUNK):
+        data += piece
+        if len(data) > MAX_REWRITTEN_BODY:
+            raise S3Error("InternalError", "A mirror's answer was larger than expected.")
+    return bytes(data)
+
+
+def _outcome(result: object) -> tuple[bool, str]:
+    if isinstance(result, Answer):
+        return result.ok, result.reason()
+    if isinstance(result, S3Error):
+        return False, result.code
+    if isinstance(result, BaseException):
+        return False, type(result).__name__
+    return True, ""
+
+
+def _primary_ok(response: object) -> bool:
+    if not isinstance(response, web.StreamResponse) or not 200 <= response.status < 300:
+        return False
+    body = getattr(response, "body", None)
+    return not (isinstance(body, bytes) and b"<Error>" in body[:512])
+
+
+def _mirror_failed(name: str, reason: str) -> S3Error:
+    return S3Error(
+        "ServiceUnavailable",
+        f"Mirror backend {name!r} did not take the write ({reason}); nothing was written. "
+        "Please retry.",
+    )
+
+
+PrimaryCall = Callable[
+    [tuple[AsyncIterator[bytes], BodyOutcome] | None], Awaitable[web.StreamResponse]
+]
+
+
+async def streamed_write(
+    write: MirroredWrite, content: aiohttp.StreamReader, primary: PrimaryCall
+) -> web.StreamResponse:
+    """PutObject / UploadPart: one body, teed to the target and every mirror at once."""
+    names = write.mirrors.names
+    strict = write.mirrors.strict
+    outcome = BodyOutcome()
+    tee: Tee | None = None
+    stream = None
+    if request_has_body(write.request, write.plan):
+        tee = Tee(upstream_body(content, write.plan, outcome), [True] + [strict] * len(names))
+        stream = (tee.branches[0], outcome)
+
+    async def leg(index: int, work: Awaitable[object]) -> object:
+        try:
+            return await work
+        finally:
+            if tee is not None:
+                tee.detach(index)
+
+    legs = [leg(0, primary(stream))]
+    for index, name in enumerate(names, 1):
+        legs.append(leg(index, write.send(name, None if tee is None else tee.branches[index])))
+    try:
+        results = await asyncio.gather(*legs, return_exceptions=True)
+    finally:
+        if tee is not None:
+            await tee.close()
+    response, mirror_results = results[0], results[1:]
+    outcomes = [_outcome(result) for result in mirror_results]
+    failed = [(name, reason) for name, (ok, reason) in zip(names, outcomes, strict=True) if not ok]
+    primary_ok = _primary_ok(response)
+    if primary_ok and not failed:
+        return response  # type: ignore[return-value]
+    written = [n for n, (ok, _) in zip(names, outcomes, strict=True) if ok]
+    if not strict:
+        if primary_ok:
+            for name, reason in failed:
+                write.diverged(name, reason)
+            return response  # type: ignore[return-value]
+        for name in written:  # the target refused what a mirror took: repair decides
+            write.diverged(name, "taken by the mirror, refused by the target")
+    elif write.request.operation == "PutObject":
+        # Nothing may stay where the client is told the write failed.
+        if primary_ok:
+            written.append(write.route.backend)
+        await asyncio.gather(*(write.undo_put(name) for name in written))
+    if outcome.failure is not None:
+        raise outcome.failure  # the client's body was at fault (digest, length, signature)
+    cut_by_mirror = tee is not None and tee.cause is not None and tee.cause > 0
+    if failed and (primary_ok or cut_by_mirror):
+        failing = dict(failed)
+        name = names[tee.cause - 1] if cut_by_mirror and tee and tee.cause else failed[0][0]
+        raise _mirror_failed(name, failing.get(name, failed[0][1]))
+    if isinstance(response, BaseException):
+        raise response
+    return response  # type: ignore[return-value]
+
+
+async def create_upload(
+    write: MirroredWrite,
+    primary: Callable[[tuple[tuple[str, str], ...]], Awaitable[web.StreamResponse]],
+) -> web.StreamResponse:
+    """CreateMultipartUpload on every mirror, then on the target with all ids in one id."""
+    signed, _ = outgoing_headers(write.request, write.plan, False)
+    signed.pop("content-length", None)
+    results = await asyncio.gather(
+        *(
+            write.call(name, "POST", [("uploads", "")], headers=signed)
+            for name in write.mirrors.names
+        ),
+        return_exceptions=True,
+    )
+    created: list[tuple[str, str]] = []
+    failed: list[tuple[str, str]] = []
+    for name, result in zip(write.mirrors.names, results, strict=True):
+        ok, reason = _outcome(result)
+        upload_id = _upload_id(result) if ok else None
+        if upload_id:
+            created.append((name, upload_id))
+        else:
+            failed.append((name, reason or "no UploadId in the answer"))
+    if failed and write.mirrors.strict:
+        await _abort_all(write, created)
+        raise _mirror_failed(*failed[0])
+    for name, reason in failed:
+        write.diverged(name, reason)
+    try:
+        response = await primary(tuple(created))
+    except BaseException:
+        await _abort_all(write, created)
+        raise
+    if not _primary_ok(response):
+        await _abort_all(write, created)
+    return response
+
+
+def _upload_id(result: object) -> str | None:
+    if not isinstance(result, Answer):
+        return None
+    try:
+        element = child(parse_xml(result.body), "UploadId")
+    except S3Error:
+        return None
+    return element.text if element is not None and element.text else None
+
+
+async def _abort_all(write: MirroredWrite, uploads: list[tuple[str, str]]) -> None:
+    for name, upload_id in uploads:
+        with contextlib.suppress(S3Error):
+            await write.call(name, "DELETE", [("uploadId", upload_id)])
+
+
+async def complete_upload(
+    write: MirroredWrite, document: bytes, primary: Callable[[], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """CompleteMultipartUpload: each mirror completes its own parts (its own ETags), then the
+    target (strict), or the target first and the mirrors after it (best_effort)."""
+    upload_ids = write.mirrors.upload_ids or {}
+    wanted = _part_numbers(document)
+
+    async def complete(name: str) -> object:
+        try:
+            etags = await _mirror_part_etags(write, name, upload_ids[name])
+            missing = [n for n in wanted if n not in etags]
+            if missing:
+                return S3Error("InvalidPart", f"part {missing[0]} is missing on the mirror")
+            body = _complete_document([(n, etags[n]) for n in wanted])
+            return await write.call(
+                name,
+                "POST",
+                [("uploadId", upload_ids[name])],
+                body=body,
+                headers={"content-type": "application/xml"},
+            )
+        except S3Error as error:
+            return error
+
+    if write.mirrors.strict:
+        results = await asyncio.gather(*(complete(n) for n in write.mirrors.names))
+        outcomes = [_outcome(r) for r in results]
+        failed = [
+            (n, why) for n, (ok, why) in zip(write.mirrors.names, outcomes, strict=True) if not ok
+        ]
+        if failed:
+            for name, (ok, _) in zip(write.mirrors.names, outcomes, strict=True):
+                if ok:
+                    await write.undo_put(name)
+            raise _mirror_failed(*failed[0])
+        response = await primary()
+        if not _primary_ok(response):
+            for name in write.mirrors.names:
+                await write.undo_put(name)
+        return response
+    response = await primary()
+    if _primary_ok(response):
+        results = await asyncio.gather(*(complete(n) for n in write.mirrors.names))
+        for name, result in zip(write.mirrors.names, results, strict=True):
+            ok, reason = _outcome(result)
+            if not ok:
+                write.diverged(name, reason)
+    return response
+
+
+def _part_numbers(document: bytes) -> list[int]:
+    root = parse_xml(document, request=True)
+    numbers: list[int] = []
+    for part in children(root, "Part"):
+        element = child(part, "PartNumber")
+        if element is None or not (element.text or "").strip().isdigit():
+            raise S3Error("MalformedXML", "Every Part needs a PartNumber.")
+        numbers.append(int(element.text.strip()))
+    return numbers
+
+
+async def _mirror_part_etags(write: MirroredWrite, name: str, upload_id: str) -> dict[int, str]:
+    etags: dict[int, str] = {}
+    marker = ""
+    while True:
+        query = [("uploadId", upload_id), ("max-parts", "1000")]
+        if marker:
+            query.append(("part-number-marker", marker))
+        answer = await write.call(name, "GET", query)
+        if answer.status != 200:
+            raise S3Error("InternalError", f"listing the mirror's parts: {answer.reason()}")
+        root = parse_xml(answer.body)
+        for part in children(root, "Part"):
+            number, etag = child(part, "PartNumber"), child(part, "ETag")
+            if number is not None and etag is not None and number.text:
+                etags[int(number.text)] = etag.text or ""
+        truncated = child(root, "IsTruncated")
+        next_marker = child(root, "NextPartNumberMarker")
+        if truncated is None or truncated.text != "true" or next_marker is None:
+            return etags
+        marker = next_marker.text or ""
+
+
+def _complete_document(parts: list[tuple[int, str]]) -> bytes:
+    body = "".join(
+        f"<Part><PartNumber>{n}</PartNumber><ETag>{escape(etag)}</ETag></Part>" for n, etag in parts
+    )
+    return (
+        '<CompleteMultipartUpload xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+        f"{body}</CompleteMultipartUpload>"
+    ).encode()
+
+
+async def abort_upload(
+    write: MirroredWrite, primary: Callable[[], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """AbortMultipartUpload: the target's and every mirror's upload."""
+    response = await primary()
+    upload_ids = write.mirrors.upload_ids or {}
+    await _abort_all(write, [(n, upload_ids[n]) for n in write.mirrors.names])
+    return response
+
+
+async def delete_object(
+    write: MirroredWrite, primary: Callable[[], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """DeleteObject: mirrors first, then the target (strict); target first (best_effort)."""
+
+    async def delete(name: str) -> object:
+        try:
+            return await write.call(name, "DELETE", [])
+        except S3Error as error:
+            return error
+
+    if write.mirrors.strict:
+        results = await asyncio.gather(*(delete(n) for n in write.mirrors.names))
+        for name, result in zip(write.mirrors.names, results, strict=True):
+            ok, reason = _outcome(result)
+            if not ok:
+                # A delete cannot be undone: the mirrors that did delete are journaled, the
+                # target keeps the object, and the client (told it failed) retries.
+                for other, other_result in zip(write.mirrors.names, results, strict=True):
+                    if _outcome(other_result)[0]:
+                        write.diverged(other, "deleted on the mirror, kept on the target")
+                raise _mirror_failed(name, reason)
+        return await primary()
+    response = await primary()
+    if _primary_ok(response):
+        results = await asyncio.gather(*(delete(n) for n in write.mirrors.names))
+        for name, result in zip(write.mirrors.names, results, strict=True):
+            ok, reason = _outcome(result)
+            if not ok:
+                write.diverged(name, reason)
+    return response
+
+
+async def copy_to_mirrors(write: MirroredWrite, response: web.StreamResponse) -> web.StreamResponse:
+    """After a CopyObject wrote the target, the new object is copied on to every mirror."""
+    if not _primary_ok(response):
+        return response
+    primary = write.backends[write.route.backend]
+
+    async def copy(name: str) -> object:
+        try:
+            return await copy_object_across(
+                primary,
+                write.route.bucket,
+                write.route.key,
+                None,
+                write.backends[name],
+                write.route.bucket,
+                write.route.key,
+                {},
+            )
+        except S3Error as error:
+            return error
+
+    results = await asyncio.gather(*(copy(n) for n in write.mirrors.names))
+    outcomes = [_outcome(r) for r in results]
+    failed = [
+        (n, why) for n, (ok, why) in zip(write.mirrors.names, outcomes, strict=True) if not ok
+    ]
+    if not failed:
+        return response
+    if not write.mirrors.strict:
+        for name, reason in failed:
+            write.diverged(name, reason)
+        return response
+    written = [n for n, (ok, _) in zip(write.mirrors.names, outcomes, strict=True) if ok]
+    await asyncio.gather(*(write.undo_put(n) for n in [*written, write.route.backend]))
+    raise _mirror_failed(*failed[0])
+
+
+NO_MIRRORS = Mirrors((), "strict")
+
+
+async def mirrored(
+    write: MirroredWrite,
+    content: aiohttp.StreamReader,
+    document: bytes | None,
+    primary: Callable[..., Awaitable[web.StreamResponse]],
+    created: Callable[[tuple[tuple[str, str], ...]], Awaitable[web.StreamResponse]],
+) -> web.StreamResponse:
+    """Serve one mirrored write; `primary(stream=None)` sends it to the target as usual and
+    `created(mirror upload ids)` does so for a CreateMultipartUpload."""
+    operation = write.request.operation
+    if operation in ("PutObject", "UploadPart"):
+        return await streamed_write(write, content, primary)
+    if operation == "CreateMultipartUpload":
+        return await create_upload(write, created)
+    if operation == "CompleteMultipartUpload":
+        return await complete_upload(write, document or b"", primary)
+    if operation == "AbortMultipartUpload":
+        return await abort_upload(write, primary)
+    if operation == "DeleteObject":
+        return await delete_object(write, primary)
+    if operation == "CopyObject":
+        return await copy_to_mirrors(write, await primary())
+    if write.mirrors.strict:
+        raise S3Error(
+            "NotImplemented",
+            f"{operation} into an upload mirrored in strict mode is not supported; use UploadPart.",
+        )
+    response = await primary()
+    for name in write.mirrors.names:
+        write.diverged(name, f"{operation} is not mirrored")
+    return response

@@ -1,0 +1,128 @@
+"""One request body read once and sent to several backends at the pace of the slowest.
+
+Each branch is an async iterator with a small bounded queue; a pump task reads the source only
+when every live branch has room, so memory stays at a few pieces per branch whatever the body
+size (backpressure: a slow backend slows the client, it does not fill memory).
+
+A branch whose request ends before the body does (its backend failed, or answered early) is
+detached. Detaching a branch marked `essential` fails every other branch too, before their
+last piece: the source holds its last piece back until the body is verified, and the pump
+hands it out only after every live branch took every earlier piece, so a body that one
+essential backend did not receive whole is committed by none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from .payload import BodyAborted
+
+_END = object()
+_QUEUE_PIECES = 2
+
+
+class _Branch:
+    __slots__ = ("essential", "finished", "live", "queue")
+
+    def __init__(self, essential: bool) -> None:
+        self.queue: asyncio.Queue[object] = asyncio.Queue(_QUEUE_PIECES)
+        self.live = True
+        self.essential = essential
+        self.finished = False  # took the end of the body
+
+
+class Tee:
+    """`branches[i]` yields the source's pieces; call `detach(i)` when branch i's request ends."""
+
+    def __init__(self, source: AsyncIterator[bytes], essential: list[bool]) -> None:
+        self._source = source
+        self._branches = [_Branch(flag) for flag in essential]
+        self._pump: asyncio.Task[None] | None = None
+        self._progress = asyncio.Event()  # a branch took a piece, or one was detached
+        self.failure: BaseException | None = None  # why the body did not reach every branch
+        self.cause: int | None = None  # the essential branch whose early end stopped the rest
+        self.branches = [self._iterate(branch) for branch in self._branches]
+
+    async def _iterate(self, branch: _Branch) -> AsyncIterator[bytes]:
+        if self._pump is None:
+            self._pump = asyncio.get_running_loop().create_task(self._run())
+        while True:
+            item = await branch.queue.get()
+            self._progress.set()
+            if item is _END:
+                branch.finished = True
+                return
+            if isinstance(item, BaseException):
+                raise BodyAborted from item
+            yield item  # type: ignore[misc]
+
+    async def _run(self) -> None:
+        held: bytes | None = None
+        try:
+            async for piece in self._source:
+                if held is not None:
+                    await self._give(held)
+                held = piece
+                if not any(branch.live for branch in self._branches):
+                    return
+            # The last piece goes out only once every live branch took all the others, so a
+            # branch that failed on the way is known before anything can complete.
+            while any(branch.live and not branch.queue.empty() for branch in self._branches):
+                self._progress.clear()
+                await self._progress.wait()
+            if self.failure is not None:
+                return
+            if held is not None:
+                await self._give(held)
+        except BaseException as exc:  # every branch must hear of it
+            self.failure = exc
+            self._fail_all(exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return
+        for branch in self._branches:
+            if branch.live:
+                await branch.queue.put(_END)
+
+    async def _give(self, piece: bytes) -> None:
+        for branch in self._branches:
+            if branch.live:
+                await branch.queue.put(piece)
+
+    def _fail_all(self, exc: BaseException) -> None:
+        for branch in self._branches:
+            if branch.live:
+                branch.live = False
+                self._drain(branch)
+                branch.queue.put_nowait(exc)
+
+    @staticmethod
+    def _drain(branch: _Branch) -> None:
+        with contextlib.suppress(asyncio.QueueEmpty):
+            while True:
+                branch.queue.get_nowait()
+
+    def detach(self, index: int) -> None:
+        """Branch `index`'s request is over; an essential one cut short stops them all."""
+        branch = self._branches[index]
+        if not branch.live:
+            return
+        branch.live = False
+        self._drain(branch)  # a pump blocked on its full queue goes on
+        self._progress.set()
+        if branch.essential and not branch.finished:
+            if self.cause is None and self.failure is None:
+                self.cause = index
+            self.failure = self.failure or BodyAborted("an essential backend stopped early")
+            self._fail_all(self.failure)
+
+    async def close(self) -> None:
+        """Stop the pump (after every branch's request ended)."""
+        for index in range(len(self._branches)):
+            self.detach(index)
+        if self._pump is not None and not self._pump.done():
+            self._pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump

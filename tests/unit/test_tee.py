@@ -1,0 +1,95 @@
+"""The tee that sends one body to several backends: every branch gets every byte, memory stays
+bounded, and an essential branch that stops early keeps the last piece from everyone."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from s3router_proxy.payload import BodyAborted
+from s3router_proxy.tee import Tee
+
+
+async def pieces(
+    count: int, size: int = 4, produced: list[int] | None = None
+) -> AsyncIterator[bytes]:
+    for index in range(count):
+        if produced is not None:
+            produced.append(index)
+        yield bytes([index % 256]) * size
+
+
+async def collect(branch: AsyncIterator[bytes], delay: float = 0.0) -> bytes:
+    data = bytearray()
+    async for piece in branch:
+        data += piece
+        if delay:
+            await asyncio.sleep(delay)
+    return bytes(data)
+
+
+async def test_every_branch_gets_the_whole_body() -> None:
+    expected = b"".join([bytes([i]) * 4 for i in range(50)])
+    tee = Tee(pieces(50), [True, True, False])
+    results = await asyncio.gather(*(collect(b) for b in tee.branches))
+    await tee.close()
+    assert results == [expected] * 3
+    assert tee.failure is None
+
+
+async def test_the_slowest_branch_sets_the_pace() -> None:
+    produced: list[int] = []
+    tee = Tee(pieces(1000, produced=produced), [True, True])
+    fast = asyncio.ensure_future(collect(tee.branches[0]))
+    slow_branch = tee.branches[1]
+    first = await slow_branch.__anext__()
+    await asyncio.sleep(0.05)  # the fast branch would read everything if nothing held it back
+    assert first == b"\0" * 4
+    assert len(produced) < 10  # bounded: a few pieces per branch, not the body
+    rest = await collect(slow_branch)
+    assert len(first + rest) == 4000
+    assert len(await fast) == 4000
+    await tee.close()
+
+
+async def test_a_dropped_optional_branch_does_not_stop_the_others() -> None:
+    tee = Tee(pieces(100), [True, False])
+    optional = tee.branches[1]
+    await optional.__anext__()
+    tee.detach(1)  # its backend failed
+    assert len(await collect(tee.branches[0])) == 400
+    await tee.close()
+    assert tee.failure is None
+
+
+async def test_an_essential_branch_cut_short_withholds_the_last_piece_from_all() -> None:
+    tee = Tee(pieces(20), [True, True])
+    survivor: list[bytes] = []
+
+    async def keep(branch: AsyncIterator[bytes]) -> None:
+        async for piece in branch:
+            survivor.append(piece)
+
+    task = asyncio.ensure_future(keep(tee.branches[0]))
+    essential = tee.branches[1]
+    for _ in range(5):
+        await essential.__anext__()
+    tee.detach(1)  # an essential backend broke off after five pieces
+    with pytest.raises(BodyAborted):
+        await task
+    assert len(survivor) < 20  # the last piece never went out
+    await tee.close()
+
+
+async def test_a_source_failure_reaches_every_branch() -> None:
+    async def broken() -> AsyncIterator[bytes]:
+        yield b"a" * 10
+        raise BodyAborted
+
+    tee = Tee(broken(), [True, False])
+    results = await asyncio.gather(*(collect(b) for b in tee.branches), return_exceptions=True)
+    await tee.close()
+    assert all(isinstance(r, BodyAborted) for r in results)
+    assert tee.failure is not None
