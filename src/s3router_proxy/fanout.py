@@ -22,6 +22,7 @@ from .mapping import (
     NameMapping,
     body_integrity_headers,
     child_text,
+    delete_objects_keys,
     group_delete_objects,
     local_name,
     map_list_query,
@@ -30,6 +31,7 @@ from .mapping import (
     rewrite_response_xml,
     serialize_xml,
 )
+from .mirrorjournal import Divergence, record_divergence
 from .payload import BodyOutcome, PayloadPlan, upstream_body
 from .proxy import backend_call
 from .routing import Part, Route, visible_buckets
@@ -88,10 +90,13 @@ async def split_delete_objects(
     plan: PayloadPlan,
     route_key: object,
     backends: dict,
+    journal: str | None = None,
 ) -> bytes:
     """DeleteObjects whose keys route to several places: one request per place, one answer.
 
-    `route_key(key) -> Route` routes one client key as DeleteObject would.
+    `route_key(key) -> Route` routes one client key as DeleteObject would. A rule's mirrors
+    get the same deletes: before its target in strict mode (a mirror that fails fails the
+    request, the target untouched), after it in best_effort (what a mirror missed is journaled).
     """
     body = await read_small_body(content, plan, MAX_DELETE_OBJECTS_BYTES)
     routes: dict[Hashable, Route] = {}
@@ -108,6 +113,10 @@ async def split_delete_objects(
         route = routes[group]
         headers = {"content-type": "application/xml"}
         headers.update(body_integrity_headers(group_body, {"content-md5": ""}))
+        mirrors = route.rule.mirror if route.rule is not None else ()
+        strict = route.rule is not None and route.rule.mirror_mode == "strict"
+        if mirrors and strict:
+            await _delete_on_mirrors(route, group_body, headers, backends, journal, strict=True)
         status, answer = await backend_call(
             backends[route.backend],
             "POST",
@@ -119,8 +128,53 @@ async def split_delete_objects(
         )
         if status != 200:
             raise _backend_error(status, answer)
+        if mirrors and not strict:
+            await _delete_on_mirrors(route, group_body, headers, backends, journal, strict=False)
         results.append((answer, route.names))
     return merge_delete_results(results)
+
+
+async def _delete_on_mirrors(
+    route: Route,
+    body: bytes,
+    headers: dict[str, str],
+    backends: dict,
+    journal: str | None,
+    *,
+    strict: bool,
+) -> None:
+    assert route.rule is not None
+    for mirror in route.rule.mirror:
+        try:
+            status, answer = await backend_call(
+                backends[mirror],
+                "POST",
+                route.bucket,
+                "",
+                [("delete", "")],
+                body=body,
+                headers=headers,
+            )
+        except S3Error as error:
+            status, answer = 503, error.code.encode()
+        if status != 200 and strict:
+            raise S3Error(
+                "ServiceUnavailable",
+                f"Mirror backend {mirror!r} did not take the deletes (status {status}); the "
+                "target was left as it was. Please retry.",
+            )
+        if status != 200:
+            missed = delete_objects_keys(body)
+        else:
+            root = parse_xml(answer)
+            missed = [child_text(e, "Key") or "" for e in root if local_name(e) == "Error"]
+        for key in missed:
+            record_divergence(
+                journal,
+                Divergence(
+                    route.backend, mirror, route.bucket, key, "DeleteObjects", f"status {status}"
+                ),
+            )
 
 
 async def list_buckets(

@@ -487,7 +487,10 @@ class ProxyHandler:
                 )
                 if not parts:
                     raise S3Error("NoSuchBucket", details={"BucketName": request.bucket})
-                if not listing_is_plain(parts):
+                mirrored_deletes = request.operation == "DeleteObjects" and any(
+                    part.rule is not None and part.rule.mirror for part in parts
+                )
+                if not listing_is_plain(parts) or mirrored_deletes:
                     record.backend = ",".join(sorted({p.backend for p in parts}))
                     return await self._fan_out(
                         http_request, state, request, auth, signing_key, parts, record, policy
@@ -695,7 +698,12 @@ class ProxyHandler:
                 )
 
             body = await split_delete_objects(
-                request, http_request.content, plan, route_key, state.backends
+                request,
+                http_request.content,
+                plan,
+                route_key,
+                state.backends,
+                config.mirror_journal,
             )
         else:
             body = await merged_listing(request, parts, state.backends, config.secret)

@@ -135,6 +135,14 @@ def test_every_write_reaches_the_mirror(
     client.delete_object(Bucket=bucket, Key="a/small")
     for store in (moto_auth, moto_plain):
         assert not exists(store, bucket, "a/small")
+    for name in ("c/1", "c/2", "c/3"):
+        client.put_object(Bucket=bucket, Key=name, Body=name.encode())
+    deleted = client.delete_objects(
+        Bucket=bucket, Delete={"Objects": [{"Key": "c/1"}, {"Key": "c/3"}]}
+    )
+    assert sorted(d["Key"] for d in deleted["Deleted"]) == ["c/1", "c/3"]
+    for store in (moto_auth, moto_plain):
+        assert [exists(store, bucket, n) for n in ("c/1", "c/2", "c/3")] == [False, True, False]
     assert sha(client.get_object(Bucket=bucket, Key="a/big")["Body"].read()) == sha(big)
 
 

@@ -482,3 +482,44 @@ def test_example_split_bucket_routes() -> None:
         ("minio", "curated"),
         ("minio", "datalake"),
     ]
+
+
+def test_mirror_and_fallback_lists() -> None:
+    config = load(
+        BACKENDS
+        + """\
+router:
+  mirror_journal: journal.jsonl
+routing:
+  rules:
+    - {pattern: a, target: minio, mirror: default, mirror_mode: best_effort}
+    - {pattern: b, target: minio, mirror: [default], fallback: [default]}
+    - {pattern: c, target: minio}
+"""
+    )
+    first, second, third = config.rules
+    assert (first.mirror, first.mirror_mode) == (("default",), "best_effort")
+    assert (second.mirror, second.mirror_mode, second.fallback) == (
+        ("default",),
+        "strict",
+        ("default",),
+    )
+    assert (third.mirror, third.fallback) == ((), ())
+    assert config.mirror_journal is not None and config.mirror_journal.endswith("journal.jsonl")
+
+
+@pytest.mark.parametrize(
+    ("rule", "fragment"),
+    [
+        ("{pattern: a, target: minio, mirror: [nowhere]}", "nowhere"),
+        ("{pattern: a, target: minio, mirror: [minio]}", "already the target"),
+        ("{pattern: a, target: minio, mirror: [default, default]}", "twice"),
+        ("{pattern: a, target: minio, mirror: [default], mirror_mode: sometimes}", "strict"),
+        ("{pattern: a, target: minio, mirror_mode: strict}", "needs `mirror:`"),
+        ("{pattern: a, target: minio, fallback: {x: 1}}", "list of backend names"),
+    ],
+)
+def test_mirror_errors(rule: str, fragment: str) -> None:
+    message = fails(BACKENDS + f"routing:\n  rules:\n    - {rule}\n")
+    assert message.startswith("r.yaml:6: "), message
+    assert fragment in message, message
