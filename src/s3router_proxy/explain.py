@@ -180,6 +180,16 @@ def format_explanation(explanation: Explanation) -> str:
         lines.append(f"  backend bucket: {e.route.bucket}")
         if e.key:
             lines.append(f"  backend key: {e.route.key}")
+        rule = e.route.rule
+        if rule is not None and rule.fallback:
+            lines.append(
+                "  reads the target answers 404"
+                + (" or fails" if rule.failover_on_error else "")
+                + " go on to: "
+                + ", ".join(rule.fallback)
+            )
+        if rule is not None and rule.mirror:
+            lines.append(f"  writes are mirrored ({rule.mirror_mode}) to: {', '.join(rule.mirror)}")
     if e.error:
         lines.append(f"  not routed: {e.error}")
     if e.parts:

@@ -241,3 +241,20 @@ def test_unknown_targets_and_no_default() -> None:
     found = check(config, backends=["minio"])
     assert any("unknown target backend 's3'" in w.message for w in found)
     assert any(w.where == "routing" and "no default_target" in w.message for w in found)
+
+
+def test_explain_names_fallback_and_mirror_backends() -> None:
+    config = load(
+        """\
+routing:
+  rules:
+    - {pattern: moving, target: lakefs, fallback: [s3], failover_on_error: true}
+    - {pattern: copied, target: s3, mirror: [minio, lakefs], mirror_mode: best_effort}
+"""
+    )
+    moving = format_explanation(explain(config, "GET", "moving", "k", now=NOON))
+    assert "reads the target answers 404 or fails go on to: s3" in moving
+    assert "mirrored" not in moving
+    copied = format_explanation(explain(config, "PUT", "copied", "k", now=NOON))
+    assert "writes are mirrored (best_effort) to: minio, lakefs" in copied
+    assert "go on to" not in copied
