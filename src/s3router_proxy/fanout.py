@@ -28,13 +28,14 @@ from .mapping import (
     map_list_query,
     merge_delete_results,
     parse_xml,
+    rewrite_delete_objects,
     rewrite_response_xml,
     serialize_xml,
 )
 from .mirrorjournal import Divergence, record_divergence
 from .payload import BodyOutcome, PayloadPlan, upstream_body
 from .proxy import backend_call
-from .routing import Part, Route, visible_buckets
+from .routing import Part, Route, route_on, visible_buckets
 from .s3request import S3Request
 from .uploadid import UploadPin
 
@@ -116,7 +117,7 @@ async def split_delete_objects(
         mirrors = route.rule.mirror if route.rule is not None else ()
         strict = route.rule is not None and route.rule.mirror_mode == "strict"
         if mirrors and strict:
-            await _delete_on_mirrors(route, group_body, headers, backends, journal, strict=True)
+            await _delete_on_mirrors(route, group_body, backends, journal, strict=True)
         status, answer = await backend_call(
             backends[route.backend],
             "POST",
@@ -129,7 +130,7 @@ async def split_delete_objects(
         if status != 200:
             raise _backend_error(status, answer)
         if mirrors and not strict:
-            await _delete_on_mirrors(route, group_body, headers, backends, journal, strict=False)
+            await _delete_on_mirrors(route, group_body, backends, journal, strict=False)
         results.append((answer, route.names))
     return merge_delete_results(results)
 
@@ -137,23 +138,32 @@ async def split_delete_objects(
 async def _delete_on_mirrors(
     route: Route,
     body: bytes,
-    headers: dict[str, str],
     backends: dict,
     journal: str | None,
     *,
     strict: bool,
 ) -> None:
+    """The deletes of one target's group, sent to each of its rule's mirrors (their names)."""
     assert route.rule is not None
     for mirror in route.rule.mirror:
+
+        def mirror_route(backend_key: str, mirror: str = mirror) -> Route:
+            client_key = route.names.to_client_key(backend_key) or backend_key
+            return route_on(route, mirror, client_key)
+
+        there = mirror_route("")
+        mirror_body = rewrite_delete_objects(body, lambda key: mirror_route(key).key)
+        mirror_headers = {"content-type": "application/xml"}
+        mirror_headers.update(body_integrity_headers(mirror_body, {"content-md5": ""}))
         try:
             status, answer = await backend_call(
                 backends[mirror],
                 "POST",
-                route.bucket,
+                there.bucket,
                 "",
                 [("delete", "")],
-                body=body,
-                headers=headers,
+                body=mirror_body,
+                headers=mirror_headers,
             )
         except S3Error as error:
             status, answer = 503, error.code.encode()
@@ -164,15 +174,23 @@ async def _delete_on_mirrors(
                 "target was left as it was. Please retry.",
             )
         if status != 200:
-            missed = delete_objects_keys(body)
+            missed = delete_objects_keys(mirror_body)
         else:
             root = parse_xml(answer)
             missed = [child_text(e, "Key") or "" for e in root if local_name(e) == "Error"]
+        to_target = {mirror_route(key).key: key for key in delete_objects_keys(body)}
         for key in missed:
             record_divergence(
                 journal,
                 Divergence(
-                    route.backend, mirror, route.bucket, key, "DeleteObjects", f"status {status}"
+                    route.backend,
+                    mirror,
+                    route.bucket,
+                    to_target.get(key, key),
+                    "DeleteObjects",
+                    f"status {status}",
+                    mirror_bucket=there.bucket,
+                    mirror_key=key,
                 ),
             )
 

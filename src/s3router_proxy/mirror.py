@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 from xml.sax.saxutils import escape
 
 import aiohttp
@@ -31,8 +32,9 @@ from multidict import CIMultiDict
 
 from .backends import Backend
 from .crosscopy import copy_object_across
+from .crosspart import copy_part_across
 from .errors import S3Error
-from .mapping import child, children, parse_xml
+from .mapping import NameMapping, child, children, parse_xml
 from .mirrorjournal import Divergence, record_divergence
 from .payload import BodyOutcome, PayloadPlan, upstream_body
 from .proxy import (
@@ -44,11 +46,13 @@ from .proxy import (
     outgoing_headers,
     request_has_body,
 )
-from .routing import Route, Rule
+from .routing import Route, Rule, route_on
 from .s3request import S3Request
 from .sigv4 import SigV4Auth
 from .tee import Tee
 from .uploadid import UploadPin
+
+T = TypeVar("T")
 
 # The writes a mirror receives; every other request goes to the target alone.
 MIRRORED_OPERATIONS = frozenset(
@@ -75,6 +79,7 @@ class Mirrors:
     names: tuple[str, ...]
     mode: str
     upload_ids: dict[str, str] | None = None
+    places: dict[str, tuple[str, str]] | None = None  # an upload's (bucket, key) per mirror
 
     @property
     def strict(self) -> bool:
@@ -88,7 +93,12 @@ def mirrors_for(
     if pin is not None:
         if not pin.mirrors or operation not in _UPLOAD_OPERATIONS:
             return None
-        return Mirrors(tuple(name for name, _ in pin.mirrors), pin.mirror_mode, dict(pin.mirrors))
+        return Mirrors(
+            tuple(m[0] for m in pin.mirrors),
+            pin.mirror_mode,
+            {m[0]: m[1] for m in pin.mirrors},
+            {m[0]: (m[2], m[3]) for m in pin.mirrors},
+        )
     if rule is None or not rule.mirror or operation not in MIRRORED_OPERATIONS:
         return None
     if operation in _UPLOAD_OPERATIONS:
@@ -126,8 +136,22 @@ class MirroredWrite:
     backends: dict[str, Backend]
     mirrors: Mirrors
     journal: str | None
+    # A copy's source: (backend, its bucket, its key, version id), for UploadPartCopy.
+    copy_source: tuple[str, str, str, str | None] | None = None
+
+    def route_for(self, backend: str) -> Route:
+        """Where `backend` (the target or a mirror) holds this request's object."""
+        places = self.mirrors.places
+        if places is not None and backend in places:
+            bucket, key = places[backend]
+            names = NameMapping(self.request.bucket, bucket, self.request.key, key)
+            return Route(backend, bucket, key, None, names)
+        if backend == self.route.backend:
+            return self.route
+        return route_on(self.route, backend, self.request.key)
 
     def diverged(self, mirror: str, reason: str) -> None:
+        there = self.route_for(mirror)
         record_divergence(
             self.journal,
             Divergence(
@@ -137,6 +161,8 @@ class MirroredWrite:
                 key=self.route.key,
                 operation=self.request.operation,
                 reason=reason,
+                mirror_bucket=there.bucket,
+                mirror_key=there.key,
             ),
         )
 
@@ -150,12 +176,13 @@ class MirroredWrite:
     async def send(self, mirror: str, body: AsyncIterator[bytes] | None) -> Answer:
         """This request (its streamed body, if any) to one mirror; its answer, read whole."""
         backend = self.backends[mirror]
+        there = self.route_for(mirror)
         has_body = body is not None
         signed, unsigned = outgoing_headers(self.request, self.plan, has_body)
         url, signed = backend.signed_request(
             self.request.method,
-            self.route.bucket,
-            self.route.key,
+            there.bucket,
+            there.key,
             self._query(mirror),
             signed,
             self.plan.upstream_payload_hash,
@@ -185,11 +212,12 @@ class MirroredWrite:
         body: bytes = b"",
         headers: dict[str, str] | None = None,
     ) -> Answer:
+        there = self.route_for(mirror)
         status, answer = await backend_call(
             self.backends[mirror],
             method,
-            self.route.bucket,
-            self.route.key,
+            there.bucket,
+            there.key,
             query,
             body=body,
             headers=headers,
@@ -199,8 +227,9 @@ class MirroredWrite:
     async def undo_put(self, backend: str) -> None:
         """Remove an object a strict write left on one backend (best effort, logged)."""
         try:
+            there = self.route_for(backend)
             status, _ = await backend_call(
-                self.backends[backend], "DELETE", self.route.bucket, self.route.key, []
+                self.backends[backend], "DELETE", there.bucket, there.key, []
             )
             if status >= 300:
                 self.diverged(backend, f"could not undo a failed strict write: status {status}")
@@ -308,7 +337,7 @@ async def streamed_write(
 
 async def create_upload(
     write: MirroredWrite,
-    primary: Callable[[tuple[tuple[str, str], ...]], Awaitable[web.StreamResponse]],
+    primary: Callable[[tuple[tuple[str, str, str, str], ...]], Awaitable[web.StreamResponse]],
 ) -> web.StreamResponse:
     """CreateMultipartUpload on every mirror, then on the target with all ids in one id."""
     signed, _ = outgoing_headers(write.request, write.plan, False)
@@ -320,13 +349,14 @@ async def create_upload(
         ),
         return_exceptions=True,
     )
-    created: list[tuple[str, str]] = []
+    created: list[tuple[str, str, str, str]] = []
     failed: list[tuple[str, str]] = []
     for name, result in zip(write.mirrors.names, results, strict=True):
         ok, reason = _outcome(result)
         upload_id = _upload_id(result) if ok else None
         if upload_id:
-            created.append((name, upload_id))
+            there = write.route_for(name)
+            created.append((name, upload_id, there.bucket, there.key))
         else:
             failed.append((name, reason or "no UploadId in the answer"))
     if failed and write.mirrors.strict:
@@ -354,8 +384,8 @@ def _upload_id(result: object) -> str | None:
     return element.text if element is not None and element.text else None
 
 
-async def _abort_all(write: MirroredWrite, uploads: list[tuple[str, str]]) -> None:
-    for name, upload_id in uploads:
+async def _abort_all(write: MirroredWrite, uploads: list[tuple[str, str, str, str]]) -> None:
+    for name, upload_id, *_ in uploads:
         with contextlib.suppress(S3Error):
             await write.call(name, "DELETE", [("uploadId", upload_id)])
 
@@ -460,7 +490,7 @@ async def abort_upload(
     """AbortMultipartUpload: the target's and every mirror's upload."""
     response = await primary()
     upload_ids = write.mirrors.upload_ids or {}
-    await _abort_all(write, [(n, upload_ids[n]) for n in write.mirrors.names])
+    await _abort_all(write, [(n, upload_ids[n], "", "") for n in write.mirrors.names])
     return response
 
 
@@ -497,22 +527,41 @@ async def delete_object(
     return response
 
 
-async def copy_to_mirrors(write: MirroredWrite, response: web.StreamResponse) -> web.StreamResponse:
-    """After a CopyObject wrote the target, the new object is copied on to every mirror."""
-    if not _primary_ok(response):
-        return response
+async def mirror_copy(write: MirroredWrite) -> None:
+    """After the target took a CopyObject or UploadPartCopy, the same on every mirror.
+
+    A copied object is copied on from the target (so every mirror gets what the target now
+    holds); a copied part is read again from the copy source into each mirror's upload. Raises
+    (strict, after undoing a copied object everywhere) or journals (best_effort) a failure."""
+    operation = write.request.operation
     primary = write.backends[write.route.backend]
 
     async def copy(name: str) -> object:
+        there = write.route_for(name)
         try:
+            if operation == "UploadPartCopy":
+                assert write.copy_source is not None
+                source, bucket, key, version = write.copy_source
+                return await copy_part_across(
+                    write.backends[source],
+                    bucket,
+                    key,
+                    version,
+                    write.backends[name],
+                    there.bucket,
+                    there.key,
+                    (write.mirrors.upload_ids or {})[name],
+                    write.request.query.get("partNumber"),
+                    write.request.headers,
+                )
             return await copy_object_across(
                 primary,
                 write.route.bucket,
                 write.route.key,
                 None,
                 write.backends[name],
-                write.route.bucket,
-                write.route.key,
+                there.bucket,
+                there.key,
                 {},
             )
         except S3Error as error:
@@ -524,14 +573,22 @@ async def copy_to_mirrors(write: MirroredWrite, response: web.StreamResponse) ->
         (n, why) for n, (ok, why) in zip(write.mirrors.names, outcomes, strict=True) if not ok
     ]
     if not failed:
-        return response
+        return
     if not write.mirrors.strict:
         for name, reason in failed:
             write.diverged(name, reason)
-        return response
-    written = [n for n, (ok, _) in zip(write.mirrors.names, outcomes, strict=True) if ok]
-    await asyncio.gather(*(write.undo_put(n) for n in [*written, write.route.backend]))
+        return
+    if operation == "CopyObject":
+        written = [n for n, (ok, _) in zip(write.mirrors.names, outcomes, strict=True) if ok]
+        await asyncio.gather(*(write.undo_put(n) for n in [*written, write.route.backend]))
     raise _mirror_failed(*failed[0])
+
+
+async def then_mirror(write: MirroredWrite, work: Awaitable[T]) -> T:
+    """A copy the proxy makes itself (across backends), then its mirrors' copies."""
+    result = await work
+    await mirror_copy(write)
+    return result
 
 
 NO_MIRRORS = Mirrors((), "strict")
@@ -542,7 +599,7 @@ async def mirrored(
     content: aiohttp.StreamReader,
     document: bytes | None,
     primary: Callable[..., Awaitable[web.StreamResponse]],
-    created: Callable[[tuple[tuple[str, str], ...]], Awaitable[web.StreamResponse]],
+    created: Callable[[tuple[tuple[str, str, str, str], ...]], Awaitable[web.StreamResponse]],
 ) -> web.StreamResponse:
     """Serve one mirrored write; `primary(stream=None)` sends it to the target as usual and
     `created(mirror upload ids)` does so for a CreateMultipartUpload."""
@@ -557,14 +614,8 @@ async def mirrored(
         return await abort_upload(write, primary)
     if operation == "DeleteObject":
         return await delete_object(write, primary)
-    if operation == "CopyObject":
-        return await copy_to_mirrors(write, await primary())
-    if write.mirrors.strict:
-        raise S3Error(
-            "NotImplemented",
-            f"{operation} into an upload mirrored in strict mode is not supported; use UploadPart.",
-        )
+    # CopyObject and UploadPartCopy within the target's backend: server-side there first.
     response = await primary()
-    for name in write.mirrors.names:
-        write.diverged(name, f"{operation} is not mirrored")
+    if _primary_ok(response):
+        await mirror_copy(write)
     return response

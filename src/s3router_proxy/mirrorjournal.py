@@ -20,7 +20,8 @@ log = logging.getLogger("s3router_proxy.mirror")
 
 @dataclass(frozen=True)
 class Divergence:
-    """`mirror` may differ from `primary` at `bucket`/`key` (backend names)."""
+    """`mirror` may differ from `primary`: the object `bucket`/`key` on the primary, which the
+    mirror holds as `mirror_bucket`/`mirror_key` (backend names; empty: the same names)."""
 
     primary: str
     mirror: str
@@ -29,6 +30,12 @@ class Divergence:
     operation: str
     reason: str
     time: str = ""
+    mirror_bucket: str = ""
+    mirror_key: str = ""
+
+    @property
+    def on_mirror(self) -> tuple[str, str]:
+        return self.mirror_bucket or self.bucket, self.mirror_key or self.key
 
 
 def record_divergence(path: str | None, entry: Divergence) -> None:
@@ -39,8 +46,7 @@ def record_divergence(path: str | None, entry: Divergence) -> None:
         entry.mirror,
         entry.primary,
         entry.operation,
-        entry.bucket,
-        entry.key,
+        *entry.on_mirror,
         entry.reason,
     )
     if path is None:

@@ -47,24 +47,25 @@ async def repair_one(entry: Divergence, backends: dict[str, Backend], dry_run: b
     primary, mirror = backends.get(entry.primary), backends.get(entry.mirror)
     if primary is None or mirror is None:
         return Outcome(entry, "failed", "backend no longer configured")
+    mirror_bucket, mirror_key = entry.on_mirror
     try:
         status, size, etag = await _head(primary, entry.bucket, entry.key)
         if status == 404:
             if dry_run:
                 return Outcome(entry, "would-delete")
-            gone, _ = await backend_call(mirror, "DELETE", entry.bucket, entry.key, [])
+            gone, _ = await backend_call(mirror, "DELETE", mirror_bucket, mirror_key, [])
             if gone >= 300 and gone != 404:
                 return Outcome(entry, "failed", f"deleting on the mirror: status {gone}")
             return Outcome(entry, "deleted")
         if status != 200:
             return Outcome(entry, "failed", f"reading the target: status {status}")
-        theirs = await _head(mirror, entry.bucket, entry.key)
+        theirs = await _head(mirror, mirror_bucket, mirror_key)
         if theirs == (200, size, etag):
             return Outcome(entry, "in-sync")
         if dry_run:
             return Outcome(entry, "would-copy")
         await copy_object_across(
-            primary, entry.bucket, entry.key, None, mirror, entry.bucket, entry.key, {}
+            primary, entry.bucket, entry.key, None, mirror, mirror_bucket, mirror_key, {}
         )
         return Outcome(entry, "copied")
     except S3Error as error:
@@ -89,9 +90,9 @@ async def repair(
             os.replace(journal, working)  # the proxy appends to a fresh file meanwhile
     if not os.path.exists(working):
         return []
-    latest: dict[tuple[str, str, str, str], Divergence] = {}
+    latest: dict[tuple[str, ...], Divergence] = {}
     for entry in read_journal(working):
-        latest[(entry.primary, entry.mirror, entry.bucket, entry.key)] = entry
+        latest[(entry.primary, entry.mirror, entry.bucket, entry.key, *entry.on_mirror)] = entry
     gate = asyncio.Semaphore(concurrency)
 
     async def one(entry: Divergence) -> Outcome:
@@ -111,6 +112,8 @@ async def repair(
                         key=outcome.entry.key,
                         operation=outcome.entry.operation,
                         reason=f"repair failed: {outcome.reason}",
+                        mirror_bucket=outcome.entry.mirror_bucket,
+                        mirror_key=outcome.entry.mirror_key,
                     ),
                 )
         os.unlink(working)
@@ -150,7 +153,8 @@ def repair_main(argv: list[str]) -> int:
     outcomes = asyncio.run(run())
     for outcome in outcomes:
         entry = outcome.entry
-        line = f"{outcome.action:12} {entry.mirror} {entry.bucket}/{entry.key}"
+        bucket, key = entry.on_mirror
+        line = f"{outcome.action:12} {entry.mirror} {bucket}/{key}"
         print(line + (f"  ({outcome.reason})" if outcome.reason else ""))
     failed = sum(1 for o in outcomes if o.action == "failed")
     print(f"{len(outcomes)} entries, {failed} failed", file=sys.stderr)

@@ -23,6 +23,7 @@ The matched rule also renames: `Route.bucket`/`Route.key` are the backend's name
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -342,6 +343,9 @@ class Rule:
     failover_on_error: bool = False  # also when the target is unreachable or answers 5xx
     mirror: tuple[str, ...] = ()  # backends every write is applied to as well
     mirror_mode: str = "strict"  # strict: all or nothing; best_effort: the target decides
+    # Fallback or mirror backends that keep their own names: (backend, bucket, prefix), where
+    # None means the client's bucket / keys unchanged. The others use the target's names.
+    own_names: tuple[tuple[str, str | None, str | None], ...] = ()
 
     @property
     def label(self) -> str:
@@ -433,6 +437,7 @@ def compile_rule(
     failover_on_error: bool = False,
     mirror: tuple[str, ...] = (),
     mirror_mode: str = "strict",
+    own_names: tuple[tuple[str, str | None, str | None], ...] = (),
 ) -> Rule:
     """Compile a rule. `methods` (HTTP methods) and `operations` (any entries) are merged."""
     if operations is not None and not isinstance(operations, Operations):
@@ -468,6 +473,7 @@ def compile_rule(
         failover_on_error=failover_on_error,
         mirror=mirror,
         mirror_mode=mirror_mode,
+        own_names=own_names,
     )
 
 
@@ -492,6 +498,26 @@ class Route:
     def renames(self) -> bool:
         """True when responses must be rewritten (bucket or key prefix differs)."""
         return not self.names.is_identity
+
+
+def route_on(route: Route, backend: str, client_key: str) -> Route:
+    """The route a rule's fallback or mirror `backend` is asked with: the target's backend
+    names, or the backend's own names when the rule gives it some."""
+    rule = route.rule
+    if rule is not None:
+        for name, bucket, prefix in rule.own_names:
+            if name == backend:
+                client_bucket = route.names.client_bucket
+                mapping = NameMapping(
+                    client_bucket,
+                    bucket or client_bucket,
+                    rule.client_prefix,
+                    join_prefix(rule.client_prefix, prefix),
+                )
+                key = mapping.to_backend_key(client_key) if client_key else ""
+                return Route(backend, mapping.backend_bucket, key, rule, mapping)
+    key = route.names.to_backend_key(client_key) if client_key else ""
+    return dataclasses.replace(route, backend=backend, key=key)
 
 
 def match_route(

@@ -102,24 +102,49 @@ def _backend_list(
     target: str,
     where: str,
     name: str,
+    own_names: list[tuple[str, str | None, str | None]],
 ) -> tuple[str, ...]:
     """A rule's list of other backends: `fallback:` (reads the target answers 404 go on to
-    them) or `mirror:` (writes are applied to them too)."""
+    them) or `mirror:` (writes are applied to them too).
+
+    An entry is a backend name (it holds the target's backend names) or a mapping
+    `{backend, mapped_bucket, mapped_prefix}` for a backend with names of its own (appended to
+    `own_names`; without the two keys, the client's names)."""
     value = item.get(name)
     if value is None:
         return ()
     if isinstance(value, str):
         value = [value]
     line = reader.line_of(item, name)
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+    if not isinstance(value, list):
         raise reader.fail(f"{where}.{name}", "must be a list of backend names", line)
-    for backend in value:
+    names: list[str] = []
+    for index, entry in enumerate(value):
+        if isinstance(entry, LineDict):
+            spot = f"{where}.{name}[{index}]"
+            reader.only_keys(entry, {"backend", "mapped_bucket", "mapped_prefix"}, spot)
+            backend = reader.string(entry, "backend", spot)
+            if not backend:
+                raise reader.fail(spot, "needs `backend:`", entry.line)
+            own = (
+                backend,
+                _bucket_name(reader, entry, "mapped_bucket", spot),
+                _prefix(reader, entry, "mapped_prefix", spot),
+            )
+            if any(o[0] == backend and o != own for o in own_names):
+                raise reader.fail(spot, f"{backend!r} is given other names elsewhere", entry.line)
+            own_names.append(own)
+        elif isinstance(entry, str):
+            backend = entry
+        else:
+            raise reader.fail(f"{where}.{name}", "must be a list of backend names", line)
         _known_backend(reader, backends, backend, f"{where}.{name}", line)
         if backend == target:
             raise reader.fail(f"{where}.{name}", f"{backend!r} is already the target", line)
-    if len(set(value)) != len(value):
+        names.append(backend)
+    if len(set(names)) != len(names):
         raise reader.fail(f"{where}.{name}", "names a backend twice", line)
-    return tuple(value)
+    return tuple(names)
 
 
 def _mirror_mode(reader: Reader, item: LineDict, where: str) -> str:
@@ -259,6 +284,9 @@ def _parse_rules(
                 where, f"needs a `target:` backend; known backends: {known}", item.line
             )
         _known_backend(reader, backends, target, f"{where}.target", reader.line_of(item, "target"))
+        own_names: list[tuple[str, str | None, str | None]] = []
+        fallback = _backend_list(reader, item, backends, target, where, "fallback", own_names)
+        mirror = _backend_list(reader, item, backends, target, where, "mirror", own_names)
         rules.append(
             compile_rule(
                 index=index,
@@ -273,10 +301,11 @@ def _parse_rules(
                 mapped_prefix=_prefix(reader, item, "mapped_prefix", where),
                 name=where,
                 max_body_size=_body_cap(reader, item, where),
-                fallback=_backend_list(reader, item, backends, target, where, "fallback"),
+                fallback=fallback,
                 failover_on_error=reader.flag(item, "failover_on_error", where, False),
-                mirror=_backend_list(reader, item, backends, target, where, "mirror"),
+                mirror=mirror,
                 mirror_mode=_mirror_mode(reader, item, where),
+                own_names=tuple(dict.fromkeys(own_names)),
             )
         )
     if not rules and default_target is None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import hmac
 import logging
 import ssl
@@ -26,7 +27,7 @@ from . import metrics, sigv2, sigv4, uploadid
 from .backends import Backend
 from .checksums import content_md5
 from .config import ClientConfig, Config
-from .crosscopy import copy_across
+from .crosscopy import answer_copy_across
 from .errors import S3Error, error_xml, new_request_id
 from .fanout import (
     MERGED_LISTINGS,
@@ -50,12 +51,20 @@ from .mapping import (
     rewrite_location_header,
     rewrite_response_xml,
 )
-from .mirror import NO_MIRRORS, MirroredWrite, Mirrors, mirrored, mirrors_for
+from .mirror import NO_MIRRORS, MirroredWrite, Mirrors, mirrored, mirrors_for, then_mirror
 from .payload import BodyOutcome, PayloadPlan, plan_payload
 from .policy import UNRESTRICTED, ClientPolicy, authorize
 from .proxy import Rewrite, TryNextBackend, forward
 from .record import RequestRecord
-from .routing import Part, Route, Rule, listing_is_plain, match_route, routes_for_bucket
+from .routing import (
+    Part,
+    Route,
+    Rule,
+    listing_is_plain,
+    match_route,
+    route_on,
+    routes_for_bucket,
+)
 from .s3request import S3Request, parse_request
 
 log = logging.getLogger("s3router_proxy")
@@ -519,29 +528,40 @@ class ProxyHandler:
             mirrors = live_mirrors(state, route, pin, request)
             overrides = None
             copy = copy_source_route(state, request)
+            copy_source = None
             if copy is not None:
                 source, source_route = copy
                 authorize(policy, record.client, "GetObject", source.bucket, source.key)
+                copy_source = (
+                    source_route.backend,
+                    source_route.bucket,
+                    source_route.key,
+                    source.version_id,
+                )
                 if source_route.backend != route.backend:
-                    if request.operation != "CopyObject":
-                        raise S3Error(
-                            "NotImplemented",
-                            f"UploadPartCopy from backend {source_route.backend!r} to "
-                            f"{route.backend!r} is not supported; copy within one backend.",
+                    then = None
+                    if mirrors.names:
+                        write = MirroredWrite(
+                            request,
+                            auth,
+                            plan_payload(request, auth, signing_key, backend_trailers=False),
+                            route,
+                            state.backends,
+                            mirrors,
+                            config.mirror_journal,
+                            copy_source,
                         )
-                    body = await copy_across(
+                        then = functools.partial(then_mirror, write)
+                    return await answer_copy_across(
+                        http_request,
                         request,
+                        record,
                         source_route,
                         state.backends[source_route.backend],
                         source.version_id,
                         route,
                         backend,
-                    )
-                    record.status = 200
-                    return web.Response(
-                        body=body,
-                        content_type="application/xml",
-                        headers={"x-amz-request-id": record.request_id},
+                        then=then,
                     )
                 overrides = {
                     "x-amz-copy-source": format_copy_source(
@@ -578,7 +598,14 @@ class ProxyHandler:
                 check_complete_document(body_override)
             if mirrors.names:
                 write = MirroredWrite(
-                    request, auth, plan, route, state.backends, mirrors, config.mirror_journal
+                    request,
+                    auth,
+                    plan,
+                    route,
+                    state.backends,
+                    mirrors,
+                    config.mirror_journal,
+                    copy_source,
                 )
 
                 async def primary(
@@ -601,7 +628,7 @@ class ProxyHandler:
                         stream=stream,
                     )
 
-                async def created(ids: tuple[tuple[str, str], ...]) -> web.StreamResponse:
+                async def created(ids: tuple[tuple[str, str, str, str], ...]) -> web.StreamResponse:
                     pinned = uploadid.UploadPin(
                         route.backend, route.bucket, route.key, "", ids, mirrors.mode
                     )
@@ -619,20 +646,25 @@ class ProxyHandler:
                 chain.extend(rule.fallback)
             for position, name in enumerate(chain):
                 last = position == len(chain) - 1
+                asked = route if position == 0 else route_on(route, name, request.key)
+                if asked.names != route.names:  # a fallback with names of its own
+                    rewrite, rewrite_errors = response_rewriters(
+                        state, request, asked, record, policy
+                    )
                 try:
                     response = await forward(
                         http_request,
                         request,
                         auth,
                         plan,
-                        route,
+                        asked,
                         state.backends[name],
                         record,
                         rewrite=rewrite,
                         rewrite_errors=rewrite_errors,
                         header_overrides=overrides,
                         body_override=body_override,
-                        location=location_rewriter(http_request, request, route),
+                        location=location_rewriter(http_request, request, asked),
                         try_next=None if last else fallback_test(rule),
                     )
                 except TryNextBackend:
@@ -645,7 +677,12 @@ class ProxyHandler:
                     ):
                         raise
                     continue
-                record.backend = name  # the access log names the backend that answered
+                # The access log names the backend that answered, and its names.
+                record.backend, record.backend_bucket, record.backend_key = (
+                    name,
+                    asked.bucket,
+                    asked.key,
+                )
                 break
             record.status = response.status
             return response

@@ -19,12 +19,13 @@ NOTES: dict[str, str] = {
     "ListObjectVersions": "passed through; keys mapped back",
     "CreateMultipartUpload": "routed once; the UploadId returned is sealed with its route",
     "UploadPart": "routed by its sealed UploadId (NoSuchUpload if forged)",
-    "UploadPartCopy": "routed by its sealed UploadId; copy source in the same backend",
+    "UploadPartCopy": "routed by its sealed UploadId; a source on another backend is streamed "
+    "into an UploadPart",
     "CompleteMultipartUpload": "routed by its sealed UploadId",
     "AbortMultipartUpload": "routed by its sealed UploadId",
     "ListParts": "routed by its sealed UploadId; UploadId in the answer sealed again",
     "CopyObject": "server-side within one backend; across backends the proxy streams the "
-    "source into the destination (up to 5 GiB)",
+    "source into the destination (a multipart upload above `multipart_copy_threshold`)",
     "GetObject": "passed through; a rule's fallback backends answer when the target says 404",
     "HeadObject": "passed through; a rule's fallback backends answer when the target says 404",
     "ListMultipartUploads": "passed through; every UploadId sealed; merged across a split bucket",

@@ -9,7 +9,7 @@ size or time condition would now route elsewhere. The client learns nothing of t
 names; an id that was altered, forged, or used for another bucket or key is `NoSuchUpload`.
 
 Format: ``base64url(nonce[12] || ciphertext || tag[16])`` of JSON [backend, bucket, key, id]
-(a mirrored upload adds [[mirror, its id], ...] and the mirror mode);
+(a mirrored upload adds [[mirror, its id, its bucket, its key], ...] and the mirror mode);
 the nonce is an HMAC of the message, so one upload always has one id.
 """
 
@@ -38,8 +38,9 @@ class UploadPin:
     bucket: str  # backend bucket
     key: str  # backend key
     upload_id: str  # the backend's own id
-    # A mirrored upload: (backend, its upload id) for each mirror, and the rule's mirror mode.
-    mirrors: tuple[tuple[str, str], ...] = ()
+    # A mirrored upload: (backend, its upload id, its bucket, its key) for each mirror, and the
+    # rule's mirror mode.
+    mirrors: tuple[tuple[str, str, str, str], ...] = ()
     mirror_mode: str = "strict"
 
 
@@ -79,7 +80,9 @@ def unwrap(secret: bytes, upload_id: str, *, bucket: str, key: str) -> UploadPin
             raise ValueError("too short")
         plain = _cipher(secret).decrypt(sealed[:12], sealed[12:], _aad(bucket, key))
         backend, backend_bucket, backend_key, inner, *mirrored = json.loads(plain)
-        mirrors = tuple((str(b), str(i)) for b, i in mirrored[0]) if mirrored else ()
+        mirrors = tuple(
+            (str(m[0]), str(m[1]), str(m[2]), str(m[3])) for m in (mirrored[0] if mirrored else ())
+        )
         mode = str(mirrored[1]) if mirrored else "strict"
     except (ValueError, binascii.Error, InvalidTag, TypeError, UnicodeDecodeError):
         raise S3Error(
@@ -99,7 +102,7 @@ def wrap_in_response(
     backend_key: str,
     bucket: str,
     key: str,
-    mirrors: tuple[tuple[str, str], ...] = (),
+    mirrors: tuple[tuple[str, str, str, str], ...] = (),
     mirror_mode: str = "strict",
 ) -> bytes:
     """InitiateMultipartUpload / ListParts result with its UploadId wrapped."""

@@ -55,6 +55,15 @@ def config_text(target: MotoBackend, mirror_endpoint: str, journal: Path) -> str
           rules:
             - {{pattern: "strict-*", target: main, mirror: [copy]}}
             - {{pattern: "loose-*", target: main, mirror: [copy], mirror_mode: best_effort}}
+            - {{pattern: "elsewhere-*", target: copy}}
+            - pattern: "lake-*"
+              target: main
+              mapped_prefix: main            # lakeFS-style: the branch is the key prefix
+              mirror: [{{backend: copy}}]      # the mirror keeps the client's own names
+            - pattern: "moving-*"
+              target: main
+              mapped_prefix: main
+              fallback: [{{backend: copy, mapped_bucket: archive, mapped_prefix: old}}]
           default_target: main
         """
 
@@ -325,3 +334,101 @@ def test_mirror_settings_are_checked(tmp_path: Path, moto_auth: MotoBackend) -> 
     assert "mirror" in result.stderr + result.stdout and "nowhere" in result.stderr + result.stdout
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
+
+
+def test_copies_from_another_store_and_part_copies_reach_the_mirror(
+    proxy: ProxyProcess, buckets: tuple[str, str], moto_auth: MotoBackend, moto_plain: MotoBackend
+) -> None:
+    bucket = buckets[0]
+    elsewhere = unique_bucket_name("elsewhere")
+    moto_plain.client().create_bucket(Bucket=elsewhere)
+    source = os.urandom(6 * MiB + 3)
+    moto_plain.client().put_object(Bucket=elsewhere, Key="src", Body=source)
+    client = proxy.client(KEY, SECRET)
+    # CopyObject across stores (copy -> main), then on to the mirror.
+    client.copy_object(Bucket=bucket, Key="copied", CopySource={"Bucket": elsewhere, "Key": "src"})
+    for store in (moto_auth, moto_plain):
+        assert sha(read(store, bucket, "copied")) == sha(source)
+    # UploadPartCopy into a mirrored upload: a range from another store, a whole object from
+    # the target's own store.
+    upload = client.create_multipart_upload(Bucket=bucket, Key="assembled")
+    first = client.upload_part_copy(
+        Bucket=bucket,
+        Key="assembled",
+        UploadId=upload["UploadId"],
+        PartNumber=1,
+        CopySource={"Bucket": elsewhere, "Key": "src"},
+        CopySourceRange=f"bytes=0-{5 * MiB - 1}",
+    )
+    second = client.upload_part_copy(
+        Bucket=bucket,
+        Key="assembled",
+        UploadId=upload["UploadId"],
+        PartNumber=2,
+        CopySource={"Bucket": bucket, "Key": "copied"},
+    )
+    client.complete_multipart_upload(
+        Bucket=bucket,
+        Key="assembled",
+        UploadId=upload["UploadId"],
+        MultipartUpload={
+            "Parts": [
+                {"PartNumber": 1, "ETag": first["CopyPartResult"]["ETag"]},
+                {"PartNumber": 2, "ETag": second["CopyPartResult"]["ETag"]},
+            ]
+        },
+    )
+    expected = sha(source[: 5 * MiB] + source)
+    for store in (moto_auth, moto_plain):
+        assert sha(read(store, bucket, "assembled")) == expected
+
+
+def test_a_mirror_with_names_of_its_own(
+    proxy: ProxyProcess, moto_auth: MotoBackend, moto_plain: MotoBackend
+) -> None:
+    bucket = unique_bucket_name("lake")
+    for store in (moto_auth, moto_plain):
+        store.client().create_bucket(Bucket=bucket)
+    client = proxy.client(KEY, SECRET)
+    client.put_object(Bucket=bucket, Key="t/a", Body=b"alpha")
+    client.put_object(Bucket=bucket, Key="t/b", Body=b"beta")
+    big = os.urandom(11 * MiB)
+    from boto3.s3.transfer import TransferConfig
+
+    client.upload_fileobj(
+        io.BytesIO(big),
+        bucket,
+        "t/big",
+        Config=TransferConfig(multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB),
+    )
+    assert read(moto_auth, bucket, "main/t/a") == b"alpha"  # the target's names
+    assert read(moto_plain, bucket, "t/a") == b"alpha"  # the mirror's own (the client's)
+    assert sha(read(moto_auth, bucket, "main/t/big")) == sha(big)
+    assert sha(read(moto_plain, bucket, "t/big")) == sha(big)
+    assert not exists(moto_plain, bucket, "main/t/a")
+    client.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "t/a"}]})
+    client.delete_object(Bucket=bucket, Key="t/b")
+    for store, prefix in ((moto_auth, "main/"), (moto_plain, "")):
+        assert not exists(store, bucket, prefix + "t/a")
+        assert not exists(store, bucket, prefix + "t/b")
+        assert exists(store, bucket, prefix + "t/big")
+
+
+def test_a_fallback_with_names_of_its_own(
+    proxy: ProxyProcess, moto_auth: MotoBackend, moto_plain: MotoBackend
+) -> None:
+    bucket = unique_bucket_name("moving")
+    moto_auth.client().create_bucket(Bucket=bucket)
+    with contextlib.suppress(ClientError):
+        moto_plain.client().create_bucket(Bucket="archive")
+    moto_plain.client().put_object(Bucket="archive", Key=f"old/{bucket}.txt", Body=b"old store")
+    moto_auth.client().put_object(Bucket=bucket, Key="main/new.txt", Body=b"new store")
+    client = proxy.client(KEY, SECRET)
+    assert client.get_object(Bucket=bucket, Key="new.txt")["Body"].read() == b"new store"
+    # Not in the new store under main/: the old one is asked under its own names.
+    answer = client.get_object(Bucket=bucket, Key=f"{bucket}.txt")
+    assert answer["Body"].read() == b"old store"
+    with pytest.raises(ClientError) as missing:
+        client.get_object(Bucket=bucket, Key="nowhere.txt")
+    assert missing.value.response["Error"]["Code"] == "NoSuchKey"
+    assert "archive" not in str(missing.value.response)  # the client's names only

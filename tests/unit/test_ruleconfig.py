@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -523,3 +524,55 @@ def test_mirror_errors(rule: str, fragment: str) -> None:
     message = fails(BACKENDS + f"routing:\n  rules:\n    - {rule}\n")
     assert message.startswith("r.yaml:6: "), message
     assert fragment in message, message
+
+
+def test_fallback_and_mirror_entries_with_names_of_their_own() -> None:
+    from s3router_proxy.routing import route_on
+
+    config = load(
+        BACKENDS
+        + """\
+routing:
+  rules:
+    - pattern: repo
+      target: minio
+      mapped_prefix: main
+      fallback: [{backend: default}]
+      mirror: [{backend: default}]
+    - pattern: other
+      target: minio
+      mapped_bucket: stored
+      fallback: [{backend: default, mapped_bucket: archive, mapped_prefix: old}]
+"""
+    )
+    repo, other = config.rules
+    assert other.own_names == (("default", "archive", "old"),)
+    assert repo.own_names == (("default", None, None),)
+    route = match_route(config.rules, None, "GET", "repo", "a/b.txt")
+    assert (route.backend, route.bucket, route.key) == ("minio", "repo", "main/a/b.txt")
+    there = route_on(route, "default", "a/b.txt")
+    assert (there.backend, there.bucket, there.key) == ("default", "repo", "a/b.txt")
+    assert there.names.to_client_key("a/b.txt") == "a/b.txt"
+    route = match_route(config.rules, None, "GET", "other", "x")
+    there = route_on(route, "default", "x")
+    assert (there.bucket, there.key) == ("archive", "old/x")
+    plain = load(
+        BACKENDS + "routing:\n  rules:\n    - {pattern: p, target: minio, fallback: [default]}\n"
+    )
+    route = match_route(plain.rules, None, "GET", "p", "k")
+    assert route_on(route, "default", "k") == dataclasses.replace(route, backend="default")
+
+
+def test_a_backend_given_two_sets_of_names_is_refused() -> None:
+    message = fails(
+        BACKENDS
+        + """\
+routing:
+  rules:
+    - pattern: a
+      target: minio
+      fallback: [{backend: default, mapped_prefix: x}]
+      mirror: [{backend: default, mapped_prefix: y}]
+"""
+    )
+    assert "other names" in message, message

@@ -14,7 +14,14 @@ SECRET = b"0123456789abcdef-secret"
     "pin",
     [
         UploadPin("main", "bucket", "k/ey", "backend-id"),
-        UploadPin("main", "b", "k", "id", (("copy", "mirror-id"), ("far", "x")), "best_effort"),
+        UploadPin(
+            "main",
+            "b",
+            "k",
+            "id",
+            (("copy", "mirror-id", "b", "k"), ("far", "x", "other", "main/k")),
+            "best_effort",
+        ),
     ],
 )
 def test_round_trip_and_stability(pin: UploadPin) -> None:
@@ -25,7 +32,9 @@ def test_round_trip_and_stability(pin: UploadPin) -> None:
 
 
 def test_bound_to_its_bucket_key_and_secret() -> None:
-    sealed = wrap(SECRET, UploadPin("main", "b", "k", "id", (("copy", "m"),)), bucket="x", key="y")
+    sealed = wrap(
+        SECRET, UploadPin("main", "b", "k", "id", (("copy", "m", "b", "k"),)), bucket="x", key="y"
+    )
     for bucket, key, secret in (("x", "z", SECRET), ("w", "y", SECRET), ("x", "y", b"other" * 4)):
         with pytest.raises(S3Error) as caught:
             unwrap(secret, sealed, bucket=bucket, key=key)
