@@ -1,0 +1,344 @@
+"""`lakefs-s3-router migrate` as a user runs it: a real process against moto_server backends.
+
+The source is seeded straight on its backend; the command is run with the config the proxy
+would use, so the destination's routing and renaming apply; what landed is read back from the
+backends (and, for the large object, through the proxy) and compared byte for byte.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import http.client
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from harness import (
+    LOOPBACK,
+    PLAIN_ACCESS_KEY_ID,
+    PLAIN_SECRET_ACCESS_KEY,
+    MotoBackend,
+    StartProxy,
+    unique_bucket_name,
+    write_config,
+)
+
+KEY, SECRET = "AKIAMIGRATE", "migrate-secret"
+SMALL_KEYS = {
+    "a/1.csv": b"id,name\n1,one\n",
+    "a/2.csv": b"id,name\n2,two\n",
+    "a/b/deep.json": b'{"deep": true}',
+    "odd name+plus %25 é.txt": b"unicode and specials",
+    "empty": b"",
+}
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # relative --report paths and default report names land here
+
+
+def migrate(config: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "s3router_proxy", "migrate", "--config", str(config), *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def report_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as stream:
+        return list(csv.DictReader(stream))
+
+
+def by_status(rows: list[dict[str, str]]) -> dict[str, set[str]]:
+    statuses: dict[str, set[str]] = {}
+    for row in rows:
+        statuses.setdefault(row["status"], set()).add(row["key"])
+    return statuses
+
+
+def keys_in(store: MotoBackend, bucket: str, prefix: str = "") -> dict[str, int]:
+    found: dict[str, int] = {}
+    paginator = store.client().get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            found[item["Key"]] = item["Size"]
+    return found
+
+
+def test_migrate_routes_dry_runs_and_reports_failures(
+    tmp_path: Path, moto_plain: MotoBackend, moto_auth: MotoBackend
+) -> None:
+    source, repo = unique_bucket_name("s3-data"), unique_bucket_name("repo")
+    moto_plain.client().create_bucket(Bucket=source)
+    moto_auth.client().create_bucket(Bucket=repo)
+    for key, body in SMALL_KEYS.items():
+        moto_plain.client().put_object(Bucket=source, Key=key, Body=body, ContentType="text/csv")
+    moto_plain.client().put_object(Bucket=source, Key="reject/x", Body=b"nowhere to go")
+    config = write_config(
+        tmp_path,
+        f"""
+        backends:
+          s3:
+            endpoint: "{moto_plain.endpoint}"
+            access_key_id: "{PLAIN_ACCESS_KEY_ID}"
+            secret_access_key: "{PLAIN_SECRET_ACCESS_KEY}"
+          lakefs:
+            endpoint: "{moto_auth.endpoint}"
+            access_key_id: "{moto_auth.access_key_id}"
+            secret_access_key: "{moto_auth.secret_access_key}"
+        routing:
+          rules:
+            - {{pattern: "lake", key_pattern: "reject/*", target: lakefs,
+                mapped_bucket: "{unique_bucket_name("absent")}"}}
+            - {{pattern: "lake", target: lakefs, mapped_bucket: "{repo}", mapped_prefix: main}}
+          default_target: s3
+        """,
+    )
+    every_key = {*SMALL_KEYS, "reject/x"}
+
+    dry = migrate(config, f"s3://{source}", "s3://lake", "--dry-run", "--report", "dry.csv")
+    assert dry.returncode == 0, dry.stderr
+    assert by_status(report_rows(Path("dry.csv"))) == {"would-copy": every_key}
+    assert keys_in(moto_auth, repo) == {}, "a dry run copied something"
+
+    report = tmp_path / "run.csv"
+    run = migrate(config, f"s3://{source}", "s3://lake/", "--report", str(report))
+    assert run.returncode == 1, run.stderr  # one key failed
+    rows = report_rows(report)
+    assert by_status(rows) == {"copied": set(SMALL_KEYS), "failed": {"reject/x"}}
+    failed = next(row for row in rows if row["status"] == "failed")
+    assert failed["error_code"] == "NoSuchBucket"
+    assert failed["reason"]
+    # The destination rule renamed the bucket and put every key under the lakeFS branch.
+    assert keys_in(moto_auth, repo) == {f"main/{k}": len(b) for k, b in SMALL_KEYS.items()}
+    for key, body in SMALL_KEYS.items():
+        copy = moto_auth.client().get_object(Bucket=repo, Key=f"main/{key}")
+        assert hashlib.sha256(copy["Body"].read()).digest() == hashlib.sha256(body).digest()
+        assert copy["ContentType"] == "text/csv"
+    assert "1 failed" in run.stdout and "5 copied" in run.stdout
+
+    again = migrate(config, f"s3://{source}", "s3://lake", "--report", str(tmp_path / "2.csv"))
+    assert again.returncode == 1
+    assert by_status(report_rows(tmp_path / "2.csv")) == {
+        "skipped": set(SMALL_KEYS),
+        "failed": {"reject/x"},
+    }
+
+    moto_auth.client().put_object(Bucket=repo, Key="main/a/1.csv", Body=b"id,name\n1,ONE\n")
+    moto_auth.client().put_object(Bucket=repo, Key="main/only-here", Body=b"extra")
+    verify = migrate(config, f"s3://{source}", "s3://lake", "--verify", "--report", "v.csv")
+    assert verify.returncode == 1
+    assert by_status(report_rows(Path("v.csv"))) == {
+        "verified": set(SMALL_KEYS) - {"a/1.csv"},
+        "different": {"a/1.csv"},
+        "missing": {"reject/x"},
+        "extra": {"only-here"},
+    }
+
+
+def test_copy_within_one_store_is_server_side(tmp_path: Path, moto_auth: MotoBackend) -> None:
+    source, target = unique_bucket_name("s3-src"), unique_bucket_name("s3-dst")
+    for bucket in (source, target):
+        moto_auth.client().create_bucket(Bucket=bucket)
+    for key, body in SMALL_KEYS.items():
+        moto_auth.client().put_object(Bucket=source, Key=f"in/{key}", Body=body)
+    moto_auth.client().put_object(Bucket=source, Key="out-of-prefix", Body=b"stays")
+    config = write_config(
+        tmp_path,
+        f"""
+        backends:
+          only:
+            endpoint: "{moto_auth.endpoint}"
+            access_key_id: "{moto_auth.access_key_id}"
+            secret_access_key: "{moto_auth.secret_access_key}"
+        """,
+    )
+    mark = moto_auth.request_count()
+    run = migrate(config, f"s3://{source}/in", f"s3://{target}/copied", "--no-progress")
+    assert run.returncode == 0, run.stderr
+    assert keys_in(moto_auth, target) == {f"copied/{k}": len(b) for k, b in SMALL_KEYS.items()}
+    requests = moto_auth.requests_since(mark)
+    assert not [r for r in requests if r.method == "GET" and r.path.startswith(f"/{source}/")]
+    assert len([r for r in requests if r.method == "PUT"]) == len(SMALL_KEYS)
+    reports = list(tmp_path.glob("migrate-report-*.csv"))
+    assert len(reports) == 1
+    assert by_status(report_rows(reports[0])) == {"copied": {f"in/{k}" for k in SMALL_KEYS}}
+
+
+def test_bad_usage_exits_2(tmp_path: Path, moto_plain: MotoBackend) -> None:
+    config = write_config(
+        tmp_path,
+        f"""
+        backends:
+          s3: {{endpoint: "{moto_plain.endpoint}", access_key_id: a, secret_access_key: b}}
+        """,
+    )
+    absent = unique_bucket_name("absent")
+    assert migrate(config, "bucket", "s3://b").returncode == 2
+    assert migrate(config, "s3://a/x", "s3://a/x/y").returncode == 2  # overlapping
+    missing = migrate(config, f"s3://{absent}", "s3://elsewhere", "--no-progress")
+    assert missing.returncode == 2
+    assert "NoSuchBucket" in missing.stderr
+    assert migrate(tmp_path / "absent.yaml", "s3://a", "s3://b").returncode == 2
+
+
+# -- 10,000 objects and 200 MiB, interrupted and resumed ------------------------------------------
+
+# The issue's acceptance run; S3ROUTER_MIGRATE_OBJECTS=1000 makes it quick for local work.
+SMALL_COUNT = int(os.environ.get("S3ROUTER_MIGRATE_OBJECTS", "10000"))
+INTERRUPT_AFTER = max(1, SMALL_COUNT // 5)  # copies done before the SIGINT
+BIG_KEY = "big/blob.bin"
+BIG_SIZE = 200 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def bulk_stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MotoBackend, ...]]:
+    """Two fresh plain stores, so 10,000 objects do not slow the shared ones down."""
+    with (
+        MotoBackend(tmp_path_factory.mktemp("bulk-src"), name="bulk-src") as source,
+        MotoBackend(tmp_path_factory.mktemp("bulk-dst"), name="bulk-dst") as dest,
+    ):
+        yield source, dest
+
+
+def seed_small(store: MotoBackend, bucket: str, count: int) -> None:
+    """PUT `count` small objects fast: raw keep-alive HTTP from threads (moto_plain takes
+    unsigned requests), so the client leaves the CPU to the server."""
+    local = threading.local()
+
+    def put(index: int) -> None:
+        conn = getattr(local, "conn", None)
+        if conn is None:
+            conn = local.conn = http.client.HTTPConnection(LOOPBACK, store.port, timeout=30)
+        body = f"object {index}\n".encode()
+        conn.request("PUT", f"/{bucket}/small/{index:05d}", body=body)
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 200, response.status
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(put, range(count)))
+
+
+def sha256_of_stream(body: object) -> str:
+    digest = hashlib.sha256()
+    for chunk in iter(lambda: body.read(1024 * 1024), b""):  # type: ignore[attr-defined]
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+@pytest.mark.slow
+def test_ten_thousand_objects_interrupted_resumed_and_verified(
+    tmp_path: Path, bulk_stores: tuple[MotoBackend, MotoBackend], start_proxy: StartProxy
+) -> None:
+    source_store, dest_store = bulk_stores
+    source, repo = unique_bucket_name("s3-bulk"), unique_bucket_name("repo")
+    source_store.client().create_bucket(Bucket=source)
+    dest_store.client().create_bucket(Bucket=repo)
+    started = time.monotonic()
+    big, digest = tmp_path / "big.bin", hashlib.sha256()
+    with big.open("wb") as out:
+        for block in range(BIG_SIZE // (1024 * 1024)):
+            data = hashlib.sha256(str(block).encode()).digest() * 32768  # 1 MiB
+            digest.update(data)
+            out.write(data)
+    big_sha = digest.hexdigest()
+    # upload_file uploads in parts: the source ETag is a multipart one, which a copy across
+    # stores cannot keep, so resuming must prove the copy another way.
+    source_store.client().upload_file(str(big), source, BIG_KEY)
+    big.unlink()
+    seed_small(source_store, source, SMALL_COUNT)
+    seeded = time.monotonic() - started
+    every_key = {BIG_KEY, *(f"small/{i:05d}" for i in range(SMALL_COUNT))}
+    config = write_config(
+        tmp_path,
+        f"""
+        backends:
+          s3:
+            endpoint: "{source_store.endpoint}"
+            access_key_id: "{PLAIN_ACCESS_KEY_ID}"
+            secret_access_key: "{PLAIN_SECRET_ACCESS_KEY}"
+          lakefs:
+            endpoint: "{dest_store.endpoint}"
+            access_key_id: "{PLAIN_ACCESS_KEY_ID}"
+            secret_access_key: "{PLAIN_SECRET_ACCESS_KEY}"
+        clients:
+          - {{name: app, access_key_id: "{KEY}", secret_access_key: "{SECRET}"}}
+        routing:
+          rules:
+            - {{pattern: "lakefs-repo", target: lakefs, mapped_bucket: "{repo}",
+                mapped_prefix: main}}
+          default_target: s3
+        """,
+    )
+    argv = [sys.executable, "-m", "s3router_proxy", "migrate", "--config", str(config)]
+    argv += [f"s3://{source}", "s3://lakefs-repo/"]
+    first_report = tmp_path / "first.csv"
+    first = subprocess.Popen(
+        [*argv, "--report", str(first_report)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while first.poll() is None and time.monotonic() < deadline:
+            with contextlib.suppress(FileNotFoundError):
+                if first_report.read_bytes().count(b",copied,") >= INTERRUPT_AFTER:
+                    break
+            time.sleep(0.2)
+        first.send_signal(signal.SIGINT)
+        out, err = first.communicate(timeout=120)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 130, err
+    interrupted = time.monotonic() - started
+    first_rows = report_rows(first_report)  # an interrupted run's report is whole
+    copied_first = by_status(first_rows)["copied"]
+    assert set(by_status(first_rows)) == {"copied"}
+    assert INTERRUPT_AFTER <= len(copied_first) < len(every_key)
+    # The big object is the first key: taken first, and finished after the SIGINT if need be.
+    assert BIG_KEY in copied_first
+    # No partial objects: the destination holds exactly what the report says was copied.
+    assert {k.removeprefix("main/") for k in keys_in(dest_store, repo)} == copied_first
+
+    second_report = tmp_path / "second.csv"
+    second = subprocess.run(
+        [*argv, "--report", str(second_report), "--previous-report", str(first_report)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert second.returncode == 0, second.stderr
+    second_status = by_status(report_rows(second_report))
+    assert second_status["skipped"] == copied_first
+    assert second_status["copied"] == every_key - copied_first
+    assert set(second_status) == {"skipped", "copied"}
+    resumed = time.monotonic() - started
+
+    verify = migrate(config, f"s3://{source}", "s3://lakefs-repo", "--verify", "--report", "v.csv")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    verified = report_rows(Path("v.csv"))
+    assert by_status(verified) == {"verified": every_key}
+    # Multipart source ETag, single-part copy, no earlier report given: compared by content.
+    assert next(r for r in verified if r["key"] == BIG_KEY)["reason"] == "same SHA-256"
+
+    proxy = start_proxy(config)
+    body = proxy.client(KEY, SECRET).get_object(Bucket="lakefs-repo", Key=BIG_KEY)["Body"]
+    assert sha256_of_stream(body) == big_sha
+    assert len(keys_in(dest_store, repo, "main/small/")) == SMALL_COUNT
+    print(
+        f"seeded in {seeded:.0f} s, interrupted at {interrupted:.0f} s, resumed by "
+        f"{resumed:.0f} s, verified and read back by {time.monotonic() - started:.0f} s",
+        file=sys.stderr,
+    )
