@@ -29,6 +29,7 @@ from .routing import (
     glob_covers,
     literal_prefix,
     match_route,
+    route_on,
     routes_for_bucket,
 )
 
@@ -180,16 +181,30 @@ def format_explanation(explanation: Explanation) -> str:
         lines.append(f"  backend bucket: {e.route.bucket}")
         if e.key:
             lines.append(f"  backend key: {e.route.key}")
-        rule = e.route.rule
+        rule, route = e.route.rule, e.route
+
+        def where(backend: str) -> str:
+            there = route_on(route, backend, e.key)
+            if (there.bucket, there.key) == (route.bucket, route.key):
+                return backend
+            return (
+                f"{backend} ({there.bucket}/{there.key})"
+                if e.key
+                else f"{backend} ({there.bucket})"
+            )
+
         if rule is not None and rule.fallback:
             lines.append(
                 "  reads the target answers 404"
                 + (" or fails" if rule.failover_on_error else "")
                 + " go on to: "
-                + ", ".join(rule.fallback)
+                + ", ".join(where(b) for b in rule.fallback)
             )
         if rule is not None and rule.mirror:
-            lines.append(f"  writes are mirrored ({rule.mirror_mode}) to: {', '.join(rule.mirror)}")
+            lines.append(
+                f"  writes are mirrored ({rule.mirror_mode}) to: "
+                + ", ".join(where(b) for b in rule.mirror)
+            )
     if e.error:
         lines.append(f"  not routed: {e.error}")
     if e.parts:

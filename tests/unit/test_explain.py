@@ -258,3 +258,13 @@ routing:
     copied = format_explanation(explain(config, "PUT", "copied", "k", now=NOON))
     assert "writes are mirrored (best_effort) to: minio, lakefs" in copied
     assert "go on to" not in copied
+    renamed = load(
+        """\
+routing:
+  rules:
+    - {pattern: repo, target: lakefs, mapped_prefix: main, mirror: [{backend: s3}]}
+"""
+    )
+    text = format_explanation(explain(renamed, "PUT", "repo", "a/b", now=NOON))
+    assert "backend key: main/a/b" in text
+    assert "writes are mirrored (strict) to: s3 (repo/a/b)" in text
