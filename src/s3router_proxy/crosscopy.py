@@ -39,12 +39,12 @@ from .crosspart import (
     copy_part_across,
     now_iso8601,
     put_stream,
-    small_call,
     source_conditions,
     source_get,
 )
 from .errors import S3Error, error_xml
 from .mapping import child_text, children, parse_xml
+from .proxy import backend_exchange
 from .record import RequestRecord
 from .routing import Route
 from .s3request import S3Request
@@ -121,7 +121,7 @@ async def source_tagging(
 ) -> str | None:
     """The source object's tag set as an `x-amz-tagging` value (None: no tags)."""
     query = [("tagging", "")] + ([("versionId", version_id)] if version_id else [])
-    status, _, body = await small_call(backend, "GET", bucket, key, query)
+    status, _, body = await backend_exchange(backend, "GET", bucket, key, query)
     if status in (405, 501) or (status == 400 and b"<Code>NotImplemented</Code>" in body):
         return None  # a store without object tags (lakeFS, for one) has none to copy
     if status != 200:

@@ -20,7 +20,6 @@ UploadPart of the client's upload, which lives on the destination.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import re
 import time
@@ -34,7 +33,7 @@ from multidict import CIMultiDictProxy
 from .backends import Backend
 from .errors import ERRORS, S3Error
 from .mapping import child_text, local_name, parse_xml
-from .proxy import STREAM_CHUNK, _unreachable
+from .proxy import STREAM_CHUNK, _unreachable, backend_exchange
 from .sigv4 import EMPTY_SHA256, UNSIGNED_PAYLOAD, canonical_query_string
 
 log = logging.getLogger("s3router_proxy.crosspart")
@@ -101,37 +100,6 @@ async def _read_answer(response: aiohttp.ClientResponse) -> bytes:
         if len(data) > MAX_ANSWER:
             break  # an answer, not an object: the start is all anyone needs
     return bytes(data[:MAX_ANSWER])
-
-
-async def small_call(
-    backend: Backend,
-    method: str,
-    bucket: str,
-    key: str,
-    query_items: list[tuple[str, str]],
-    *,
-    body: bytes = b"",
-    headers: Mapping[str, str] | None = None,
-) -> tuple[int, CIMultiDictProxy[str], bytes]:
-    """One request with a small body and a small answer: (status, headers, body)."""
-    signed = {name.lower(): value for name, value in (headers or {}).items()}
-    if body or method in ("PUT", "POST"):
-        signed["content-length"] = str(len(body))
-    url, signed = backend.signed_request(
-        method,
-        bucket,
-        key,
-        canonical_query_string(query_items),
-        signed,
-        hashlib.sha256(body).hexdigest(),
-    )
-    try:
-        async with backend.session.request(
-            method, url, headers=signed, data=body or None, allow_redirects=False
-        ) as response:
-            return response.status, response.headers, await _read_answer(response)
-    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-        raise _unreachable(backend, exc) from None
 
 
 async def source_get(
@@ -256,7 +224,7 @@ async def copy_multipart(
     """Write the source as a multipart upload on `backend`: (ETag, version id or None).
 
     `headers` go on CreateMultipartUpload (metadata, content headers, tagging, ...)."""
-    status, _, answer = await small_call(
+    status, _, answer = await backend_exchange(
         backend, "POST", bucket, key, [("uploads", "")], headers=headers
     )
     if status != 200:
@@ -270,7 +238,7 @@ async def copy_multipart(
             f"<Part><PartNumber>{number}</PartNumber><ETag>{escape(etag)}</ETag></Part>"
             for number, etag in sorted(etags.items())
         )
-        status, answer_headers, answer = await small_call(
+        status, answer_headers, answer = await backend_exchange(
             backend,
             "POST",
             bucket,
@@ -365,7 +333,7 @@ async def _abort(backend: Backend, bucket: str, key: str, upload_id: str) -> Non
     for delay in ABORT_RETRY_DELAYS:
         await asyncio.sleep(delay)
         try:
-            status, _, _ = await small_call(
+            status, _, _ = await backend_exchange(
                 backend, "DELETE", bucket, key, [("uploadId", upload_id)]
             )
         except S3Error:

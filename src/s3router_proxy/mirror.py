@@ -431,9 +431,19 @@ async def complete_upload(
             for name in write.mirrors.names:
                 await write.undo_put(name)
         return response
+    return await _target_then_mirrors(write, primary, complete)
+
+
+async def _target_then_mirrors(
+    write: MirroredWrite,
+    primary: Callable[[], Awaitable[web.StreamResponse]],
+    each: Callable[[str], Awaitable[object]],
+) -> web.StreamResponse:
+    """The best-effort order: the target answers the client; then `each(mirror)`, whose
+    failures are journaled."""
     response = await primary()
     if _primary_ok(response):
-        results = await asyncio.gather(*(complete(n) for n in write.mirrors.names))
+        results = await asyncio.gather(*(each(n) for n in write.mirrors.names))
         for name, result in zip(write.mirrors.names, results, strict=True):
             ok, reason = _outcome(result)
             if not ok:
@@ -517,14 +527,7 @@ async def delete_object(
                         write.diverged(other, "deleted on the mirror, kept on the target")
                 raise _mirror_failed(name, reason)
         return await primary()
-    response = await primary()
-    if _primary_ok(response):
-        results = await asyncio.gather(*(delete(n) for n in write.mirrors.names))
-        for name, result in zip(write.mirrors.names, results, strict=True):
-            ok, reason = _outcome(result)
-            if not ok:
-                write.diverged(name, reason)
-    return response
+    return await _target_then_mirrors(write, primary, delete)
 
 
 async def mirror_copy(write: MirroredWrite) -> None:

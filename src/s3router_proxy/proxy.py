@@ -14,12 +14,12 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TypeVar
 
 import aiohttp
 from aiohttp import web
-from multidict import CIMultiDict
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from . import metrics
 from .backends import Backend
@@ -315,9 +315,26 @@ async def backend_call(
     query_items: list[tuple[str, str]],
     *,
     body: bytes = b"",
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> tuple[int, bytes]:
     """One small request the proxy makes itself (listing pages, split deletes): (status, body)."""
+    status, _, answer = await backend_exchange(
+        backend, method, bucket, key, query_items, body=body, headers=headers
+    )
+    return status, answer
+
+
+async def backend_exchange(
+    backend: Backend,
+    method: str,
+    bucket: str,
+    key: str,
+    query_items: list[tuple[str, str]],
+    *,
+    body: bytes = b"",
+    headers: Mapping[str, str] | None = None,
+) -> tuple[int, CIMultiDictProxy[str], bytes]:
+    """`backend_call`, with the answer's headers too: (status, headers, body)."""
     query = canonical_query_string(query_items)
     signed = {name.lower(): value for name, value in (headers or {}).items()}
     if body or method in ("PUT", "POST"):
@@ -334,7 +351,7 @@ async def backend_call(
                 data += piece
                 if len(data) > MAX_REWRITTEN_BODY:
                     raise S3Error("InternalError", "A backend answer was larger than expected.")
-            return response.status, bytes(data)
+            return response.status, response.headers, bytes(data)
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         raise _unreachable(backend, exc) from None
 
