@@ -395,8 +395,7 @@ class UpstreamPool:
             elif isinstance(body, bytes):
                 transport.write(head + body)
             else:
-                transport.write(head)
-                await self._send_stream(conn, body, chunked)
+                await self._send_stream(conn, head, body, chunked)
             await conn.wait_headers()
         except BaseException:
             conn.reusable = False
@@ -405,9 +404,14 @@ class UpstreamPool:
         return UpstreamResponse(conn)
 
     @staticmethod
-    async def _send_stream(conn: _Connection, body: AsyncIterator[bytes], chunked: bool) -> None:
+    async def _send_stream(
+        conn: _Connection, head: bytes, body: AsyncIterator[bytes], chunked: bool
+    ) -> None:
+        """Stream `body` after `head`. The head leaves with the first piece: a body refused
+        before its first piece went out (a failed check) never reaches the backend at all."""
         transport = conn.transport
         assert transport is not None
+        pending: bytes | None = head
         async for piece in body:
             if conn.headers_done or conn.closed:
                 # The backend answered (or hung up) before the whole body: stop sending; the
@@ -419,14 +423,22 @@ class UpstreamPool:
                 return
             if not piece:
                 continue
-            if chunked:
-                transport.writelines((f"{len(piece):x}\r\n".encode(), piece, _CHUNK_END))
-            else:
+            parts = [f"{len(piece):x}\r\n".encode(), piece, _CHUNK_END] if chunked else [piece]
+            if pending is not None:
+                parts.insert(0, pending)
+                pending = None
+            if len(parts) == 1:
                 transport.write(piece)
+            else:
+                transport.writelines(parts)
             if conn.write_paused:
                 await conn.drain()
-        if chunked and not conn.closed:
-            transport.write(b"0\r\n\r\n")
+        if conn.closed:
+            return
+        if chunked:
+            transport.write(b"0\r\n\r\n" if pending is None else pending + b"0\r\n\r\n")
+        elif pending is not None:
+            transport.write(pending)
 
     async def _acquire(self) -> _Connection:
         loop = asyncio.get_running_loop()
