@@ -441,22 +441,23 @@ class UpstreamPool:
             transport.write(pending)
 
     async def _acquire(self) -> _Connection:
-        loop = asyncio.get_running_loop()
         while True:
-            now = loop.time()
-            while self.idle:
-                conn = self.idle.pop()
+            idle = self.idle
+            while idle:
+                conn = idle.pop()
                 if (
                     conn.reusable
                     and not conn.closed
                     and not conn.transport.is_closing()  # type: ignore[union-attr]
-                    and now - conn.idle_since < IDLE_SECONDS
+                    and conn.loop.time() - conn.idle_since < IDLE_SECONDS
                 ):
                     return conn
                 conn.reusable = False
                 if conn.transport is not None:
                     conn.transport.close()
                 self._forget(conn)
+            # Only here, off the pooled path: get_running_loop costs a getpid() system call.
+            loop = asyncio.get_running_loop()
             if self.open < self.limit:
                 self.open += 1
                 return await self._connect(loop)
