@@ -146,7 +146,8 @@ def main(argv: list[str] | None = None) -> None:
             for _ in range(args.rounds):  # interleaved, so drift hits both alike
                 for method in ("GET", "PUT"):
                     for name, run in (("aiohttp ClientSession", _aiohttp), ("UpstreamPool", _lean)):
-                        result = uvloop.run(run(server.port, method, args.concurrency, args.seconds))
+                        coroutine = run(server.port, method, args.concurrency, args.seconds)
+                        result = uvloop.run(coroutine)
                         results.setdefault(f"{method} 4 KiB, {name}", []).append(result)
     finally:
         procs.stop_all()
