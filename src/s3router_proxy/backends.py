@@ -100,14 +100,20 @@ class Backend:
         self.credentials = CredentialSource(config)
         self.refresher: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._pool: UpstreamPool | None = None
+        self._pools: dict[str, UpstreamPool] = {}
 
     @property
     def pool(self) -> UpstreamPool:
-        """Keep-alive connections for forwarded requests (see `upstream.py`)."""
-        if self._pool is None:
-            url = URL(self.config.endpoint)
-            self._pool = UpstreamPool(
+        """Keep-alive connections for forwarded requests to the endpoint (see `upstream.py`)."""
+        return self.pool_for(self.netloc)
+
+    def pool_for(self, host: str) -> UpstreamPool:
+        """The pool for one Host: the endpoint's, or a bucket's own name in virtual-hosted
+        addressing (connected and, over TLS, verified as that name, as any S3 client does)."""
+        pool = self._pools.get(host)
+        if pool is None:
+            url = URL(f"{self.scheme}://{host}")
+            pool = self._pools[host] = UpstreamPool(
                 url.host or "",
                 url.port or (443 if self.scheme == "https" else 80),
                 tls=self.scheme == "https",
@@ -115,7 +121,7 @@ class Backend:
                 connect_timeout=self.config.connect_timeout,
                 read_timeout=self.config.read_timeout,
             )
-        return self._pool
+        return pool
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -205,6 +211,6 @@ class Backend:
         if self._session is not None:
             await self._session.close()
             self._session = None
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        for pool in self._pools.values():
+            await pool.close()
+        self._pools.clear()

@@ -74,6 +74,7 @@ _DROP_RESPONSE = frozenset(
         "x-amz-request-id",  # the proxy's own id replaces it, so logs and clients agree
     }
 )
+_DROP_SMALL_RESPONSE = _DROP_RESPONSE | {"content-length"}
 # Presigned-URL auth parameters: the backend request is signed in headers instead.
 _PRESIGN_PARAMS = frozenset(
     {
@@ -179,7 +180,7 @@ async def forward(
         signed["content-length"] = str(len(body_override))
     elif plan.upstream_length is not None and (has_body or "content-length" in request.headers):
         signed["content-length"] = str(plan.upstream_length)
-    _, target, signed = backend.signed_target(
+    host, target, signed = backend.signed_target(
         request.method, route.bucket, route.key, query, signed, plan.upstream_payload_hash
     )
     head = list(signed.items())
@@ -198,7 +199,7 @@ async def forward(
     # A request whose body is not a stream can be sent again on a fresh connection when the
     # first attempt never reached the backend (a stale pooled connection, a refused connect).
     attempts = 2 if body is None or isinstance(body, bytes) else 1
-    pool = backend.pool
+    pool = backend.pool_for(host)
     for attempt in range(1, attempts + 1):
         try:
             upstream = await pool.request(request.method, target, head, body, chunked=chunked)
@@ -221,7 +222,8 @@ async def forward(
     record.backend_seconds = time.monotonic() - sent_at
     record.bytes_in = outcome.sent
     metrics.child(metrics.BACKEND_SECONDS, backend.name).observe(record.backend_seconds)
-    metrics.child(metrics.BYTES_IN, backend.name).inc(outcome.sent)
+    if outcome.sent:  # each update takes a lock: none for the many requests without a body
+        metrics.child(metrics.BYTES_IN, backend.name).inc(outcome.sent)
     if upstream.status >= 500:
         metrics.child(metrics.BACKEND_ERRORS, backend.name, "5xx").inc()
     try:
@@ -337,16 +339,18 @@ async def _relay(
     location: Rewrite[str] | None = None,
 ) -> web.StreamResponse:
     """Stream the backend's answer to the client, headers and status as they are."""
-    headers: CIMultiDict[str] = CIMultiDict()
-    for name, value in upstream.headers:
-        if name.lower() not in _DROP_RESPONSE:
-            headers.add(name, value)
+    length = upstream.header_map.get("content-length", "")
+    head_only = http_request.method == "HEAD"
+    small = not head_only and length.isdigit() and int(length) <= SMALL_BODY
+    # A small answer's Content-Length is set by web.Response from the body it is given.
+    drop = _DROP_SMALL_RESPONSE if small else _DROP_RESPONSE
+    headers: CIMultiDict[str] = CIMultiDict(
+        [(name, value) for name, value in upstream.headers if name.lower() not in drop]
+    )
     if location is not None and "Location" in headers:
         headers["Location"] = location(headers["Location"])
     headers["x-amz-request-id"] = record.request_id
-    length = upstream.header_map.get("content-length", "")
-    head_only = http_request.method == "HEAD"
-    if not head_only and length.isdigit() and int(length) <= SMALL_BODY:
+    if small:
         # A small answer goes out in one write, headers and body together.
         try:
             body = await upstream.read(int(length))
@@ -356,15 +360,15 @@ async def _relay(
         if len(body) != int(length):
             metrics.child(metrics.BACKEND_ERRORS, backend.name, "broken_stream").inc()
             raise _unreachable(backend, UpstreamError("short answer"))
-        del headers["Content-Length"]
-        small = web.Response(
+        answer = web.Response(
             status=upstream.status, reason=upstream.reason, body=body, headers=headers
         )
         if upstream.status >= 400 and (code := _ERROR_CODE.search(body)) is not None:
             record.error_code = code.group(1).decode("ascii", "replace")
         record.bytes_out = len(body)
-        metrics.child(metrics.BYTES_OUT, backend.name).inc(len(body))
-        return small
+        if body:
+            metrics.child(metrics.BYTES_OUT, backend.name).inc(len(body))
+        return answer
     response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
     if "content-length" not in upstream.header_map and not head_only:
         response.enable_chunked_encoding()

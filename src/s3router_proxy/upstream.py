@@ -40,6 +40,10 @@ class ConnectFailed(UpstreamError):
     """No connection could be made (refused, unresolvable): nothing was sent."""
 
 
+class ConnectTimeout(ConnectFailed, TimeoutError):
+    """The connection was not made within `connect_timeout`: nothing was sent either."""
+
+
 class Disconnected(UpstreamError):
     """The backend closed the connection before any byte of its answer."""
 
@@ -485,7 +489,9 @@ class UpstreamPool:
                 )
         except TimeoutError:
             self._forget(conn)
-            raise
+            if conn.transport is not None:
+                conn.transport.abort()
+            raise ConnectTimeout("the connection was not made in time") from None
         except (OSError, ssl.SSLError) as exc:
             self._forget(conn)
             raise ConnectFailed(str(exc) or type(exc).__name__) from exc
