@@ -296,26 +296,37 @@ async def backend_call(
     body: bytes = b"",
     headers: dict[str, str] | None = None,
 ) -> tuple[int, bytes]:
-    """One small request the proxy makes itself (listing pages, split deletes): (status, body)."""
+    """One small request the proxy makes itself (listing pages, split deletes): (status, body).
+
+    It takes the same pooled connections as forwarded requests, so `max_connections` bounds
+    what the proxy opens to a backend for both."""
     query = canonical_query_string(query_items)
     signed = {name.lower(): value for name, value in (headers or {}).items()}
     if body or method in ("PUT", "POST"):
         signed["content-length"] = str(len(body))
-    url, signed = backend.signed_request(
+    host, target, signed = backend.signed_target(
         method, bucket, key, query, signed, hashlib.sha256(body).hexdigest()
     )
+    pool = backend.pool_for(host)
+    for attempt in (1, 2):  # the body is bytes: it can be sent again on a fresh connection
+        try:
+            response = await pool.request(method, target, signed.items(), body or None)
+            break
+        except (ConnectFailed, Disconnected) as exc:
+            idempotent = method in ("GET", "HEAD", "PUT", "DELETE")
+            if attempt == 1 and (isinstance(exc, ConnectFailed) or idempotent):
+                continue
+            raise _unreachable(backend, exc) from None
+        except (TimeoutError, OSError) as exc:
+            raise _unreachable(backend, exc) from None
     try:
-        async with backend.session.request(
-            method, url, headers=signed, data=body or None, allow_redirects=False
-        ) as response:
-            data = bytearray()
-            async for piece in response.content.iter_chunked(STREAM_CHUNK):
-                data += piece
-                if len(data) > MAX_REWRITTEN_BODY:
-                    raise S3Error("InternalError", "A backend answer was larger than expected.")
-            return response.status, bytes(data)
-    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        return response.status, await response.read(MAX_REWRITTEN_BODY)
+    except TooLarge:
+        raise S3Error("InternalError", "A backend answer was larger than expected.") from None
+    except (TimeoutError, UpstreamError) as exc:
         raise _unreachable(backend, exc) from None
+    finally:
+        response.release()
 
 
 def _unreachable(backend: Backend, exc: BaseException) -> S3Error:

@@ -30,6 +30,10 @@ IDLE_SECONDS = 15.0
 # Answer bytes buffered before the backend socket stops being read (per connection).
 READ_HIGH_WATER = 1024 * 1024
 READ_LOW_WATER = 256 * 1024
+# Connection attempts in flight per pool. A burst of requests to a backend that closes every
+# connection (moto, some gateways) would otherwise send hundreds of SYNs at once, overflow its
+# listen backlog (128 for Python servers) and have connects wait out SYN retransmits.
+MAX_CONNECTING = 32
 
 
 class UpstreamError(ConnectionError):
@@ -362,6 +366,7 @@ class UpstreamPool:
         self.read_timeout = read_timeout
         self.idle: list[_Connection] = []
         self.open = 0
+        self.connecting = 0
         self.waiters: deque[asyncio.Future[_Connection | None]] = deque()
         self.closing = False
 
@@ -462,9 +467,14 @@ class UpstreamPool:
                 self._forget(conn)
             # Only here, off the pooled path: get_running_loop costs a getpid() system call.
             loop = asyncio.get_running_loop()
-            if self.open < self.limit:
+            if self.open < self.limit and self.connecting < MAX_CONNECTING:
                 self.open += 1
-                return await self._connect(loop)
+                self.connecting += 1
+                try:
+                    return await self._connect(loop)
+                finally:
+                    self.connecting -= 1
+                    self._wake_one()
             waiter: asyncio.Future[_Connection | None] = loop.create_future()
             self.waiters.append(waiter)
             try:
@@ -529,6 +539,10 @@ class UpstreamPool:
         self.open -= 1
         if conn in self.idle:
             self.idle.remove(conn)
+        self._wake_one()
+
+    def _wake_one(self) -> None:
+        """Let one queued request try again: a connection slot or a connect slot came free."""
         while self.waiters:
             waiter = self.waiters.popleft()
             if not waiter.done():
