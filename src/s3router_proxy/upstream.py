@@ -195,12 +195,21 @@ class _Connection(asyncio.Protocol):
             self._fail(UpstreamError(f"unexpected interim answer {self.status}"))
             return
         self.headers_done = True
-        if not parser.should_keep_alive():  # type: ignore[union-attr]
-            self.reusable = False
         if self._head:
+            # No body follows, whatever the head says; llhttp would take a head without a
+            # length for a body read to the end, so keep-alive is read from the head itself.
+            connection = self.header_map.get("connection", "").lower()
+            if parser.get_http_version() == "1.1":  # type: ignore[union-attr]
+                keep = "close" not in connection
+            else:
+                keep = "keep-alive" in connection
+            if not keep:
+                self.reusable = False
             self.complete = True
             self.parser = None
-        elif (
+        elif not parser.should_keep_alive():  # type: ignore[union-attr]
+            self.reusable = False
+        if not self._head and (
             "content-length" not in self.header_map
             and "chunked" not in self.header_map.get("transfer-encoding", "").lower()
             and self.status not in (204, 304)
@@ -220,9 +229,12 @@ class _Connection(asyncio.Protocol):
         self._wake_body()
 
     def on_message_complete(self) -> None:
-        self.complete = True
-        if not self.parser.should_keep_alive():  # type: ignore[union-attr]
+        # After a HEAD answer's head the parser is gone already (llhttp still ends a
+        # "Content-Length: 0" message on its own); keep-alive was decided with the head.
+        parser = self.parser
+        if parser is not None and not parser.should_keep_alive():
             self.reusable = False
+        self.complete = True
         self.parser = None
         self._wake_body()
 

@@ -75,7 +75,7 @@ async def test_get_head_and_keep_alive_reuse() -> None:
             body = b"".join([piece async for piece in response.iter_pieces()])
             assert body == (b"" if method == "HEAD" else DATA)
             response.release()
-        assert pool.open == 1 and len(pool.idle) == 1
+            assert pool.open == 1 and len(pool.idle) == 1  # one connection, reused
         response = await pool.request("GET", "/chunked", [("Host", "h")], None)
         assert await response.read(1 << 20) == DATA
         response.release()
