@@ -250,9 +250,18 @@ def start_stack(procs: Processes, root: Path, *, python: str, pin: bool, log_lev
 
 
 def start_proxy(
-    procs: Processes, root: Path, backend_port: int, *, python: str, pin: bool, log_level: str
+    procs: Processes,
+    root: Path,
+    backend_port: int,
+    *,
+    python: str,
+    pin: bool,
+    log_level: str,
+    workers: int = 1,
 ) -> Server:
-    """Start the proxy on a free port, with its admin listener off where the version has one."""
+    """Start the proxy on a free port, with its admin listener off where the version has one.
+
+    `workers` > 1 runs `--workers N` (processes sharing the port through SO_REUSEPORT)."""
     config = root / "proxy.yaml"
     log = root / "proxy.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3_ROUTER_"))}
@@ -263,6 +272,8 @@ def start_proxy(
         log.write_text("")
         argv = [python, "-m", "s3router_proxy", "--config", str(config)]
         argv += ["--log-level", log_level]
+        if workers > 1:
+            argv += ["--workers", str(workers)]
         proc = procs.start(pinned(SERVER_CPU, argv, enabled=pin), log=log, env=env)
         try:
             wait_port(port, proc, 30.0, log)

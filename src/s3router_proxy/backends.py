@@ -1,10 +1,12 @@
 """Backends at run time: where a backend lives, how it is addressed, whose keys sign for it.
 
-A `Backend` owns one pooled aiohttp client session (keep-alive connections, per-backend
-timeouts) and a credential source. Static keys are used as they are; otherwise botocore's
-default chain (environment, profile, assume-role, web identity, container and instance
-metadata) is resolved and refreshed in a background thread, so a slow metadata call never
-blocks the event loop and an immutable snapshot is what each request signs with.
+A `Backend` owns two connection pools, both with its timeouts and connection limit: the lean
+`UpstreamPool` that forwarded client requests take, and an aiohttp client session for the
+requests the proxy makes itself (listings it merges, copies, probes); and a credential source.
+Static keys are used as they are; otherwise botocore's default chain (environment, profile,
+assume-role, web identity, container and instance metadata) is resolved and refreshed in a
+background thread, so a slow metadata call never blocks the event loop and an immutable
+snapshot is what each request signs with.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from yarl import URL
 from .config import BackendConfig
 from .errors import S3Error
 from .sigv4 import amz_date, sign_request, uri_encode
+from .upstream import UpstreamPool
 
 log = logging.getLogger("s3router_proxy.backends")
 
@@ -97,6 +100,28 @@ class Backend:
         self.credentials = CredentialSource(config)
         self.refresher: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._pools: dict[str, UpstreamPool] = {}
+
+    @property
+    def pool(self) -> UpstreamPool:
+        """Keep-alive connections for forwarded requests to the endpoint (see `upstream.py`)."""
+        return self.pool_for(self.netloc)
+
+    def pool_for(self, host: str) -> UpstreamPool:
+        """The pool for one Host: the endpoint's, or a bucket's own name in virtual-hosted
+        addressing (connected and, over TLS, verified as that name, as any S3 client does)."""
+        pool = self._pools.get(host)
+        if pool is None:
+            url = URL(f"{self.scheme}://{host}")
+            pool = self._pools[host] = UpstreamPool(
+                url.host or "",
+                url.port or (443 if self.scheme == "https" else 80),
+                tls=self.scheme == "https",
+                limit=self.config.max_connections,
+                connect_timeout=self.config.connect_timeout,
+                read_timeout=self.config.read_timeout,
+            )
+        return pool
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -143,6 +168,19 @@ class Backend:
         """The URL and signed headers of a request to this backend, signed with its current
         credentials. `query` is canonical (as `sigv4.canonical_query_string` makes it) and is
         sent exactly as signed; every header in `headers` (lower-case names) is signed."""
+        host, target, signed = self.signed_target(method, bucket, key, query, headers, payload_hash)
+        return URL(f"{self.scheme}://{host}{target}", encoded=True), signed
+
+    def signed_target(
+        self,
+        method: str,
+        bucket: str,
+        key: str,
+        query: str,
+        headers: dict[str, str],
+        payload_hash: str,
+    ) -> tuple[str, str, dict[str, str]]:
+        """`signed_request` as (Host, request target: path and query, signed headers)."""
         credentials = self.credentials.current
         if credentials is None:
             raise S3Error(
@@ -164,11 +202,7 @@ class Backend:
                 amz_date=amz_date(time.time()),
             )
         )
-        url = URL(
-            f"{self.scheme}://{host}{canonical_uri}" + (f"?{query}" if query else ""),
-            encoded=True,
-        )
-        return url, signed
+        return host, (f"{canonical_uri}?{query}" if query else canonical_uri), signed
 
     async def close(self) -> None:
         if self.refresher is not None:
@@ -177,3 +211,6 @@ class Backend:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        for pool in self._pools.values():
+            await pool.close()
+        self._pools.clear()

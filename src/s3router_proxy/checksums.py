@@ -21,8 +21,6 @@ import hashlib
 import zlib
 from collections.abc import Callable
 
-from awscrt import checksums as _crt
-
 from .errors import S3Error
 
 ALGORITHMS = ("CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256")
@@ -34,11 +32,17 @@ DIGEST_SIZES: dict[str, int] = {"CRC32": 4, "CRC32C": 4, "CRC64NVME": 8, "SHA1":
 
 _HEADERS: dict[str, str] = {HEADER_PREFIX + name.lower(): name for name in ALGORITHMS}
 
-_CRC_FUNCTIONS: dict[str, Callable[[bytes | memoryview, int], int]] = {
-    "CRC32": zlib.crc32,
-    "CRC32C": _crt.crc32c,
-    "CRC64NVME": _crt.crc64nvme,
-}
+
+def _crc_function(algorithm: str) -> Callable[[bytes | memoryview, int], int]:
+    """The running CRC of `algorithm`; awscrt (several MiB of native code) loads on first use,
+    so a proxy whose clients never send CRC32C/CRC64NVME never maps it."""
+    if algorithm == "CRC32":
+        return zlib.crc32
+    from awscrt import checksums as crt
+
+    return crt.crc32c if algorithm == "CRC32C" else crt.crc64nvme
+
+
 _HASH_NAMES = {"SHA1": "sha1", "SHA256": "sha256"}
 
 
@@ -109,7 +113,7 @@ class _CrcChecksum(Checksum):
 
     def __init__(self, algorithm: str) -> None:
         super().__init__(algorithm)
-        self._function = _CRC_FUNCTIONS[algorithm]
+        self._function = _crc_function(algorithm)
         self._size = DIGEST_SIZES[algorithm]
         self._crc = 0
 
@@ -139,7 +143,7 @@ def new_checksum(algorithm: str) -> Checksum:
     name = _known(algorithm)
     if name is None:
         raise _unknown(algorithm)
-    if name in _CRC_FUNCTIONS:
+    if name.startswith("CRC"):
         return _CrcChecksum(name)
     return _HashChecksum(name)
 

@@ -32,6 +32,7 @@ from .sigv4 import (
     SigV4Auth,
     canonical_query_string,
 )
+from .upstream import ConnectFailed, Disconnected, TooLarge, UpstreamError, UpstreamResponse
 
 log = logging.getLogger("s3router_proxy.proxy")
 
@@ -73,6 +74,7 @@ _DROP_RESPONSE = frozenset(
         "x-amz-request-id",  # the proxy's own id replaces it, so logs and clients agree
     }
 )
+_DROP_SMALL_RESPONSE = _DROP_RESPONSE | {"content-length"}
 # Presigned-URL auth parameters: the backend request is signed in headers instead.
 _PRESIGN_PARAMS = frozenset(
     {
@@ -200,11 +202,12 @@ async def forward(
     signed, unsigned = outgoing_headers(
         request, plan, has_body, header_overrides=header_overrides, body_override=body_override
     )
-    url, signed = backend.signed_request(
+    host, target, signed = backend.signed_target(
         request.method, route.bucket, route.key, query, signed, plan.upstream_payload_hash
     )
-    headers = CIMultiDict(signed)
-    headers.update(unsigned)
+    head = list(signed.items())
+    if unsigned:
+        head.extend(unsigned.items())
 
     outcome = BodyOutcome() if stream is None else stream[1]
     body: AsyncIterator[bytes] | bytes | None
@@ -215,30 +218,24 @@ async def forward(
         body = stream[0] if has_body else None
     else:
         body = upstream_body(http_request.content, plan, outcome) if has_body else None
+    chunked = body is not None and not isinstance(body, bytes) and "content-length" not in signed
     sent_at = time.monotonic()
     # A request whose body is not a stream can be sent again on a fresh connection when the
     # first attempt never reached the backend (a stale pooled connection, a refused connect).
     attempts = 2 if body is None or isinstance(body, bytes) else 1
+    pool = backend.pool_for(host)
     for attempt in range(1, attempts + 1):
         try:
-            upstream = await backend.session.request(
-                request.method,
-                url,
-                headers=headers,
-                data=body,
-                allow_redirects=False,
-                compress=None,
-                chunked=None,
-            )
+            upstream = await pool.request(request.method, target, head, body, chunked=chunked)
             break
-        except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError) as exc:
+        except (ConnectFailed, Disconnected) as exc:
             # A disconnect may come after the backend acted: only idempotent methods go again.
             idempotent = request.method in ("GET", "HEAD", "PUT", "DELETE")
-            if attempt < attempts and (isinstance(exc, aiohttp.ClientConnectorError) or idempotent):
+            if attempt < attempts and (isinstance(exc, ConnectFailed) or idempotent):
                 continue
             record.bytes_in = outcome.sent
             raise _unreachable(backend, exc) from None
-        except (TimeoutError, BodyAborted, aiohttp.ClientError, OSError) as exc:
+        except (TimeoutError, BodyAborted, OSError) as exc:
             record.bytes_in = outcome.sent
             if outcome.failure is not None:
                 raise outcome.failure from None
@@ -249,21 +246,22 @@ async def forward(
     record.backend_seconds = time.monotonic() - sent_at
     record.bytes_in = outcome.sent
     metrics.child(metrics.BACKEND_SECONDS, backend.name).observe(record.backend_seconds)
-    metrics.child(metrics.BYTES_IN, backend.name).inc(outcome.sent)
+    if outcome.sent:  # each update takes a lock: none for the many requests without a body
+        metrics.child(metrics.BYTES_IN, backend.name).inc(outcome.sent)
     if upstream.status >= 500:
         metrics.child(metrics.BACKEND_ERRORS, backend.name, "5xx").inc()
     try:
         if outcome.failure is not None:
             raise outcome.failure
         if rewrite is not None and upstream.status == 200:
-            return await _relay_rewritten(http_request, upstream, record, rewrite, location)
+            return await _relay_rewritten(upstream, backend, record, rewrite, location)
         if (
             rewrite_errors is not None
             and upstream.status >= 300
             and request.method != "HEAD"
-            and "xml" in upstream.headers.get("Content-Type", "")
+            and "xml" in upstream.header_map.get("content-type", "")
         ):
-            return await _relay_rewritten(http_request, upstream, record, rewrite_errors, location)
+            return await _relay_rewritten(upstream, backend, record, rewrite_errors, location)
         return await _relay(http_request, upstream, backend, record, location)
     finally:
         upstream.release()
@@ -275,22 +273,27 @@ MAX_REWRITTEN_BODY = 16 * 1024 * 1024
 
 
 async def _relay_rewritten(
-    http_request: web.BaseRequest,
-    upstream: aiohttp.ClientResponse,
+    upstream: UpstreamResponse,
+    backend: Backend,
     record: RequestRecord,
     rewrite: Rewrite[bytes],
     location: Rewrite[str] | None,
 ) -> web.StreamResponse:
     """Answer with a small XML document rewritten for the client (bounded in size)."""
-    body = bytearray()
-    async for piece in upstream.content.iter_chunked(STREAM_CHUNK):
-        body += piece
-        if len(body) > MAX_REWRITTEN_BODY:
-            raise S3Error("InternalError", "A backend answer was larger than the proxy rewrites.")
-    new_body = rewrite(bytes(body))
+    try:
+        body = await upstream.read(MAX_REWRITTEN_BODY)
+    except TimeoutError as exc:
+        raise _unreachable(backend, exc) from None
+    except TooLarge:
+        raise S3Error(
+            "InternalError", "A backend answer was larger than the proxy rewrites."
+        ) from None
+    except UpstreamError as exc:
+        raise _unreachable(backend, exc) from None
+    new_body = rewrite(body)
     headers = CIMultiDict(
         (name, value)
-        for name, value in upstream.headers.items()
+        for name, value in upstream.headers
         if name.lower() not in _DROP_RESPONSE and name.lower() != "content-length"
     )
     headers["x-amz-request-id"] = record.request_id
@@ -317,7 +320,10 @@ async def backend_call(
     body: bytes = b"",
     headers: Mapping[str, str] | None = None,
 ) -> tuple[int, bytes]:
-    """One small request the proxy makes itself (listing pages, split deletes): (status, body)."""
+    """One small request the proxy makes itself (listing pages, split deletes): (status, body).
+
+    It takes the same pooled connections as forwarded requests, so `max_connections` bounds
+    what the proxy opens to a backend for both."""
     status, _, answer = await backend_exchange(
         backend, method, bucket, key, query_items, body=body, headers=headers
     )
@@ -339,21 +345,30 @@ async def backend_exchange(
     signed = {name.lower(): value for name, value in (headers or {}).items()}
     if body or method in ("PUT", "POST"):
         signed["content-length"] = str(len(body))
-    url, signed = backend.signed_request(
+    host, target, signed = backend.signed_target(
         method, bucket, key, query, signed, hashlib.sha256(body).hexdigest()
     )
+    pool = backend.pool_for(host)
+    for attempt in (1, 2):  # the body is bytes: it can be sent again on a fresh connection
+        try:
+            response = await pool.request(method, target, signed.items(), body or None)
+            break
+        except (ConnectFailed, Disconnected) as exc:
+            idempotent = method in ("GET", "HEAD", "PUT", "DELETE")
+            if attempt == 1 and (isinstance(exc, ConnectFailed) or idempotent):
+                continue
+            raise _unreachable(backend, exc) from None
+        except (TimeoutError, OSError) as exc:
+            raise _unreachable(backend, exc) from None
     try:
-        async with backend.session.request(
-            method, url, headers=signed, data=body or None, allow_redirects=False
-        ) as response:
-            data = bytearray()
-            async for piece in response.content.iter_chunked(STREAM_CHUNK):
-                data += piece
-                if len(data) > MAX_REWRITTEN_BODY:
-                    raise S3Error("InternalError", "A backend answer was larger than expected.")
-            return response.status, response.headers, bytes(data)
-    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        answer = await response.read(MAX_REWRITTEN_BODY)
+        return response.status, CIMultiDictProxy(CIMultiDict(response.headers)), answer
+    except TooLarge:
+        raise S3Error("InternalError", "A backend answer was larger than expected.") from None
+    except (TimeoutError, UpstreamError) as exc:
         raise _unreachable(backend, exc) from None
+    finally:
+        response.release()
 
 
 def _unreachable(backend: Backend, exc: BaseException) -> S3Error:
@@ -371,44 +386,51 @@ def _unreachable(backend: Backend, exc: BaseException) -> S3Error:
 
 async def _relay(
     http_request: web.BaseRequest,
-    upstream: aiohttp.ClientResponse,
+    upstream: UpstreamResponse,
     backend: Backend,
     record: RequestRecord,
     location: Rewrite[str] | None = None,
 ) -> web.StreamResponse:
     """Stream the backend's answer to the client, headers and status as they are."""
-    response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-    for name, value in upstream.headers.items():
-        if name.lower() not in _DROP_RESPONSE:
-            response.headers.add(name, value)
-    if location is not None and "Location" in response.headers:
-        response.headers["Location"] = location(response.headers["Location"])
-    length = upstream.headers.get("Content-Length", "")
-    if http_request.method != "HEAD" and length.isdigit() and int(length) <= SMALL_BODY:
+    length = upstream.header_map.get("content-length", "")
+    head_only = http_request.method == "HEAD"
+    small = not head_only and length.isdigit() and int(length) <= SMALL_BODY
+    # A small answer's Content-Length is set by web.Response from the body it is given.
+    drop = _DROP_SMALL_RESPONSE if small else _DROP_RESPONSE
+    headers: CIMultiDict[str] = CIMultiDict(
+        [(name, value) for name, value in upstream.headers if name.lower() not in drop]
+    )
+    if location is not None and "Location" in headers:
+        headers["Location"] = location(headers["Location"])
+    headers["x-amz-request-id"] = record.request_id
+    if small:
         # A small answer goes out in one write, headers and body together.
         try:
-            body = await upstream.content.readexactly(int(length)) if int(length) else b""
-        except (TimeoutError, aiohttp.ClientError, asyncio.IncompleteReadError) as exc:
+            body = await upstream.read(int(length))
+        except (TimeoutError, UpstreamError) as exc:
             metrics.child(metrics.BACKEND_ERRORS, backend.name, "broken_stream").inc()
             raise _unreachable(backend, exc) from None
-        small = web.Response(status=upstream.status, reason=upstream.reason, body=body)
-        small.headers.clear()
-        small.headers.extend(response.headers)
-        small.headers["x-amz-request-id"] = record.request_id
+        if len(body) != int(length):
+            metrics.child(metrics.BACKEND_ERRORS, backend.name, "broken_stream").inc()
+            raise _unreachable(backend, UpstreamError("short answer"))
+        answer = web.Response(
+            status=upstream.status, reason=upstream.reason, body=body, headers=headers
+        )
         if upstream.status >= 400 and (code := _ERROR_CODE.search(body)) is not None:
             record.error_code = code.group(1).decode("ascii", "replace")
         record.bytes_out = len(body)
-        metrics.child(metrics.BYTES_OUT, backend.name).inc(len(body))
-        return small
-    response.headers["x-amz-request-id"] = record.request_id
-    if "Content-Length" not in upstream.headers and http_request.method != "HEAD":
+        if body:
+            metrics.child(metrics.BYTES_OUT, backend.name).inc(len(body))
+        return answer
+    response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
+    if "content-length" not in upstream.header_map and not head_only:
         response.enable_chunked_encoding()
     await response.prepare(http_request)
-    if http_request.method == "HEAD":
+    if head_only:
         await response.write_eof()
         return response
     try:
-        async for piece in upstream.content.iter_chunked(STREAM_CHUNK):
+        async for piece in upstream.iter_pieces():
             try:
                 await response.write(piece)
             except (ConnectionError, aiohttp.ClientConnectionError):
@@ -416,7 +438,7 @@ async def _relay(
                 record.error_code = "ClientDisconnected"
                 return response
             record.bytes_out += len(piece)
-    except (TimeoutError, aiohttp.ClientError) as exc:
+    except (TimeoutError, UpstreamError) as exc:
         # Headers are gone already: the only honest signal left is a broken connection.
         log.warning("backend %s broke off a response: %s", backend.name, type(exc).__name__)
         metrics.child(metrics.BACKEND_ERRORS, backend.name, "broken_stream").inc()

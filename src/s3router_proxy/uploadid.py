@@ -22,11 +22,12 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from typing import TYPE_CHECKING
 
 from .errors import S3Error
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from .mapping import child, children, parse_xml, serialize_xml
 
 _CONTEXT = b"s3router upload id v2\0"
@@ -46,12 +47,21 @@ class UploadPin:
 
 @functools.lru_cache(maxsize=8)
 def _cipher(secret: bytes) -> AESGCM:
+    # Imported on first use: cryptography is several MiB that only multipart uploads need.
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     return AESGCM(hashlib.sha256(_CONTEXT + secret).digest())
 
 
 @functools.lru_cache(maxsize=8)
 def _cipher_key(secret: bytes) -> bytes:
     return hashlib.sha256(b"nonce\0" + _CONTEXT + secret).digest()
+
+
+def _InvalidTag() -> type[Exception]:
+    from cryptography.exceptions import InvalidTag
+
+    return InvalidTag
 
 
 def _aad(bucket: str, key: str) -> bytes:
@@ -84,7 +94,7 @@ def unwrap(secret: bytes, upload_id: str, *, bucket: str, key: str) -> UploadPin
             (str(m[0]), str(m[1]), str(m[2]), str(m[3])) for m in (mirrored[0] if mirrored else ())
         )
         mode = str(mirrored[1]) if mirrored else "strict"
-    except (ValueError, binascii.Error, InvalidTag, TypeError, UnicodeDecodeError):
+    except (ValueError, binascii.Error, _InvalidTag(), TypeError, UnicodeDecodeError):
         raise S3Error(
             "NoSuchUpload",
             "The specified multipart upload does not exist. The upload ID may be invalid, or "

@@ -1,0 +1,569 @@
+"""The backend leg of forwarded requests: a small HTTP/1.1 client over pooled connections.
+
+aiohttp's `ClientSession` was the largest single cost of a proxied small request (about 30%
+of the proxy's CPU in the profile: per-request `ClientRequest`/`ClientResponse` objects, URL
+and header multidicts, timers rescheduled on every read, a writer task). This client does only
+what forwarding needs: one asyncio `Protocol` per keep-alive connection, the request head and a
+small body leaving in one `write`, the answer parsed by llhttp (`httptools`, the parser
+uvicorn uses), and the body handed over as the bytes that arrived, with `pause_reading` /
+`resume_reading` as the back-pressure toward the backend and `pause_writing` /
+`resume_writing` toward it. `bench/client_micro.py` compares the two against nginx.
+
+Everything else the proxy asks of a backend (listings it merges, cross-backend copies, the
+readiness probe) still goes through `Backend.session` (aiohttp): it is not per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+from collections import deque
+from collections.abc import AsyncIterator, Iterable
+
+import httptools
+
+# How long an idle pooled connection is trusted; most servers close idle ones later than this
+# (nginx 75 s, S3 about 20 s), so a reused connection is rarely one the backend just closed.
+IDLE_SECONDS = 15.0
+# Answer bytes buffered before the backend socket stops being read (per connection).
+READ_HIGH_WATER = 1024 * 1024
+READ_LOW_WATER = 256 * 1024
+# Connection attempts in flight per pool. A burst of requests to a backend that closes every
+# connection (moto, some gateways) would otherwise send hundreds of SYNs at once, overflow its
+# listen backlog (128 for Python servers) and have connects wait out SYN retransmits.
+MAX_CONNECTING = 32
+
+
+class UpstreamError(ConnectionError):
+    """The backend connection failed or the backend broke the protocol."""
+
+
+class ConnectFailed(UpstreamError):
+    """No connection could be made (refused, unresolvable): nothing was sent."""
+
+
+class ConnectTimeout(ConnectFailed, TimeoutError):
+    """The connection was not made within `connect_timeout`: nothing was sent either."""
+
+
+class Disconnected(UpstreamError):
+    """The backend closed the connection before any byte of its answer."""
+
+
+class TooLarge(UpstreamError):
+    """An answer read whole was longer than the reader's limit."""
+
+
+class _Connection(asyncio.Protocol):
+    """One connection to a backend; carries one exchange at a time."""
+
+    __slots__ = (
+        "_head",
+        "body",
+        "body_waiter",
+        "buffered",
+        "closed",
+        "complete",
+        "counted",
+        "drain_waiter",
+        "eof_body",
+        "error",
+        "header_map",
+        "headers",
+        "headers_done",
+        "headers_waiter",
+        "idle_since",
+        "last_data",
+        "loop",
+        "parser",
+        "pool",
+        "read_paused",
+        "reason",
+        "reusable",
+        "status",
+        "transport",
+        "write_paused",
+    )
+
+    def __init__(self, pool: UpstreamPool, loop: asyncio.AbstractEventLoop) -> None:
+        self.pool = pool
+        self.loop = loop
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.counted = True
+        self.write_paused = False
+        self.drain_waiter: asyncio.Future[None] | None = None
+        self.idle_since = 0.0
+        self._reset(False)
+        self.parser = None  # nothing is expected before a request goes out
+
+    def _reset(self, head: bool) -> None:
+        self.status = 0
+        self.reason = ""
+        self.headers: list[tuple[str, str]] = []
+        self.header_map: dict[str, str] = {}
+        self.headers_done = False
+        self.headers_waiter: asyncio.Future[None] | None = None
+        self.body: deque[bytes] = deque()
+        self.buffered = 0
+        self.body_waiter: asyncio.Future[None] | None = None
+        self.complete = False
+        self.eof_body = False
+        self.read_paused = False
+        self.reusable = True
+        self.error: BaseException | None = None
+        self.last_data = 0.0
+        # A HEAD answer has a Content-Length but no body; llhttp cannot be told so, hence a
+        # parser per exchange and none after a HEAD answer's head.
+        self.parser: httptools.HttpResponseParser | None = httptools.HttpResponseParser(self)
+        self._head = head
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            # A request head and a small body leave at once, not after the previous ACK.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_data = self.loop.time()
+        parser = self.parser
+        if parser is None:  # bytes nobody asked for: the connection cannot be trusted
+            self.reusable = False
+            self.transport.close()  # type: ignore[union-attr]
+            return
+        try:
+            parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(UpstreamError(f"malformed answer from the backend: {exc}"))
+            self.transport.close()  # type: ignore[union-attr]
+
+    def eof_received(self) -> bool:
+        self.reusable = False
+        return False  # close the transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.reusable = False
+        if self.headers_done and self.eof_body and not self.complete:
+            self.complete = True  # an answer delimited by the end of the connection
+            self._wake_body()
+        elif not self.complete:
+            if not self.headers_done and not self.status:
+                self._fail(Disconnected("the backend closed the connection"))
+            else:
+                self._fail(UpstreamError("the backend closed the connection mid-answer"))
+        waiter = self.drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        self.pool._forget(self)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        waiter = self.drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # httptools callbacks
+
+    def on_status(self, status: bytes) -> None:
+        self.reason += status.decode("latin-1")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        text = name.decode("latin-1")
+        decoded = value.decode("utf-8", "surrogateescape")
+        self.headers.append((text, decoded))
+        lower = text.lower()
+        if lower in self.header_map:
+            self.header_map[lower] += "," + decoded
+        else:
+            self.header_map[lower] = decoded
+
+    def on_headers_complete(self) -> None:
+        parser = self.parser
+        self.status = parser.get_status_code()  # type: ignore[union-attr]
+        if self.status < 200:  # 1xx: an interim answer we never asked for
+            self.reusable = False
+            self._fail(UpstreamError(f"unexpected interim answer {self.status}"))
+            return
+        self.headers_done = True
+        if self._head:
+            # No body follows, whatever the head says; llhttp would take a head without a
+            # length for a body read to the end, so keep-alive is read from the head itself.
+            connection = self.header_map.get("connection", "").lower()
+            if parser.get_http_version() == "1.1":  # type: ignore[union-attr]
+                keep = "close" not in connection
+            else:
+                keep = "keep-alive" in connection
+            if not keep:
+                self.reusable = False
+            self.complete = True
+            self.parser = None
+        elif not parser.should_keep_alive():  # type: ignore[union-attr]
+            self.reusable = False
+        if not self._head and (
+            "content-length" not in self.header_map
+            and "chunked" not in self.header_map.get("transfer-encoding", "").lower()
+            and self.status not in (204, 304)
+        ):
+            self.eof_body = True
+            self.reusable = False
+        waiter = self.headers_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+        self.buffered += len(body)
+        if self.buffered > READ_HIGH_WATER and not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()  # type: ignore[union-attr]
+        self._wake_body()
+
+    def on_message_complete(self) -> None:
+        # After a HEAD answer's head the parser is gone already (llhttp still ends a
+        # "Content-Length: 0" message on its own); keep-alive was decided with the head.
+        parser = self.parser
+        if parser is not None and not parser.should_keep_alive():
+            self.reusable = False
+        self.complete = True
+        self.parser = None
+        self._wake_body()
+
+    # helpers
+
+    def _wake_body(self) -> None:
+        waiter = self.body_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _fail(self, error: BaseException) -> None:
+        if self.error is None:
+            self.error = error
+        self.reusable = False
+        for waiter in (self.headers_waiter, self.body_waiter):
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
+    async def _wait(self, waiter: asyncio.Future[None]) -> None:
+        """Wait for the backend, failing after `read_timeout` without a byte from it."""
+        loop = self.loop
+        self.last_data = loop.time()  # the silence that counts is the one while waiting
+        timer = loop.call_at(self.last_data + self.pool.read_timeout, self._check_timeout, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+
+    def _check_timeout(self, waiter: asyncio.Future[None]) -> None:
+        if waiter.done():
+            return
+        timeout = self.pool.read_timeout
+        due = self.last_data + timeout
+        if self.loop.time() < due:
+            self.loop.call_at(due, self._check_timeout, waiter)  # bytes came meanwhile
+            return
+        self._fail(TimeoutError("the backend did not answer in time"))
+        if self.transport is not None:
+            self.transport.abort()
+
+    async def wait_headers(self) -> None:
+        while not self.headers_done:
+            if self.error is not None:
+                raise self.error
+            waiter = self.headers_waiter = self.loop.create_future()
+            await self._wait(waiter)
+
+    async def next_piece(self) -> bytes:
+        """Body bytes as they arrived (several reads joined), b"" at the end."""
+        while not self.body:
+            if self.complete:
+                return b""
+            if self.error is not None:
+                raise self.error
+            waiter = self.body_waiter = self.loop.create_future()
+            await self._wait(waiter)
+        body = self.body
+        data = body.popleft() if len(body) == 1 else b"".join(body)
+        body.clear()
+        self.buffered = 0
+        if self.read_paused and not self.closed:
+            self.read_paused = False
+            self.transport.resume_reading()  # type: ignore[union-attr]
+        return data
+
+    async def drain(self) -> None:
+        while self.write_paused and not self.closed:
+            waiter = self.drain_waiter = self.loop.create_future()
+            await waiter
+
+
+class UpstreamResponse:
+    """A backend's answer: status, headers as sent, and the body to read or stream once."""
+
+    __slots__ = ("_conn", "header_map", "headers", "reason", "status")
+
+    def __init__(self, conn: _Connection) -> None:
+        self._conn: _Connection | None = conn
+        self.status = conn.status
+        self.reason = conn.reason
+        self.headers = conn.headers  # (name, value) in the order sent
+        self.header_map = conn.header_map  # lower-case name -> value (repeats joined)
+
+    @property
+    def body_complete(self) -> bool:
+        conn = self._conn
+        return conn is not None and conn.complete and not conn.body
+
+    async def read(self, limit: int) -> bytes:
+        """The whole body; `UpstreamError` when it is longer than `limit` or breaks off."""
+        conn = self._conn
+        assert conn is not None
+        if conn.complete and len(conn.body) <= 1:
+            data = conn.body.popleft() if conn.body else b""
+            if len(data) > limit:
+                raise TooLarge("the backend's answer is larger than expected")
+            return data
+        pieces = bytearray()
+        while piece := await conn.next_piece():
+            pieces += piece
+            if len(pieces) > limit:
+                raise TooLarge("the backend's answer is larger than expected")
+        return bytes(pieces)
+
+    async def iter_pieces(self) -> AsyncIterator[bytes]:
+        conn = self._conn
+        assert conn is not None
+        while piece := await conn.next_piece():
+            yield piece
+
+    def release(self) -> None:
+        """Hand the connection back (answer fully read) or drop it (anything else)."""
+        conn = self._conn
+        if conn is None:
+            return
+        self._conn = None
+        conn.pool._release(conn)
+
+
+_CHUNK_END = b"\r\n"
+
+
+class UpstreamPool:
+    """Keep-alive connections to one backend, at most `limit` open at once."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        tls: bool,
+        limit: int,
+        connect_timeout: float,
+        read_timeout: float,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.ssl: ssl.SSLContext | None = ssl.create_default_context() if tls else None
+        self.limit = limit
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.idle: list[_Connection] = []
+        self.open = 0
+        self.connecting = 0
+        self.waiters: deque[asyncio.Future[_Connection | None]] = deque()
+        self.closing = False
+
+    async def request(
+        self,
+        method: str,
+        target: str,
+        headers: Iterable[tuple[str, str]],
+        body: bytes | AsyncIterator[bytes] | None,
+        *,
+        chunked: bool = False,
+    ) -> UpstreamResponse:
+        """Send one request and return once the answer's head arrived.
+
+        `headers` must hold Host and, for a body of known size, Content-Length; `chunked`
+        frames a streamed body with Transfer-Encoding: chunked (added here)."""
+        lines = [f"{method} {target} HTTP/1.1"]
+        lines.extend(f"{name}: {value}" for name, value in headers)
+        if chunked:
+            lines.append("Transfer-Encoding: chunked")
+        lines.append("\r\n")
+        text = "\r\n".join(lines)
+        if "\n" in target or text.count("\n") != len(lines):
+            raise ValueError("a header holds a line break")
+        head = text.encode("utf-8", "surrogateescape")
+        conn = await self._acquire()
+        try:
+            conn._reset(method == "HEAD")
+            transport = conn.transport
+            assert transport is not None
+            if conn.closed or transport.is_closing():
+                raise Disconnected("the backend closed the connection")
+            if body is None:
+                transport.write(head)
+            elif isinstance(body, bytes):
+                transport.write(head + body)
+            else:
+                await self._send_stream(conn, head, body, chunked)
+            await conn.wait_headers()
+        except BaseException:
+            conn.reusable = False
+            self._release(conn)
+            raise
+        return UpstreamResponse(conn)
+
+    @staticmethod
+    async def _send_stream(
+        conn: _Connection, head: bytes, body: AsyncIterator[bytes], chunked: bool
+    ) -> None:
+        """Stream `body` after `head`. The head leaves with the first piece: a body refused
+        before its first piece went out (a failed check) never reaches the backend at all."""
+        transport = conn.transport
+        assert transport is not None
+        pending: bytes | None = head
+        async for piece in body:
+            if conn.headers_done or conn.closed:
+                # The backend answered (or hung up) before the whole body: stop sending; the
+                # connection is not reusable with half a body on it.
+                conn.reusable = False
+                aclose = getattr(body, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+                return
+            if not piece:
+                continue
+            parts = [f"{len(piece):x}\r\n".encode(), piece, _CHUNK_END] if chunked else [piece]
+            if pending is not None:
+                parts.insert(0, pending)
+                pending = None
+            if len(parts) == 1:
+                transport.write(piece)
+            else:
+                transport.writelines(parts)
+            if conn.write_paused:
+                await conn.drain()
+        if conn.closed:
+            return
+        if chunked:
+            transport.write(b"0\r\n\r\n" if pending is None else pending + b"0\r\n\r\n")
+        elif pending is not None:
+            transport.write(pending)
+
+    async def _acquire(self) -> _Connection:
+        while True:
+            idle = self.idle
+            while idle:
+                conn = idle.pop()
+                if (
+                    conn.reusable
+                    and not conn.closed
+                    and not conn.transport.is_closing()  # type: ignore[union-attr]
+                    and conn.loop.time() - conn.idle_since < IDLE_SECONDS
+                ):
+                    return conn
+                conn.reusable = False
+                if conn.transport is not None:
+                    conn.transport.close()
+                self._forget(conn)
+            # Only here, off the pooled path: get_running_loop costs a getpid() system call.
+            loop = asyncio.get_running_loop()
+            if self.open < self.limit and self.connecting < MAX_CONNECTING:
+                self.open += 1
+                self.connecting += 1
+                try:
+                    return await self._connect(loop)
+                finally:
+                    self.connecting -= 1
+                    self._wake_one()
+            waiter: asyncio.Future[_Connection | None] = loop.create_future()
+            self.waiters.append(waiter)
+            try:
+                conn_or_none = await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled() and waiter.result() is not None:
+                    self._release(waiter.result())  # type: ignore[arg-type]
+                raise
+            if conn_or_none is not None:
+                return conn_or_none
+
+    async def _connect(self, loop: asyncio.AbstractEventLoop) -> _Connection:
+        conn = _Connection(self, loop)
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                await loop.create_connection(
+                    lambda: conn,
+                    self.host,
+                    self.port,
+                    ssl=self.ssl,
+                    server_hostname=self.host if self.ssl is not None else None,
+                )
+        except TimeoutError:
+            self._forget(conn)
+            if conn.transport is not None:
+                conn.transport.abort()
+            raise ConnectTimeout("the connection was not made in time") from None
+        except (OSError, ssl.SSLError) as exc:
+            self._forget(conn)
+            raise ConnectFailed(str(exc) or type(exc).__name__) from exc
+        except BaseException:
+            self._forget(conn)
+            raise
+        return conn
+
+    def _release(self, conn: _Connection) -> None:
+        if (
+            conn.reusable
+            and conn.complete
+            and not conn.body
+            and not conn.closed
+            and not self.closing
+        ):
+            while self.waiters:
+                waiter = self.waiters.popleft()
+                if not waiter.done():
+                    waiter.set_result(conn)
+                    return
+            conn.idle_since = conn.loop.time()
+            self.idle.append(conn)
+            return
+        conn.reusable = False
+        if conn.transport is not None and not conn.closed:
+            conn.transport.abort() if not conn.complete else conn.transport.close()
+        self._forget(conn)
+
+    def _forget(self, conn: _Connection) -> None:
+        """`conn` no longer counts against the limit; a waiter may open a new one."""
+        if not conn.counted:
+            return
+        conn.counted = False
+        self.open -= 1
+        if conn in self.idle:
+            self.idle.remove(conn)
+        self._wake_one()
+
+    def _wake_one(self) -> None:
+        """Let one queued request try again: a connection slot or a connect slot came free."""
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    async def close(self) -> None:
+        self.closing = True
+        for conn in list(self.idle):
+            if conn.transport is not None:
+                conn.transport.close()
+        self.idle.clear()
