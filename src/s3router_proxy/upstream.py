@@ -9,8 +9,9 @@ uvicorn uses), and the body handed over as the bytes that arrived, with `pause_r
 `resume_reading` as the back-pressure toward the backend and `pause_writing` /
 `resume_writing` toward it. `bench/client_micro.py` compares the two against nginx.
 
-Everything else the proxy asks of a backend (listings it merges, cross-backend copies, the
-readiness probe) still goes through `Backend.session` (aiohttp): it is not per request.
+Listing pages and split deletes the proxy asks for itself (`proxy.backend_call`) take the
+same pools. Cross-backend copies (a GET streamed into a PUT) and the readiness probe still go
+through `Backend.session` (aiohttp): they are rare, not per request.
 """
 
 from __future__ import annotations
