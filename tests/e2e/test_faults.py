@@ -498,6 +498,7 @@ def test_short_soak_has_no_errors_and_flat_fds(
     proxy: ProxyProcess, bucket: str, list_bucket: str
 ) -> None:
     soak.raise_nofile(4096)
+    idle_fds = open_fds(proxy.pid)
     asyncio.run(
         soak.run_load(
             proxy.endpoint, bucket, seconds=3, concurrency=300, key=KEY, secret=SECRET, seed=1
@@ -527,7 +528,11 @@ def test_short_soak_has_no_errors_and_flat_fds(
     assert_served(result, resets_allowed=0.0)
     assert result.requests > 1000
     assert len(fds) >= 3
-    assert max(fds[1:]) <= fds[0] + 50, fds
+    # Open descriptors are bounded by what is open at once, whatever the request count: the
+    # 300 client connections, the backend pool's 256 (its max_connections) and a few more
+    # being connected. Pooled backend connections come and go with the backend, so the count
+    # moves within that bound; a descriptor leaked per request (thousands here) cannot hide.
+    assert max(fds) <= idle_fds + 300 + 256 + 64, (idle_fds, fds)
     assert rss[-1] <= rss[0] + 64, rss
 
 
