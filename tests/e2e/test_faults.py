@@ -603,7 +603,10 @@ def test_a_thousand_concurrent_connections(
     )
     assert_served(result, resets_allowed=0.0)
     assert result.requests == 3000
-    assert max(peak) > baseline + 900, (baseline, peak)  # 1000 client connections at once
+    # Most of the 1000 client connections were open in the proxy at once (sampled once a
+    # second; connections still in the listen backlog, not yet accepted on a busy machine,
+    # hold no descriptor of the proxy's yet).
+    assert max(peak) > baseline + 800, (baseline, peak)
     count = settle_fds(proxy.pid, baseline, slack=100, timeout=20)
     assert count <= baseline + 100, (baseline, count)
     boto3_client(proxy.endpoint, KEY, SECRET).head_bucket(Bucket=bucket)  # still serving
