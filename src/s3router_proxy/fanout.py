@@ -43,7 +43,8 @@ log = logging.getLogger("s3router_proxy.fanout")
 MERGED_LISTINGS = frozenset({"ListObjects", "ListObjectsV2", "ListObjectVersions"})
 
 
-def _backend_error(status: int, body: bytes) -> S3Error:
+def backend_error(status: int, body: bytes) -> S3Error:
+    """A backend's error answer as the S3Error it carries (its code and message)."""
     code, message = "InternalError", None
     try:
         root = parse_xml(body)
@@ -63,7 +64,7 @@ async def merged_listing(
     async def fetch(part: Part, query: list[tuple[str, str]]) -> bytes:
         status, body = await backend_call(backends[part.backend], "GET", part.bucket, "", query)
         if status != 200:
-            raise _backend_error(status, body)
+            raise backend_error(status, body)
         return body
 
     return await merged_list(request.operation, request.bucket, request.query, parts, fetch, secret)
@@ -128,7 +129,7 @@ async def split_delete_objects(
             headers=headers,
         )
         if status != 200:
-            raise _backend_error(status, answer)
+            raise backend_error(status, answer)
         if mirrors and not strict:
             await _delete_on_mirrors(route, group_body, backends, journal, strict=False)
         results.append((answer, route.names))
@@ -216,7 +217,7 @@ async def list_buckets(
             log.warning("ListBuckets: backend %s is unreachable; its buckets are left out", name)
             continue
         if status != 200:
-            raise _backend_error(status, body)
+            raise backend_error(status, body)
         root = parse_xml(body)
         names = []
         for bucket in root.iter("{*}Bucket", "Bucket"):
@@ -259,7 +260,7 @@ async def bucket_on_every_part(
         if status >= 300:
             if method == "HEAD":
                 raise S3Error("NoSuchBucket" if status == 404 else "AccessDenied", status=status)
-            error = _backend_error(status, body)
+            error = backend_error(status, body)
             if done:
                 error.message += f" (already done on: {', '.join(done)})"
             raise error
@@ -299,7 +300,7 @@ async def merged_upload_listing(
         if status == 404:
             continue
         if status != 200:
-            raise _backend_error(status, body)
+            raise backend_error(status, body)
         body = uploadid.wrap_in_upload_listing(
             body,
             secret,

@@ -22,6 +22,7 @@ from .backends import Backend
 from .config import Config
 from .crosscopy import CopyResult, copy_object_across
 from .errors import S3Error
+from .fanout import backend_error
 from .listing import merged_list
 from .mapping import (
     child_text,
@@ -32,7 +33,7 @@ from .mapping import (
     parse_xml,
 )
 from .migratereport import CHECKSUM_ALGORITHMS, Location, ObjectInfo, plain_etag
-from .proxy import STREAM_CHUNK, _unreachable, backend_call
+from .proxy import STREAM_CHUNK, _unreachable, backend_call, backend_exchange
 from .routing import Part, Route, match_route, routes_for_bucket
 from .sigv4 import EMPTY_SHA256
 
@@ -109,11 +110,6 @@ def error_code(error: S3Error) -> str:
     return error.code
 
 
-def _backend_error(status: int, body: bytes) -> S3Error:
-    found = _CODE.search(body[:4096].decode("utf-8", "replace"))
-    return S3Error(found.group(1) if found else "InternalError", status=status)
-
-
 # -- reading --------------------------------------------------------------------------------------
 
 
@@ -127,7 +123,7 @@ async def list_objects(
             stores.backends[part.backend], "GET", part.bucket, "", query
         )
         if status != 200:
-            raise _backend_error(status, body)
+            raise backend_error(status, body)
         return body
 
     token: str | None = None
@@ -181,14 +177,9 @@ async def paired(
 
 async def head_object(backend: Backend, route: Route, logical_key: str) -> ObjectInfo | None:
     """HEAD with checksums (`x-amz-checksum-mode`); None when there is no such object."""
-    url, headers = backend.signed_request(
-        "HEAD", route.bucket, route.key, "", {"x-amz-checksum-mode": "ENABLED"}, EMPTY_SHA256
+    status, answer, _ = await backend_exchange(
+        backend, "HEAD", route.bucket, route.key, [], headers={"x-amz-checksum-mode": "ENABLED"}
     )
-    try:
-        async with backend.session.head(url, headers=headers, allow_redirects=False) as response:
-            status, answer = response.status, response.headers
-    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-        raise _unreachable(backend, exc) from None
     if status == 404:
         return None
     if status != 200:
@@ -216,7 +207,7 @@ async def object_sha256(backend: Backend, route: Route) -> str:
         async with backend.session.get(url, headers=headers, allow_redirects=False) as response:
             if response.status != 200:
                 body = await response.content.read(4096)
-                raise _backend_error(response.status, body)
+                raise backend_error(response.status, body)
             async for piece in response.content.iter_chunked(STREAM_CHUNK):
                 digest.update(piece)
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
@@ -246,8 +237,8 @@ async def copy_key(stores: Stores, source: Route, dest: Route, etag: str) -> Cop
         stores.backends[dest.backend], "PUT", dest.bucket, dest.key, [], headers=headers
     )
     if status != 200:
-        raise _backend_error(status, body)
+        raise backend_error(status, body)
     root = parse_xml(body)  # a CopyObject can fail after its 200: the body says so
     if local_name(root) == "Error":
-        raise _backend_error(500, body)
+        raise backend_error(500, body)
     return CopyResult(child_text(root, "ETag") or "", child_text(root, "LastModified") or "")

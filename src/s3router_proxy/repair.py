@@ -22,8 +22,7 @@ from .config import ConfigError, load_config
 from .crosscopy import copy_object_across
 from .errors import S3Error
 from .mirrorjournal import Divergence, read_journal, record_divergence
-from .proxy import backend_call
-from .sigv4 import EMPTY_SHA256
+from .proxy import backend_call, backend_exchange
 
 
 @dataclass(frozen=True)
@@ -34,13 +33,9 @@ class Outcome:
 
 
 async def _head(backend: Backend, bucket: str, key: str) -> tuple[int, str, str]:
-    url, headers = backend.signed_request("HEAD", bucket, key, "", {}, EMPTY_SHA256)
-    async with backend.session.head(url, headers=headers, allow_redirects=False) as response:
-        return (
-            response.status,
-            response.headers.get("Content-Length", ""),
-            response.headers.get("ETag", ""),
-        )
+    """(status, Content-Length, ETag) of an object."""
+    status, headers, _ = await backend_exchange(backend, "HEAD", bucket, key, [])
+    return status, headers.get("Content-Length", ""), headers.get("ETag", "")
 
 
 async def repair_one(entry: Divergence, backends: dict[str, Backend], dry_run: bool) -> Outcome:
