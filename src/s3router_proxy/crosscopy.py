@@ -24,8 +24,6 @@ from typing import Any
 from urllib.parse import quote
 from xml.sax.saxutils import escape
 
-import aiohttp
-from aiohttp import web
 from multidict import CIMultiDict
 
 from .backends import Backend
@@ -43,6 +41,7 @@ from .crosspart import (
     source_get,
 )
 from .errors import S3Error, error_xml
+from .front import Request, Response, StreamResponse
 from .mapping import child_text, children, parse_xml
 from .proxy import backend_exchange
 from .record import RequestRecord
@@ -227,7 +226,7 @@ async def copy_object_across(
 
 
 async def answer_copy_across(
-    http_request: web.BaseRequest,
+    http_request: Request,
     request: S3Request,
     record: RequestRecord,
     source_route: Route,
@@ -237,7 +236,7 @@ async def answer_copy_across(
     backend: Backend,
     *,
     then: Callable[[Awaitable[Any]], Awaitable[Any]] | None = None,
-) -> web.StreamResponse:
+) -> Response:
     """Answer a CopyObject or UploadPartCopy whose source is on another backend.
 
     For UploadPartCopy `route` is the upload's pinned route and the request's query already
@@ -274,12 +273,12 @@ async def answer_copy_across(
 
 
 async def answer_copy(
-    http_request: web.BaseRequest,
+    http_request: Request,
     record: RequestRecord,
     work: Awaitable[CopyResult | PartCopyResult],
     *,
     keepalive: float = KEEPALIVE_SECONDS,
-) -> web.StreamResponse:
+) -> Response:
     """The answer to a copy the proxy does itself: its result, or the S3Error it raised.
 
     A copy still running after `keepalive` seconds is answered as S3 answers one: 200 at once,
@@ -291,7 +290,7 @@ async def answer_copy(
             return await _answer_while_copying(http_request, record, task, keepalive)
         result = task.result()  # an S3Error here is answered as the error it is
         record.status = 200
-        return web.Response(
+        return Response(
             body=result.xml(),
             content_type="application/xml",
             headers={"x-amz-request-id": record.request_id, **result.headers()},
@@ -302,13 +301,13 @@ async def answer_copy(
 
 
 async def _answer_while_copying(
-    http_request: web.BaseRequest,
+    http_request: Request,
     record: RequestRecord,
     task: asyncio.Future[CopyResult | PartCopyResult],
     keepalive: float,
-) -> web.StreamResponse:
+) -> Response:
     """200 now, whitespace while the copy runs, then its result or an `<Error>` document."""
-    response = web.StreamResponse(
+    response = StreamResponse(
         status=200,
         headers={"Content-Type": "application/xml", "x-amz-request-id": record.request_id},
     )
@@ -321,7 +320,7 @@ async def _answer_while_copying(
             done, _ = await asyncio.wait({task}, timeout=keepalive)
             if not done:
                 await response.write(b" ")
-    except (ConnectionError, aiohttp.ClientConnectionError):
+    except ConnectionError:
         record.error_code = "ClientDisconnected"
         return response
     try:
@@ -334,12 +333,12 @@ async def _answer_while_copying(
     try:
         await response.write(document.removeprefix(_XML_DECLARATION))
         await response.write_eof()
-    except (ConnectionError, aiohttp.ClientConnectionError):
+    except ConnectionError:
         record.error_code = "ClientDisconnected"
     return response
 
 
-def _error_document(http_request: web.BaseRequest, record: RequestRecord, error: S3Error) -> bytes:
+def _error_document(http_request: Request, record: RequestRecord, error: S3Error) -> bytes:
     record.error_code = error.code
     body = error_xml(
         error, resource=http_request.raw_path.partition("?")[0], request_id=record.request_id

@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Hashable, Sequence
 
-from aiohttp import StreamReader
 from lxml import etree
 
 from . import uploadid
 from .errors import S3Error
+from .front import Body
 from .listing import merged_list
 from .mapping import (
     MAX_DELETE_OBJECTS_BYTES,
@@ -70,7 +70,7 @@ async def merged_listing(
     return await merged_list(request.operation, request.bucket, request.query, parts, fetch, secret)
 
 
-async def read_small_body(content: StreamReader, plan: PayloadPlan, limit: int) -> bytes:
+async def read_small_body(content: Body, plan: PayloadPlan, limit: int) -> bytes:
     """A small request body (XML), read whole and verified against the client's promises."""
     outcome = BodyOutcome()
     data = bytearray()
@@ -88,7 +88,7 @@ async def read_small_body(content: StreamReader, plan: PayloadPlan, limit: int) 
 
 async def split_delete_objects(
     request: S3Request,
-    content: StreamReader,
+    content: Body,
     plan: PayloadPlan,
     route_key: object,
     backends: dict,

@@ -27,13 +27,13 @@ from typing import TypeVar
 from xml.sax.saxutils import escape
 
 import aiohttp
-from aiohttp import web
 from multidict import CIMultiDict
 
 from .backends import Backend
 from .crosscopy import copy_object_across
 from .crosspart import copy_part_across
 from .errors import S3Error
+from .front import Body, Response
 from .mapping import NameMapping, child, children, parse_xml
 from .mirrorjournal import Divergence, record_divergence
 from .payload import BodyOutcome, PayloadPlan, upstream_body
@@ -257,7 +257,7 @@ def _outcome(result: object) -> tuple[bool, str]:
 
 
 def _primary_ok(response: object) -> bool:
-    if not isinstance(response, web.StreamResponse) or not 200 <= response.status < 300:
+    if not isinstance(response, Response) or not 200 <= response.status < 300:
         return False
     body = getattr(response, "body", None)
     return not (isinstance(body, bytes) and b"<Error>" in body[:512])
@@ -271,14 +271,10 @@ def _mirror_failed(name: str, reason: str) -> S3Error:
     )
 
 
-PrimaryCall = Callable[
-    [tuple[AsyncIterator[bytes], BodyOutcome] | None], Awaitable[web.StreamResponse]
-]
+PrimaryCall = Callable[[tuple[AsyncIterator[bytes], BodyOutcome] | None], Awaitable[Response]]
 
 
-async def streamed_write(
-    write: MirroredWrite, content: aiohttp.StreamReader, primary: PrimaryCall
-) -> web.StreamResponse:
+async def streamed_write(write: MirroredWrite, content: Body, primary: PrimaryCall) -> Response:
     """PutObject / UploadPart: one body, teed to the target and every mirror at once."""
     names = write.mirrors.names
     strict = write.mirrors.strict
@@ -337,8 +333,8 @@ async def streamed_write(
 
 async def create_upload(
     write: MirroredWrite,
-    primary: Callable[[tuple[tuple[str, str, str, str], ...]], Awaitable[web.StreamResponse]],
-) -> web.StreamResponse:
+    primary: Callable[[tuple[tuple[str, str, str, str], ...]], Awaitable[Response]],
+) -> Response:
     """CreateMultipartUpload on every mirror, then on the target with all ids in one id."""
     signed, _ = outgoing_headers(write.request, write.plan, False)
     signed.pop("content-length", None)
@@ -391,8 +387,8 @@ async def _abort_all(write: MirroredWrite, uploads: list[tuple[str, str, str, st
 
 
 async def complete_upload(
-    write: MirroredWrite, document: bytes, primary: Callable[[], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
+    write: MirroredWrite, document: bytes, primary: Callable[[], Awaitable[Response]]
+) -> Response:
     """CompleteMultipartUpload: each mirror completes its own parts (its own ETags), then the
     target (strict), or the target first and the mirrors after it (best_effort)."""
     upload_ids = write.mirrors.upload_ids or {}
@@ -436,9 +432,9 @@ async def complete_upload(
 
 async def _target_then_mirrors(
     write: MirroredWrite,
-    primary: Callable[[], Awaitable[web.StreamResponse]],
+    primary: Callable[[], Awaitable[Response]],
     each: Callable[[str], Awaitable[object]],
-) -> web.StreamResponse:
+) -> Response:
     """The best-effort order: the target answers the client; then `each(mirror)`, whose
     failures are journaled."""
     response = await primary()
@@ -495,8 +491,8 @@ def _complete_document(parts: list[tuple[int, str]]) -> bytes:
 
 
 async def abort_upload(
-    write: MirroredWrite, primary: Callable[[], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
+    write: MirroredWrite, primary: Callable[[], Awaitable[Response]]
+) -> Response:
     """AbortMultipartUpload: the target's and every mirror's upload."""
     response = await primary()
     upload_ids = write.mirrors.upload_ids or {}
@@ -505,8 +501,8 @@ async def abort_upload(
 
 
 async def delete_object(
-    write: MirroredWrite, primary: Callable[[], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
+    write: MirroredWrite, primary: Callable[[], Awaitable[Response]]
+) -> Response:
     """DeleteObject: mirrors first, then the target (strict); target first (best_effort)."""
 
     async def delete(name: str) -> object:
@@ -599,11 +595,11 @@ NO_MIRRORS = Mirrors((), "strict")
 
 async def mirrored(
     write: MirroredWrite,
-    content: aiohttp.StreamReader,
+    content: Body,
     document: bytes | None,
-    primary: Callable[..., Awaitable[web.StreamResponse]],
-    created: Callable[[tuple[tuple[str, str, str, str], ...]], Awaitable[web.StreamResponse]],
-) -> web.StreamResponse:
+    primary: Callable[..., Awaitable[Response]],
+    created: Callable[[tuple[tuple[str, str, str, str], ...]], Awaitable[Response]],
+) -> Response:
     """Serve one mirrored write; `primary(stream=None)` sends it to the target as usual and
     `created(mirror upload ids)` does so for a CreateMultipartUpload."""
     operation = write.request.operation

@@ -23,8 +23,6 @@ import hashlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
-from aiohttp import StreamReader
-
 from . import checksums
 from .chunked import (
     ChunkedBodyError,
@@ -34,6 +32,7 @@ from .chunked import (
     encode_unsigned_trailer,
 )
 from .errors import S3Error
+from .front import Body
 from .s3request import S3Request
 from .sigv4 import STREAMING_PAYLOADS, UNSIGNED_PAYLOAD, SigV4Auth
 
@@ -215,7 +214,7 @@ def plan_payload(
     return plan
 
 
-async def _raw(content: StreamReader) -> AsyncIterator[bytes]:
+async def _raw(content: Body) -> AsyncIterator[bytes]:
     while True:
         piece = await content.readany()
         if not piece:
@@ -223,9 +222,7 @@ async def _raw(content: StreamReader) -> AsyncIterator[bytes]:
         yield piece
 
 
-def upstream_body(
-    content: StreamReader, plan: PayloadPlan, outcome: BodyOutcome
-) -> AsyncIterator[bytes]:
+def upstream_body(content: Body, plan: PayloadPlan, outcome: BodyOutcome) -> AsyncIterator[bytes]:
     """The body as the backend receives it: decoded, checked, framed per the plan."""
     source: AsyncIterator[bytes] = _raw(content)
     if plan.chunked:

@@ -18,12 +18,12 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TypeVar
 
 import aiohttp
-from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from . import metrics
 from .backends import Backend
 from .errors import S3Error
+from .front import Request, Response, StreamResponse
 from .payload import BodyAborted, BodyOutcome, PayloadPlan, check_empty_body, upstream_body
 from .record import RequestRecord
 from .routing import Route
@@ -163,7 +163,7 @@ def outgoing_headers(
 
 
 async def forward(
-    http_request: web.BaseRequest,
+    http_request: Request,
     request: S3Request,
     auth: SigV4Auth,
     plan: PayloadPlan,
@@ -178,7 +178,7 @@ async def forward(
     location: Rewrite[str] | None = None,
     try_next: Callable[[int], bool] | None = None,
     stream: tuple[AsyncIterator[bytes], BodyOutcome] | None = None,
-) -> web.StreamResponse:
+) -> Response:
     """Send the request to the backend the route names and stream its answer back.
 
     `rewrite` turns a 200 XML answer into the client's names, `rewrite_errors` an error body;
@@ -278,7 +278,7 @@ async def _relay_rewritten(
     record: RequestRecord,
     rewrite: Rewrite[bytes],
     location: Rewrite[str] | None,
-) -> web.StreamResponse:
+) -> Response:
     """Answer with a small XML document rewritten for the client (bounded in size)."""
     try:
         body = await upstream.read(MAX_REWRITTEN_BODY)
@@ -299,7 +299,7 @@ async def _relay_rewritten(
     headers["x-amz-request-id"] = record.request_id
     if location is not None and "Location" in headers:
         headers["Location"] = location(headers["Location"])
-    response = web.Response(
+    response = Response(
         status=upstream.status, reason=upstream.reason, body=new_body, headers=headers
     )
     record.bytes_out = len(new_body)
@@ -385,12 +385,12 @@ def _unreachable(backend: Backend, exc: BaseException) -> S3Error:
 
 
 async def _relay(
-    http_request: web.BaseRequest,
+    http_request: Request,
     upstream: UpstreamResponse,
     backend: Backend,
     record: RequestRecord,
     location: Rewrite[str] | None = None,
-) -> web.StreamResponse:
+) -> Response:
     """Stream the backend's answer to the client, headers and status as they are."""
     length = upstream.header_map.get("content-length", "")
     head_only = http_request.method == "HEAD"
@@ -413,7 +413,7 @@ async def _relay(
         if len(body) != int(length):
             metrics.child(metrics.BACKEND_ERRORS, backend.name, "broken_stream").inc()
             raise _unreachable(backend, UpstreamError("short answer"))
-        answer = web.Response(
+        answer = Response(
             status=upstream.status, reason=upstream.reason, body=body, headers=headers
         )
         if upstream.status >= 400 and (code := _ERROR_CODE.search(body)) is not None:
@@ -422,7 +422,7 @@ async def _relay(
         if body:
             metrics.child(metrics.BYTES_OUT, backend.name).inc(len(body))
         return answer
-    response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
+    response = StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
     if "content-length" not in upstream.header_map and not head_only:
         response.enable_chunked_encoding()
     await response.prepare(http_request)
@@ -433,7 +433,7 @@ async def _relay(
         async for piece in upstream.iter_pieces():
             try:
                 await response.write(piece)
-            except (ConnectionError, aiohttp.ClientConnectionError):
+            except ConnectionError:
                 # The client went away; releasing the upstream response drops that connection.
                 record.error_code = "ClientDisconnected"
                 return response

@@ -38,6 +38,7 @@ from .fanout import (
     read_small_body,
     split_delete_objects,
 )
+from .front import FrontServer, Request, Response
 from .logsetup import ACCESS_LOGGER
 from .mapping import (
     CopySource,
@@ -71,8 +72,6 @@ log = logging.getLogger("s3router_proxy")
 access_log = logging.getLogger(ACCESS_LOGGER)
 
 # Long presigned URLs and many x-amz-meta-* headers exceed aiohttp's 8 KiB defaults.
-MAX_LINE_SIZE = 16 * 1024
-MAX_FIELD_SIZE = 16 * 1024
 
 
 @dataclass
@@ -328,7 +327,7 @@ def check_body_cap(request: S3Request, plan: PayloadPlan, cap: int) -> None:
 
 
 def location_rewriter(
-    http_request: web.BaseRequest, request: S3Request, route: Route
+    http_request: Request, request: S3Request, route: Route
 ) -> Rewrite[str] | None:
     """A backend's Location header in the client's names and at the proxy's address."""
     if not route.renames:
@@ -353,14 +352,14 @@ def _chain(steps: list[Rewrite[bytes]]) -> Rewrite[bytes] | None:
     return chained
 
 
-def _resource(http_request: web.BaseRequest) -> str:
+def _resource(http_request: Request) -> str:
     return http_request.raw_path.partition("?")[0]
 
 
 def error_response(error: S3Error, *, resource: str, request_id: str, method: str) -> web.Response:
     headers = {"x-amz-request-id": request_id, "x-amz-id-2": request_id, **error.headers}
     body = error_xml(error, resource=resource, request_id=request_id)
-    return web.Response(
+    return Response(
         status=error.status,
         body=None if method == "HEAD" else body,
         content_type="application/xml",
@@ -414,7 +413,7 @@ class ProxyHandler:
         self.in_flight = 0
         self.draining = False  # shutting down: new requests are shed
 
-    async def __call__(self, http_request: web.BaseRequest) -> web.StreamResponse:
+    async def __call__(self, http_request: Request) -> Response:
         record = RequestRecord(new_request_id())
         state = self.state
         limit = state.config.max_concurrent_requests
@@ -443,8 +442,8 @@ class ProxyHandler:
             self._finish(http_request, record)
 
     async def _serve(
-        self, http_request: web.BaseRequest, state: ProxyState, record: RequestRecord
-    ) -> web.StreamResponse:
+        self, http_request: Request, state: ProxyState, record: RequestRecord
+    ) -> Response:
         request: S3Request | None = None
         try:
             request = parse_request(
@@ -577,9 +576,7 @@ class ProxyHandler:
             )
             if route.rule is not None and route.rule.max_body_size is not None:
                 check_body_cap(request, plan, route.rule.max_body_size)
-            if http_request.headers.get("Expect", "").lower() == "100-continue":
-                await http_request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-                http_request.writer.output_size = 0
+            http_request.send_continue()  # Expect: 100-continue, now that auth and route pass
             rewrite, rewrite_errors = response_rewriters(
                 state, request, route, record, policy, pin=pin
             )
@@ -611,7 +608,7 @@ class ProxyHandler:
                 async def primary(
                     stream: tuple[AsyncIterator[bytes], BodyOutcome] | None = None,
                     rewrite: Rewrite[bytes] | None = rewrite,
-                ) -> web.StreamResponse:
+                ) -> Response:
                     return await forward(
                         http_request,
                         request,
@@ -628,7 +625,7 @@ class ProxyHandler:
                         stream=stream,
                     )
 
-                async def created(ids: tuple[tuple[str, str, str, str], ...]) -> web.StreamResponse:
+                async def created(ids: tuple[tuple[str, str, str, str], ...]) -> Response:
                     pinned = uploadid.UploadPin(
                         route.backend, route.bucket, route.key, "", ids, mirrors.mode
                     )
@@ -694,7 +691,7 @@ class ProxyHandler:
 
     async def _fan_out(
         self,
-        http_request: web.BaseRequest,
+        http_request: Request,
         state: ProxyState,
         request: S3Request,
         auth: sigv4.SigV4Auth,
@@ -702,7 +699,7 @@ class ProxyHandler:
         parts: list[Part],
         record: RequestRecord,
         policy: ClientPolicy,
-    ) -> web.StreamResponse:
+    ) -> Response:
         """Listings and deletes on a bucket split over backends or renamed: asked part by part."""
         config = state.config
         if request.operation in ("CreateBucket", "DeleteBucket", "HeadBucket"):
@@ -713,15 +710,13 @@ class ProxyHandler:
             headers = {"x-amz-request-id": record.request_id}
             if request.operation == "CreateBucket":
                 headers["Location"] = client_location("", request.bucket)
-            return web.Response(status=status, headers=headers)
+            return Response(status=status, headers=headers)
         if request.operation == "ListMultipartUploads":
             body = await merged_upload_listing(request, parts, state.backends, config.secret)
             return self._xml_answer(record, body)
         if request.operation == "DeleteObjects":
             plan = plan_payload(request, auth, signing_key, backend_trailers=False)
-            if http_request.headers.get("Expect", "").lower() == "100-continue":
-                await http_request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-                http_request.writer.output_size = 0
+            http_request.send_continue()
 
             def route_key(key: str) -> Route:
                 return match_route(
@@ -752,7 +747,7 @@ class ProxyHandler:
     def _xml_answer(record: RequestRecord, body: bytes) -> web.Response:
         record.status = 200
         record.bytes_out = len(body)
-        return web.Response(
+        return Response(
             body=body,
             content_type="application/xml",
             headers={"x-amz-request-id": record.request_id},
@@ -797,8 +792,8 @@ class ProxyHandler:
 
     @staticmethod
     async def _answer_error(
-        http_request: web.BaseRequest, record: RequestRecord, error: S3Error
-    ) -> web.StreamResponse:
+        http_request: Request, record: RequestRecord, error: S3Error
+    ) -> Response:
         record.status, record.error_code = error.status, error.code
         response = error_response(
             error,
@@ -806,15 +801,12 @@ class ProxyHandler:
             request_id=record.request_id,
             method=http_request.method,
         )
-        if http_request.body_exists and not http_request.content.at_eof():
-            # The body was never read: answer with Connection: close. aiohttp then reads and
-            # drops what the client still sends for a bounded time (lingering close), so the
-            # answer is not lost to a reset, and the connection ends.
-            response.force_close()
+        # A body that has not arrived whole is the front server's concern: the answer says
+        # Connection: close and the rest is read and dropped for a while (lingering close).
         return response
 
     @staticmethod
-    def _finish(http_request: web.BaseRequest, record: RequestRecord) -> None:
+    def _finish(http_request: Request, record: RequestRecord) -> None:
         status = record.status or 500
         metrics.child(
             metrics.REQUESTS,
@@ -846,7 +838,8 @@ class ProxyServer:
     def __init__(self, config: Config, *, reuse_port: bool = False) -> None:
         self.handler = ProxyHandler(ProxyState.build(config))
         self.reuse_port = reuse_port
-        self.runners: list[web.BaseRunner] = []
+        self.front: FrontServer | None = None
+        self.runners: list[web.BaseRunner] = []  # the admin listener
         self.tasks: list[asyncio.Task[None]] = []
         self.port = config.listen_port
 
@@ -856,34 +849,14 @@ class ProxyServer:
 
     async def start(self) -> None:
         config = self.state.config
-        server = web.Server(
+        self.front = FrontServer(
             self.handler,
-            max_line_size=MAX_LINE_SIZE,
-            max_field_size=MAX_FIELD_SIZE,
             keepalive_timeout=config.keepalive_timeout,
-            lingering_time=5.0,
-            access_log=None,
+            tls=ssl_context(config),
         )
-        runner = web.ServerRunner(
-            # stop() drains requests itself: aiohttp's own shutdown marks connections closing,
-            # which drops the rest of an upload in flight.
-            server,
-            handle_signals=False,
-            shutdown_timeout=1.0,
+        self.port = await self.front.start(
+            config.listen_host, config.listen_port, reuse_port=self.reuse_port
         )
-        await runner.setup()
-        site = web.TCPSite(
-            runner,
-            config.listen_host,
-            config.listen_port,
-            ssl_context=ssl_context(config),
-            reuse_address=True,
-            reuse_port=self.reuse_port or None,
-        )
-        await site.start()
-        self.runners.append(runner)
-        if config.listen_port == 0 and site._server is not None:
-            self.port = site._server.sockets[0].getsockname()[1]
         if config.admin_host is not None:
             from .admin import admin_app
 
@@ -924,12 +897,14 @@ class ProxyServer:
     async def stop(self) -> None:
         """Stop listening, let in-flight requests finish (up to shutdown_timeout), close."""
         deadline = time.monotonic() + self.state.config.shutdown_timeout
-        if self.runners:
-            for site in list(self.runners[0].sites):
-                await site.stop()  # refuse new connections; connections in use go on
+        if self.front is not None:
+            # Refuse new connections; idle ones close, ones in use close after their answer.
+            self.front.stop_listening()
         self.handler.draining = True
         while self.handler.in_flight and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
+        if self.front is not None:
+            await self.front.close()
         for runner in self.runners:
             await runner.cleanup()
         for task in self.tasks:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import boto3
 import pytest
-from aiohttp import ClientSession, web
-from aiohttp.test_utils import TestServer
+from aiohttp import ClientSession
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -24,6 +24,7 @@ from s3router_proxy.crosspart import (
     part_number,
 )
 from s3router_proxy.errors import S3Error
+from s3router_proxy.front import FrontServer, Request, Response
 from s3router_proxy.record import RequestRecord
 
 MiB = 1024 * 1024
@@ -90,21 +91,29 @@ def test_copy_result_document_and_headers() -> None:
 async def served(work: Callable[[], Awaitable[CopyResult]]) -> tuple[int, bytes]:
     """Serve one request whose answer is `answer_copy(work())` with a 0.05 s keepalive."""
 
-    async def handler(request: web.BaseRequest) -> web.StreamResponse:
+    async def handler(request: Request) -> Response:
         try:
             return await answer_copy(request, RequestRecord("REQ1"), work(), keepalive=0.05)
         except S3Error as error:
-            return web.Response(status=error.status, text=error.code)
+            return Response(status=error.status, body=error.code.encode())
 
-    app = web.Application()
-    app.router.add_route("PUT", "/{tail:.*}", handler)
-    server = TestServer(app)
     async with (
-        server,
+        serving(handler) as url,
         ClientSession() as session,
-        session.put(server.make_url("/b/k")) as response,
+        session.put(url + "/b/k") as response,
     ):
         return response.status, await response.read()
+
+
+@contextlib.asynccontextmanager
+async def serving(handler: Callable[[Request], Awaitable[Response]]) -> AsyncIterator[str]:
+    """The proxy's own HTTP server on a free port, answering with `handler`."""
+    server = FrontServer(handler)
+    port = await server.start("127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await server.close()
 
 
 RESULT = CopyResult('"etag"', "2026-01-01T00:00:00.000Z")
@@ -155,7 +164,7 @@ async def test_boto3_reads_a_long_copys_result_and_its_error() -> None:
     """What SDKs do with S3's 200-then-whitespace answers: botocore, for one."""
     outcomes: list[Callable[[], Awaitable[CopyResult]]] = []
 
-    async def handler(request: web.BaseRequest) -> web.StreamResponse:
+    async def handler(request: Request) -> Response:
         return await answer_copy(request, RequestRecord("REQ2"), outcomes.pop(0)(), keepalive=0.05)
 
     async def slow() -> CopyResult:
@@ -166,14 +175,12 @@ async def test_boto3_reads_a_long_copys_result_and_its_error() -> None:
         await asyncio.sleep(0.2)
         raise S3Error("ServiceUnavailable", "Backend 'src' could not be reached; please retry.")
 
-    app = web.Application()
-    app.router.add_route("PUT", "/{tail:.*}", handler)
-    async with TestServer(app) as server:
+    async with serving(handler) as url:
         client = boto3.session.Session(
             aws_access_key_id="k", aws_secret_access_key="s", region_name="us-east-1"
         ).client(
             "s3",
-            endpoint_url=str(server.make_url("")),
+            endpoint_url=url,
             config=Config(retries={"total_max_attempts": 1}, s3={"addressing_style": "path"}),
         )
 
