@@ -3,11 +3,17 @@
 Label sets are small and bounded (operation names, rule indexes, backend names, status
 classes, fixed reasons), never bucket or key names, so cardinality cannot explode. With
 `--workers N` the workers write to a shared multiprocess directory and `/metrics` aggregates.
+
+Otherwise (one process) the values are plain Python numbers, turned into the same exposition
+only when `/metrics` is scraped: each process serves from one asyncio event loop, so updates
+never race, and prometheus_client's lock per update and loop over histogram buckets cost a few
+percent of the CPU of a small request.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -18,55 +24,70 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+from .plainmetrics import LATENCY_BUCKETS, PlainCounter, PlainGauge, PlainHistogram
 
-REQUESTS = Counter(
+# Decided once, at import, as prometheus_client decides where its values live.
+MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
+# ---------------------------------------------------------------------------------------------
+# The metrics: prometheus_client's own with `--workers N` (values in the shared directory),
+# plain ones otherwise.
+
+if MULTIPROCESS:
+    _counter: Any = Counter
+    _gauge: Any = Gauge
+    _histogram: Any = Histogram
+else:
+    _counter, _gauge, _histogram = PlainCounter, PlainGauge, PlainHistogram
+
+REQUESTS = _counter(
     "s3router_requests_total",
     "Requests answered, by S3 operation, rule, backend and status class.",
     ["operation", "rule", "backend", "status_class"],
 )
-REQUEST_SECONDS = Histogram(
+REQUEST_SECONDS = _histogram(
     "s3router_request_duration_seconds",
     "Whole-request latency as the client sees it (until the last byte is written).",
     ["operation"],
     buckets=LATENCY_BUCKETS,
 )
-BACKEND_SECONDS = Histogram(
+BACKEND_SECONDS = _histogram(
     "s3router_backend_duration_seconds",
     "Time from sending a request to a backend until its response headers arrived.",
     ["backend"],
     buckets=LATENCY_BUCKETS,
 )
-BYTES_IN = Counter(
+BYTES_IN = _counter(
     "s3router_request_bytes_total", "Request body bytes forwarded to backends.", ["backend"]
 )
-BYTES_OUT = Counter(
+BYTES_OUT = _counter(
     "s3router_response_bytes_total", "Response body bytes streamed to clients.", ["backend"]
 )
-AUTH_FAILURES = Counter(
+AUTH_FAILURES = _counter(
     "s3router_auth_failures_total",
     "Requests refused by authentication, by S3 error code.",
     ["reason"],
 )
-IN_FLIGHT = Gauge(
+IN_FLIGHT = _gauge(
     "s3router_requests_in_flight",
     "Requests being served right now.",
     multiprocess_mode="livesum",
 )
-BACKEND_ERRORS = Counter(
+BACKEND_ERRORS = _counter(
     "s3router_backend_errors_total",
     "Backend failures: unreachable, timeout, broken stream, or a 5xx answer.",
     ["backend", "kind"],
 )
-CONFIG_RELOADS = Counter(
+CONFIG_RELOADS = _counter(
     "s3router_config_reloads_total", "Configuration reloads, by result.", ["result"]
 )
-MIRROR_FAILURES = Counter(
+MIRROR_FAILURES = _counter(
     "s3router_mirror_failures_total",
     "Writes a mirror backend did not take (best_effort) or that failed a strict write.",
     ["backend", "operation"],
 )
-SHED = Counter(
+SHED = _counter(
     "s3router_requests_shed_total",
     "Requests refused with 503 SlowDown because the concurrency limit was reached.",
 )
@@ -86,16 +107,25 @@ AUTH_CODES = frozenset(
 )
 
 
-_children: dict[tuple[object, tuple[str, ...]], object] = {}
+if MULTIPROCESS:
+    _children: dict[tuple[object, tuple[str, ...]], object] = {}
 
+    def child(metric: Any, *labels: str) -> Any:
+        """`metric.labels(*labels)`, cached: looking children up costs more than updating them."""
+        key = (metric, labels)
+        found = _children.get(key)
+        if found is None:
+            found = _children[key] = metric.labels(*labels)
+        return found
 
-def child(metric: object, *labels: str):
-    """`metric.labels(*labels)`, cached: looking children up costs more than updating them."""
-    key = (metric, labels)
-    found = _children.get(key)
-    if found is None:
-        found = _children[key] = metric.labels(*labels)  # type: ignore[attr-defined]
-    return found
+else:
+
+    def child(metric: Any, *labels: str) -> Any:
+        """`metric.labels(*labels)`: the plain value for these labels, made on first use."""
+        found = metric.children.get(labels)
+        if found is None:
+            found = metric.labels(*labels)
+        return found
 
 
 def status_class(status: int) -> str:
