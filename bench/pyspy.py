@@ -31,6 +31,14 @@ _FRAME = re.compile(r"^(?P<func>.*?) \((?P<where>[^()]*)\)$")
 _PYTHON_FILE = re.compile(r"(\.py|^<string>|^<frozen [^>]*>):\d+$")
 # Who is responsible for a sample: the innermost frame from one of these, by file.
 _OWNERS = (
+    (
+        "metrics (plainmetrics.py, prometheus_client)",
+        ("prometheus_client/", "s3router_proxy/plainmetrics.py", "s3router_proxy/metrics.py"),
+    ),
+    (
+        "proxy's HTTP layer (front.py, frontmessages.py, upstream.py)",
+        ("s3router_proxy/front", "s3router_proxy/upstream.py"),
+    ),
     ("proxy (s3router_proxy)", ("s3router_proxy/",)),
     ("aiohttp", ("aiohttp/", "_http_parser", "_http_writer", "_websocket")),
     (
@@ -38,7 +46,6 @@ _OWNERS = (
         ("yarl/", "multidict/", "propcache/", "_multidict", "_quoting_c", "_helpers_c", "iter.h"),
     ),
     ("event loop (uvloop/asyncio)", ("uvloop", "loop.c", "libuv", "asyncio/", "handles/")),
-    ("metrics (prometheus_client)", ("prometheus_client/",)),
     ("logging", ("logging/",)),
 )
 _SOCKET_CALLS = frozenset(
@@ -52,10 +59,12 @@ _MARKERS = (
     ("SigV4 verify + sign (sigv4.py)", "s3router_proxy/sigv4.py", ""),
     ("forward (proxy.py: backend round trip + relay)", "s3router_proxy/proxy.py", "forward"),
     ("_relay (response back to the client)", "s3router_proxy/proxy.py", "_relay"),
-    ("aiohttp client: ClientSession._request", "aiohttp/client.py", "_request"),
-    ("aiohttp server: web_protocol (everything it calls)", "aiohttp/web_protocol.py", ""),
-    ("aiohttp server: StreamResponse prepare/write", "aiohttp/web_response.py", ""),
-    ("metrics (prometheus_client)", "prometheus_client/", ""),
+    ("backend leg: UpstreamPool.request (upstream.py)", "s3router_proxy/upstream.py", "request"),
+    ("front: request heads parsed (data_received)", "s3router_proxy/front.py", "data_received"),
+    ("front: answers written (frontmessages.py)", "s3router_proxy/frontmessages.py", ""),
+    ("aiohttp (anything, e.g. the admin listener)", "aiohttp/", ""),
+    ("metrics: prometheus_client", "prometheus_client/", ""),
+    ("metrics: plainmetrics.py", "s3router_proxy/plainmetrics.py", ""),
     ("logging", "logging/", ""),
     ("CPython cyclic GC", "", "gc_collect_main"),
 )
