@@ -17,10 +17,10 @@ import hmac
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 from urllib.parse import quote, unquote_to_bytes
 
 from .errors import S3Error
@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from multidict import CIMultiDictProxy
 
     from .s3request import S3Request
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
@@ -47,8 +50,20 @@ _AMZ_DATE = re.compile(r"(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z", re.ASCII
 _UNRESERVED = re.compile(r"[A-Za-z0-9\-._~]*")
 # Already UriEncoded: unreserved characters and upper-case escapes of bytes that are not
 # unreserved (what SDKs send). Decoding and encoding such a string again gives it back.
-_ENCODED = re.compile(
-    r"(?:[A-Za-z0-9\-._~]+|%(?:[01][0-9A-F]|2[0-9A-CF]|3[A-F]|40|5[B-E]|60|7[B-DF]|[89A-F][0-9A-F]))*"
+# Written as an unrolled loop with possessive quantifiers: a run of unreserved characters
+# followed by a character that is not allowed must fail in linear time. (The former
+# `(?:[unreserved]+|%XX)*` backtracked exponentially on such input: 24 characters and a `/`
+# took half a second, 40 would take hours.)
+_ENCODED_PART = (
+    r"[A-Za-z0-9\-._~]*+"
+    r"(?:%(?:[01][0-9A-F]|2[0-9A-CF]|3[A-F]|40|5[B-E]|60|7[B-DF]|[89A-F][0-9A-F])"
+    r"[A-Za-z0-9\-._~]*+)*+"
+)
+_ENCODED = re.compile(_ENCODED_PART)
+# A whole raw query whose every name and value is already UriEncoded (at most one `=` per
+# pair): its canonical form only needs the pairs sorted.
+_ENCODED_QUERY = re.compile(
+    f"(?:{_ENCODED_PART}(?:={_ENCODED_PART})?+)(?:&{_ENCODED_PART}(?:={_ENCODED_PART})?+)*+"
 )
 _WS_RUN = re.compile(r"[ \t\r\n\x0b\x0c]+")
 # Characters XML 1.0 cannot carry; error details are shown, not parsed, so escape them.
@@ -79,6 +94,11 @@ _PRESIGNED_MISSING = (
 # Authorization header makes the request ambiguous.
 _QUERY_AUTH_MARKERS = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature")
 _SIGV2_QUERY_MARKERS = ("AWSAccessKeyId", "Signature")
+_QUERY_AUTH_SET = frozenset(_QUERY_AUTH_MARKERS)
+_SIGV2_QUERY_SET = frozenset(_SIGV2_QUERY_MARKERS)
+_ANY_QUERY_AUTH_SET = _QUERY_AUTH_SET | _SIGV2_QUERY_SET
+_PRESIGNED_SET = frozenset(_PRESIGNED_PARAMS)
+_NOTHING: frozenset[str] = frozenset()
 # Values never echoed in a SignatureDoesNotMatch CanonicalRequest.
 _REDACTED_HEADERS = frozenset({"authorization", "x-amz-security-token"})
 _REDACTED_QUERY = frozenset({"X-Amz-Security-Token"})
@@ -141,6 +161,17 @@ def _raw_canonical_query(
     if not raw_query:
         return ""
     pairs = []
+    if _ENCODED_QUERY.fullmatch(raw_query) is not None:
+        # Every name and value is canonical already: re-encoding would give each back as is.
+        for part in raw_query.split("&"):
+            if not part:
+                continue
+            name, _, value = part.partition("=")
+            if name in drop:
+                continue
+            pairs.append((name, "<redacted>" if name in redact else value))
+        pairs.sort()
+        return "&".join([f"{name}={value}" for name, value in pairs])
     for part in raw_query.split("&"):
         if not part:
             continue
@@ -313,6 +344,20 @@ class SigV4Auth:
         return f"{self.date}/{self.region}/{self.service}/aws4_request"
 
 
+_AUTH_SETTERS = tuple(getattr(SigV4Auth, field.name).__set__ for field in fields(SigV4Auth))
+
+
+def _new_auth(*values: object) -> SigV4Auth:
+    """`SigV4Auth(*values)`, without the frozen dataclass `__init__`'s per-field overhead.
+
+    Sets the same slots (in field order) through their descriptors, as `__init__` does.
+    """
+    auth = object.__new__(SigV4Auth)
+    for setter, value in zip(_AUTH_SETTERS, values, strict=True):
+        setter(auth, value)
+    return auth
+
+
 def parse_auth(request: S3Request) -> SigV4Auth | None:
     """What authentication the request carries: None for anonymous, else parsed SigV4.
 
@@ -321,18 +366,18 @@ def parse_auth(request: S3Request) -> SigV4Auth | None:
     """
     headers = request.headers
     query = request.query
-    authorizations = headers.getall("Authorization", [])
+    authorizations = headers.getall("Authorization", ())
     if authorizations:
-        if len(authorizations) > 1 or any(
-            name in query for name in _QUERY_AUTH_MARKERS + _SIGV2_QUERY_MARKERS
-        ):
+        if len(authorizations) > 1 or (query and not _ANY_QUERY_AUTH_SET.isdisjoint(query)):
             raise S3Error(
                 "InvalidArgument", _TWO_MECHANISMS, details={"ArgumentName": "Authorization"}
             )
         return _parse_header_auth(authorizations[0], headers)
-    if any(name in query for name in _QUERY_AUTH_MARKERS):
+    if not query:
+        return None
+    if not _QUERY_AUTH_SET.isdisjoint(query):
         return _parse_presigned_auth(query, headers)
-    if any(name in query for name in _SIGV2_QUERY_MARKERS):
+    if not _SIGV2_QUERY_SET.isdisjoint(query):
         raise S3Error("NotImplemented", _SIGV2_NOT_IMPLEMENTED)
     return None
 
@@ -343,10 +388,41 @@ def _malformed(message: str, *, presigned: bool) -> S3Error:
     return S3Error("AuthorizationHeaderMalformed", message)
 
 
+# Parsed credentials and SignedHeaders lists, so that requests from the same client do not
+# split and check the same strings again. Only successful parses are kept; bounded, oldest out.
+_CREDENTIAL_CACHE: dict[tuple[str, str, bool], tuple[str, str, str, str]] = {}
+_SIGNED_HEADERS_CACHE: dict[str, tuple[str, ...]] = {}
+# Authorization headers up to their trailing "Signature=": (credential, signed headers).
+_AUTH_HEAD_CACHE: dict[str, tuple[str, tuple[str, ...]]] = {}
+_PARSE_CACHE_SIZE = 512
+_PARSE_CACHE_MAX_KEY = 2048  # longer strings are parsed every time, never kept
+
+
+def _remember(cache: dict[_K, _V], key: _K, value: _V) -> None:
+    if len(cache) >= _PARSE_CACHE_SIZE:
+        # The oldest entry; another thread may have taken it already.
+        with contextlib.suppress(KeyError, StopIteration, RuntimeError):
+            del cache[next(iter(cache))]
+    cache[key] = value
+
+
 def _parse_credential(
     credential: str, amz_date: str, *, presigned: bool
 ) -> tuple[str, str, str, str]:
     """Split `AKID/date/region/service/aws4_request`, from the right (the key id is opaque)."""
+    cache_key = (credential, amz_date[:8], presigned)
+    cached = _CREDENTIAL_CACHE.get(cache_key)
+    if cached is not None:
+        return cached
+    result = _parse_credential_uncached(credential, amz_date, presigned=presigned)
+    if len(credential) <= _PARSE_CACHE_MAX_KEY:
+        _remember(_CREDENTIAL_CACHE, cache_key, result)
+    return result
+
+
+def _parse_credential_uncached(
+    credential: str, amz_date: str, *, presigned: bool
+) -> tuple[str, str, str, str]:
     parts = credential.rsplit("/", 4)
     if len(parts) != 5 or parts[4] != "aws4_request" or not all(parts[:4]):
         what = "X-Amz-Credential parameter" if presigned else "authorization header"
@@ -376,9 +452,14 @@ def _parse_credential(
 
 
 def _parse_signed_headers(value: str, *, presigned: bool) -> tuple[str, ...]:
+    cached = _SIGNED_HEADERS_CACHE.get(value)
+    if cached is not None:
+        return cached
     names = tuple(value.split(";"))
     if not value or not all(names) or any(name != name.strip() for name in names):
         raise _malformed("The SignedHeaders list is malformed.", presigned=presigned)
+    if len(value) <= _PARSE_CACHE_MAX_KEY:
+        _remember(_SIGNED_HEADERS_CACHE, value, names)
     return names
 
 
@@ -426,7 +507,30 @@ def _header_amz_date(headers: CIMultiDictProxy[str]) -> str:
     return amz_date(epoch)
 
 
-def _parse_header_auth(authorization: str, headers: CIMultiDictProxy[str]) -> SigV4Auth:
+def _split_header_auth(authorization: str) -> tuple[str, tuple[str, ...], str]:
+    """(Credential, SignedHeaders, Signature) of an Authorization header, syntax checked.
+
+    Clients repeat everything before the signature: once a header up to its trailing
+    `Signature=` has parsed, the same head with any 64-hex-digit signature parses the same
+    way (a signature holds no comma, space or `=`), so the head's parse is kept.
+    """
+    head, sep, signature = authorization.rpartition("Signature=")
+    if sep:
+        cached = _AUTH_HEAD_CACHE.get(head)
+        if cached is not None and _HEX64.fullmatch(signature) is not None:
+            return cached[0], cached[1], signature
+    credential, signed_headers, parsed_signature = _split_header_auth_uncached(authorization)
+    if (
+        sep
+        and parsed_signature == signature
+        and not head.rpartition(",")[2].strip()  # the last component is "Signature=..."
+        and len(head) <= _PARSE_CACHE_MAX_KEY
+    ):
+        _remember(_AUTH_HEAD_CACHE, head, (credential, signed_headers))
+    return credential, signed_headers, parsed_signature
+
+
+def _split_header_auth_uncached(authorization: str) -> tuple[str, tuple[str, ...], str]:
     scheme, _, rest = authorization.strip().partition(" ")
     if scheme != ALGORITHM:
         if scheme == "AWS":
@@ -451,10 +555,14 @@ def _parse_header_auth(authorization: str, headers: CIMultiDictProxy[str]) -> Si
     signed_headers = _parse_signed_headers(fields["SignedHeaders"], presigned=False)
     signature = fields["Signature"]
     _check_signature_syntax(signature, presigned=False)
+    return fields["Credential"], signed_headers, signature
 
+
+def _parse_header_auth(authorization: str, headers: CIMultiDictProxy[str]) -> SigV4Auth:
+    credential, signed_headers, signature = _split_header_auth(authorization)
     request_time = _header_amz_date(headers)
     access_key_id, date, region, service = _parse_credential(
-        fields["Credential"], request_time, presigned=False
+        credential, request_time, presigned=False
     )
 
     payload_hashes = headers.getall("x-amz-content-sha256", [])
@@ -467,18 +575,18 @@ def _parse_header_auth(authorization: str, headers: CIMultiDictProxy[str]) -> Si
     payload_hash = payload_hashes[0]
     _check_payload_hash(payload_hash)
 
-    return SigV4Auth(
-        access_key_id=access_key_id,
-        date=date,
-        region=region,
-        service=service,
-        signed_headers=signed_headers,
-        signature=signature,
-        amz_date=request_time,
-        payload_hash=payload_hash,
-        presigned=False,
-        expires=None,
-        security_token=headers.get("x-amz-security-token"),
+    return _new_auth(
+        access_key_id,
+        date,
+        region,
+        service,
+        signed_headers,
+        signature,
+        request_time,
+        payload_hash,
+        False,
+        None,
+        headers.get("x-amz-security-token"),
     )
 
 
@@ -491,7 +599,7 @@ def _parse_presigned_auth(query: Mapping[str, str], headers: CIMultiDictProxy[st
             "AuthorizationQueryParametersError",
             'X-Amz-Algorithm only supports "AWS4-HMAC-SHA256"',
         )
-    if any(name not in query for name in _PRESIGNED_PARAMS):
+    if not query.keys() >= _PRESIGNED_SET:
         raise S3Error("AuthorizationQueryParametersError", _PRESIGNED_MISSING)
 
     request_time = query["X-Amz-Date"]
@@ -523,23 +631,24 @@ def _parse_presigned_auth(query: Mapping[str, str], headers: CIMultiDictProxy[st
     # SDKs differ in the case they hoist this parameter with; S3 only looks at the value.
     payload_hash = UNSIGNED_PAYLOAD
     for name, value in query.items():
-        if name.lower() == "x-amz-content-sha256":
+        # lower() keeps the length of any name it could turn into this ASCII one
+        if len(name) == 20 and name.lower() == "x-amz-content-sha256":
             _check_payload_hash(value)
             payload_hash = value
             break
 
-    return SigV4Auth(
-        access_key_id=access_key_id,
-        date=date,
-        region=region,
-        service=service,
-        signed_headers=signed_headers,
-        signature=signature,
-        amz_date=request_time,
-        payload_hash=payload_hash,
-        presigned=True,
-        expires=expires,
-        security_token=query.get("X-Amz-Security-Token"),
+    return _new_auth(
+        access_key_id,
+        date,
+        region,
+        service,
+        signed_headers,
+        signature,
+        request_time,
+        payload_hash,
+        True,
+        expires,
+        query.get("X-Amz-Security-Token"),
     )
 
 
@@ -611,6 +720,11 @@ def _check_headers_signed(headers: CIMultiDictProxy[str], signed: frozenset[str]
         )
 
 
+@functools.lru_cache(maxsize=256)  # clients send the same SignedHeaders list again and again
+def _lower_set(names: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(name.lower() for name in names)
+
+
 def _canonical_headers(
     headers: CIMultiDictProxy[str], names: Sequence[str], *, redact: bool = False
 ) -> str:
@@ -648,9 +762,9 @@ def verify_signature(request: S3Request, auth: SigV4Auth, secret: str) -> bytes:
     Raises AccessDenied for unsigned host or x-amz-* headers and SignatureDoesNotMatch (with
     the string to sign and canonical request, never the provided signature) on a mismatch.
     """
-    _check_headers_signed(request.headers, frozenset(name.lower() for name in auth.signed_headers))
+    _check_headers_signed(request.headers, _lower_set(auth.signed_headers))
     key = _cached_key(secret, auth.date, auth.region, auth.service)
-    drop = _SIGNATURE_PARAM if auth.presigned else frozenset()
+    drop = _SIGNATURE_PARAM if auth.presigned else _NOTHING
     query = _raw_canonical_query(request.raw_query, drop=drop)
     headers_block = _canonical_headers(request.headers, auth.signed_headers)
     signed_line = ";".join(auth.signed_headers)
