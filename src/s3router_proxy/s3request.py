@@ -8,6 +8,7 @@ percent-decoded exactly once. `parse_request` builds the `S3Request` every later
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -52,19 +53,44 @@ def decode_component(raw: str) -> str:
         raise S3Error("InvalidURI") from None
 
 
+# Decoded query names and values that needed decoding (SDK-encoded credentials, prefixes,
+# continuation tokens repeat from request to request). Bounded, oldest out; short strings only.
+_DECODED: dict[str, str] = {}
+_DECODED_SIZE = 1024
+_DECODED_MAX_LEN = 256
+
+
+def _decode_query_part(raw: str) -> str:
+    """`unquote_plus(raw, errors="strict")`, remembered for short strings."""
+    decoded = _DECODED.get(raw)
+    if decoded is not None:
+        return decoded
+    decoded = unquote_plus(raw, errors="strict")  # a UnicodeDecodeError is never remembered
+    if len(raw) <= _DECODED_MAX_LEN:
+        if len(_DECODED) >= _DECODED_SIZE:
+            # The oldest entry; another thread may have taken it already.
+            with contextlib.suppress(KeyError, StopIteration, RuntimeError):
+                del _DECODED[next(iter(_DECODED))]
+        _DECODED[raw] = decoded
+    return decoded
+
+
 def parse_query(raw_query: str) -> list[tuple[str, str]]:
     """Every `name=value` pair of a raw query, decoded; `?acl` gives `("acl", "")`."""
+    if not raw_query:
+        return []
     items = []
     for part in raw_query.split("&"):
         if not part:
             continue
         name, _, value = part.partition("=")
-        try:
-            items.append(
-                (unquote_plus(name, errors="strict"), unquote_plus(value, errors="strict"))
-            )
-        except UnicodeDecodeError:
-            raise S3Error("InvalidURI", "The query string is not valid UTF-8.") from None
+        if "%" in part or "+" in part:  # otherwise unquote_plus gives both back as they are
+            try:
+                name = _decode_query_part(name)
+                value = _decode_query_part(value)
+            except UnicodeDecodeError:
+                raise S3Error("InvalidURI", "The query string is not valid UTF-8.") from None
+        items.append((name, value))
     return items
 
 
@@ -92,9 +118,11 @@ def parse_request(
         raise S3Error("InvalidURI")
     host = headers.get("Host", "")
     query_items = parse_query(raw_query)
-    query: dict[str, str] = {}
-    for name, value in query_items:
-        query.setdefault(name, value)
+    query = dict(query_items)
+    if len(query) != len(query_items):  # a repeated name: the first value wins, not the last
+        query = {}
+        for name, value in query_items:
+            query.setdefault(name, value)
 
     bucket = virtual_host_bucket(host, base_domains) if base_domains else None
     if bucket is not None:
@@ -109,7 +137,8 @@ def parse_request(
         key = decode_component(raw_key)
         if "/" in bucket:
             raise S3Error("InvalidBucketName")
-    if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+    # A character is at most four bytes, so a short key needs no encoding to be measured.
+    if len(key) * 4 > MAX_KEY_BYTES and len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
         raise S3Error("KeyTooLongError")
 
     request = S3Request(
