@@ -616,7 +616,8 @@ def _rewrite_listing(
             key_element = child(item, "Key")
             backend_key = decode("" if key_element is None else key_element.text or "")
             client = mapping.to_client_key(backend_key)
-            if client is None or (keep_key is not None and not keep_key(client)):
+            # not client: the object named by the mapped prefix itself has no client key.
+            if not client or (keep_key is not None and not keep_key(client)):
                 root.remove(item)
                 continue
             if key_element is not None:

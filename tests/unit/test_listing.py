@@ -646,6 +646,29 @@ PREFIXES = st.sampled_from(["", "a", "a/", "ab", "b", "b/", "é", "x", "a/b", "-
 DELIMITERS = st.sampled_from(["", "/", "a", "/a", "b/"])
 
 
+def test_merged_listing_skips_the_object_named_by_a_mapped_prefix() -> None:
+    """Two rules map into `x/` of one bucket; the key `a` of the first is stored as `x/` itself,
+    which the second rule would show as the empty key. Listed once as `a`, and the v1 listing
+    ends (an empty key as its marker used to restart it forever)."""
+    rules = (
+        compile_rule(
+            index=0,
+            pattern="lb",
+            key_pattern="a*",
+            target="two",
+            mapped_bucket="m2",
+            mapped_prefix="x/",
+        ),
+        compile_rule(index=1, pattern="lb", target="two", mapped_bucket="m2", mapped_prefix="x/"),
+    )
+    fake = build(rules, ["a"], [])
+    assert set(fake.bucket("two", "m2").objects) == {"x/"}
+    parts = routes_for_bucket(rules, "dflt", "lb", "")
+    for kind in ("v1", "v2"):
+        got = asyncio.run(merged_pages(fake, parts, kind, "", "", 1, 1, False))
+        assert got == [[("a", False, None)]]
+
+
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     rules=splits(),

@@ -350,6 +350,23 @@ def test_list_v2_rewritten_and_filtered() -> None:
     assert out.startswith(b"<?xml") and b'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"' in out
 
 
+def test_list_drops_the_object_named_by_the_mapped_prefix_itself() -> None:
+    """A bucket mapped into `data/` of another: a backend object named exactly `data/` would be
+    the empty client key, which no request can name (and a v1 marker of "" restarts a listing)."""
+    mapping = NameMapping("lb", "store", "", "data/")
+    body = (
+        b'<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+        b"<Name>store</Name><Prefix>data/</Prefix><KeyCount>2</KeyCount>"
+        b"<Contents><Key>data/</Key><Size>0</Size></Contents>"
+        b"<Contents><Key>data/a</Key><Size>1</Size></Contents>"
+        b"</ListBucketResult>"
+    )
+    out = rewrite_response_xml(body, mapping, client_query={"list-type": "2"})
+    parsed = botocore_parse("ListObjectsV2", out)
+    assert [c["Key"] for c in parsed["Contents"]] == ["a"]
+    assert parsed["KeyCount"] == 1
+
+
 def test_list_v2_url_encoded() -> None:
     body = (
         b'<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
