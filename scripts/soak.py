@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import os
@@ -180,25 +181,39 @@ async def run_load(
     jitter: float = 0.0,
     pause: float = 0.0,
     list_bucket: str | None = None,
+    own_connections: bool = False,
 ) -> LoadResult:
-    """`concurrency` connections, each running mixed operations until `seconds` have passed.
+    """`concurrency` workers, each running mixed operations until `seconds` have passed.
 
     With `count`, every connection makes exactly that many requests (the first a PUT) and stops
     instead. `jitter` spreads each connection's first request over that many seconds, `pause`
     waits up to that long between two requests of a connection. Connections stay open (pooled)
     until every worker is done. ListObjectsV2 requests go to `list_bucket` (none without it),
-    a bucket no one writes to during the run.
+    a bucket no one writes to during the run. Workers share one connection pool (an idle
+    connection goes to whichever worker asks next), or with `own_connections` each worker has a
+    connection of its own, so `concurrency` connections are open at once once all have started.
     `on_tick(result)` is called every `tick` seconds while the load runs.
     """
     result = LoadResult()
     deadline = time.monotonic() + seconds
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, force_close=False)
     timeout = aiohttp.ClientTimeout(total=120, connect=30)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+    async with contextlib.AsyncExitStack() as stack:
+        session = await stack.enter_async_context(
+            aiohttp.ClientSession(connector=connector, timeout=timeout)
+        )
+        sessions = [session] * concurrency
+        if own_connections:
+            sessions = [
+                await stack.enter_async_context(
+                    aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1), timeout=timeout)
+                )
+                for _ in range(concurrency)
+            ]
         workers = [
             asyncio.create_task(
                 _worker(
-                    session,
+                    sessions[index],
                     endpoint,
                     bucket,
                     key,
