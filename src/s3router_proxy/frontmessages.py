@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 # Body bytes buffered before the client socket stops being read.
 READ_HIGH_WATER = 1024 * 1024
 READ_LOW_WATER = 256 * 1024
+# Buffered body pieces smaller than this are joined into one read; bigger ones are not copied.
+_JOIN_BELOW = 64 * 1024
 SERVER_NAME = "lakefs-s3-router"
 # A whole answer larger than this leaves in two writes (head, body) rather than one copy.
 JOIN_LIMIT = 256 * 1024
@@ -98,10 +100,17 @@ class Body:
             self._waiter = self._conn.loop.create_future()
             await self._waiter
         pieces = self._pieces
-        data = pieces.popleft() if len(pieces) == 1 else b"".join(pieces)
-        pieces.clear()
-        self._size = 0
-        self._conn.resume_body()
+        if len(pieces) == 1 or len(pieces[0]) >= _JOIN_BELOW:
+            # A big piece goes on alone: joining pieces of a fast upload copied every byte
+            # once more (about a tenth of the CPU of a streamed PUT).
+            data = pieces.popleft()
+            self._size -= len(data)
+        else:
+            data = b"".join(pieces)
+            pieces.clear()
+            self._size = 0
+        if self._size <= READ_LOW_WATER:
+            self._conn.resume_body()
         return data
 
     async def read(self) -> bytes:
