@@ -12,7 +12,7 @@ arrives, hashing each chunk in passing and checking its HMAC at the chunk's end,
 the checksum of every announced `x-amz-checksum-*` trailer over the decoded bytes. The newest
 decoded piece is always held back: it goes out only after the final chunk's signature, the
 trailer signature, the trailer checksums and the decoded length all checked out. A failure
-raises `ChunkedBodyError` instead, so aiohttp aborts the upstream request before its last byte
+raises `ChunkedBodyError` instead, so the upstream request is aborted before its last byte
 and the backend, holding a short body, commits nothing. Memory is bounded by one input piece
 plus at most 4 KiB of framing, whatever the size of the body or of its chunks.
 
@@ -363,8 +363,7 @@ async def decode_aws_chunked(
     """Yield the decoded payload of an aws-chunked body, the last piece only once all verified.
 
     `source` is the raw body as it arrives (HTTP chunking already removed), in pieces of any
-    size: pass aiohttp's `request.content.iter_any()`, not `request.content` itself, which
-    iterates by line and would be slow on binary data. `signing` is None for
+    size, as the front server's `Body.readany` returns them. `signing` is None for
     STREAMING-UNSIGNED-PAYLOAD-TRAILER; `trailer_signed` is True for
     STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER. Every check (chunk signatures, the final chunk's,
     the trailer signature, trailer checksums over the decoded bytes, the decoded length) has

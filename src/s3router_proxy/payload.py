@@ -10,8 +10,8 @@
 
 `forward_body` then yields the body piece by piece as it arrives, feeding every check in
 passing and holding the newest piece back: only once the whole body arrived and every check
-passed does that piece go upstream. On a failure the generator raises instead, aiohttp aborts
-the upstream request before its last byte, and the backend, having seen a short body, commits
+passed does that piece go upstream. On a failure the generator raises instead, the upstream
+request is aborted before its last byte, and the backend, having seen a short body, commits
 nothing. Memory per request is one piece, whatever the object size.
 """
 
@@ -280,7 +280,7 @@ async def forward_body(
 
 
 class BodyAborted(Exception):
-    """Raised inside the upstream body so aiohttp aborts the backend request."""
+    """Raised inside the upstream body so the backend request is aborted."""
 
 
 def check_empty_body(plan: PayloadPlan) -> None:

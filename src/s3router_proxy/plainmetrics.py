@@ -41,6 +41,8 @@ class CounterValue:
         self.created = time.time()
 
     def inc(self, amount: float = 1) -> None:
+        if amount < 0:  # as prometheus_client refuses it: a counter never goes down
+            raise ValueError("counters can only be incremented by non-negative amounts")
         self.value += amount
 
 

@@ -395,7 +395,7 @@ async def _relay(
     length = upstream.header_map.get("content-length", "")
     head_only = http_request.method == "HEAD"
     small = not head_only and length.isdigit() and int(length) <= SMALL_BODY
-    # A small answer's Content-Length is set by web.Response from the body it is given.
+    # A small answer's Content-Length is set by Response from the body it is given.
     drop = _DROP_SMALL_RESPONSE if small else _DROP_RESPONSE
     headers: CIMultiDict[str] = CIMultiDict(
         [(name, value) for name, value in upstream.headers if name.lower() not in drop]

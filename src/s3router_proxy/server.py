@@ -1,4 +1,5 @@
-"""The HTTP shell: an aiohttp low-level server whose one handler runs the pure core.
+"""The HTTP shell: the front server (`front.py`) hands every request to one handler that runs
+the pure core; the admin listener (`admin.py`) is a small aiohttp app beside it.
 
 Per request: parse (s3request) → authenticate (sigv4) → route (routing) → answer
 `Expect: 100-continue` → forward (proxy). Any `S3Error` on the way becomes S3 error XML;
@@ -70,8 +71,6 @@ from .s3request import S3Request, parse_request
 
 log = logging.getLogger("s3router_proxy")
 access_log = logging.getLogger(ACCESS_LOGGER)
-
-# Long presigned URLs and many x-amz-meta-* headers exceed aiohttp's 8 KiB defaults.
 
 
 @dataclass
@@ -356,7 +355,7 @@ def _resource(http_request: Request) -> str:
     return http_request.raw_path.partition("?")[0]
 
 
-def error_response(error: S3Error, *, resource: str, request_id: str, method: str) -> web.Response:
+def error_response(error: S3Error, *, resource: str, request_id: str, method: str) -> Response:
     headers = {"x-amz-request-id": request_id, "x-amz-id-2": request_id, **error.headers}
     body = error_xml(error, resource=resource, request_id=request_id)
     return Response(
@@ -744,7 +743,7 @@ class ProxyHandler:
         return self._xml_answer(record, body)
 
     @staticmethod
-    def _xml_answer(record: RequestRecord, body: bytes) -> web.Response:
+    def _xml_answer(record: RequestRecord, body: bytes) -> Response:
         record.status = 200
         record.bytes_out = len(body)
         return Response(

@@ -437,7 +437,7 @@ def _candidates(request: S3Request, auth: SigV2Auth) -> Iterator[str]:
 
 
 def _utf8(text: str) -> bytes:
-    """Bytes for hashing; aiohttp hands over undecodable bytes as `surrogateescape`."""
+    """Bytes for hashing; the front server hands over undecodable bytes as `surrogateescape`."""
     try:
         return text.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:

@@ -133,7 +133,7 @@ def canonical_query_string(items: Iterable[tuple[str, str]]) -> str:
 
 
 def _utf8(text: str) -> bytes:
-    """Bytes for hashing; aiohttp hands over undecodable bytes as `surrogateescape`."""
+    """Bytes for hashing; the front server hands over undecodable bytes as `surrogateescape`."""
     try:
         return text.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:

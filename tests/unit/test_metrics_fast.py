@@ -184,6 +184,16 @@ def test_labels_are_checked_and_converted_to_strings() -> None:
         PlainCounter("t_total", "Again.", registry=registry)
 
 
+def test_a_counter_never_goes_down() -> None:
+    registry = CollectorRegistry()
+    counter = PlainCounter("t_total", "T.", ["backend"], registry=registry)
+    child = counter.labels("store")
+    child.inc(3)
+    with pytest.raises(ValueError):
+        child.inc(-1)
+    assert child.value == 3
+
+
 def test_module_metrics_are_plain_and_scraped() -> None:
     assert not metrics.MULTIPROCESS
     requests = metrics.child(metrics.REQUESTS, "TestOp", "none", "none", "2xx")
