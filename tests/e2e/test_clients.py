@@ -73,6 +73,11 @@ def test_aws_cli_sync_both_ways(
         path = source / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(os.urandom(size))
+        # Files from before the upload, as a user's are: `aws s3 sync` uploads again when a
+        # file's mtime is after the object's LastModified, which has whole seconds, so a file
+        # written and uploaded within one second would look newer than its own upload.
+        past = path.stat().st_mtime - 60
+        os.utime(path, (past, past))
     bucket = unique_bucket_name("lakefs")
 
     def cli(*args: str) -> str:
