@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import resource
 import tempfile
@@ -26,6 +25,7 @@ from pathlib import Path
 import aiohttp
 
 from bench.procs import CLIENT_CPU, Processes, can_pin
+from bench.report import print_medians
 from bench.stack import BUCKET, _start_nginx, backend_conf
 from s3router_proxy.upstream import UpstreamPool
 
@@ -151,15 +151,7 @@ def main(argv: list[str] | None = None) -> None:
                         results.setdefault(f"{method} 4 KiB, {name}", []).append(result)
     finally:
         procs.stop_all()
-    summary = {}
-    print(f"| client (c={args.concurrency}, uvloop) | ops/s | client CPU µs/req |")
-    print("|---|---:|---:|")
-    for label, runs in results.items():
-        ops = sorted(r[0] for r in runs)[len(runs) // 2]
-        cpu = sorted(r[1] for r in runs)[len(runs) // 2]
-        summary[label] = {"ops_per_s": round(ops), "cpu_us_per_req": round(cpu, 1)}
-        print(f"| {label} | {ops:,.0f} | {cpu:.1f} |")
-    print(json.dumps(summary))
+    print_medians(f"client (c={args.concurrency}, uvloop), client CPU", results)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ three paths of one round ran back to back), which cancels most of a shared machi
 
 from __future__ import annotations
 
+import json
 import re
 import statistics
 from collections.abc import Callable, Sequence
@@ -341,3 +342,17 @@ def write_docs(path: Path, section: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(intro.rstrip() + "\n\n" + section.rstrip() + "\n\n" + earlier, "utf-8")
     path.write_text(path.read_text(encoding="utf-8").rstrip() + "\n", encoding="utf-8")
+
+
+def print_medians(header: str, results: dict[str, list[tuple[float, float]]]) -> None:
+    """A microbenchmark's table (median ops/s and CPU µs per request of each label's rounds),
+    then the same as one JSON line."""
+    summary = {}
+    print(f"| {header} | ops/s | CPU µs/req |")
+    print("|---|---:|---:|")
+    for label, runs in results.items():
+        ops = sorted(r[0] for r in runs)[len(runs) // 2]
+        cpu = sorted(r[1] for r in runs)[len(runs) // 2]
+        summary[label] = {"ops_per_s": round(ops), "cpu_us_per_req": round(cpu, 1)}
+        print(f"| {label} | {ops:,.0f} | {cpu:.1f} |")
+    print(json.dumps(summary))

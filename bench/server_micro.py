@@ -14,7 +14,6 @@ line. `python -m bench.server_micro --serve aiohttp|front PORT` is the server it
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import subprocess
@@ -23,7 +22,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.procs import CLIENT_CPU, SERVER_CPU, Processes, can_pin, cpu_seconds, free_port, pinned
+from bench.procs import (
+    CLIENT_CPU,
+    SERVER_CPU,
+    Processes,
+    can_pin,
+    cpu_seconds,
+    free_port,
+    pinned,
+    wait_port,
+)
+from bench.report import print_medians
 
 BODY = b"x" * 4096
 HEADERS = {
@@ -89,20 +98,6 @@ def _run(coroutine: object) -> None:
     uvloop.run(coroutine)  # type: ignore[arg-type]
 
 
-def _wait_port(port: int, proc: subprocess.Popen[bytes]) -> None:
-    import socket
-
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("the server exited")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError("the server did not start")
-
-
 def _wrk(procs: Processes, port: int, method: str, seconds: float, lua: Path, pin: bool) -> int:
     argv = ["wrk", "-t1", "-c64", f"-d{max(1, round(seconds))}s", f"http://127.0.0.1:{port}/b/k"]
     if method == "PUT":
@@ -139,12 +134,14 @@ def main(argv: list[str] | None = None) -> None:
                     for kind in ("aiohttp", "front"):
                         port = free_port()
                         cmd = [sys.executable, "-m", "bench.server_micro", "--serve", kind]
+                        log = Path(tmp) / f"{kind}.log"
                         server = procs.start(
                             pinned(SERVER_CPU, [*cmd, str(port)], enabled=pin),
+                            log=log,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"},
                         )
                         try:
-                            _wait_port(port, server)
+                            wait_port(port, server, 15, log)
                             _wrk(procs, port, method, 1, lua, pin)  # warm up
                             before = cpu_seconds(server.pid)
                             started = time.monotonic()
@@ -157,15 +154,7 @@ def main(argv: list[str] | None = None) -> None:
                         results.setdefault(label, []).append((done / wall, cpu / done * 1e6))
     finally:
         procs.stop_all()
-    summary = {}
-    print("| server (c=64 keep-alive, uvloop) | ops/s | server CPU µs/req |")
-    print("|---|---:|---:|")
-    for label, runs in results.items():
-        ops = sorted(r[0] for r in runs)[len(runs) // 2]
-        cpu = sorted(r[1] for r in runs)[len(runs) // 2]
-        summary[label] = {"ops_per_s": round(ops), "cpu_us_per_req": round(cpu, 1)}
-        print(f"| {label} | {ops:,.0f} | {cpu:.1f} |")
-    print(json.dumps(summary))
+    print_medians("server (c=64 keep-alive, uvloop), server CPU", results)
 
 
 if __name__ == "__main__":
