@@ -386,9 +386,7 @@ class _Cursor:
 
     def _object_entry(self, item: Any, backend_key: str) -> _Entry | None:
         key = self.part.mapping.to_client_key(backend_key)
-        # The backend object named exactly by the mapped prefix would be the empty client key,
-        # which no client request can name: not listed.
-        if not key or not key.startswith(self.params.prefix) or not self.part.owns(key):
+        if key is None or not key.startswith(self.params.prefix) or not self.part.owns(key):
             return None
         delimiter = self.params.delimiter
         if delimiter and not self.backend_delimiter:
@@ -406,7 +404,7 @@ class _Cursor:
 
     async def _prefix_entry(self, backend_prefix: str) -> _Entry | None:
         common = self.part.mapping.to_client_key(backend_prefix)
-        if not common or not common.startswith(self.params.prefix):
+        if common is None or not common.startswith(self.params.prefix):
             return None
         if not self._after_position(common, is_prefix=True):
             return None
@@ -439,7 +437,7 @@ class _Cursor:
                     backend_key = decode(child_text(item, "Key"))
                     last = max(last, backend_key)
                     key = self.part.mapping.to_client_key(backend_key)
-                    if key and (region == "all" or self.part.owns(key)):
+                    if key is not None and (region == "all" or self.part.owns(key)):
                         return True
             query = self._next_query(query, root, decode, last)
         return False

@@ -84,10 +84,15 @@ class NameMapping:
         return self.backend_prefix + key[len(self.client_prefix) :]
 
     def to_client_key(self, backend_key: str) -> str | None:
-        """The client key of a backend key, None when the backend key is outside P."""
+        """The client key of a backend key, None when the backend key is outside P.
+
+        Also None for the object named exactly by the backend prefix when the client prefix is
+        empty: its client key would be "", which no request can name (and which, as a listing
+        marker, would restart the listing).
+        """
         if not backend_key.startswith(self.backend_prefix):
             return None
-        return self.client_prefix + backend_key[len(self.backend_prefix) :]
+        return self.client_prefix + backend_key[len(self.backend_prefix) :] or None
 
     def to_backend_position(self, key: str) -> tuple[str, str | None]:
         """Where a listing that resumes after client key `key` resumes in the backend.
@@ -616,8 +621,7 @@ def _rewrite_listing(
             key_element = child(item, "Key")
             backend_key = decode("" if key_element is None else key_element.text or "")
             client = mapping.to_client_key(backend_key)
-            # not client: the object named by the mapped prefix itself has no client key.
-            if not client or (keep_key is not None and not keep_key(client)):
+            if client is None or (keep_key is not None and not keep_key(client)):
                 root.remove(item)
                 continue
             if key_element is not None:

@@ -85,6 +85,8 @@ def test_key_mapping_both_ways() -> None:
     assert TEAM2.to_backend_key("team2/obj2") == "data/team2/obj2"
     assert TEAM2.to_client_key("data/team2/obj2") == "team2/obj2"
     assert TEAM2.to_client_key("data/other") is None
+    # A bucket mapped into `data/` of another: `data/` itself would be the empty client key.
+    assert NameMapping("lb", "store", "", "data/").to_client_key("data/") is None
     assert TEAM2.to_backend_key("") == ""
     with pytest.raises(ValueError):
         TEAM2.to_backend_key("team1/x")
