@@ -12,6 +12,7 @@ the clients: boto3 with its own default checksums, aws-cli v1, neither retrying.
 from __future__ import annotations
 
 import atexit
+import base64
 import contextlib
 import http.client
 import json
@@ -472,6 +473,71 @@ class MotoBackend(ManagedProcess):
     def requests_since(self, mark: int) -> list[AccessLogEntry]:
         """The requests served after `mark` (an earlier `request_count()`)."""
         return self.access_log()[mark:]
+
+
+class RawBackend(ManagedProcess):
+    """`rawbackend.py` in its own process: logs the exact bytes and requests that reached it and
+    answers what a test scripts (see that module). For framing tests, where moto's own HTTP
+    server would hide what the proxy sent."""
+
+    def __init__(self, log_dir: Path, *, name: str = "rawbackend") -> None:
+        super().__init__(name, log_dir / f"{name}.log")
+        self.dir = log_dir / name
+        self.port = 0
+        self.endpoint = ""
+
+    def start(self, timeout: float = _START_TIMEOUT) -> Self:
+        script = Path(__file__).with_name("rawbackend.py")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            for attempt in range(1, _PORT_ATTEMPTS + 1):
+                self.port = free_port()
+                self.endpoint = f"http://{LOOPBACK}:{self.port}"
+                argv = [sys.executable, str(script), str(self.port), str(self.dir)]
+                self._spawn(argv, dict(os.environ), cwd=None)
+                try:
+                    self._wait_until(lambda: self.listens_on(self.port), "listening", timeout)
+                    break
+                except ServerStartError:
+                    if attempt == _PORT_ATTEMPTS or not self._bind_failed():
+                        raise
+                    self.stop()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def script(self, answers: Mapping[str, Any]) -> None:
+        """Answer requests from now on as `answers` says (raw bytes as `bytes` in `send`)."""
+
+        def encode(entry: Any) -> Any:
+            steps = entry["steps"] if isinstance(entry, dict) else entry
+            out = [
+                {"send": base64.b64encode(s["send"]).decode()} if "send" in s else dict(s)
+                for s in steps
+            ]
+            return {**entry, "steps": out} if isinstance(entry, dict) else out
+
+        path = self.dir / "script.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({k: encode(v) for k, v in answers.items()}))
+        tmp.replace(path)
+
+    def requests(self) -> list[dict[str, Any]]:
+        """Every request (and parse error) logged so far, oldest first."""
+        try:
+            text = (self.dir / "requests.jsonl").read_text()
+        except FileNotFoundError:
+            return []
+        return [json.loads(line) for line in text.splitlines() if line]
+
+    def received(self) -> bytes:
+        """All bytes received, every connection in order of arrival of the connection."""
+        files = sorted(self.dir.glob("conn-*.bin"), key=lambda p: int(p.stem.split("-")[1]))
+        return b"".join(p.read_bytes() for p in files)
 
 
 class ProxyProcess(ManagedProcess):
