@@ -26,8 +26,7 @@ from pathlib import Path
 import httptools
 
 DEFAULT_ANSWER = (
-    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n"
-    b'ETag: "d41d8cd98f00b204e9800998ecf8427e"\r\n\r\n'
+    b'HTTP/1.1 200 OK\r\nContent-Length: 0\r\nETag: "d41d8cd98f00b204e9800998ecf8427e"\r\n\r\n'
 )
 _KEEP_BODY = 64 * 1024
 
