@@ -146,7 +146,7 @@ def test_s3_health_paths_are_plain_s3_requests_when_off(
     client = proxy.client(KEY, SECRET)
     try:
         client.create_bucket(Bucket="minio")
-    except ClientError as error:  # the session's moto is shared: another test may have made it
+    except ClientError as error:  # moto_plain is shared: another test may have made it
         assert error.response["Error"]["Code"] in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists")
     data = b"an object whose key looks like a health check"
     client.put_object(Bucket="minio", Key="health/live", Body=data)
