@@ -1,46 +1,21 @@
 """The admin listener, off the data port: liveness, readiness, Prometheus metrics.
 
-`/health` says the process serves; `/ready` says every backend answers a cheap signed request
-(any HTTP answer below 500 counts: a 403 still proves the store is up) and names those that do
-not; `/metrics` is the Prometheus exposition.
+`/health` says the process serves; `/ready` says every backend answers (readiness.py) and names
+those that do not; `/metrics` is the Prometheus exposition.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 from typing import TYPE_CHECKING
 
-import aiohttp
 from aiohttp import web
 
-from .backends import Backend
 from .metrics import exposition
-from .sigv4 import EMPTY_SHA256
+from .readiness import readiness
 
 if TYPE_CHECKING:
     from .server import ProxyServer
-
-PROBE_TIMEOUT = 3.0
-
-
-async def probe(backend: Backend) -> str | None:
-    """None when the backend answers, else why not."""
-    if backend.credentials.current is None:
-        return "no credentials"
-    url, headers = backend.signed_request("GET", "", "", "", {}, EMPTY_SHA256)
-    try:
-        async with backend.session.get(
-            url,
-            headers=headers,
-            timeout=aiohttp.ClientTimeout(total=PROBE_TIMEOUT),
-        ) as response:
-            response.release()  # only the status matters; the body is never read
-            if response.status >= 500:
-                return f"answered {response.status}"
-            return None
-    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-        return type(exc).__name__
 
 
 def admin_app(server: ProxyServer) -> web.Application:
@@ -48,17 +23,8 @@ def admin_app(server: ProxyServer) -> web.Application:
         return web.json_response({"status": "ok"})
 
     async def ready(_: web.Request) -> web.Response:
-        backends = server.state.backends
-        results = await asyncio.gather(*(probe(b) for b in backends.values()))
-        report = {
-            name: ("ok" if problem is None else problem)
-            for name, problem in zip(backends, results, strict=True)
-        }
-        failing = [name for name, problem in zip(backends, results, strict=True) if problem]
-        return web.json_response(
-            {"status": "not ready" if failing else "ready", "backends": report},
-            status=503 if failing else 200,
-        )
+        answer = await readiness(server.state.backends, draining=server.handler.draining)
+        return web.json_response(answer.document(), status=200 if answer.ready else 503)
 
     async def metrics(_: web.Request) -> web.Response:
         body, content_type = exposition()

@@ -92,6 +92,7 @@ class Config:
     anonymous: ClientPolicy = NOBODY  # what unsigned requests may do
     secret: bytes = field(default=b"", repr=False)  # HMAC key for upload ids and list tokens
     mirror_journal: str | None = None  # where best-effort mirror failures are recorded
+    s3_health_paths: bool = False  # /minio/health/{live,ready} unauthenticated on the S3 port
 
 
 def parse_listen_address(value: str) -> tuple[str, int]:
@@ -409,6 +410,7 @@ _ROUTER_KEYS = {
     "sigv2",
     "admin_token",
     "mirror_journal",
+    "s3_health_paths",
 }
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -466,6 +468,7 @@ def _router_extras(reader: Reader, router: LineDict, source: str) -> dict[str, A
     extras["watch_config"] = reader.flag(router, "watch_config", "router", False)
     extras["sigv2"] = reader.flag(router, "sigv2", "router", True)
     extras["admin_token"] = reader.string(router, "admin_token", "router") or None
+    extras["s3_health_paths"] = reader.flag(router, "s3_health_paths", "router", False)
     journal = reader.string(router, "mirror_journal", "router")
     if journal:
         extras["mirror_journal"] = str(Path(source).parent / journal)

@@ -67,6 +67,7 @@ from .routing import (
     route_on,
     routes_for_bucket,
 )
+from .s3health import health_response, requested_check
 from .s3request import S3Request, parse_request
 
 log = logging.getLogger("s3router_proxy")
@@ -413,8 +414,18 @@ class ProxyHandler:
         self.draining = False  # shutting down: new requests are shed
 
     async def __call__(self, http_request: Request) -> Response:
-        record = RequestRecord(new_request_id())
         state = self.state
+        if state.config.s3_health_paths and (
+            check := requested_check(
+                http_request.method,
+                http_request.raw_path,
+                http_request.headers.get("Host", ""),
+                state.config.virtual_host_domains,
+            )
+        ):
+            # Before the concurrency limit too: a busy replica is alive, not dead.
+            return await health_response(check, state.backends, draining=self.draining)
+        record = RequestRecord(new_request_id())
         limit = state.config.max_concurrent_requests
         if self.draining or self.in_flight >= limit:
             metrics.SHED.inc()
