@@ -4,12 +4,14 @@ The mirror holds the same backend bucket and key as the target (the rule's mappi
 both). Bodies are read from the client once and teed to every backend (`tee.Tee`), so memory
 stays bounded whatever the object size.
 
-`strict`: the client sees success only when every backend took the write. A body one backend
-did not receive whole is committed by none (the last piece is held until all took the rest);
-when backends disagree after the body (one answered 200, another 500) the objects that were
-written are deleted again, so no backend keeps what the client was told failed. Completes and
-deletes go to the mirrors first and to the target last, so a failure leaves the target as
-the client's error says it is.
+`strict`: the client sees success only when every backend took the write. No backend gets
+a complete request until every backend is ready for it: the last piece of the body (for an
+empty body, the request's end) is held until every backend is connected and took every
+earlier piece, so a backend that is down, refused or cut off leaves every store as it was,
+the previous object included, whatever the body's size. When backends disagree after the
+body (one answered 200, another 500) the objects that were written are deleted again, so no
+backend keeps what the client was told failed. Completes and deletes go to the mirrors first
+and to the target last, so a failure leaves the target as the client's error says it is.
 
 `best_effort`: the target's answer is the client's; a mirror that failed is logged, counted
 (`s3router_mirror_failures_total`) and written to the journal (`router.mirror_journal`), from
@@ -173,12 +175,16 @@ class MirroredWrite:
             items = [(n, upload_ids[mirror] if n == "uploadId" else v) for n, v in items]
         return backend_query(dataclasses.replace(self.request, query_items=items), self.auth)
 
-    async def send(self, mirror: str, body: AsyncIterator[bytes] | None) -> Answer:
-        """This request (its streamed body, if any) to one mirror; its answer, read whole."""
+    async def send(
+        self, mirror: str, body: AsyncIterator[bytes] | None, *, empty: bool = False
+    ) -> Answer:
+        """This request (its streamed body, if any) to one mirror; its answer, read whole.
+        `empty`: `body` is the end of an empty body, sent as `Content-Length: 0`."""
         backend = self.backends[mirror]
         there = self.route_for(mirror)
-        has_body = body is not None
-        signed, unsigned = outgoing_headers(self.request, self.plan, has_body)
+        signed, unsigned = outgoing_headers(self.request, self.plan, body is not None and not empty)
+        if empty:
+            signed["content-length"] = "0"
         url, signed = backend.signed_request(
             self.request.method,
             there.bucket,
@@ -237,6 +243,11 @@ class MirroredWrite:
             self.diverged(backend, f"could not undo a failed strict write: {error.code}")
 
 
+async def _no_body() -> AsyncIterator[bytes]:
+    return
+    yield  # an async generator that ends at once
+
+
 async def _read(response: aiohttp.ClientResponse) -> bytes:
     data = bytearray()
     async for piece in response.content.iter_chunked(STREAM_CHUNK):
@@ -279,27 +290,24 @@ async def streamed_write(write: MirroredWrite, content: Body, primary: PrimaryCa
     names = write.mirrors.names
     strict = write.mirrors.strict
     outcome = BodyOutcome()
-    tee: Tee | None = None
-    stream = None
-    if request_has_body(write.request, write.plan):
-        tee = Tee(upstream_body(content, write.plan, outcome), [True] + [strict] * len(names))
-        stream = (tee.branches[0], outcome)
+    # An empty body is a stream too: its end is what must wait until every backend is ready.
+    empty = not request_has_body(write.request, write.plan)
+    source = _no_body() if empty else upstream_body(content, write.plan, outcome)
+    tee = Tee(source, [True] + [strict] * len(names))
 
     async def leg(index: int, work: Awaitable[object]) -> object:
         try:
             return await work
         finally:
-            if tee is not None:
-                tee.detach(index)
+            tee.detach(index)
 
-    legs = [leg(0, primary(stream))]
+    legs = [leg(0, primary((tee.branches[0], outcome)))]
     for index, name in enumerate(names, 1):
-        legs.append(leg(index, write.send(name, None if tee is None else tee.branches[index])))
+        legs.append(leg(index, write.send(name, tee.branches[index], empty=empty)))
     try:
         results = await asyncio.gather(*legs, return_exceptions=True)
     finally:
-        if tee is not None:
-            await tee.close()
+        await tee.close()
     response, mirror_results = results[0], results[1:]
     outcomes = [_outcome(result) for result in mirror_results]
     failed = [(name, reason) for name, (ok, reason) in zip(names, outcomes, strict=True) if not ok]
@@ -321,10 +329,10 @@ async def streamed_write(write: MirroredWrite, content: Body, primary: PrimaryCa
         await asyncio.gather(*(write.undo_put(name) for name in written))
     if outcome.failure is not None:
         raise outcome.failure  # the client's body was at fault (digest, length, signature)
-    cut_by_mirror = tee is not None and tee.cause is not None and tee.cause > 0
+    cut_by_mirror = tee.cause is not None and tee.cause > 0
     if failed and (primary_ok or cut_by_mirror):
         failing = dict(failed)
-        name = names[tee.cause - 1] if cut_by_mirror and tee and tee.cause else failed[0][0]
+        name = names[tee.cause - 1] if cut_by_mirror and tee.cause else failed[0][0]
         raise _mirror_failed(name, failing.get(name, failed[0][1]))
     if isinstance(response, BaseException):
         raise response

@@ -1,0 +1,172 @@
+"""A strict mirror that is down, or that refuses after the body, never costs the previous object.
+
+Every overwrite below fails; the stores are then read directly (boto3 against moto, not through
+the proxy) and the previous object must be there, byte for byte: the proxy holds every
+backend's complete request back until every backend is connected, and a write one backend kept
+is taken back by its version id or left and journaled, never deleted by key."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.client import BaseClient
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from harness import (
+    REGION,
+    MotoBackend,
+    ProxyProcess,
+    StartProxy,
+    unique_bucket_name,
+)
+
+KEY, SECRET = "AKIASTRICT", "strict-secret"
+KiB, MiB = 1024, 1024 * 1024
+SIZES = [0, 1, 4 * KiB, 64 * KiB, 1 * MiB]
+
+
+def config_text(
+    main: str, main_keys: tuple[str, str], copy: str, copy_keys: tuple[str, str], journal: Path
+) -> str:
+    return f"""
+        router:
+          mirror_journal: "{journal}"
+        backends:
+          main: {{endpoint: "{main}", access_key_id: "{main_keys[0]}",
+                  secret_access_key: "{main_keys[1]}", connect_timeout: 2}}
+          copy: {{endpoint: "{copy}", access_key_id: "{copy_keys[0]}",
+                  secret_access_key: "{copy_keys[1]}", connect_timeout: 2}}
+        clients:
+          - {{name: app, access_key_id: "{KEY}", secret_access_key: "{SECRET}"}}
+        routing:
+          rules:
+            - {{pattern: "*", target: main, mirror: [copy]}}
+          default_target: main
+        """
+
+
+def keys_of(store: MotoBackend) -> tuple[str, str]:
+    return store.access_key_id, store.secret_access_key
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def stored_sha(store: MotoBackend, bucket: str, key: str) -> str:
+    return sha(store.client().get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def writes_after(store: MotoBackend, seen: int, bucket: str) -> list[str]:
+    """The object writes and deletes `store` served after its first `seen` log entries."""
+    return [
+        f"{e.method} {e.target}"
+        for e in store.access_log()[seen:]
+        if e.method in ("PUT", "POST", "DELETE") and e.path.startswith(f"/{bucket}/")
+    ]
+
+
+def default_retry_client(proxy: ProxyProcess) -> BaseClient:
+    """boto3 as an application builds it: its own retry defaults, not the harness's single try."""
+    session = boto3.session.Session(
+        aws_access_key_id=KEY, aws_secret_access_key=SECRET, region_name=REGION
+    )
+    client: BaseClient = session.client(
+        "s3", endpoint_url=proxy.endpoint, config=Config(s3={"addressing_style": "path"})
+    )
+    return client
+
+
+@pytest.fixture
+def doomed_mirror(tmp_path: Path) -> Iterator[MotoBackend]:
+    with MotoBackend(tmp_path, name="doomed-mirror") as backend:
+        yield backend
+
+
+def test_a_strict_overwrite_with_the_mirror_down_keeps_the_previous_object(
+    start_proxy: StartProxy, moto_auth: MotoBackend, doomed_mirror: MotoBackend, tmp_path: Path
+) -> None:
+    bucket = unique_bucket_name("strict")
+    for store in (moto_auth, doomed_mirror):
+        store.client().create_bucket(Bucket=bucket)
+    proxy = start_proxy(
+        config_text(
+            moto_auth.endpoint,
+            keys_of(moto_auth),
+            doomed_mirror.endpoint,
+            keys_of(doomed_mirror),
+            tmp_path / "journal.jsonl",
+        )
+    )
+    client = proxy.client(KEY, SECRET)
+    previous = {f"k-{size}": os.urandom(size + 15) for size in SIZES}
+    previous["mp"] = os.urandom(3 * KiB)
+    for key, data in previous.items():
+        client.put_object(Bucket=bucket, Key=key, Body=data)
+    # A multipart overwrite whose parts reached both stores; only its completion is left.
+    upload = client.create_multipart_upload(Bucket=bucket, Key="mp")["UploadId"]
+    part = client.upload_part(
+        Bucket=bucket, Key="mp", UploadId=upload, PartNumber=1, Body=os.urandom(2 * KiB)
+    )
+    for key, data in previous.items():
+        assert stored_sha(doomed_mirror, bucket, key) == sha(data)
+    seen = len(moto_auth.access_log())
+
+    doomed_mirror.stop()
+    for size in SIZES:
+        with pytest.raises(ClientError) as failed:
+            client.put_object(Bucket=bucket, Key=f"k-{size}", Body=os.urandom(size))
+        error = failed.value.response["Error"]
+        assert error["Code"] == "ServiceUnavailable", size
+        assert "Mirror backend 'copy'" in error["Message"]
+        assert "nothing was written" in error["Message"]
+    with pytest.raises(ClientError) as failed:
+        client.complete_multipart_upload(
+            Bucket=bucket,
+            Key="mp",
+            UploadId=upload,
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
+        )
+    assert failed.value.response["Error"]["Code"] == "ServiceUnavailable"
+
+    for key, data in previous.items():
+        assert stored_sha(moto_auth, bucket, key) == sha(data), key
+    # The target never saw a complete write, let alone a delete.
+    assert writes_after(moto_auth, seen, bucket) == []
+    assert not (tmp_path / "journal.jsonl").exists()
+
+
+def test_boto3_retries_against_a_down_mirror_keep_the_previous_object(
+    start_proxy: StartProxy, moto_auth: MotoBackend, doomed_mirror: MotoBackend, tmp_path: Path
+) -> None:
+    bucket = unique_bucket_name("strict")
+    for store in (moto_auth, doomed_mirror):
+        store.client().create_bucket(Bucket=bucket)
+    proxy = start_proxy(
+        config_text(
+            moto_auth.endpoint,
+            keys_of(moto_auth),
+            doomed_mirror.endpoint,
+            keys_of(doomed_mirror),
+            tmp_path / "journal.jsonl",
+        )
+    )
+    client = default_retry_client(proxy)
+    previous = {f"k-{size}": os.urandom(size + 15) for size in (0, 15, 64 * KiB)}
+    for key, data in previous.items():
+        client.put_object(Bucket=bucket, Key=key, Body=data)
+    seen = len(moto_auth.access_log())
+
+    doomed_mirror.stop()
+    for key, data in previous.items():
+        with pytest.raises(ClientError) as failed:
+            client.put_object(Bucket=bucket, Key=key, Body=os.urandom(len(data) - 15))
+        assert failed.value.response["Error"]["Code"] == "ServiceUnavailable"
+        assert failed.value.response["ResponseMetadata"]["RetryAttempts"] >= 2  # retried
+        assert stored_sha(moto_auth, bucket, key) == sha(data), key
+    assert writes_after(moto_auth, seen, bucket) == []
