@@ -8,10 +8,18 @@ stays bounded whatever the object size.
 a complete request until every backend is ready for it: the last piece of the body (for an
 empty body, the request's end) is held until every backend is connected and took every
 earlier piece, so a backend that is down, refused or cut off leaves every store as it was,
-the previous object included, whatever the body's size. When backends disagree after the
-body (one answered 200, another 500) the objects that were written are deleted again, so no
-backend keeps what the client was told failed. Completes and deletes go to the mirrors first
-and to the target last, so a failure leaves the target as the client's error says it is.
+the previous object included, whatever the body's size. Completes and deletes go to the
+mirrors first and to the target last, so a failure leaves the target as the client's error
+says it is.
+
+Backends can still disagree after the body (one answered 200, another 500 or hung up). A
+store that names the version it wrote (a versioned bucket) has exactly that version deleted,
+so its previous version is current again. Otherwise the write is left where it landed and
+never deleted: the backend already replaced the previous object, and a delete would only
+take the client's bytes too and leave the key absent. Each mirror that then differs from the
+target is journaled (`router.mirror_journal`) for `lakefs-s3-router repair`, which makes it
+equal to the target, and the client gets an error (`503` naming the mirror, or the target's
+own), which S3 clients retry: as with S3's own 5xx, the write may have been applied.
 
 `best_effort`: the target's answer is the client's; a mirror that failed is logged, counted
 (`s3router_mirror_failures_total`) and written to the journal (`router.mirror_journal`), from
@@ -44,6 +52,7 @@ from .proxy import (
     STREAM_CHUNK,
     _unreachable,
     backend_call,
+    backend_exchange,
     backend_query,
     outgoing_headers,
     request_has_body,
@@ -219,7 +228,7 @@ class MirroredWrite:
         headers: dict[str, str] | None = None,
     ) -> Answer:
         there = self.route_for(mirror)
-        status, answer = await backend_call(
+        status, headers_back, answer = await backend_exchange(
             self.backends[mirror],
             method,
             there.bucket,
@@ -228,19 +237,26 @@ class MirroredWrite:
             body=body,
             headers=headers,
         )
-        return Answer(status, answer, CIMultiDict())
+        return Answer(status, answer, CIMultiDict(headers_back))
 
-    async def undo_put(self, backend: str) -> None:
-        """Remove an object a strict write left on one backend (best effort, logged)."""
+    async def take_back(self, backend: str, version_id: str | None) -> bool:
+        """Delete the version a failed strict write made on `backend`, when the store named it;
+        its previous version is then current again. False when there is nothing to name it by
+        (an unversioned bucket) or the delete failed: the write stays."""
+        if not version_id or version_id == "null":
+            return False
+        there = self.route_for(backend)
         try:
-            there = self.route_for(backend)
             status, _ = await backend_call(
-                self.backends[backend], "DELETE", there.bucket, there.key, []
+                self.backends[backend],
+                "DELETE",
+                there.bucket,
+                there.key,
+                [("versionId", version_id)],
             )
-            if status >= 300:
-                self.diverged(backend, f"could not undo a failed strict write: status {status}")
-        except S3Error as error:
-            self.diverged(backend, f"could not undo a failed strict write: {error.code}")
+        except S3Error:
+            return False
+        return status < 300
 
 
 async def _no_body() -> AsyncIterator[bytes]:
@@ -274,12 +290,45 @@ def _primary_ok(response: object) -> bool:
     return not (isinstance(body, bytes) and b"<Error>" in body[:512])
 
 
-def _mirror_failed(name: str, reason: str) -> S3Error:
+def _mirror_failed(name: str, reason: str, kept: str = "") -> S3Error:
+    if kept == "target":
+        what = "the target backend kept it and the mirrors that differ are journaled for repair"
+    elif kept:
+        what = "the target was not changed and the mirrors that differ are journaled for repair"
+    else:
+        what = "nothing was written"
     return S3Error(
         "ServiceUnavailable",
-        f"Mirror backend {name!r} did not take the write ({reason}); nothing was written. "
-        "Please retry.",
+        f"Mirror backend {name!r} did not take the write ({reason}); {what}. Please retry.",
     )
+
+
+def _version(result: object) -> str | None:
+    if isinstance(result, Answer | Response):
+        return result.headers.get("x-amz-version-id")
+    return None
+
+
+async def settle(write: MirroredWrite, committed: dict[str, str | None]) -> str:
+    """After a failed strict write: take back what each store took (by the version it named),
+    journal every mirror left different from the target, and say what was kept: "target",
+    "mirror" or "" (nothing).
+
+    Nothing is deleted by key: a backend that took the write without naming a version already
+    replaced its previous object, so a delete could not bring that back and would only leave
+    the key absent. The store keeps the client's bytes and repair makes the mirrors agree."""
+    names = list(committed)
+    undone = await asyncio.gather(*(write.take_back(n, committed[n]) for n in names))
+    kept = {name for name, gone in zip(names, undone, strict=True) if not gone}
+    target = write.route.backend
+    if target in kept:
+        for name in write.mirrors.names:
+            if name not in kept:
+                write.diverged(name, "the target kept a failed strict write the mirror did not")
+        return "target"
+    for name in kept:
+        write.diverged(name, "the mirror kept a failed strict write the target did not")
+    return "mirror" if kept else ""
 
 
 PrimaryCall = Callable[[tuple[AsyncIterator[bytes], BodyOutcome] | None], Awaitable[Response]]
@@ -315,6 +364,7 @@ async def streamed_write(write: MirroredWrite, content: Body, primary: PrimaryCa
     if primary_ok and not failed:
         return response  # type: ignore[return-value]
     written = [n for n, (ok, _) in zip(names, outcomes, strict=True) if ok]
+    kept = ""
     if not strict:
         if primary_ok:
             for name, reason in failed:
@@ -323,17 +373,21 @@ async def streamed_write(write: MirroredWrite, content: Body, primary: PrimaryCa
         for name in written:  # the target refused what a mirror took: repair decides
             write.diverged(name, "taken by the mirror, refused by the target")
     elif write.request.operation == "PutObject":
-        # Nothing may stay where the client is told the write failed.
+        committed = {
+            name: _version(result)
+            for name, result, (ok, _) in zip(names, mirror_results, outcomes, strict=True)
+            if ok
+        }
         if primary_ok:
-            written.append(write.route.backend)
-        await asyncio.gather(*(write.undo_put(name) for name in written))
+            committed[write.route.backend] = _version(response)
+        kept = await settle(write, committed)
     if outcome.failure is not None:
         raise outcome.failure  # the client's body was at fault (digest, length, signature)
     cut_by_mirror = tee.cause is not None and tee.cause > 0
     if failed and (primary_ok or cut_by_mirror):
         failing = dict(failed)
         name = names[tee.cause - 1] if cut_by_mirror and tee.cause else failed[0][0]
-        raise _mirror_failed(name, failing.get(name, failed[0][1]))
+        raise _mirror_failed(name, failing.get(name, failed[0][1]), kept)
     if isinstance(response, BaseException):
         raise response
     return response  # type: ignore[return-value]
@@ -426,14 +480,20 @@ async def complete_upload(
             (n, why) for n, (ok, why) in zip(write.mirrors.names, outcomes, strict=True) if not ok
         ]
         if failed:
-            for name, (ok, _) in zip(write.mirrors.names, outcomes, strict=True):
-                if ok:
-                    await write.undo_put(name)
-            raise _mirror_failed(*failed[0])
+            committed = {
+                name: _version(result)
+                for name, result, (ok, _) in zip(
+                    write.mirrors.names, results, outcomes, strict=True
+                )
+                if ok
+            }
+            raise _mirror_failed(*failed[0], await settle(write, committed))
         response = await primary()
         if not _primary_ok(response):
-            for name in write.mirrors.names:
-                await write.undo_put(name)
+            await settle(
+                write,
+                {name: _version(r) for name, r in zip(write.mirrors.names, results, strict=True)},
+            )
         return response
     return await _target_then_mirrors(write, primary, complete)
 
@@ -585,10 +645,12 @@ async def mirror_copy(write: MirroredWrite) -> None:
         for name, reason in failed:
             write.diverged(name, reason)
         return
+    kept = ""
     if operation == "CopyObject":
+        # The copy's version ids are not at hand: the copies stay, and repair aligns the mirrors.
         written = [n for n, (ok, _) in zip(write.mirrors.names, outcomes, strict=True) if ok]
-        await asyncio.gather(*(write.undo_put(n) for n in [*written, write.route.backend]))
-    raise _mirror_failed(*failed[0])
+        kept = await settle(write, dict.fromkeys([*written, write.route.backend]))
+    raise _mirror_failed(*failed[0], kept)
 
 
 async def then_mirror(write: MirroredWrite, work: Awaitable[T]) -> T:

@@ -8,6 +8,7 @@ is taken back by its version id or left and journaled, never deleted by key."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from harness import (
     REGION,
     MotoBackend,
     ProxyProcess,
+    RawBackend,
     StartProxy,
     unique_bucket_name,
 )
@@ -28,6 +30,11 @@ from harness import (
 KEY, SECRET = "AKIASTRICT", "strict-secret"
 KiB, MiB = 1024, 1024 * 1024
 SIZES = [0, 1, 4 * KiB, 64 * KiB, 1 * MiB]
+REFUSED = b"<Error><Code>InternalError</Code><Message>refused</Message></Error>"
+REFUSAL = (
+    b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/xml\r\n"
+    b"Content-Length: %d\r\n\r\n%s" % (len(REFUSED), REFUSED)
+)
 
 
 def config_text(
@@ -170,3 +177,70 @@ def test_boto3_retries_against_a_down_mirror_keep_the_previous_object(
         assert failed.value.response["ResponseMetadata"]["RetryAttempts"] >= 2  # retried
         assert stored_sha(moto_auth, bucket, key) == sha(data), key
     assert writes_after(moto_auth, seen, bucket) == []
+
+
+@pytest.fixture
+def raw_backend(tmp_path: Path) -> Iterator[RawBackend]:
+    with RawBackend(tmp_path, name="refusing") as backend:
+        yield backend
+
+
+@pytest.mark.parametrize("versioned", [False, True], ids=["unversioned", "versioned"])
+@pytest.mark.parametrize("refuser", ["mirror", "target"])
+def test_a_refusal_after_the_body_never_deletes_by_key(
+    start_proxy: StartProxy,
+    moto_auth: MotoBackend,
+    raw_backend: RawBackend,
+    tmp_path: Path,
+    refuser: str,
+    versioned: bool,
+) -> None:
+    """Both backends got the whole body; one answered 500. The store that took the write has
+    its new version deleted when it named one (the previous is current again), or keeps the
+    write, with the mirror journaled for repair; the previous object is never deleted."""
+    bucket = unique_bucket_name("after")
+    store = moto_auth.client()
+    store.create_bucket(Bucket=bucket)
+    if versioned:
+        store.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    old, new = os.urandom(5 * KiB), os.urandom(300 * KiB)
+    store.put_object(Bucket=bucket, Key="k", Body=old)
+    raw_backend.script({"*": [{"send": REFUSAL}]})
+    journal = tmp_path / "journal.jsonl"
+    moto = (moto_auth.endpoint, keys_of(moto_auth))
+    raw = (raw_backend.endpoint, ("raw", "raw-secret"))
+    main, copy = (moto, raw) if refuser == "mirror" else (raw, moto)
+    proxy = start_proxy(config_text(main[0], main[1], copy[0], copy[1], journal))
+    seen = len(moto_auth.access_log())
+
+    with pytest.raises(ClientError) as failed:
+        proxy.client(KEY, SECRET).put_object(Bucket=bucket, Key="k", Body=new)
+    error = failed.value.response["Error"]
+    assert failed.value.response["ResponseMetadata"]["HTTPStatusCode"] >= 500
+    # The refusing backend really had the whole body.
+    (refused,) = [r for r in raw_backend.requests() if r.get("method") == "PUT"]
+    assert refused["body_sha256"] == sha(new)
+
+    versions = store.list_object_versions(Bucket=bucket, Prefix="k").get("Versions", [])
+    writes = writes_after(moto_auth, seen, bucket)
+    if versioned:
+        # Exactly the version the client wrote is gone: the previous one is current again.
+        assert stored_sha(moto_auth, bucket, "k") == sha(old)
+        assert len(versions) == 1
+        assert [w.split("?")[0] for w in writes] == [f"PUT /{bucket}/k", f"DELETE /{bucket}/k"]
+        assert "versionId=" in writes[1]
+        assert not journal.exists()
+    else:
+        # The store already replaced the previous object: the client's bytes stay, not an
+        # absent key, and the mirror that differs is journaled for repair.
+        assert stored_sha(moto_auth, bucket, "k") == sha(new)
+        assert writes == [f"PUT /{bucket}/k"]
+        entries = [json.loads(line) for line in journal.read_text().splitlines()]
+        assert [(e["mirror"], e["bucket"], e["key"]) for e in entries] == [("copy", bucket, "k")]
+    if refuser == "mirror":
+        assert error["Code"] == "ServiceUnavailable"
+        assert "Mirror backend 'copy'" in error["Message"]
+        kept = "the target backend kept it" in error["Message"]
+        assert kept == (not versioned)
+    else:
+        assert error["Code"] == "InternalError"  # the target's own answer
