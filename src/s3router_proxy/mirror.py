@@ -10,7 +10,8 @@ empty body, the request's end) is held until every backend is connected and took
 earlier piece, so a backend that is down, refused or cut off leaves every store as it was,
 the previous object included, whatever the body's size. Completes and deletes go to the
 mirrors first and to the target last, so a failure leaves the target as the client's error
-says it is.
+says it is; a CopyObject, which the target makes first, waits until every mirror answered a
+HEAD of the key.
 
 Backends can still disagree after the body (one answered 200, another 500 or hung up). A
 store that names the version it wrote (a versioned bucket) has exactly that version deleted,
@@ -31,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TypeVar
 from xml.sax.saxutils import escape
@@ -653,8 +654,34 @@ async def mirror_copy(write: MirroredWrite) -> None:
     raise _mirror_failed(*failed[0], kept)
 
 
+async def check_mirrors_ready(write: MirroredWrite) -> None:
+    """Before a strict CopyObject, which the target makes first: every mirror answers (a HEAD of
+    the key), or the copy is refused with nothing written. A copy has no body to hold back, so
+    this is how a mirror that is down is known before the target replaces its object."""
+    if not write.mirrors.strict or write.request.operation != "CopyObject":
+        return
+
+    async def probe(name: str) -> str:
+        try:
+            answer = await write.call(name, "HEAD", [])
+        except S3Error as error:
+            return error.code
+        return f"status {answer.status}" if answer.status >= 500 else ""
+
+    reasons = await asyncio.gather(*(probe(n) for n in write.mirrors.names))
+    for name, reason in zip(write.mirrors.names, reasons, strict=True):
+        if reason:
+            raise _mirror_failed(name, reason)
+
+
 async def then_mirror(write: MirroredWrite, work: Awaitable[T]) -> T:
     """A copy the proxy makes itself (across backends), then its mirrors' copies."""
+    try:
+        await check_mirrors_ready(write)
+    except S3Error:
+        if isinstance(work, Coroutine):
+            work.close()  # never started: nothing was copied
+        raise
     result = await work
     await mirror_copy(write)
     return result
@@ -684,6 +711,7 @@ async def mirrored(
     if operation == "DeleteObject":
         return await delete_object(write, primary)
     # CopyObject and UploadPartCopy within the target's backend: server-side there first.
+    await check_mirrors_ready(write)
     response = await primary()
     if _primary_ok(response):
         await mirror_copy(write)

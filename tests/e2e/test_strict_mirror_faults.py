@@ -148,6 +148,61 @@ def test_a_strict_overwrite_with_the_mirror_down_keeps_the_previous_object(
     assert not (tmp_path / "journal.jsonl").exists()
 
 
+def test_a_strict_copy_with_the_mirror_down_keeps_the_previous_object(
+    start_proxy: StartProxy,
+    moto_auth: MotoBackend,
+    moto_plain: MotoBackend,
+    doomed_mirror: MotoBackend,
+    tmp_path: Path,
+) -> None:
+    """A copy has no body to hold back: the target copies first, so the mirrors must be known
+    to answer before it does, for a copy within the target and one from another store."""
+    bucket, elsewhere = unique_bucket_name("strict"), unique_bucket_name("other")
+    for store in (moto_auth, doomed_mirror):
+        store.client().create_bucket(Bucket=bucket)
+    moto_plain.client().create_bucket(Bucket=elsewhere)
+    text = (
+        config_text(
+            moto_auth.endpoint,
+            keys_of(moto_auth),
+            doomed_mirror.endpoint,
+            keys_of(doomed_mirror),
+            tmp_path / "journal.jsonl",
+        )
+        .replace(
+            "          rules:\n",
+            f'          rules:\n            - {{pattern: "{elsewhere}", target: other}}\n',
+        )
+        .replace(
+            "        clients:\n",
+            f'          other: {{endpoint: "{moto_plain.endpoint}", access_key_id: "testing",'
+            ' secret_access_key: "testing"}\n        clients:\n',
+        )
+    )
+    proxy = start_proxy(text)
+    client = proxy.client(KEY, SECRET)
+    previous = {"within": os.urandom(4 * KiB), "across": os.urandom(4 * KiB)}
+    for key, data in previous.items():
+        client.put_object(Bucket=bucket, Key=key, Body=data)
+    client.put_object(Bucket=bucket, Key="source", Body=b"copied over a previous object")
+    moto_plain.client().put_object(Bucket=elsewhere, Key="source", Body=b"from another store")
+    seen = len(moto_auth.access_log())
+
+    doomed_mirror.stop()
+    for key, source in (("within", bucket), ("across", elsewhere)):
+        with pytest.raises(ClientError) as failed:
+            client.copy_object(
+                Bucket=bucket, Key=key, CopySource={"Bucket": source, "Key": "source"}
+            )
+        error = failed.value.response["Error"]
+        assert error["Code"] == "ServiceUnavailable", key
+        assert "Mirror backend 'copy'" in error["Message"]
+        assert "nothing was written" in error["Message"]
+    for key, data in previous.items():
+        assert stored_sha(moto_auth, bucket, key) == sha(data), key
+    assert writes_after(moto_auth, seen, bucket) == []
+
+
 def test_boto3_retries_against_a_down_mirror_keep_the_previous_object(
     start_proxy: StartProxy, moto_auth: MotoBackend, doomed_mirror: MotoBackend, tmp_path: Path
 ) -> None:
