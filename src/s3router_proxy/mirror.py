@@ -4,12 +4,23 @@ The mirror holds the same backend bucket and key as the target (the rule's mappi
 both). Bodies are read from the client once and teed to every backend (`tee.Tee`), so memory
 stays bounded whatever the object size.
 
-`strict`: the client sees success only when every backend took the write. A body one backend
-did not receive whole is committed by none (the last piece is held until all took the rest);
-when backends disagree after the body (one answered 200, another 500) the objects that were
-written are deleted again, so no backend keeps what the client was told failed. Completes and
-deletes go to the mirrors first and to the target last, so a failure leaves the target as
-the client's error says it is.
+`strict`: the client sees success only when every backend took the write. No backend gets
+a complete request until every backend is ready for it: the last piece of the body (for an
+empty body, the request's end) is held until every backend is connected and took every
+earlier piece, so a backend that is down, refused or cut off leaves every store as it was,
+the previous object included, whatever the body's size. Completes and deletes go to the
+mirrors first and to the target last, so a failure leaves the target as the client's error
+says it is; a CopyObject, which the target makes first, waits until every mirror answered a
+HEAD of the key.
+
+Backends can still disagree after the body (one answered 200, another 500 or hung up). A
+store that names the version it wrote (a versioned bucket) has exactly that version deleted,
+so its previous version is current again. Otherwise the write is left where it landed and
+never deleted: the backend already replaced the previous object, and a delete would only
+take the client's bytes too and leave the key absent. Each mirror that then differs from the
+target is journaled (`router.mirror_journal`) for `lakefs-s3-router repair`, which makes it
+equal to the target, and the client gets an error (`503` naming the mirror, or the target's
+own), which S3 clients retry: as with S3's own 5xx, the write may have been applied.
 
 `best_effort`: the target's answer is the client's; a mirror that failed is logged, counted
 (`s3router_mirror_failures_total`) and written to the journal (`router.mirror_journal`), from
@@ -21,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TypeVar
 from xml.sax.saxutils import escape
@@ -42,6 +53,7 @@ from .proxy import (
     STREAM_CHUNK,
     _unreachable,
     backend_call,
+    backend_exchange,
     backend_query,
     outgoing_headers,
     request_has_body,
@@ -173,12 +185,16 @@ class MirroredWrite:
             items = [(n, upload_ids[mirror] if n == "uploadId" else v) for n, v in items]
         return backend_query(dataclasses.replace(self.request, query_items=items), self.auth)
 
-    async def send(self, mirror: str, body: AsyncIterator[bytes] | None) -> Answer:
-        """This request (its streamed body, if any) to one mirror; its answer, read whole."""
+    async def send(
+        self, mirror: str, body: AsyncIterator[bytes] | None, *, empty: bool = False
+    ) -> Answer:
+        """This request (its streamed body, if any) to one mirror; its answer, read whole.
+        `empty`: `body` is the end of an empty body, sent as `Content-Length: 0`."""
         backend = self.backends[mirror]
         there = self.route_for(mirror)
-        has_body = body is not None
-        signed, unsigned = outgoing_headers(self.request, self.plan, has_body)
+        signed, unsigned = outgoing_headers(self.request, self.plan, body is not None and not empty)
+        if empty:
+            signed["content-length"] = "0"
         url, signed = backend.signed_request(
             self.request.method,
             there.bucket,
@@ -213,7 +229,7 @@ class MirroredWrite:
         headers: dict[str, str] | None = None,
     ) -> Answer:
         there = self.route_for(mirror)
-        status, answer = await backend_call(
+        status, headers_back, answer = await backend_exchange(
             self.backends[mirror],
             method,
             there.bucket,
@@ -222,19 +238,31 @@ class MirroredWrite:
             body=body,
             headers=headers,
         )
-        return Answer(status, answer, CIMultiDict())
+        return Answer(status, answer, CIMultiDict(headers_back))
 
-    async def undo_put(self, backend: str) -> None:
-        """Remove an object a strict write left on one backend (best effort, logged)."""
+    async def take_back(self, backend: str, version_id: str | None) -> bool:
+        """Delete the version a failed strict write made on `backend`, when the store named it;
+        its previous version is then current again. False when there is nothing to name it by
+        (an unversioned bucket) or the delete failed: the write stays."""
+        if not version_id or version_id == "null":
+            return False
+        there = self.route_for(backend)
         try:
-            there = self.route_for(backend)
             status, _ = await backend_call(
-                self.backends[backend], "DELETE", there.bucket, there.key, []
+                self.backends[backend],
+                "DELETE",
+                there.bucket,
+                there.key,
+                [("versionId", version_id)],
             )
-            if status >= 300:
-                self.diverged(backend, f"could not undo a failed strict write: status {status}")
-        except S3Error as error:
-            self.diverged(backend, f"could not undo a failed strict write: {error.code}")
+        except S3Error:
+            return False
+        return status < 300
+
+
+async def _no_body() -> AsyncIterator[bytes]:
+    return
+    yield  # an async generator that ends at once
 
 
 async def _read(response: aiohttp.ClientResponse) -> bytes:
@@ -263,12 +291,45 @@ def _primary_ok(response: object) -> bool:
     return not (isinstance(body, bytes) and b"<Error>" in body[:512])
 
 
-def _mirror_failed(name: str, reason: str) -> S3Error:
+def _mirror_failed(name: str, reason: str, kept: str = "") -> S3Error:
+    if kept == "target":
+        what = "the target backend kept it and the mirrors that differ are journaled for repair"
+    elif kept:
+        what = "the target was not changed and the mirrors that differ are journaled for repair"
+    else:
+        what = "nothing was written"
     return S3Error(
         "ServiceUnavailable",
-        f"Mirror backend {name!r} did not take the write ({reason}); nothing was written. "
-        "Please retry.",
+        f"Mirror backend {name!r} did not take the write ({reason}); {what}. Please retry.",
     )
+
+
+def _version(result: object) -> str | None:
+    if isinstance(result, Answer | Response):
+        return result.headers.get("x-amz-version-id")
+    return None
+
+
+async def settle(write: MirroredWrite, committed: dict[str, str | None]) -> str:
+    """After a failed strict write: take back what each store took (by the version it named),
+    journal every mirror left different from the target, and say what was kept: "target",
+    "mirror" or "" (nothing).
+
+    Nothing is deleted by key: a backend that took the write without naming a version already
+    replaced its previous object, so a delete could not bring that back and would only leave
+    the key absent. The store keeps the client's bytes and repair makes the mirrors agree."""
+    names = list(committed)
+    undone = await asyncio.gather(*(write.take_back(n, committed[n]) for n in names))
+    kept = {name for name, gone in zip(names, undone, strict=True) if not gone}
+    target = write.route.backend
+    if target in kept:
+        for name in write.mirrors.names:
+            if name not in kept:
+                write.diverged(name, "the target kept a failed strict write the mirror did not")
+        return "target"
+    for name in kept:
+        write.diverged(name, "the mirror kept a failed strict write the target did not")
+    return "mirror" if kept else ""
 
 
 PrimaryCall = Callable[[tuple[AsyncIterator[bytes], BodyOutcome] | None], Awaitable[Response]]
@@ -279,27 +340,24 @@ async def streamed_write(write: MirroredWrite, content: Body, primary: PrimaryCa
     names = write.mirrors.names
     strict = write.mirrors.strict
     outcome = BodyOutcome()
-    tee: Tee | None = None
-    stream = None
-    if request_has_body(write.request, write.plan):
-        tee = Tee(upstream_body(content, write.plan, outcome), [True] + [strict] * len(names))
-        stream = (tee.branches[0], outcome)
+    # An empty body is a stream too: its end is what must wait until every backend is ready.
+    empty = not request_has_body(write.request, write.plan)
+    source = _no_body() if empty else upstream_body(content, write.plan, outcome)
+    tee = Tee(source, [True] + [strict] * len(names))
 
     async def leg(index: int, work: Awaitable[object]) -> object:
         try:
             return await work
         finally:
-            if tee is not None:
-                tee.detach(index)
+            tee.detach(index)
 
-    legs = [leg(0, primary(stream))]
+    legs = [leg(0, primary((tee.branches[0], outcome)))]
     for index, name in enumerate(names, 1):
-        legs.append(leg(index, write.send(name, None if tee is None else tee.branches[index])))
+        legs.append(leg(index, write.send(name, tee.branches[index], empty=empty)))
     try:
         results = await asyncio.gather(*legs, return_exceptions=True)
     finally:
-        if tee is not None:
-            await tee.close()
+        await tee.close()
     response, mirror_results = results[0], results[1:]
     outcomes = [_outcome(result) for result in mirror_results]
     failed = [(name, reason) for name, (ok, reason) in zip(names, outcomes, strict=True) if not ok]
@@ -307,6 +365,7 @@ async def streamed_write(write: MirroredWrite, content: Body, primary: PrimaryCa
     if primary_ok and not failed:
         return response  # type: ignore[return-value]
     written = [n for n, (ok, _) in zip(names, outcomes, strict=True) if ok]
+    kept = ""
     if not strict:
         if primary_ok:
             for name, reason in failed:
@@ -315,17 +374,21 @@ async def streamed_write(write: MirroredWrite, content: Body, primary: PrimaryCa
         for name in written:  # the target refused what a mirror took: repair decides
             write.diverged(name, "taken by the mirror, refused by the target")
     elif write.request.operation == "PutObject":
-        # Nothing may stay where the client is told the write failed.
+        committed = {
+            name: _version(result)
+            for name, result, (ok, _) in zip(names, mirror_results, outcomes, strict=True)
+            if ok
+        }
         if primary_ok:
-            written.append(write.route.backend)
-        await asyncio.gather(*(write.undo_put(name) for name in written))
+            committed[write.route.backend] = _version(response)
+        kept = await settle(write, committed)
     if outcome.failure is not None:
         raise outcome.failure  # the client's body was at fault (digest, length, signature)
-    cut_by_mirror = tee is not None and tee.cause is not None and tee.cause > 0
+    cut_by_mirror = tee.cause is not None and tee.cause > 0
     if failed and (primary_ok or cut_by_mirror):
         failing = dict(failed)
-        name = names[tee.cause - 1] if cut_by_mirror and tee and tee.cause else failed[0][0]
-        raise _mirror_failed(name, failing.get(name, failed[0][1]))
+        name = names[tee.cause - 1] if cut_by_mirror and tee.cause else failed[0][0]
+        raise _mirror_failed(name, failing.get(name, failed[0][1]), kept)
     if isinstance(response, BaseException):
         raise response
     return response  # type: ignore[return-value]
@@ -418,14 +481,20 @@ async def complete_upload(
             (n, why) for n, (ok, why) in zip(write.mirrors.names, outcomes, strict=True) if not ok
         ]
         if failed:
-            for name, (ok, _) in zip(write.mirrors.names, outcomes, strict=True):
-                if ok:
-                    await write.undo_put(name)
-            raise _mirror_failed(*failed[0])
+            committed = {
+                name: _version(result)
+                for name, result, (ok, _) in zip(
+                    write.mirrors.names, results, outcomes, strict=True
+                )
+                if ok
+            }
+            raise _mirror_failed(*failed[0], await settle(write, committed))
         response = await primary()
         if not _primary_ok(response):
-            for name in write.mirrors.names:
-                await write.undo_put(name)
+            await settle(
+                write,
+                {name: _version(r) for name, r in zip(write.mirrors.names, results, strict=True)},
+            )
         return response
     return await _target_then_mirrors(write, primary, complete)
 
@@ -577,14 +646,42 @@ async def mirror_copy(write: MirroredWrite) -> None:
         for name, reason in failed:
             write.diverged(name, reason)
         return
+    kept = ""
     if operation == "CopyObject":
+        # The copy's version ids are not at hand: the copies stay, and repair aligns the mirrors.
         written = [n for n, (ok, _) in zip(write.mirrors.names, outcomes, strict=True) if ok]
-        await asyncio.gather(*(write.undo_put(n) for n in [*written, write.route.backend]))
-    raise _mirror_failed(*failed[0])
+        kept = await settle(write, dict.fromkeys([*written, write.route.backend]))
+    raise _mirror_failed(*failed[0], kept)
+
+
+async def check_mirrors_ready(write: MirroredWrite) -> None:
+    """Before a strict CopyObject, which the target makes first: every mirror answers (a HEAD of
+    the key), or the copy is refused with nothing written. A copy has no body to hold back, so
+    this is how a mirror that is down is known before the target replaces its object."""
+    if not write.mirrors.strict or write.request.operation != "CopyObject":
+        return
+
+    async def probe(name: str) -> str:
+        try:
+            answer = await write.call(name, "HEAD", [])
+        except S3Error as error:
+            return error.code
+        return f"status {answer.status}" if answer.status >= 500 else ""
+
+    reasons = await asyncio.gather(*(probe(n) for n in write.mirrors.names))
+    for name, reason in zip(write.mirrors.names, reasons, strict=True):
+        if reason:
+            raise _mirror_failed(name, reason)
 
 
 async def then_mirror(write: MirroredWrite, work: Awaitable[T]) -> T:
     """A copy the proxy makes itself (across backends), then its mirrors' copies."""
+    try:
+        await check_mirrors_ready(write)
+    except S3Error:
+        if isinstance(work, Coroutine):
+            work.close()  # never started: nothing was copied
+        raise
     result = await work
     await mirror_copy(write)
     return result
@@ -614,6 +711,7 @@ async def mirrored(
     if operation == "DeleteObject":
         return await delete_object(write, primary)
     # CopyObject and UploadPartCopy within the target's backend: server-side there first.
+    await check_mirrors_ready(write)
     response = await primary()
     if _primary_ok(response):
         await mirror_copy(write)

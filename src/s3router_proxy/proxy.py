@@ -186,7 +186,8 @@ async def forward(
     body the proxy already read, verified and rewrote; `location` maps a `Location` header.
     When `try_next(status)` holds for the backend's answer, it is dropped and `TryNextBackend`
     raised, so the caller can ask a fallback backend (reads only: there is no body to resend).
-    `stream` is the upstream body and its outcome when the caller made it (mirrored writes).
+    `stream` is the upstream body and its outcome when the caller made it (mirrored writes);
+    it is sent even for an empty body, whose end then waits for the other backends.
     """
     has_body = request_has_body(request, plan)
     if not has_body:
@@ -202,6 +203,8 @@ async def forward(
     signed, unsigned = outgoing_headers(
         request, plan, has_body, header_overrides=header_overrides, body_override=body_override
     )
+    if stream is not None and not has_body:
+        signed["content-length"] = "0"  # a mirrored empty body: its end is the stream's end
     host, target, signed = backend.signed_target(
         request.method, route.bucket, route.key, query, signed, plan.upstream_payload_hash
     )
@@ -215,7 +218,7 @@ async def forward(
         body = body_override
         outcome.sent = len(body_override)
     elif stream is not None:
-        body = stream[0] if has_body else None
+        body = stream[0]
     else:
         body = upstream_body(http_request.content, plan, outcome) if has_body else None
     chunked = body is not None and not isinstance(body, bytes) and "content-length" not in signed

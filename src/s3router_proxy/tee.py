@@ -9,6 +9,12 @@ detached. Detaching a branch marked `essential` fails every other branch too, be
 last piece: the source holds its last piece back until the body is verified, and the pump
 hands it out only after every live branch took every earlier piece, so a body that one
 essential backend did not receive whole is committed by none.
+
+A branch's first pull is its readiness: the backend clients pull only once their connection
+is up, and send the request head with the first piece (or, for an empty body, with its end).
+So the last piece, and for an empty body the end itself, also waits until every live
+essential branch has pulled: a backend that cannot be reached (refused, still connecting) is
+known before any backend holds a complete request, whatever the body's size.
 """
 
 from __future__ import annotations
@@ -24,13 +30,14 @@ _QUEUE_PIECES = 2
 
 
 class _Branch:
-    __slots__ = ("essential", "finished", "live", "queue")
+    __slots__ = ("essential", "finished", "live", "queue", "started")
 
     def __init__(self, essential: bool) -> None:
         self.queue: asyncio.Queue[object] = asyncio.Queue(_QUEUE_PIECES)
         self.live = True
         self.essential = essential
         self.finished = False  # took the end of the body
+        self.started = False  # pulled once: its backend is connected
 
 
 class Tee:
@@ -48,6 +55,8 @@ class Tee:
     async def _iterate(self, branch: _Branch) -> AsyncIterator[bytes]:
         if self._pump is None:
             self._pump = asyncio.get_running_loop().create_task(self._run())
+        branch.started = True
+        self._progress.set()
         while True:
             item = await branch.queue.get()
             self._progress.set()
@@ -67,9 +76,10 @@ class Tee:
                 held = piece
                 if not any(branch.live for branch in self._branches):
                     return
-            # The last piece goes out only once every live branch took all the others, so a
-            # branch that failed on the way is known before anything can complete.
-            while any(branch.live and not branch.queue.empty() for branch in self._branches):
+            # The last piece (or the end of an empty body) goes out only once every live branch
+            # took all the others and every essential one is connected, so a branch that failed
+            # on the way, or never got going, is known before anything can complete.
+            while any(self._unready(branch) for branch in self._branches):
                 self._progress.clear()
                 await self._progress.wait()
             if self.failure is not None:
@@ -85,6 +95,12 @@ class Tee:
         for branch in self._branches:
             if branch.live:
                 await branch.queue.put(_END)
+
+    @staticmethod
+    def _unready(branch: _Branch) -> bool:
+        return branch.live and (
+            not branch.queue.empty() or (branch.essential and not branch.started)
+        )
 
     async def _give(self, piece: bytes) -> None:
         for branch in self._branches:

@@ -189,17 +189,25 @@ def test_a_bad_body_is_written_nowhere(
         assert not exists(store, bucket, "corrupt")
 
 
-def test_strict_undoes_what_one_store_took_when_the_other_refused(
-    proxy: ProxyProcess, moto_auth: MotoBackend, moto_plain: MotoBackend
+def test_strict_journals_a_mirror_that_refused_what_the_target_took(
+    proxy: ProxyProcess, moto_auth: MotoBackend, moto_plain: MotoBackend, tmp_path: Path
 ) -> None:
     bucket = unique_bucket_name("strict")
     moto_auth.client().create_bucket(Bucket=bucket)  # the mirror has no such bucket
     client = proxy.client(KEY, SECRET)
+    body = b"only one store would take this"
     with pytest.raises(ClientError) as refused:
-        client.put_object(Bucket=bucket, Key="lonely", Body=b"only one store would take this")
+        client.put_object(Bucket=bucket, Key="lonely", Body=body)
     assert refused.value.response["Error"]["Code"] == "ServiceUnavailable"
-    assert "NoSuchBucket" in refused.value.response["Error"]["Message"]
-    assert not exists(moto_auth, bucket, "lonely")
+    message = refused.value.response["Error"]["Message"]
+    assert "NoSuchBucket" in message and "the target backend kept it" in message
+    # The mirror answered after the body, when the target had committed: deleting by key would
+    # take a previous object with it, so the write stays and the mirror is journaled.
+    assert sha(read(moto_auth, bucket, "lonely")) == sha(body)
+    entries = [json.loads(line) for line in (tmp_path / "journal.jsonl").read_text().splitlines()]
+    assert [(e["mirror"], e["key"], e["operation"]) for e in entries] == [
+        ("copy", "lonely", "PutObject")
+    ]
     with pytest.raises(ClientError) as refused:
         client.create_multipart_upload(Bucket=bucket, Key="lonely")
     assert refused.value.response["Error"]["Code"] == "ServiceUnavailable"

@@ -93,3 +93,40 @@ async def test_a_source_failure_reaches_every_branch() -> None:
     await tee.close()
     assert all(isinstance(r, BodyAborted) for r in results)
     assert tee.failure is not None
+
+
+@pytest.mark.parametrize("count", [0, 1])
+async def test_nothing_completes_before_every_essential_branch_pulled(count: int) -> None:
+    # A one-piece or empty body has no earlier piece to hold back: the last piece (or the end)
+    # waits for the branch whose backend is still connecting, and never comes when it fails.
+    tee = Tee(pieces(count), [True, True])
+    got: list[bytes] = []
+
+    async def keep() -> None:
+        async for piece in tee.branches[0]:
+            got.append(piece)
+        got.append(b"<end>")
+
+    task = asyncio.ensure_future(keep())
+    await asyncio.sleep(0.05)
+    assert got == [] and not task.done()
+    tee.detach(1)  # its connection was refused: it never pulled
+    with pytest.raises(BodyAborted):
+        await task
+    assert got == []
+    assert tee.cause == 1
+    await tee.close()
+
+
+@pytest.mark.parametrize("count", [0, 1])
+async def test_the_end_goes_out_once_every_essential_branch_pulled(count: int) -> None:
+    tee = Tee(pieces(count), [True, True, False])
+    first = asyncio.ensure_future(collect(tee.branches[0]))
+    await asyncio.sleep(0.05)
+    assert not first.done()
+    # The optional branch is not waited for; the essential one is.
+    assert await collect(tee.branches[1]) == b"\0" * 4 * count
+    assert await first == b"\0" * 4 * count
+    assert await collect(tee.branches[2]) == b"\0" * 4 * count
+    await tee.close()
+    assert tee.failure is None
