@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from .configread import ConfigError, Reader
 from .policy import NOBODY, UNRESTRICTED, ClientPolicy, Grant, validate_operations
 from .routing import Rule
-from .ruleconfig import ROUTING_TOP_KEYS, parse_routing, parse_size
+from .ruleconfig import ROUTING_TOP_KEYS, parse_routing
 from .yamlload import LineDict, YamlError, load_documents
 
 EMBEDDED = "embedded"
@@ -186,7 +186,7 @@ def _backend(
         read_timeout=reader.number(section, "read_timeout", where, 60.0),
         checksum_trailers=reader.flag(section, "checksum_trailers", where, False),
         add_content_md5=reader.flag(section, "add_content_md5", where, False),
-        max_connections=int(reader.number(section, "max_connections", where, 256)),
+        max_connections=reader.count(section, "max_connections", where, 256, "connections"),
         multipart_copy_threshold=_copy_size(
             reader, section, "multipart_copy_threshold", where, 256 * 1024**2, 1
         ),
@@ -200,18 +200,12 @@ def _copy_size(
     reader: Reader, section: LineDict, key: str, where: str, default: int, smallest: int
 ) -> int:
     """A size for cross-backend copies: between `smallest` and 5 GiB (S3's largest PUT/part)."""
-    if section.get(key) is None:
+    size = reader.size(section, key, where, "64MiB")
+    if size is None:
         return default
-    try:
-        size = parse_size(section[key])
-    except ValueError as exc:
-        hint = str(exc) if "e.g." in str(exc) else f"{exc}; e.g. 64MiB"
-        raise reader.fail(f"{where}.{key}", hint, reader.line_of(section, key)) from None
     if not smallest <= size <= 5 * 1024**3:
         low = "5MiB" if smallest == 5 * 1024**2 else f"{smallest} byte"
-        raise reader.fail(
-            f"{where}.{key}", f"must be between {low} and 5GiB", reader.line_of(section, key)
-        )
+        raise reader.bad_value(section, key, where, f"must be between {low} and 5GiB")
     return size
 
 
@@ -416,7 +410,7 @@ _LOG_LEVELS = ("debug", "info", "warning", "error")
 def _router_extras(reader: Reader, router: LineDict, source: str) -> dict[str, Any]:
     """The operational `router:` settings: admin listener, TLS, logging, limits."""
     extras: dict[str, Any] = {}
-    admin = router.get("admin_address", "127.0.0.1:9090")
+    admin = reader.value(router, "admin_address") if "admin_address" in router else "127.0.0.1:9090"
     if admin in (None, "", False, "off", "disabled"):
         extras["admin_host"] = None
     else:
@@ -459,8 +453,9 @@ def _router_extras(reader: Reader, router: LineDict, source: str) -> dict[str, A
             reader.line_of(router, "log_level"),
         )
     extras["log_level"] = level.lower() if level else None
-    limit = reader.number(router, "max_concurrent_requests", "router", 1024)
-    extras["max_concurrent_requests"] = int(limit)
+    extras["max_concurrent_requests"] = reader.count(
+        router, "max_concurrent_requests", "router", 1024, "requests"
+    )
     extras["keepalive_timeout"] = reader.number(router, "keepalive_timeout", "router", 75.0)
     extras["shutdown_timeout"] = reader.number(router, "shutdown_timeout", "router", 30.0)
     extras["watch_config"] = reader.flag(router, "watch_config", "router", False)
@@ -521,7 +516,7 @@ def config_from_document(
             'must be a list of domain names, e.g. ["s3.local"]',
             reader.line_of(router, "virtual_host_domains"),
         )
-    skew = reader.number(router, "max_clock_skew_seconds", "router", 900)
+    skew = reader.count(router, "max_clock_skew_seconds", "router", 900, "seconds")
     extras = _router_extras(reader, router, source)
     backends = _backends(reader, doc, env)
     clients = _clients(reader, doc)
@@ -558,7 +553,7 @@ def config_from_document(
         rules=rules,
         default_target=default_target,
         virtual_host_domains=tuple(d.lower().strip(".") for d in domains),
-        max_clock_skew=int(skew),
+        max_clock_skew=skew,
         source=source,
         anonymous=anonymous,
         **{"secret": _derived_secret(backends, clients), **extras},
