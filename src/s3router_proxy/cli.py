@@ -57,8 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--environment",
-        default=os.environ.get("ENVIRONMENT"),
-        help="which document of a multi-environment config to use (default: $ENVIRONMENT)",
+        metavar="NAME",
+        help="which document of a multi-environment config to use "
+        "(default: $S3_ROUTER_ENVIRONMENT, else $ENVIRONMENT)",
     )
     parser.add_argument(
         "--workers",

@@ -8,7 +8,6 @@ and overlapping splits. Both use the functions the proxy routes with, so they ca
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from .config import ConfigError, load_config
@@ -28,7 +27,9 @@ def explain_main(argv: list[str]) -> int:
         description="Show which rule and backend serve a request, and why earlier rules did not.",
     )
     parser.add_argument("--config", required=True)
-    parser.add_argument("--environment", default=os.environ.get("ENVIRONMENT"))
+    parser.add_argument(
+        "--environment", help="config document (default: $S3_ROUTER_ENVIRONMENT, else $ENVIRONMENT)"
+    )
     parser.add_argument("method", help="GET, PUT, HEAD, POST, DELETE")
     parser.add_argument("url", help="s3://bucket/key")
     parser.add_argument(
@@ -53,7 +54,9 @@ def check_main(argv: list[str]) -> int:
         description="Validate a config and warn about rules that can never match.",
     )
     parser.add_argument("--config", required=True)
-    parser.add_argument("--environment", default=os.environ.get("ENVIRONMENT"))
+    parser.add_argument(
+        "--environment", help="config document (default: $S3_ROUTER_ENVIRONMENT, else $ENVIRONMENT)"
+    )
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config, environment=args.environment)

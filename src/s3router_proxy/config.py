@@ -9,6 +9,7 @@ never used: `load_config` either returns a whole `Config` or raises `ConfigError
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from .ruleconfig import ROUTING_TOP_KEYS, parse_routing
 from .yamlload import LineDict, YamlError, load_documents
 
 EMBEDDED = "embedded"
+log = logging.getLogger("s3router_proxy")
 
 
 @dataclass(frozen=True, slots=True)
@@ -566,8 +568,32 @@ def _document_environment(doc: Any) -> str | None:
     return str(value) if value is not None else None
 
 
-def select_environment(documents: list[Any], environment: str | None, source: str) -> Any:
-    """The document for `environment` from a multi-document file (`routing.environment`)."""
+# The variable that picks a document. ENVIRONMENT is read when it is not set, as older
+# versions did; but platforms set ENVIRONMENT for their own reasons, so a name read from it that
+# matches no document is not taken as a choice (see select_environment).
+ENVIRONMENT_VARIABLE = "S3_ROUTER_ENVIRONMENT"
+FALLBACK_ENVIRONMENT_VARIABLE = "ENVIRONMENT"
+
+
+def chosen_environment(environment: str | None, env: Mapping[str, str]) -> tuple[str | None, str]:
+    """(name, where it came from): `--environment`, else $S3_ROUTER_ENVIRONMENT, else
+    $ENVIRONMENT, else (None, "")."""
+    if environment:
+        return environment, "--environment"
+    for variable in (ENVIRONMENT_VARIABLE, FALLBACK_ENVIRONMENT_VARIABLE):
+        if env.get(variable):
+            return env[variable], f"${variable}"
+    return None, ""
+
+
+def select_environment(
+    documents: list[Any], environment: str | None, source: str, origin: str = "--environment"
+) -> Any:
+    """The document for `environment` from a multi-document file (`routing.environment`).
+
+    A name from the fallback $ENVIRONMENT that matches no document picks nothing: a file of one
+    document is used with a warning, a file of several is an error asking for a real choice.
+    """
     if len(documents) == 1 and environment is None:
         return documents[0]
     named = {_document_environment(doc): doc for doc in documents}
@@ -575,13 +601,29 @@ def select_environment(documents: list[Any], environment: str | None, source: st
     if environment is None:
         raise ConfigError(
             f"{source}: holds {len(documents)} documents for environments {available}; choose one "
-            "with --environment NAME or ENVIRONMENT=NAME"
+            f"with --environment NAME or {ENVIRONMENT_VARIABLE}=NAME"
         )
     if environment not in named:
         if len(documents) == 1 and _document_environment(documents[0]) is None:
             return documents[0]
+        fallback = origin == f"${FALLBACK_ENVIRONMENT_VARIABLE}"
+        if fallback and len(documents) == 1:
+            log.warning(
+                "%s: $%s is %r but the file's only document is for environment %r; using it "
+                "(set %s to choose a document explicitly)",
+                source,
+                FALLBACK_ENVIRONMENT_VARIABLE,
+                environment,
+                available[0],
+                ENVIRONMENT_VARIABLE,
+            )
+            return documents[0]
+        reason = f" (from {origin}" + (
+            f", as {ENVIRONMENT_VARIABLE} is not set)" if fallback else ")"
+        )
         raise ConfigError(
-            f"{source}: no document for environment {environment!r}; the file has {available}"
+            f"{source}: no document for environment {environment!r}{reason}; the file has "
+            f"{available}: choose one with --environment NAME or {ENVIRONMENT_VARIABLE}=NAME"
         )
     return named[environment]
 
@@ -591,8 +633,8 @@ def load_config(
 ) -> Config:
     """Read, interpolate and validate the config file at `path`.
 
-    A file may hold several YAML documents, one per `routing.environment`; `environment` (or
-    the ENVIRONMENT variable) picks one.
+    A file may hold several YAML documents, one per `routing.environment`; `environment` (else
+    the S3_ROUTER_ENVIRONMENT variable, else ENVIRONMENT) picks one.
     """
     source = str(path)
     env = os.environ if env is None else env
@@ -609,5 +651,6 @@ def load_config(
         raise ConfigError(f"{location}: {exc}") from None
     if not documents:
         raise ConfigError(f"{source}: the file is empty; see config/s3-router-config.yaml")
-    chosen = select_environment(documents, environment or env.get("ENVIRONMENT") or None, source)
+    name, origin = chosen_environment(environment, env)
+    chosen = select_environment(documents, name, source, origin)
     return config_from_document(chosen, source=source, env=env)

@@ -283,7 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--config", required=True, help="the proxy's config file")
-    parser.add_argument("--environment", default=os.environ.get("ENVIRONMENT"))
+    parser.add_argument(
+        "--environment", help="config document (default: $S3_ROUTER_ENVIRONMENT, else $ENVIRONMENT)"
+    )
     parser.add_argument("source", help="s3://bucket[/prefix]")
     parser.add_argument("dest", help="s3://bucket[/prefix]")
     parser.add_argument("--concurrency", type=int, default=16, help="copies at once (16)")

@@ -121,7 +121,9 @@ def repair_main(argv: list[str]) -> int:
         description="Copy to mirrors (or delete from them) what best-effort mirroring missed.",
     )
     parser.add_argument("--config", required=True)
-    parser.add_argument("--environment", default=os.environ.get("ENVIRONMENT"))
+    parser.add_argument(
+        "--environment", help="config document (default: $S3_ROUTER_ENVIRONMENT, else $ENVIRONMENT)"
+    )
     parser.add_argument("--journal", help="the journal file (default: router.mirror_journal)")
     parser.add_argument("--dry-run", action="store_true", help="say what would be done")
     args = parser.parse_args(argv)

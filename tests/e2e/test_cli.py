@@ -207,3 +207,55 @@ backends:
     assert "no document for environment 'staging'" in missing.stderr
     proxy = start_proxy(path, extra_args=["--environment", "development"])
     assert "backend a: http://127.0.0.1:8 " in proxy.log_text()
+
+
+ENVIRONMENTS = """
+routing: {environment: production, default_target: prod}
+backends:
+  prod: {endpoint: "http://127.0.0.1:9"}
+---
+routing: {environment: development, default_target: dev}
+backends:
+  dev: {endpoint: "http://127.0.0.1:8"}
+"""
+
+
+def cli_env(**variables: str) -> dict[str, str]:
+    env = isolated_aws_env(os.environ, Path("/nonexistent"))
+    for name in ("S3_ROUTER_ENVIRONMENT", "ENVIRONMENT", "S3_ROUTER_CONFIG"):
+        env.pop(name, None)
+    return {**env, **variables}
+
+
+def test_s3_router_environment_picks_the_document_environment_is_a_careful_fallback(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "envs.yaml"
+    path.write_text(ENVIRONMENTS)
+    explain = ("explain", "--config", str(path), "GET", "s3://any/key")
+
+    chosen = run_cli(*explain, env=cli_env(S3_ROUTER_ENVIRONMENT="development", ENVIRONMENT="x"))
+    assert chosen.returncode == 0, chosen.stderr
+    assert "backend: dev" in chosen.stdout
+    fallback = run_cli(*explain, env=cli_env(ENVIRONMENT="production"))
+    assert fallback.returncode == 0, fallback.stderr
+    assert "backend: prod" in fallback.stdout
+    flag = run_cli(*explain, "--environment", "production", env=cli_env(ENVIRONMENT="dev"))
+    assert "backend: prod" in flag.stdout
+
+    # A platform's own ENVIRONMENT that names no document chooses nothing: an error...
+    platform = run_cli(*explain, env=cli_env(ENVIRONMENT="prod-eu"))
+    assert platform.returncode == 2
+    assert "no document for environment 'prod-eu' (from $ENVIRONMENT" in platform.stderr
+    assert "S3_ROUTER_ENVIRONMENT" in platform.stderr
+    # ...or, for a file of one document, that document with a warning.
+    single = tmp_path / "single.yaml"
+    single.write_text(ENVIRONMENTS.split("---")[0])
+    check = run_cli("check", "--config", str(single), env=cli_env(ENVIRONMENT="prod-eu"))
+    assert check.returncode == 0, check.stderr
+    assert "$ENVIRONMENT is 'prod-eu'" in check.stderr
+    assert "valid; 1 backend(s)" in check.stdout
+    # The variable of its own is a real choice: a name no document has is an error.
+    strict = run_cli("check", "--config", str(single), env=cli_env(S3_ROUTER_ENVIRONMENT="x"))
+    assert strict.returncode == 2
+    assert "no document for environment 'x' (from $S3_ROUTER_ENVIRONMENT)" in strict.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -47,14 +48,7 @@ def test_environment_overrides_lakefs_and_region() -> None:
         "LAKEFS_SECRET_ACCESS_KEY": "secret-from-env",
         "AWS_REGION": "eu-west-1",
     }
-    text = REFERENCE.read_text().replace(
-        '  region: "us-east-1"        # default AWS credential chain\n', "  {}\n"
-    )
-    path = REFERENCE.parent / "does-not-exist"  # only used in messages
-    from s3router_proxy.config import config_from_document
-    from s3router_proxy.yamlload import load_documents
-
-    config = config_from_document(load_documents(text, env)[0], source=str(path), env=env)
+    config = load_config(REFERENCE, env=env)  # the file as shipped, unchanged
     lakefs = config.backends["lakefs"]
     assert lakefs.endpoint == "http://lakefs.internal:8000"
     assert (lakefs.access_key_id, lakefs.secret_access_key) == ("AKIAENV", "secret-from-env")
@@ -211,6 +205,19 @@ def test_environments_pick_one_document(tmp_path: Path) -> None:
         load_config(path, env={})
     with pytest.raises(ConfigError, match=r"no document for environment 'staging'.*development"):
         load_config(path, env={}, environment="staging")
+
+
+def test_region_variables_fill_only_backends_without_a_region(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "backends:\n  own: {endpoint: 'http://h:1', region: ap-south-1}\n"
+        "  plain: {endpoint: 'http://h:2'}\nrouting: {default_target: own}\n",
+    )
+    config = load_config(path, env={"AWS_DEFAULT_REGION": "eu-north-1"})
+    assert config.backends["own"].region == "ap-south-1"
+    assert config.backends["plain"].region == "eu-north-1"
+    both = {"AWS_REGION": "eu-west-3", "AWS_DEFAULT_REGION": "eu-north-1"}
+    assert load_config(path, env=both).backends["plain"].region == "eu-west-3"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -371,3 +378,76 @@ def test_literal_reads_text_as_an_unquoted_yaml_scalar() -> None:
     assert literal("") is None
     assert literal("10MiB") == "10MiB"
     assert literal("[1, 2]") == "[1, 2]"  # only scalars: no YAML structure from a variable
+
+
+# ---------------------------------------------------------------------------------------------
+# Which document: --environment, else S3_ROUTER_ENVIRONMENT, else (carefully) ENVIRONMENT
+
+ONE_NAMED = """
+routing:
+  environment: production
+  default_target: s3
+backends:
+  s3: {endpoint: "http://prod:9000"}
+"""
+
+
+def test_s3_router_environment_picks_the_document_and_beats_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, MULTI)
+    env = {"S3_ROUTER_ENVIRONMENT": "development", "ENVIRONMENT": "production"}
+    assert load_config(path, env=env).backends["s3"].endpoint == "http://dev:9000"
+    # The command line beats both.
+    explicit = load_config(path, env=env, environment="production")
+    assert explicit.backends["s3"].endpoint == "http://prod:9000"
+
+
+def test_environment_alone_still_picks_a_document_it_names(tmp_path: Path) -> None:
+    path = write(tmp_path, MULTI)
+    config = load_config(path, env={"ENVIRONMENT": "production"})
+    assert config.backends["s3"].endpoint == "http://prod:9000"
+
+
+def test_environment_alone_naming_no_document_of_several_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path, MULTI)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={"ENVIRONMENT": "prod"})
+    message = str(caught.value)
+    assert "no document for environment 'prod' (from $ENVIRONMENT" in message
+    assert "S3_ROUTER_ENVIRONMENT is not set" in message
+    assert "['development', 'production']" in message
+
+
+def test_environment_alone_naming_no_document_uses_the_only_one_and_warns(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write(tmp_path, ONE_NAMED)
+    with caplog.at_level("WARNING", logger="s3router_proxy"):
+        config = load_config(path, env={"ENVIRONMENT": "staging-platform"})
+    assert config.backends["s3"].endpoint == "http://prod:9000"
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    assert "$ENVIRONMENT is 'staging-platform'" in warnings[0]
+    assert "'production'" in warnings[0] and "S3_ROUTER_ENVIRONMENT" in warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("env", "environment", "origin"),
+    [
+        ({"S3_ROUTER_ENVIRONMENT": "staging"}, None, "$S3_ROUTER_ENVIRONMENT"),
+        ({}, "staging", "--environment"),
+    ],
+)
+def test_an_explicit_name_no_document_has_is_an_error(
+    tmp_path: Path, env: dict[str, str], environment: str | None, origin: str
+) -> None:
+    path = write(tmp_path, ONE_NAMED)
+    with pytest.raises(
+        ConfigError, match=re.escape(f"no document for environment 'staging' (from {origin})")
+    ):
+        load_config(path, env=env, environment=environment)
+
+
+def test_an_unnamed_single_document_ignores_every_environment_name(tmp_path: Path) -> None:
+    path = write(tmp_path, "backends:\n  b: {endpoint: 'http://h:2'}\n")
+    for env in ({"ENVIRONMENT": "x"}, {"S3_ROUTER_ENVIRONMENT": "y"}):
+        assert load_config(path, env=env).backends["b"].endpoint == "http://h:2"
