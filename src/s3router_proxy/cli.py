@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import difflib
 import gc
 import logging
 import multiprocessing
@@ -29,15 +30,50 @@ from .logsetup import configure_logging
 
 log = logging.getLogger("s3router_proxy")
 WATCH_INTERVAL = 1.0
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+SERVE_SUMMARY = "run the proxy (the default: the same as no command)"
+SERVE_EXAMPLE = """\
+examples:
+  lakefs-s3-router --config router.yaml
+  lakefs-s3-router --config router.yaml --listen 0.0.0.0:8080 --admin 0.0.0.0:9090 --workers 4
+  lakefs-s3-router check --config router.yaml
+  lakefs-s3-router explain --config router.yaml GET s3://photos/2024/cat.jpg
+
+Run 'lakefs-s3-router COMMAND --help' for a command's options and examples."""
+
+
+def _commands_text() -> str:
+    from .commands import COMMANDS
+
+    rows = [("serve", SERVE_SUMMARY)] + [(name, c.summary) for name, c in COMMANDS.items()]
+    return "commands:\n" + "\n".join(f"  {name:9} {summary}" for name, summary in rows)
+
+
+def _workers(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of processes, 1 or more (from --workers or "
+            "$S3_ROUTER_WORKERS)"
+        )
+    return int(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .commands import ExamplesHelpFormatter
+
     parser = argparse.ArgumentParser(
         prog="lakefs-s3-router",
-        description="S3-protocol reverse proxy routing each request to one of many S3 stores.",
+        usage="%(prog)s [serve] --config FILE [options]\n       %(prog)s COMMAND [--help] ...",
+        description="S3-protocol reverse proxy routing each request to one of many S3 stores.\n\n"
+        + _commands_text(),
+        epilog=SERVE_EXAMPLE,
+        formatter_class=ExamplesHelpFormatter,
     )
     parser.add_argument(
         "--config",
+        metavar="FILE",
         default=os.environ.get("S3_ROUTER_CONFIG"),
         help="YAML config file (default: $S3_ROUTER_CONFIG)",
     )
@@ -52,8 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level",
         default=os.environ.get("S3_ROUTER_LOG_LEVEL"),
-        choices=["debug", "info", "warning", "error"],
-        help="log level (default: router.log_level, else info)",
+        type=str.lower,
+        choices=LOG_LEVELS,
+        help="log level (default: $S3_ROUTER_LOG_LEVEL, else router.log_level, else info)",
     )
     parser.add_argument(
         "--environment",
@@ -63,9 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--workers",
-        type=int,
-        default=int(os.environ.get("S3_ROUTER_WORKERS", "1")),
-        help="serving processes sharing the port (default: 1)",
+        metavar="N",
+        type=_workers,
+        # A string default goes through `type`, so a bad $S3_ROUTER_WORKERS is a usage error.
+        default=os.environ.get("S3_ROUTER_WORKERS", "1"),
+        help="serving processes sharing the port (default: $S3_ROUTER_WORKERS, else 1)",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
@@ -282,20 +321,47 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
     return overrides
 
 
+def unknown_command(name: str) -> str:
+    """The message for a first argument that is neither an option nor a command."""
+    from .commands import COMMANDS
+
+    names = ["serve", *COMMANDS]
+    near = difflib.get_close_matches(name, names, n=1)
+    if near:
+        hint = f" — did you mean {near[0]!r}?"
+    elif name.endswith((".yaml", ".yml")) or Path(name).is_file():
+        hint = f" — did you mean --config {name}?"
+    else:
+        hint = f"; commands: {', '.join(names)} (see lakefs-s3-router --help)"
+    return f"lakefs-s3-router: unknown command {name!r}{hint}"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and not argv[0].startswith("-"):
-        from .commands import SUBCOMMANDS
+        from .commands import COMMANDS
 
-        if argv[0] in SUBCOMMANDS:
-            return SUBCOMMANDS[argv[0]](argv[1:])
-    args = build_parser().parse_args(argv)
+        if argv[0] in COMMANDS:
+            return COMMANDS[argv[0]].run(argv[1:])
+        if argv[0] == "help":
+            return main([*argv[1:2], "--help"])
+        if argv[0] != "serve":
+            print(unknown_command(argv[0]), file=sys.stderr)
+            return 2
+        argv = argv[1:]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.log_level is not None and args.log_level not in LOG_LEVELS:
+        # argparse checks `choices` only on the command line, not on a default from the env
+        parser.error(
+            f"S3_ROUTER_LOG_LEVEL={args.log_level!r} is not one of {', '.join(LOG_LEVELS)}"
+        )
     configure_logging(args.log_level or "info", "text")
     if not args.config:
-        print("lakefs-s3-router: no config: pass --config FILE", file=sys.stderr)
-        return 2
-    if args.workers < 1:
-        print("lakefs-s3-router: --workers must be at least 1", file=sys.stderr)
+        print(
+            "lakefs-s3-router: no config: pass --config FILE (or set S3_ROUTER_CONFIG)",
+            file=sys.stderr,
+        )
         return 2
     stores = EmbeddedStores()
     try:
