@@ -19,8 +19,8 @@ import os
 import signal
 import sys
 import tempfile
-import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 from . import __version__
@@ -110,12 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def describe(config: Config, port: int | None = None) -> str:
+def describe(config: Config, port: int | None = None, workers: int = 1) -> str:
     """The start-up banner: where it listens, what it routes to, how many rules."""
     scheme = "https" if config.tls_cert_file else "http"
     lines = [
         f"lakefs-s3-router listening on {scheme}://{config.listen_host}:"
         f"{port if port is not None else config.listen_port}"
+        + (f" ({workers} worker processes)" if workers > 1 else "")
     ]
     if config.admin_host is not None:
         lines.append(
@@ -131,6 +132,13 @@ def describe(config: Config, port: int | None = None) -> str:
     )
     lines.append(f"  {len(config.clients)} client credential(s)")
     return "\n".join(lines)
+
+
+def announce(banner: str, config: Config) -> None:
+    if config.log_format == "json":
+        log.info(banner)  # one JSON line, so log collectors see no plain text
+    else:
+        print(banner, flush=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,7 +176,15 @@ def keep_listeners(new: Config, old: Config) -> Config:
     return new
 
 
-async def serve(loader: Loader, config: Config, *, reuse_port: bool = False) -> None:
+async def serve(
+    loader: Loader,
+    config: Config,
+    *,
+    reuse_port: bool = False,
+    on_listening: Callable[[int], None] | None = None,
+) -> None:
+    """Serve until SIGTERM/SIGINT; once listening, print the banner, or with `on_listening`
+    tell the supervisor the port instead (it prints one banner for all its workers)."""
     from . import metrics
     from .server import ProxyServer
 
@@ -180,11 +196,10 @@ async def serve(loader: Loader, config: Config, *, reuse_port: bool = False) -> 
     loop.add_signal_handler(signal.SIGHUP, lambda: None)  # until reloading can work, below
     server = ProxyServer(config, reuse_port=reuse_port)
     await server.start()
-    banner = describe(config, server.port)
-    if config.log_format == "json":
-        log.info(banner)  # one JSON line, so log collectors see no plain text
+    if on_listening is None:
+        announce(describe(config, server.port), config)
     else:
-        print(banner, flush=True)
+        on_listening(server.port)
     # Everything alive now lives as long as the process: keep the collector off it, and let
     # short-lived request objects accumulate longer before a collection pass.
     gc.collect()
@@ -232,7 +247,13 @@ async def _watch(path: str, reload: object) -> None:
             reload()  # type: ignore[operator]
 
 
-def _run(loader: Loader, config: Config, *, reuse_port: bool) -> int:
+def _run(
+    loader: Loader,
+    config: Config,
+    *,
+    reuse_port: bool,
+    on_listening: Callable[[int], None] | None = None,
+) -> int:
     try:
         import uvloop
     except ImportError:
@@ -240,25 +261,30 @@ def _run(loader: Loader, config: Config, *, reuse_port: bool) -> int:
     else:
         runner = uvloop.run
     try:
-        runner(serve(loader, config, reuse_port=reuse_port))
+        runner(serve(loader, config, reuse_port=reuse_port, on_listening=on_listening))
     except OSError as exc:
         print(f"lakefs-s3-router: cannot listen: {exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0
 
 
-def _worker(loader: Loader, config: Config, level: str) -> None:
+def _worker(loader: Loader, config: Config, level: str, listening: Connection) -> None:
     configure_logging(level, config.log_format)
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
-    raise SystemExit(_run(loader, config, reuse_port=True))
+    raise SystemExit(_run(loader, config, reuse_port=True, on_listening=listening.send))
 
 
 def _supervise(loader: Loader, config: Config, level: str, workers: int) -> int:
-    """Run `workers` serving processes; pass signals on; replace a worker that dies."""
+    """Run `workers` serving processes; pass signals on; replace a worker that dies.
+
+    Each worker reports its port once it listens; when all of the first `workers` have, the
+    banner is printed, once. One that exits before that (the port is taken, say) stops them all:
+    a replacement would fail the same way, forever."""
     context = multiprocessing.get_context("fork")
     children: list[multiprocessing.process.BaseProcess] = []
     stopping = False
+    reports, report = context.Pipe(duplex=False)
 
     current = config
 
@@ -268,7 +294,7 @@ def _supervise(loader: Loader, config: Config, level: str, workers: int) -> int:
             current = keep_listeners(loader.load(), config)
         except ConfigError as exc:
             log.error("config not reloadable for a new worker, keeping the last good one: %s", exc)
-        child = context.Process(target=_worker, args=(loader, current, level), daemon=False)
+        child = context.Process(target=_worker, args=(loader, current, level, report), daemon=False)
         child.start()
         return child
 
@@ -284,8 +310,14 @@ def _supervise(loader: Loader, config: Config, level: str, workers: int) -> int:
         signal.signal(sig, forward)
     children.extend(spawn() for _ in range(workers))
     log.info("supervising %d worker processes", workers)
+    listening = 0  # workers that reported; the banner is printed when all the first ones have
     while True:
-        time.sleep(0.5)
+        reports.poll(0.5)  # instead of a sleep: wakes as soon as a worker reports
+        while reports.poll():
+            port = reports.recv()
+            listening += 1
+            if listening == workers:
+                announce(describe(config, port, workers), config)
         if stopping:
             for child in children:
                 child.join(timeout=config.shutdown_timeout + 5)
@@ -294,6 +326,17 @@ def _supervise(loader: Loader, config: Config, level: str, workers: int) -> int:
             return 0
         for index, child in enumerate(children):
             if not child.is_alive():
+                if listening < workers:
+                    log.error(
+                        "worker %s exited with %s before it could serve; stopping",
+                        child.pid,
+                        child.exitcode,
+                    )
+                    for other in children:
+                        if other.is_alive():
+                            other.terminate()
+                        other.join(timeout=config.shutdown_timeout + 5)
+                    return 1
                 log.warning("worker %s exited with %s; starting another", child.pid, child.exitcode)
                 if child.pid is not None:
                     from prometheus_client import multiprocess

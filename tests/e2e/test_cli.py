@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from harness import (
     ProxyProcess,
     StartProxy,
     aws_cli,
+    free_port,
     isolated_aws_env,
     unique_bucket_name,
 )
@@ -411,3 +414,56 @@ def test_bad_command_line_variables_are_usage_errors(
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# --workers N: one banner, and a start that cannot work stops
+
+
+def test_workers_print_the_banner_once(tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "workers.log"
+    argv = [sys.executable, "-m", "s3router_proxy", "--config", str(REFERENCE)]
+    argv += ["--listen", f"127.0.0.1:{port}", "--admin", "off", "--workers", "3"]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=cli_env())
+    try:
+        deadline = time.monotonic() + 60
+        while "listening on" not in log.read_text() and time.monotonic() < deadline:
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.2)
+        # The banner comes once every worker listens: each one accepts now.
+        for _ in range(6):
+            with socket.create_connection(("127.0.0.1", port), timeout=5):
+                pass
+        time.sleep(2)  # time enough for a second banner, were there one
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    text = log.read_text()
+    assert text.count("listening on") == 1, text
+    assert f"listening on http://127.0.0.1:{port} (3 worker processes)" in text
+    assert text.count("routing rule(s)") == 1
+    assert proc.returncode == 0
+
+
+def test_workers_that_cannot_listen_stop_the_start(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli(
+            "--config",
+            str(REFERENCE),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--admin",
+            "off",
+            "--workers",
+            "2",
+            env=cli_env(),
+        )
+    assert result.returncode == 1
+    assert "cannot listen" in result.stderr
+    assert "before it could serve; stopping" in result.stderr
+    assert "listening on" not in result.stdout
