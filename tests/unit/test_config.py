@@ -451,3 +451,26 @@ def test_an_unnamed_single_document_ignores_every_environment_name(tmp_path: Pat
     path = write(tmp_path, "backends:\n  b: {endpoint: 'http://h:2'}\n")
     for env in ({"ENVIRONMENT": "x"}, {"S3_ROUTER_ENVIRONMENT": "y"}):
         assert load_config(path, env=env).backends["b"].endpoint == "http://h:2"
+
+
+def test_the_documented_example_loads_and_fails_as_documented(tmp_path: Path) -> None:
+    doc = (REPO / "docs" / "configuration.md").read_text()
+    section = doc.split("## Environment variables", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "router.yaml"
+    path.write_text(example)
+    env = {
+        "MINIO_ENDPOINT": "http://127.0.0.1:9000",
+        "MINIO_ACCESS_KEY": "true",
+        "MINIO_SECRET": "0123",
+        "KEEPALIVE": "20",
+    }
+    config = load_config(path, env=env)
+    assert (config.max_concurrent_requests, config.keepalive_timeout) == (1024, 20.0)
+    assert config.admin_host is None and not config.watch_config
+    minio = config.backends["minio"]
+    assert (minio.access_key_id, minio.secret_access_key) == ("true", "0123")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={**env, "S3_ROUTER_MAX_REQUESTS": "1.5"})
+    documented = " ".join(section.split("A value that does not fit", 1)[1].split("`")[1].split())
+    assert str(caught.value) == documented.replace("router.yaml", str(path))
