@@ -1,4 +1,4 @@
-"""The subcommands of `lakefs-s3-router`, and `explain` and `check`: the routing rules, offline.
+"""The subcommands of `lakefs-s3-router` (`COMMANDS`); `explain` and `check` live here.
 
 `explain` prints where one request would go and why (each earlier rule with the reason it did
 not match); `check` validates a config and lists rules that can never match, unknown targets
@@ -81,7 +81,7 @@ def _method(text: str) -> str:
 
 
 def _s3_url(text: str) -> tuple[str, str]:
-    """(bucket, key) from `s3://bucket/key`, `bucket/key` or `s3://` (ListBuckets)."""
+    """(bucket, key) from `s3://bucket/key`, `s3://bucket` or `bucket/key`."""
     scheme, sep, rest = text.partition("://")
     if sep and scheme.lower() in ("http", "https"):
         raise argparse.ArgumentTypeError(
@@ -95,7 +95,13 @@ def _s3_url(text: str) -> tuple[str, str]:
     bucket, _, key = (rest if sep else text).partition("/")
     if not bucket and key:
         raise argparse.ArgumentTypeError(f"{text!r} names no bucket; e.g. s3://photos/{key}")
-    if bucket and not _BUCKET.fullmatch(bucket):
+    if not bucket:
+        # No rule routes it: the proxy asks every backend and merges the answers.
+        raise argparse.ArgumentTypeError(
+            f"{text!r} names no bucket: ListBuckets goes to every backend, no rule routes it; "
+            "give s3://BUCKET or s3://BUCKET/KEY"
+        )
+    if not _BUCKET.fullmatch(bucket):
         raise argparse.ArgumentTypeError(
             f"{text!r} is not s3://BUCKET/KEY: {bucket!r} is not a bucket name "
             "(letters, digits, '.', '-', '_')"
@@ -142,7 +148,7 @@ def explain_main(argv: list[str]) -> int:
     parser.add_argument(
         "url",
         type=_s3_url,
-        help="s3://BUCKET/KEY, the names the client uses (s3:// alone: ListBuckets)",
+        help="s3://BUCKET/KEY or s3://BUCKET, the names the client uses",
     )
     parser.add_argument(
         "-H",

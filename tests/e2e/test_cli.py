@@ -336,6 +336,7 @@ def test_serve_is_the_command_without_a_name(tmp_path: Path) -> None:
         (("GET", "gs://bucket/k"), "'gs://bucket/k' is not s3://BUCKET/KEY"),
         (("GET", "s3:/lakefs-x/k"), "'s3:' is not a bucket name"),
         (("GET", "s3:///k"), "names no bucket"),
+        (("GET", "s3://"), "ListBuckets goes to every backend"),
         (("GET", "s3://lakefs x/k"), "'lakefs x' is not a bucket name"),
         (("GET", ""), "the URL is empty"),
         (("GET", "s3://b/k", "--operation", "GetObjekt"), "did you mean 'GetObject'?"),
