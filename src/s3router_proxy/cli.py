@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import difflib
 import gc
 import logging
 import multiprocessing
@@ -18,8 +19,8 @@ import os
 import signal
 import sys
 import tempfile
-import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 from . import __version__
@@ -29,15 +30,50 @@ from .logsetup import configure_logging
 
 log = logging.getLogger("s3router_proxy")
 WATCH_INTERVAL = 1.0
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+SERVE_SUMMARY = "run the proxy (the default: the same as no command)"
+SERVE_EXAMPLE = """\
+examples:
+  lakefs-s3-router --config router.yaml
+  lakefs-s3-router --config router.yaml --listen 0.0.0.0:8080 --admin 0.0.0.0:9090 --workers 4
+  lakefs-s3-router check --config router.yaml
+  lakefs-s3-router explain --config router.yaml GET s3://photos/2024/cat.jpg
+
+Run 'lakefs-s3-router COMMAND --help' for a command's options and examples."""
+
+
+def _commands_text() -> str:
+    from .commands import COMMANDS
+
+    rows = [("serve", SERVE_SUMMARY)] + [(name, c.summary) for name, c in COMMANDS.items()]
+    return "commands:\n" + "\n".join(f"  {name:9} {summary}" for name, summary in rows)
+
+
+def _workers(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of processes, 1 or more (from --workers or "
+            "$S3_ROUTER_WORKERS)"
+        )
+    return int(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .commands import ExamplesHelpFormatter
+
     parser = argparse.ArgumentParser(
         prog="lakefs-s3-router",
-        description="S3-protocol reverse proxy routing each request to one of many S3 stores.",
+        usage="%(prog)s [serve] --config FILE [options]\n       %(prog)s COMMAND [--help] ...",
+        description="S3-protocol reverse proxy routing each request to one of many S3 stores.\n\n"
+        + _commands_text(),
+        epilog=SERVE_EXAMPLE,
+        formatter_class=ExamplesHelpFormatter,
     )
     parser.add_argument(
         "--config",
+        metavar="FILE",
         default=os.environ.get("S3_ROUTER_CONFIG"),
         help="YAML config file (default: $S3_ROUTER_CONFIG)",
     )
@@ -52,30 +88,35 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level",
         default=os.environ.get("S3_ROUTER_LOG_LEVEL"),
-        choices=["debug", "info", "warning", "error"],
-        help="log level (default: router.log_level, else info)",
+        type=str.lower,
+        choices=LOG_LEVELS,
+        help="log level (default: $S3_ROUTER_LOG_LEVEL, else router.log_level, else info)",
     )
     parser.add_argument(
         "--environment",
-        default=os.environ.get("ENVIRONMENT"),
-        help="which document of a multi-environment config to use (default: $ENVIRONMENT)",
+        metavar="NAME",
+        help="which document of a multi-environment config to use "
+        "(default: $S3_ROUTER_ENVIRONMENT, else $ENVIRONMENT)",
     )
     parser.add_argument(
         "--workers",
-        type=int,
-        default=int(os.environ.get("S3_ROUTER_WORKERS", "1")),
-        help="serving processes sharing the port (default: 1)",
+        metavar="N",
+        type=_workers,
+        # A string default goes through `type`, so a bad $S3_ROUTER_WORKERS is a usage error.
+        default=os.environ.get("S3_ROUTER_WORKERS", "1"),
+        help="serving processes sharing the port (default: $S3_ROUTER_WORKERS, else 1)",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
 
-def describe(config: Config, port: int | None = None) -> str:
+def describe(config: Config, port: int | None = None, workers: int = 1) -> str:
     """The start-up banner: where it listens, what it routes to, how many rules."""
     scheme = "https" if config.tls_cert_file else "http"
     lines = [
         f"lakefs-s3-router listening on {scheme}://{config.listen_host}:"
         f"{port if port is not None else config.listen_port}"
+        + (f" ({workers} worker processes)" if workers > 1 else "")
     ]
     if config.admin_host is not None:
         lines.append(
@@ -91,6 +132,13 @@ def describe(config: Config, port: int | None = None) -> str:
     )
     lines.append(f"  {len(config.clients)} client credential(s)")
     return "\n".join(lines)
+
+
+def announce(banner: str, config: Config) -> None:
+    if config.log_format == "json":
+        log.info(banner)  # one JSON line, so log collectors see no plain text
+    else:
+        print(banner, flush=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,7 +176,15 @@ def keep_listeners(new: Config, old: Config) -> Config:
     return new
 
 
-async def serve(loader: Loader, config: Config, *, reuse_port: bool = False) -> None:
+async def serve(
+    loader: Loader,
+    config: Config,
+    *,
+    reuse_port: bool = False,
+    on_listening: Callable[[int], None] | None = None,
+) -> None:
+    """Serve until SIGTERM/SIGINT; once listening, print the banner, or with `on_listening`
+    tell the supervisor the port instead (it prints one banner for all its workers)."""
     from . import metrics
     from .server import ProxyServer
 
@@ -140,11 +196,10 @@ async def serve(loader: Loader, config: Config, *, reuse_port: bool = False) -> 
     loop.add_signal_handler(signal.SIGHUP, lambda: None)  # until reloading can work, below
     server = ProxyServer(config, reuse_port=reuse_port)
     await server.start()
-    banner = describe(config, server.port)
-    if config.log_format == "json":
-        log.info(banner)  # one JSON line, so log collectors see no plain text
+    if on_listening is None:
+        announce(describe(config, server.port), config)
     else:
-        print(banner, flush=True)
+        on_listening(server.port)
     # Everything alive now lives as long as the process: keep the collector off it, and let
     # short-lived request objects accumulate longer before a collection pass.
     gc.collect()
@@ -192,7 +247,13 @@ async def _watch(path: str, reload: object) -> None:
             reload()  # type: ignore[operator]
 
 
-def _run(loader: Loader, config: Config, *, reuse_port: bool) -> int:
+def _run(
+    loader: Loader,
+    config: Config,
+    *,
+    reuse_port: bool,
+    on_listening: Callable[[int], None] | None = None,
+) -> int:
     try:
         import uvloop
     except ImportError:
@@ -200,25 +261,30 @@ def _run(loader: Loader, config: Config, *, reuse_port: bool) -> int:
     else:
         runner = uvloop.run
     try:
-        runner(serve(loader, config, reuse_port=reuse_port))
+        runner(serve(loader, config, reuse_port=reuse_port, on_listening=on_listening))
     except OSError as exc:
         print(f"lakefs-s3-router: cannot listen: {exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0
 
 
-def _worker(loader: Loader, config: Config, level: str) -> None:
+def _worker(loader: Loader, config: Config, level: str, listening: Connection) -> None:
     configure_logging(level, config.log_format)
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
-    raise SystemExit(_run(loader, config, reuse_port=True))
+    raise SystemExit(_run(loader, config, reuse_port=True, on_listening=listening.send))
 
 
 def _supervise(loader: Loader, config: Config, level: str, workers: int) -> int:
-    """Run `workers` serving processes; pass signals on; replace a worker that dies."""
+    """Run `workers` serving processes; pass signals on; replace a worker that dies.
+
+    Each worker reports its port once it listens; when all of the first `workers` have, the
+    banner is printed, once. One that exits before that (the port is taken, say) stops them all:
+    a replacement would fail the same way, forever."""
     context = multiprocessing.get_context("fork")
     children: list[multiprocessing.process.BaseProcess] = []
     stopping = False
+    reports, report = context.Pipe(duplex=False)
 
     current = config
 
@@ -228,7 +294,7 @@ def _supervise(loader: Loader, config: Config, level: str, workers: int) -> int:
             current = keep_listeners(loader.load(), config)
         except ConfigError as exc:
             log.error("config not reloadable for a new worker, keeping the last good one: %s", exc)
-        child = context.Process(target=_worker, args=(loader, current, level), daemon=False)
+        child = context.Process(target=_worker, args=(loader, current, level, report), daemon=False)
         child.start()
         return child
 
@@ -244,8 +310,14 @@ def _supervise(loader: Loader, config: Config, level: str, workers: int) -> int:
         signal.signal(sig, forward)
     children.extend(spawn() for _ in range(workers))
     log.info("supervising %d worker processes", workers)
+    listening = 0  # workers that reported; the banner is printed when all the first ones have
     while True:
-        time.sleep(0.5)
+        reports.poll(0.5)  # instead of a sleep: wakes as soon as a worker reports
+        while reports.poll():
+            port = reports.recv()
+            listening += 1
+            if listening == workers:
+                announce(describe(config, port, workers), config)
         if stopping:
             for child in children:
                 child.join(timeout=config.shutdown_timeout + 5)
@@ -254,6 +326,17 @@ def _supervise(loader: Loader, config: Config, level: str, workers: int) -> int:
             return 0
         for index, child in enumerate(children):
             if not child.is_alive():
+                if listening < workers:
+                    log.error(
+                        "worker %s exited with %s before it could serve; stopping",
+                        child.pid,
+                        child.exitcode,
+                    )
+                    for other in children:
+                        if other.is_alive():
+                            other.terminate()
+                        other.join(timeout=config.shutdown_timeout + 5)
+                    return 1
                 log.warning("worker %s exited with %s; starting another", child.pid, child.exitcode)
                 if child.pid is not None:
                     from prometheus_client import multiprocess
@@ -281,20 +364,47 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
     return overrides
 
 
+def unknown_command(name: str) -> str:
+    """The message for a first argument that is neither an option nor a command."""
+    from .commands import COMMANDS
+
+    names = ["serve", *COMMANDS]
+    near = difflib.get_close_matches(name, names, n=1)
+    if near:
+        hint = f" — did you mean {near[0]!r}?"
+    elif name.endswith((".yaml", ".yml")) or Path(name).is_file():
+        hint = f" — did you mean --config {name}?"
+    else:
+        hint = f"; commands: {', '.join(names)} (see lakefs-s3-router --help)"
+    return f"lakefs-s3-router: unknown command {name!r}{hint}"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and not argv[0].startswith("-"):
-        from .commands import SUBCOMMANDS
+        from .commands import COMMANDS
 
-        if argv[0] in SUBCOMMANDS:
-            return SUBCOMMANDS[argv[0]](argv[1:])
-    args = build_parser().parse_args(argv)
+        if argv[0] in COMMANDS:
+            return COMMANDS[argv[0]].run(argv[1:])
+        if argv[0] == "help":
+            return main([*argv[1:2], "--help"])
+        if argv[0] != "serve":
+            print(unknown_command(argv[0]), file=sys.stderr)
+            return 2
+        argv = argv[1:]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.log_level is not None and args.log_level not in LOG_LEVELS:
+        # argparse checks `choices` only on the command line, not on a default from the env
+        parser.error(
+            f"S3_ROUTER_LOG_LEVEL={args.log_level!r} is not one of {', '.join(LOG_LEVELS)}"
+        )
     configure_logging(args.log_level or "info", "text")
     if not args.config:
-        print("lakefs-s3-router: no config: pass --config FILE", file=sys.stderr)
-        return 2
-    if args.workers < 1:
-        print("lakefs-s3-router: --workers must be at least 1", file=sys.stderr)
+        print(
+            "lakefs-s3-router: no config: pass --config FILE (or set S3_ROUTER_CONFIG)",
+            file=sys.stderr,
+        )
         return 2
     stores = EmbeddedStores()
     try:

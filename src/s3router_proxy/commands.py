@@ -1,18 +1,121 @@
-"""`lakefs-s3-router explain` and `lakefs-s3-router check`: the routing rules, examined offline.
+"""The subcommands of `lakefs-s3-router` (`COMMANDS`); `explain` and `check` live here.
 
 `explain` prints where one request would go and why (each earlier rule with the reason it did
 not match); `check` validates a config and lists rules that can never match, unknown targets
 and overlapping splits. Both use the functions the proxy routes with, so they cannot drift.
+`explain` refuses a request no client could send (a method S3 does not use, a URL that names no
+bucket) rather than explain something that never happens.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
+import re
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from .config import ConfigError, load_config
-from .explain import check, explain, format_explanation, parse_s3_url
+from .explain import check, explain, format_explanation
+from .operations import OPERATIONS
+from .routing import HTTP_METHODS
+
+ENVIRONMENT_HELP = (
+    "which document of a multi-environment config to use "
+    "(default: $S3_ROUTER_ENVIRONMENT, else $ENVIRONMENT)"
+)
+# What S3 accepts as a bucket name, legacy us-east-1 names (capitals, underscores) included.
+_BUCKET = re.compile(r"[A-Za-z0-9._-]{1,255}")
+
+
+class ExamplesHelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Text of several lines (the examples epilog) is printed as written; a one-paragraph
+    description is wrapped to the terminal as usual."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return super()._fill_text(text, width, indent)
+        return argparse.HelpFormatter._fill_text(self, text, width, indent)
+
+
+def command_parser(name: str, description: str, example: str) -> argparse.ArgumentParser:
+    """A subcommand's parser: its `--help` ends with `example`, printed as written."""
+    parser = argparse.ArgumentParser(
+        prog=f"lakefs-s3-router {name}",
+        description=description,
+        epilog=example,
+        formatter_class=ExamplesHelpFormatter,
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        default=os.environ.get("S3_ROUTER_CONFIG"),
+        help="the proxy's YAML config file (default: $S3_ROUTER_CONFIG)",
+    )
+    parser.add_argument("--environment", metavar="NAME", help=ENVIRONMENT_HELP)
+    return parser
+
+
+def parse_command_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    args = parser.parse_args(argv)
+    if not args.config:
+        parser.error("no config: pass --config FILE (or set S3_ROUTER_CONFIG)")
+    return args
+
+
+def _nearest(word: str, choices: list[str]) -> str:
+    near = difflib.get_close_matches(word, choices, n=1)
+    return f"; did you mean {near[0]!r}?" if near else ""
+
+
+def _method(text: str) -> str:
+    method = text.upper()
+    if method not in HTTP_METHODS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an HTTP method S3 uses ({', '.join(sorted(HTTP_METHODS))})"
+            + _nearest(method, sorted(HTTP_METHODS))
+        )
+    return method
+
+
+def _s3_url(text: str) -> tuple[str, str]:
+    """(bucket, key) from `s3://bucket/key`, `s3://bucket` or `bucket/key`."""
+    scheme, sep, rest = text.partition("://")
+    if sep and scheme.lower() in ("http", "https"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is an HTTP URL; give the bucket and key the client names, "
+            "as s3://BUCKET/KEY (the proxy's own address plays no part in routing)"
+        )
+    if sep and scheme.lower() != "s3":
+        raise argparse.ArgumentTypeError(f"{text!r} is not s3://BUCKET/KEY")
+    if not text:
+        raise argparse.ArgumentTypeError("the URL is empty; e.g. s3://photos/2024/cat.jpg")
+    bucket, _, key = (rest if sep else text).partition("/")
+    if not bucket and key:
+        raise argparse.ArgumentTypeError(f"{text!r} names no bucket; e.g. s3://photos/{key}")
+    if not bucket:
+        # No rule routes it: the proxy asks every backend and merges the answers.
+        raise argparse.ArgumentTypeError(
+            f"{text!r} names no bucket: ListBuckets goes to every backend, no rule routes it; "
+            "give s3://BUCKET or s3://BUCKET/KEY"
+        )
+    if not _BUCKET.fullmatch(bucket):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not s3://BUCKET/KEY: {bucket!r} is not a bucket name "
+            "(letters, digits, '.', '-', '_')"
+        )
+    return bucket, key
+
+
+def _operation(text: str) -> str:
+    if text not in OPERATIONS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an S3 operation name such as GetObject or ListObjectsV2"
+            + _nearest(text, sorted(OPERATIONS))
+        )
+    return text
 
 
 def _header(value: str) -> tuple[str, str]:
@@ -22,39 +125,68 @@ def _header(value: str) -> tuple[str, str]:
     return name.strip(), text.strip()
 
 
+EXPLAIN_EXAMPLE = """\
+examples:
+  lakefs-s3-router explain --config router.yaml GET s3://photos/2024/cat.jpg
+  lakefs-s3-router explain --config router.yaml PUT s3://photos/raw/a.png \\
+      -H 'Content-Type: image/png' -H 'Content-Length: 1048576'
+  lakefs-s3-router explain --config router.yaml GET s3://logs --operation ListObjectsV2
+
+Exit status: 0 when a backend serves the request, 1 when none does, 2 for a bad config or
+request."""
+
+
 def explain_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="lakefs-s3-router explain",
-        description="Show which rule and backend serve a request, and why earlier rules did not.",
+    parser = command_parser(
+        "explain",
+        "Show which rule and backend serve a request, and why earlier rules did not.",
+        EXPLAIN_EXAMPLE,
     )
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--environment", default=os.environ.get("ENVIRONMENT"))
-    parser.add_argument("method", help="GET, PUT, HEAD, POST, DELETE")
-    parser.add_argument("url", help="s3://bucket/key")
     parser.add_argument(
-        "-H", "--header", action="append", type=_header, default=[], help="'Name: value'"
+        "method", type=_method, help=f"the HTTP method: {', '.join(sorted(HTTP_METHODS))}"
     )
-    parser.add_argument("--operation", help="S3 operation name, e.g. ListObjectsV2")
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "url",
+        type=_s3_url,
+        help="s3://BUCKET/KEY or s3://BUCKET, the names the client uses",
+    )
+    parser.add_argument(
+        "-H",
+        "--header",
+        action="append",
+        type=_header,
+        default=[],
+        help="a request header, 'Name: value' (repeatable)",
+    )
+    parser.add_argument(
+        "--operation", type=_operation, help="S3 operation name, e.g. ListObjectsV2"
+    )
+    args = parse_command_args(parser, argv)
     try:
         config = load_config(args.config, environment=args.environment)
     except ConfigError as exc:
         print(f"lakefs-s3-router: {exc}", file=sys.stderr)
         return 2
-    bucket, key = parse_s3_url(args.url)
+    bucket, key = args.url
     explanation = explain(config, args.method, bucket, key, args.header, operation=args.operation)
     print(format_explanation(explanation))
     return 0 if explanation.error is None else 1
 
 
+CHECK_EXAMPLE = """\
+example:
+  lakefs-s3-router check --config router.yaml
+  S3_ROUTER_ENVIRONMENT=production lakefs-s3-router check --config environments.yaml
+
+Exit status: 0 when the config is valid, 1 when it is valid with warnings, 2 when it is not
+valid (the message names the file, the line and the fix)."""
+
+
 def check_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="lakefs-s3-router check",
-        description="Validate a config and warn about rules that can never match.",
+    parser = command_parser(
+        "check", "Validate a config and warn about rules that can never match.", CHECK_EXAMPLE
     )
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--environment", default=os.environ.get("ENVIRONMENT"))
-    args = parser.parse_args(argv)
+    args = parse_command_args(parser, argv)
     try:
         config = load_config(args.config, environment=args.environment)
     except ConfigError as exc:
@@ -83,9 +215,21 @@ def migrate_main(argv: list[str]) -> int:
     return run(argv)
 
 
-SUBCOMMANDS = {
-    "explain": explain_main,
-    "check": check_main,
-    "repair": repair_main,
-    "migrate": migrate_main,
+@dataclass(frozen=True)
+class Command:
+    run: Callable[[list[str]], int]
+    summary: str  # one line for `lakefs-s3-router --help`
+
+
+COMMANDS = {
+    "explain": Command(
+        explain_main, "show which rule and backend serve a request, and why earlier rules did not"
+    ),
+    "check": Command(check_main, "validate a config; warn about rules that can never match"),
+    "migrate": Command(
+        migrate_main, "copy every object under one location to another, through the routing"
+    ),
+    "repair": Command(
+        repair_main, "copy to mirrors (or delete from them) what best-effort mirroring missed"
+    ),
 }

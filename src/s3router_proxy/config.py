@@ -9,6 +9,7 @@ never used: `load_config` either returns a whole `Config` or raises `ConfigError
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,10 +20,11 @@ from urllib.parse import urlsplit
 from .configread import ConfigError, Reader
 from .policy import NOBODY, UNRESTRICTED, ClientPolicy, Grant, validate_operations
 from .routing import Rule
-from .ruleconfig import ROUTING_TOP_KEYS, parse_routing, parse_size
+from .ruleconfig import ROUTING_TOP_KEYS, parse_routing
 from .yamlload import LineDict, YamlError, load_documents
 
 EMBEDDED = "embedded"
+log = logging.getLogger("s3router_proxy")
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +189,7 @@ def _backend(
         read_timeout=reader.number(section, "read_timeout", where, 60.0),
         checksum_trailers=reader.flag(section, "checksum_trailers", where, False),
         add_content_md5=reader.flag(section, "add_content_md5", where, False),
-        max_connections=int(reader.number(section, "max_connections", where, 256)),
+        max_connections=reader.count(section, "max_connections", where, 256, "connections"),
         multipart_copy_threshold=_copy_size(
             reader, section, "multipart_copy_threshold", where, 256 * 1024**2, 1
         ),
@@ -201,18 +203,12 @@ def _copy_size(
     reader: Reader, section: LineDict, key: str, where: str, default: int, smallest: int
 ) -> int:
     """A size for cross-backend copies: between `smallest` and 5 GiB (S3's largest PUT/part)."""
-    if section.get(key) is None:
+    size = reader.size(section, key, where, "64MiB")
+    if size is None:
         return default
-    try:
-        size = parse_size(section[key])
-    except ValueError as exc:
-        hint = str(exc) if "e.g." in str(exc) else f"{exc}; e.g. 64MiB"
-        raise reader.fail(f"{where}.{key}", hint, reader.line_of(section, key)) from None
     if not smallest <= size <= 5 * 1024**3:
         low = "5MiB" if smallest == 5 * 1024**2 else f"{smallest} byte"
-        raise reader.fail(
-            f"{where}.{key}", f"must be between {low} and 5GiB", reader.line_of(section, key)
-        )
+        raise reader.bad_value(section, key, where, f"must be between {low} and 5GiB")
     return size
 
 
@@ -418,7 +414,7 @@ _LOG_LEVELS = ("debug", "info", "warning", "error")
 def _router_extras(reader: Reader, router: LineDict, source: str) -> dict[str, Any]:
     """The operational `router:` settings: admin listener, TLS, logging, limits."""
     extras: dict[str, Any] = {}
-    admin = router.get("admin_address", "127.0.0.1:9090")
+    admin = reader.value(router, "admin_address") if "admin_address" in router else "127.0.0.1:9090"
     if admin in (None, "", False, "off", "disabled"):
         extras["admin_host"] = None
     else:
@@ -461,8 +457,9 @@ def _router_extras(reader: Reader, router: LineDict, source: str) -> dict[str, A
             reader.line_of(router, "log_level"),
         )
     extras["log_level"] = level.lower() if level else None
-    limit = reader.number(router, "max_concurrent_requests", "router", 1024)
-    extras["max_concurrent_requests"] = int(limit)
+    extras["max_concurrent_requests"] = reader.count(
+        router, "max_concurrent_requests", "router", 1024, "requests"
+    )
     extras["keepalive_timeout"] = reader.number(router, "keepalive_timeout", "router", 75.0)
     extras["shutdown_timeout"] = reader.number(router, "shutdown_timeout", "router", 30.0)
     extras["watch_config"] = reader.flag(router, "watch_config", "router", False)
@@ -524,7 +521,7 @@ def config_from_document(
             'must be a list of domain names, e.g. ["s3.local"]',
             reader.line_of(router, "virtual_host_domains"),
         )
-    skew = reader.number(router, "max_clock_skew_seconds", "router", 900)
+    skew = reader.count(router, "max_clock_skew_seconds", "router", 900, "seconds")
     extras = _router_extras(reader, router, source)
     backends = _backends(reader, doc, env)
     clients = _clients(reader, doc)
@@ -561,7 +558,7 @@ def config_from_document(
         rules=rules,
         default_target=default_target,
         virtual_host_domains=tuple(d.lower().strip(".") for d in domains),
-        max_clock_skew=int(skew),
+        max_clock_skew=skew,
         source=source,
         anonymous=anonymous,
         **{"secret": _derived_secret(backends, clients), **extras},
@@ -574,8 +571,32 @@ def _document_environment(doc: Any) -> str | None:
     return str(value) if value is not None else None
 
 
-def select_environment(documents: list[Any], environment: str | None, source: str) -> Any:
-    """The document for `environment` from a multi-document file (`routing.environment`)."""
+# The variable that picks a document. ENVIRONMENT is read when it is not set, as older
+# versions did; but platforms set ENVIRONMENT for their own reasons, so a name read from it that
+# matches no document is not taken as a choice (see select_environment).
+ENVIRONMENT_VARIABLE = "S3_ROUTER_ENVIRONMENT"
+FALLBACK_ENVIRONMENT_VARIABLE = "ENVIRONMENT"
+
+
+def chosen_environment(environment: str | None, env: Mapping[str, str]) -> tuple[str | None, str]:
+    """(name, where it came from): `--environment`, else $S3_ROUTER_ENVIRONMENT, else
+    $ENVIRONMENT, else (None, "")."""
+    if environment:
+        return environment, "--environment"
+    for variable in (ENVIRONMENT_VARIABLE, FALLBACK_ENVIRONMENT_VARIABLE):
+        if env.get(variable):
+            return env[variable], f"${variable}"
+    return None, ""
+
+
+def select_environment(
+    documents: list[Any], environment: str | None, source: str, origin: str = "--environment"
+) -> Any:
+    """The document for `environment` from a multi-document file (`routing.environment`).
+
+    A name from the fallback $ENVIRONMENT that matches no document picks nothing: a file of one
+    document is used with a warning, a file of several is an error asking for a real choice.
+    """
     if len(documents) == 1 and environment is None:
         return documents[0]
     named = {_document_environment(doc): doc for doc in documents}
@@ -583,13 +604,29 @@ def select_environment(documents: list[Any], environment: str | None, source: st
     if environment is None:
         raise ConfigError(
             f"{source}: holds {len(documents)} documents for environments {available}; choose one "
-            "with --environment NAME or ENVIRONMENT=NAME"
+            f"with --environment NAME or {ENVIRONMENT_VARIABLE}=NAME"
         )
     if environment not in named:
         if len(documents) == 1 and _document_environment(documents[0]) is None:
             return documents[0]
+        fallback = origin == f"${FALLBACK_ENVIRONMENT_VARIABLE}"
+        if fallback and len(documents) == 1:
+            log.warning(
+                "%s: $%s is %r but the file's only document is for environment %r; using it "
+                "(set %s to choose a document explicitly)",
+                source,
+                FALLBACK_ENVIRONMENT_VARIABLE,
+                environment,
+                available[0],
+                ENVIRONMENT_VARIABLE,
+            )
+            return documents[0]
+        reason = f" (from {origin}" + (
+            f", as {ENVIRONMENT_VARIABLE} is not set)" if fallback else ")"
+        )
         raise ConfigError(
-            f"{source}: no document for environment {environment!r}; the file has {available}"
+            f"{source}: no document for environment {environment!r}{reason}; the file has "
+            f"{available}: choose one with --environment NAME or {ENVIRONMENT_VARIABLE}=NAME"
         )
     return named[environment]
 
@@ -599,8 +636,8 @@ def load_config(
 ) -> Config:
     """Read, interpolate and validate the config file at `path`.
 
-    A file may hold several YAML documents, one per `routing.environment`; `environment` (or
-    the ENVIRONMENT variable) picks one.
+    A file may hold several YAML documents, one per `routing.environment`; `environment` (else
+    the S3_ROUTER_ENVIRONMENT variable, else ENVIRONMENT) picks one.
     """
     source = str(path)
     env = os.environ if env is None else env
@@ -617,5 +654,6 @@ def load_config(
         raise ConfigError(f"{location}: {exc}") from None
     if not documents:
         raise ConfigError(f"{source}: the file is empty; see config/s3-router-config.yaml")
-    chosen = select_environment(documents, environment or env.get("ENVIRONMENT") or None, source)
+    name, origin = chosen_environment(environment, env)
+    chosen = select_environment(documents, name, source, origin)
     return config_from_document(chosen, source=source, env=env)

@@ -1,12 +1,19 @@
-"""Reading a loaded config document: typed accessors that turn problems into located errors."""
+"""Reading a loaded config document: typed accessors that turn problems into located errors.
+
+Each accessor types a value by the setting it fills, so text that `${VAR}` put there is read as
+if written literally (`literal`), and each message names the setting's own unit. A message about
+a value that came from the environment names the variables, never the value (it may be a secret
+set in the wrong place).
+"""
 
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Mapping
 from typing import Any
 
-from .yamlload import LineDict
+from .yamlload import LineDict, Substituted, literal
 
 
 class ConfigError(ValueError):
@@ -59,16 +66,69 @@ class Reader:
             raise self.fail(f"{where}.{key}", "must be a string", self.line_of(mapping, key))
         return str(value)
 
-    def number(self, mapping: LineDict, key: str, where: str, default: float) -> float:
-        value = mapping.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            raise self.fail(
-                f"{where}.{key}", "must be a positive number of seconds", self.line_of(mapping, key)
+    def value(self, mapping: LineDict, key: str) -> Any:
+        """The value at `key`, typed as if written literally when `${VAR}` produced it."""
+        value = mapping.get(key)
+        return literal(value) if isinstance(value, Substituted) else value
+
+    def bad_value(self, mapping: LineDict, key: str, where: str, problem: str) -> ConfigError:
+        value = mapping.get(key)
+        if isinstance(value, Substituted):
+            names = ", ".join(f"${{{name}}}" for name in value.variables)
+            problem = f"{problem} (the value comes from {names})"
+        return self.fail(f"{where}.{key}", problem, self.line_of(mapping, key))
+
+    def number(
+        self, mapping: LineDict, key: str, where: str, default: float, unit: str = "seconds"
+    ) -> float:
+        """A positive number of `unit` (fractions allowed): a duration unless told otherwise."""
+        value = self.value(mapping, key)
+        if value is None:
+            return float(default)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or value <= 0
+        ):
+            raise self.bad_value(
+                mapping, key, where, f"must be a positive number of {unit}, e.g. {default:g}"
             )
         return float(value)
 
+    def count(self, mapping: LineDict, key: str, where: str, default: int, unit: str) -> int:
+        """A positive whole number of `unit`; 1.5 is refused rather than cut to 1."""
+        value = self.value(mapping, key)
+        if value is None:
+            return default
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise self.bad_value(
+                mapping, key, where, f"must be a positive whole number of {unit}, e.g. {default}"
+            )
+        return value
+
+    def size(self, mapping: LineDict, key: str, where: str, example: str) -> int | None:
+        """A number of bytes (`1048576`, `"10MiB"`, `"1GB"`); None when not given."""
+        from .ruleconfig import parse_size  # ruleconfig imports this module
+
+        value = self.value(mapping, key)
+        if value is None:
+            return None
+        try:
+            return parse_size(value)
+        except ValueError as exc:
+            if isinstance(mapping.get(key), Substituted):
+                problem = f'must be a size in bytes, e.g. {example}, 1048576 or "1GB"'
+            else:
+                problem = str(exc) if "e.g." in str(exc) else f"{exc}; e.g. {example}"
+            raise self.bad_value(mapping, key, where, problem) from None
+
     def flag(self, mapping: LineDict, key: str, where: str, default: bool) -> bool:
-        value = mapping.get(key, default)
+        value = self.value(mapping, key)
+        if value is None:
+            return default
         if not isinstance(value, bool):
-            raise self.fail(f"{where}.{key}", "must be true or false", self.line_of(mapping, key))
+            raise self.bad_value(mapping, key, where, "must be true or false")
         return value

@@ -273,7 +273,16 @@ class Migration:
 # -- the command ----------------------------------------------------------------------------------
 
 
+MIGRATE_EXAMPLE = """\
+examples:
+  lakefs-s3-router migrate --config router.yaml s3://analytics s3://lakefs-demo/main/ --dry-run
+  lakefs-s3-router migrate --config router.yaml s3://analytics s3://lakefs-demo/main/
+  lakefs-s3-router migrate --config router.yaml s3://analytics s3://lakefs-demo/main/ --verify"""
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from .commands import ExamplesHelpFormatter
+
     parser = argparse.ArgumentParser(
         prog="lakefs-s3-router migrate",
         description=(
@@ -281,9 +290,13 @@ def build_parser() -> argparse.ArgumentParser:
             "renaming apply). Keys the destination already holds with the same size and ETag "
             "(or checksum) are skipped, so a rerun resumes."
         ),
+        epilog=MIGRATE_EXAMPLE,
+        formatter_class=ExamplesHelpFormatter,
     )
     parser.add_argument("--config", required=True, help="the proxy's config file")
-    parser.add_argument("--environment", default=os.environ.get("ENVIRONMENT"))
+    parser.add_argument(
+        "--environment", help="config document (default: $S3_ROUTER_ENVIRONMENT, else $ENVIRONMENT)"
+    )
     parser.add_argument("source", help="s3://bucket[/prefix]")
     parser.add_argument("dest", help="s3://bucket[/prefix]")
     parser.add_argument("--concurrency", type=int, default=16, help="copies at once (16)")

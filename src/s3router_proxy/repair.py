@@ -9,7 +9,6 @@ now are written back to the journal; entries the proxy appends meanwhile are kep
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import sys
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from .backends import Backend
+from .commands import command_parser, parse_command_args
 from .config import ConfigError, load_config
 from .crosscopy import copy_object_across
 from .errors import S3Error
@@ -115,16 +115,44 @@ async def repair(
     return list(outcomes)
 
 
+REPAIR_EXAMPLE = """\
+examples:
+  lakefs-s3-router repair --config router.yaml --dry-run    # what would be copied or deleted
+  lakefs-s3-router repair --config router.yaml
+  lakefs-s3-router repair --config router.yaml --journal /var/lib/s3-router/mirror.jsonl
+
+Exit status: 0 when every entry was repaired (or nothing was journaled yet), 1 when some
+failed (they stay in the journal), 2 for a bad config or a --journal that does not exist."""
+
+
+def _missing_journal(journal: str, explicit: bool) -> str | None:
+    """Why an absent `journal` is a mistake, or None when it only means nothing was journaled.
+
+    The proxy creates its journal at the first write a mirror misses, so the config's own
+    journal may rightly be absent; a --journal the operator named, or a journal in a directory
+    that does not exist, is a mistake (a typo, or not the host the proxy writes on)."""
+    if explicit:
+        return f"no journal at {journal}: --journal names a file that does not exist"
+    directory = os.path.dirname(os.path.abspath(journal))
+    if not os.path.isdir(directory):
+        return (
+            f"no journal at {journal}: its directory {directory} does not exist "
+            "(is this the host or volume the proxy writes router.mirror_journal on?)"
+        )
+    return None
+
+
 def repair_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="lakefs-s3-router repair",
-        description="Copy to mirrors (or delete from them) what best-effort mirroring missed.",
+    parser = command_parser(
+        "repair",
+        "Copy to mirrors (or delete from them) what best-effort mirroring missed.",
+        REPAIR_EXAMPLE,
     )
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--environment", default=os.environ.get("ENVIRONMENT"))
-    parser.add_argument("--journal", help="the journal file (default: router.mirror_journal)")
+    parser.add_argument(
+        "--journal", metavar="FILE", help="the journal file (default: router.mirror_journal)"
+    )
     parser.add_argument("--dry-run", action="store_true", help="say what would be done")
-    args = parser.parse_args(argv)
+    args = parse_command_args(parser, argv)
     try:
         config = load_config(args.config, environment=args.environment)
     except ConfigError as exc:
@@ -137,6 +165,17 @@ def repair_main(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
+    if not os.path.exists(journal) and not os.path.exists(journal + ".repairing"):
+        problem = _missing_journal(journal, explicit=bool(args.journal))
+        if problem is not None:
+            print(f"lakefs-s3-router repair: {problem}", file=sys.stderr)
+            return 2
+        print(
+            f"lakefs-s3-router repair: 0 entries, nothing to repair: {journal} does not exist "
+            "yet (the proxy creates it at the first write a mirror misses)",
+            file=sys.stderr,
+        )
+        return 0
 
     async def run() -> list[Outcome]:
         backends = {name: Backend(c) for name, c in config.backends.items()}

@@ -164,14 +164,7 @@ def _mirror_mode(reader: Reader, item: LineDict, where: str) -> str:
 
 def _body_cap(reader: Reader, item: LineDict, where: str) -> int | None:
     """`max_body_size`: the largest request body this rule forwards (EntityTooLarge above)."""
-    if item.get("max_body_size") is None:
-        return None
-    try:
-        return parse_size(item["max_body_size"])
-    except ValueError as exc:
-        raise reader.fail(
-            f"{where}.max_body_size", f"{exc}; e.g. 100MiB", reader.line_of(item, "max_body_size")
-        ) from None
+    return reader.size(item, "max_body_size", where, "100MiB")
 
 
 def parse_size(value: Any) -> int:
@@ -402,14 +395,7 @@ def _conditions(reader: Reader, item: LineDict, where: str) -> Conditions | None
         types = tuple(value.strip().lower() for value in content_types)
     sizes: dict[str, int | None] = {}
     for key in ("min_size", "max_size"):
-        sizes[key] = None
-        if section.get(key) is not None:
-            try:
-                sizes[key] = parse_size(section[key])
-            except ValueError as exc:
-                raise reader.fail(
-                    f"{where}.{key}", str(exc), reader.line_of(section, key)
-                ) from None
+        sizes[key] = reader.size(section, key, where, "100MiB")
     if (
         sizes["min_size"] is not None
         and sizes["max_size"] is not None

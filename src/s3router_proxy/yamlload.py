@@ -3,6 +3,10 @@
 Every mapping loads as a `Mapping` that remembers the line of each key; every string scalar has
 `${VAR}` / `${VAR:-default}` replaced from the environment at load time (secrets stay out of
 files). A reference to an unset variable without a default is an error naming the line.
+
+A substituted scalar stays text (`Substituted`), whatever it looks like: a secret such as `0123`
+or `true` must not turn into a number or a flag. The setting it fills types it (`literal`), so
+`max_concurrent_requests: ${MAXC:-100}` is the number 100, exactly as if 100 were written there.
 """
 
 from __future__ import annotations
@@ -25,6 +29,28 @@ class YamlError(ValueError):
         self.line = line
 
 
+class Substituted(str):
+    """Text that `${VAR}` substitution produced; `variables` names what it read."""
+
+    variables: tuple[str, ...] = ()
+
+
+_RESOLVER = yaml.resolver.Resolver()
+
+
+def literal(text: str) -> Any:
+    """What `text` would have loaded as had it been written unquoted in the file: 100 is an int,
+    true a bool, 2.5 a float, an empty text null; anything else stays a string."""
+    text = text.strip()
+    tag = _RESOLVER.resolve(yaml.ScalarNode, text, (True, False))
+    if tag == "tag:yaml.org,2002:str":
+        return text
+    try:
+        return yaml.constructor.SafeConstructor().construct_object(yaml.ScalarNode(tag, text))
+    except (yaml.YAMLError, ValueError):
+        return text
+
+
 class LineDict(dict):
     """A mapping that remembers the line of each key (`key_lines`) and its own (`line`)."""
 
@@ -33,10 +59,14 @@ class LineDict(dict):
 
 
 def interpolate(value: str, line: int, env: Mapping[str, str]) -> str:
-    """Replace `${VAR}` and `${VAR:-default}` in `value` from `env`."""
+    """Replace `${VAR}` and `${VAR:-default}` in `value` from `env`; a `Substituted` if any."""
+    if "${" not in value:
+        return value
+    names: list[str] = []
 
     def substitute(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
+        names.append(name)
         if name in env:
             return env[name]
         if default is not None:
@@ -47,7 +77,12 @@ def interpolate(value: str, line: int, env: Mapping[str, str]) -> str:
             line,
         )
 
-    return _VAR.sub(substitute, value) if "${" in value else value
+    text = _VAR.sub(substitute, value)
+    if not names:
+        return text
+    result = Substituted(text)
+    result.variables = tuple(dict.fromkeys(names))
+    return result
 
 
 def _loader_class(env: Mapping[str, str]) -> type[yaml.SafeLoader]:

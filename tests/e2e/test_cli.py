@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from harness import (
     ProxyProcess,
     StartProxy,
     aws_cli,
+    free_port,
     isolated_aws_env,
     unique_bucket_name,
 )
@@ -207,3 +210,261 @@ backends:
     assert "no document for environment 'staging'" in missing.stderr
     proxy = start_proxy(path, extra_args=["--environment", "development"])
     assert "backend a: http://127.0.0.1:8 " in proxy.log_text()
+
+
+ENVIRONMENTS = """
+routing: {environment: production, default_target: prod}
+backends:
+  prod: {endpoint: "http://127.0.0.1:9"}
+---
+routing: {environment: development, default_target: dev}
+backends:
+  dev: {endpoint: "http://127.0.0.1:8"}
+"""
+
+
+def cli_env(**variables: str) -> dict[str, str]:
+    env = isolated_aws_env(os.environ, Path("/nonexistent"))
+    for name in ("S3_ROUTER_ENVIRONMENT", "ENVIRONMENT", "S3_ROUTER_CONFIG"):
+        env.pop(name, None)
+    return {**env, **variables}
+
+
+def test_s3_router_environment_picks_the_document_environment_is_a_careful_fallback(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "envs.yaml"
+    path.write_text(ENVIRONMENTS)
+    explain = ("explain", "--config", str(path), "GET", "s3://any/key")
+
+    chosen = run_cli(*explain, env=cli_env(S3_ROUTER_ENVIRONMENT="development", ENVIRONMENT="x"))
+    assert chosen.returncode == 0, chosen.stderr
+    assert "backend: dev" in chosen.stdout
+    fallback = run_cli(*explain, env=cli_env(ENVIRONMENT="production"))
+    assert fallback.returncode == 0, fallback.stderr
+    assert "backend: prod" in fallback.stdout
+    flag = run_cli(*explain, "--environment", "production", env=cli_env(ENVIRONMENT="dev"))
+    assert "backend: prod" in flag.stdout
+
+    # A platform's own ENVIRONMENT that names no document chooses nothing: an error...
+    platform = run_cli(*explain, env=cli_env(ENVIRONMENT="prod-eu"))
+    assert platform.returncode == 2
+    assert "no document for environment 'prod-eu' (from $ENVIRONMENT" in platform.stderr
+    assert "S3_ROUTER_ENVIRONMENT" in platform.stderr
+    # ...or, for a file of one document, that document with a warning.
+    single = tmp_path / "single.yaml"
+    single.write_text(ENVIRONMENTS.split("---")[0])
+    check = run_cli("check", "--config", str(single), env=cli_env(ENVIRONMENT="prod-eu"))
+    assert check.returncode == 0, check.stderr
+    assert "$ENVIRONMENT is 'prod-eu'" in check.stderr
+    assert "valid; 1 backend(s)" in check.stdout
+    # The variable of its own is a real choice: a name no document has is an error.
+    strict = run_cli("check", "--config", str(single), env=cli_env(S3_ROUTER_ENVIRONMENT="x"))
+    assert strict.returncode == 2
+    assert "no document for environment 'x' (from $S3_ROUTER_ENVIRONMENT)" in strict.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# The command line shows what it can do, and refuses what it cannot mean
+
+REFERENCE = REPO / "config" / "s3-router-config.yaml"
+EVERY_COMMAND = ("serve", "explain", "check", "migrate", "repair")
+
+
+def test_help_lists_every_command_with_one_line() -> None:
+    from s3router_proxy.commands import COMMANDS
+
+    assert {"serve", *COMMANDS} == set(EVERY_COMMAND)  # a new command must be listed here too
+    result = run_cli("--help", env=cli_env())
+    assert result.returncode == 0
+    listed = result.stdout.split("commands:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert [line.split()[0] for line in listed] == list(EVERY_COMMAND)
+    assert all(len(line.split()) > 3 for line in listed)  # each with its summary
+    assert "--config FILE" in result.stdout
+    assert run_cli("help", env=cli_env()).stdout == result.stdout
+
+
+@pytest.mark.parametrize(
+    ("word", "message"),
+    [
+        ("migrat", "lakefs-s3-router: unknown command 'migrat' — did you mean 'migrate'?"),
+        ("explian", "lakefs-s3-router: unknown command 'explian' — did you mean 'explain'?"),
+        ("router.yaml", "unknown command 'router.yaml' — did you mean --config router.yaml?"),
+        ("frobnicate", "commands: serve, explain, check, migrate, repair"),
+    ],
+)
+def test_a_mistyped_command_is_refused_with_a_suggestion(word: str, message: str) -> None:
+    result = run_cli(word, "--config", str(REFERENCE), env=cli_env())
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "listening" not in result.stdout
+
+
+@pytest.mark.parametrize("command", EVERY_COMMAND)
+def test_each_command_help_ends_with_examples(command: str) -> None:
+    result = run_cli(command, "--help", env=cli_env())
+    assert result.returncode == 0, result.stderr
+    examples = result.stdout.split("\nexample", 1)[1].splitlines()[1:]
+    runs = [line.strip() for line in examples if line.strip().startswith("lakefs-s3-router")]
+    assert runs, result.stdout
+    own = "lakefs-s3-router --config" if command == "serve" else f"lakefs-s3-router {command} "
+    assert runs[0].startswith(own)
+    assert all(len(line) <= 100 for line in examples)
+
+
+def test_explain_example_lines_are_printed_as_written() -> None:
+    result = run_cli("explain", "--help", env=cli_env())
+    assert "\n      -H 'Content-Type: image/png' -H 'Content-Length: 1048576'\n" in result.stdout
+
+
+def test_serve_is_the_command_without_a_name(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("backends:\n  a: {endpoint: 'ftp://h'}\n")
+    named = run_cli("serve", "--config", str(path), env=cli_env())
+    plain = run_cli("--config", str(path), env=cli_env())
+    assert (named.returncode, named.stderr) == (plain.returncode, plain.stderr) == (2, named.stderr)
+    assert "is not an http(s) URL" in named.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("FETCH", "s3://lakefs-x/k"), "'FETCH' is not an HTTP method S3 uses"),
+        (("GTE", "s3://lakefs-x/k"), "did you mean 'GET'?"),
+        (("GET", "http://127.0.0.1:8080/lakefs-x/k"), "is an HTTP URL"),
+        (("GET", "https://s3.amazonaws.com/b/k"), "is an HTTP URL"),
+        (("GET", "gs://bucket/k"), "'gs://bucket/k' is not s3://BUCKET/KEY"),
+        (("GET", "s3:/lakefs-x/k"), "'s3:' is not a bucket name"),
+        (("GET", "s3:///k"), "names no bucket"),
+        (("GET", "s3://"), "ListBuckets goes to every backend"),
+        (("GET", "s3://lakefs x/k"), "'lakefs x' is not a bucket name"),
+        (("GET", ""), "the URL is empty"),
+        (("GET", "s3://b/k", "--operation", "GetObjekt"), "did you mean 'GetObject'?"),
+    ],
+)
+def test_explain_refuses_what_no_client_could_send(args: tuple[str, ...], message: str) -> None:
+    result = run_cli("explain", "--config", str(REFERENCE), *args, env=cli_env())
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_explain_takes_any_case_of_a_method_and_bucket_key_urls() -> None:
+    for args in (("get", "s3://lakefs-x/a/b"), ("HEAD", "lakefs-x/a/b")):
+        result = run_cli("explain", "--config", str(REFERENCE), *args, env=cli_env())
+        assert result.returncode == 0, result.stderr
+        assert "backend: lakefs" in result.stdout
+        assert "backend key: a/b" in result.stdout
+
+
+def test_commands_read_the_config_from_s3_router_config() -> None:
+    result = run_cli("check", env=cli_env(S3_ROUTER_CONFIG=str(REFERENCE)))
+    assert result.returncode == 0, result.stderr
+    assert f"{REFERENCE}: valid" in result.stdout
+    missing = run_cli("check", env=cli_env())
+    assert missing.returncode == 2
+    assert "pass --config FILE (or set S3_ROUTER_CONFIG)" in missing.stderr
+
+
+def repair_config(tmp_path: Path, journal: str) -> Path:
+    path = tmp_path / "mirrored.yaml"
+    path.write_text(
+        f"router: {{mirror_journal: {journal!r}}}\n"
+        "backends:\n  a: {endpoint: 'http://127.0.0.1:9'}\n  b: {endpoint: 'http://127.0.0.1:8'}\n"
+        "routing:\n  rules:\n"
+        "    - {pattern: '*', target: a, mirror: [b], mirror_mode: best_effort}\n"
+    )
+    return path
+
+
+def test_repair_refuses_a_journal_that_does_not_exist(tmp_path: Path) -> None:
+    config = repair_config(tmp_path, "journal.jsonl")
+    typo = tmp_path / "jounral.jsonl"
+    result = run_cli("repair", "--config", str(config), "--journal", str(typo), env=cli_env())
+    assert result.returncode == 2
+    assert f"no journal at {typo}" in result.stderr
+    assert "entries" not in result.stderr
+
+    elsewhere = repair_config(tmp_path, "no-such-dir/journal.jsonl")
+    result = run_cli("repair", "--config", str(elsewhere), env=cli_env())
+    assert result.returncode == 2
+    assert f"its directory {tmp_path / 'no-such-dir'} does not exist" in result.stderr
+
+
+def test_repair_with_the_configs_journal_not_yet_written_has_nothing_to_do(tmp_path: Path) -> None:
+    config = repair_config(tmp_path, "journal.jsonl")
+    result = run_cli("repair", "--config", str(config), env=cli_env())
+    assert result.returncode == 0, result.stderr
+    assert f"nothing to repair: {tmp_path / 'journal.jsonl'} does not exist yet" in result.stderr
+    assert "0 entries" in result.stderr  # as after a repair that emptied the journal
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("S3_ROUTER_WORKERS", "two", "'two' is not a number of processes"),
+        ("S3_ROUTER_WORKERS", "0", "'0' is not a number of processes"),
+        ("S3_ROUTER_LOG_LEVEL", "verbose", "S3_ROUTER_LOG_LEVEL='verbose' is not one of"),
+    ],
+)
+def test_bad_command_line_variables_are_usage_errors(
+    variable: str, value: str, message: str
+) -> None:
+    result = run_cli("--config", str(REFERENCE), env=cli_env(**{variable: value}))
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# --workers N: one banner, and a start that cannot work stops
+
+
+def test_workers_print_the_banner_once(tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "workers.log"
+    argv = [sys.executable, "-m", "s3router_proxy", "--config", str(REFERENCE)]
+    argv += ["--listen", f"127.0.0.1:{port}", "--admin", "off", "--workers", "3"]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=cli_env())
+    try:
+        deadline = time.monotonic() + 60
+        while "listening on" not in log.read_text() and time.monotonic() < deadline:
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.2)
+        # The banner comes once every worker listens: each one accepts now.
+        for _ in range(6):
+            with socket.create_connection(("127.0.0.1", port), timeout=5):
+                pass
+        time.sleep(2)  # time enough for a second banner, were there one
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    text = log.read_text()
+    assert text.count("listening on") == 1, text
+    assert f"listening on http://127.0.0.1:{port} (3 worker processes)" in text
+    assert text.count("routing rule(s)") == 1
+    assert proc.returncode == 0
+
+
+def test_workers_that_cannot_listen_stop_the_start(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli(
+            "--config",
+            str(REFERENCE),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--admin",
+            "off",
+            "--workers",
+            "2",
+            env=cli_env(),
+        )
+    assert result.returncode == 1
+    assert "cannot listen" in result.stderr
+    assert "before it could serve; stopping" in result.stderr
+    assert "listening on" not in result.stdout

@@ -576,3 +576,58 @@ routing:
 """
     )
     assert "other names" in message, message
+
+
+RULE_FROM_VARIABLES = """\
+routing:
+  rules:
+    - pattern: "${BUCKETS:-photos-*}"
+      target: minio
+      fallback: [default]
+      failover_on_error: ${FAILOVER:-true}
+      max_body_size: ${CAP:-5MiB}
+      conditions:
+        min_size: ${MIN:-1}
+        time_range: {start: "${START:-08:00}", end: "17:00"}
+  default_target: default
+"""
+
+
+def load_with(env: dict[str, str]) -> Config:
+    text = BACKENDS + RULE_FROM_VARIABLES
+    return config_from_document(load_documents(text, env)[0], source="r.yaml", env=env)
+
+
+def test_rule_settings_from_variables_are_typed_by_the_setting() -> None:
+    (rule,) = load_with({}).rules
+    assert rule.pattern == "photos-*"
+    assert rule.failover_on_error is True
+    assert rule.max_body_size == 5 * 1024**2
+    assert rule.conditions is not None
+    assert rule.conditions.min_size == 1
+    assert rule.conditions.time_range is not None
+    assert rule.conditions.time_range.start == 8 * 3600
+    (rule,) = load_with({"FAILOVER": "no", "CAP": "1048576", "START": "09:30"}).rules
+    assert rule.failover_on_error is False
+    assert rule.max_body_size == 1024**2
+    assert rule.conditions is not None and rule.conditions.time_range is not None
+    assert rule.conditions.time_range.start == 9 * 3600 + 30 * 60
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "line", "message"),
+    [
+        ("FAILOVER", "sometimes", 9, "failover_on_error: must be true or false"),
+        ("CAP", "big", 10, "max_body_size: must be a size in bytes"),
+        ("MIN", "-1", 12, "min_size: must be a size in bytes"),
+    ],
+)
+def test_rule_settings_from_variables_name_line_and_variable(
+    variable: str, value: str, line: int, message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_with({variable: value})
+    text = str(caught.value)
+    assert text.startswith(f"r.yaml:{line}: routing.rules[0]"), text
+    assert message in text
+    assert f"(the value comes from ${{{variable}}})" in text
