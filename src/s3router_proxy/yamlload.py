@@ -95,6 +95,12 @@ def _loader_class(env: Mapping[str, str]) -> type[yaml.SafeLoader]:
         result.line = node.start_mark.line + 1
         result.key_lines = {}
         for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise YamlError(
+                    "a key must be a plain name, not a mapping or a list "
+                    "(is a ':' or an indentation out of place?)",
+                    key_node.start_mark.line + 1,
+                )
             key = loader.construct_object(key_node, deep=True)
             if key in result:
                 raise YamlError(f"duplicate key {key!r}", key_node.start_mark.line + 1)

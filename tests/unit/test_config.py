@@ -146,6 +146,8 @@ def test_secret_never_in_repr(tmp_path: Path) -> None:
             3,
             "duplicate key",
         ),
+        ("router:\n  {a: b}: 1\n", 2, "a key must be a plain name"),
+        ("backends:\n  ? [x, y]\n  : {endpoint: 'http://h:1'}\n", 2, "a key must be a plain name"),
         (
             "backends:\n  a: {endpoint: 'http://h:1', access_key_id: k, secret_access_key: s1}\n"
             "  b: {endpoint: 'http://h:2', access_key_id: k, secret_access_key: s2}\n"
