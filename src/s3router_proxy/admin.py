@@ -31,7 +31,7 @@ def admin_app(server: ProxyServer) -> web.Application:
         return web.Response(body=body, headers={"Content-Type": content_type})
 
     async def explain_route(request: web.Request) -> web.Response:
-        from .explain import explain, format_explanation, parse_s3_url
+        from .explain import explain, format_explanation, request_method, request_url
 
         config = server.state.config
         token = config.admin_token
@@ -42,8 +42,11 @@ def admin_app(server: ProxyServer) -> web.Application:
         offered = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(offered.encode(), token.encode()):
             return web.json_response({"error": "missing or wrong bearer token"}, status=401)
-        method = request.query.get("method", "GET")
-        bucket, key = parse_s3_url(request.query.get("url", ""))
+        try:  # the same refusals as the command line's: nothing no client could send
+            method = request_method(request.query.get("method", "GET"))
+            bucket, key = request_url(request.query.get("url", ""))
+        except ValueError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
         headers = [
             (name, value)
             for name, _, value in (h.partition(":") for h in request.query.getall("header", []))

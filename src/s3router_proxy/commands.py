@@ -10,15 +10,21 @@ bucket) rather than explain something that never happens.
 from __future__ import annotations
 
 import argparse
-import difflib
 import os
-import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from .config import ConfigError, load_config
-from .explain import check, explain, format_explanation
+from .explain import (
+    check,
+    did_you_mean,
+    explain,
+    format_explanation,
+    request_method,
+    request_url,
+)
 from .operations import OPERATIONS
 from .routing import HTTP_METHODS
 
@@ -26,8 +32,7 @@ ENVIRONMENT_HELP = (
     "which document of a multi-environment config to use "
     "(default: $S3_ROUTER_ENVIRONMENT, else $ENVIRONMENT)"
 )
-# What S3 accepts as a bucket name, legacy us-east-1 names (capitals, underscores) included.
-_BUCKET = re.compile(r"[A-Za-z0-9._-]{1,255}")
+T = TypeVar("T")
 
 
 class ExamplesHelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -65,55 +70,28 @@ def parse_command_args(parser: argparse.ArgumentParser, argv: list[str]) -> argp
     return args
 
 
-def _nearest(word: str, choices: list[str]) -> str:
-    near = difflib.get_close_matches(word, choices, n=1)
-    return f"; did you mean {near[0]!r}?" if near else ""
+def _argument(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """`parse` as an argparse type: its ValueError becomes the usage error's message."""
+
+    def convert(text: str) -> T:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = parse.__name__
+    return convert
 
 
-def _method(text: str) -> str:
-    method = text.upper()
-    if method not in HTTP_METHODS:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an HTTP method S3 uses ({', '.join(sorted(HTTP_METHODS))})"
-            + _nearest(method, sorted(HTTP_METHODS))
-        )
-    return method
-
-
-def _s3_url(text: str) -> tuple[str, str]:
-    """(bucket, key) from `s3://bucket/key`, `s3://bucket` or `bucket/key`."""
-    scheme, sep, rest = text.partition("://")
-    if sep and scheme.lower() in ("http", "https"):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is an HTTP URL; give the bucket and key the client names, "
-            "as s3://BUCKET/KEY (the proxy's own address plays no part in routing)"
-        )
-    if sep and scheme.lower() != "s3":
-        raise argparse.ArgumentTypeError(f"{text!r} is not s3://BUCKET/KEY")
-    if not text:
-        raise argparse.ArgumentTypeError("the URL is empty; e.g. s3://photos/2024/cat.jpg")
-    bucket, _, key = (rest if sep else text).partition("/")
-    if not bucket and key:
-        raise argparse.ArgumentTypeError(f"{text!r} names no bucket; e.g. s3://photos/{key}")
-    if not bucket:
-        # No rule routes it: the proxy asks every backend and merges the answers.
-        raise argparse.ArgumentTypeError(
-            f"{text!r} names no bucket: ListBuckets goes to every backend, no rule routes it; "
-            "give s3://BUCKET or s3://BUCKET/KEY"
-        )
-    if not _BUCKET.fullmatch(bucket):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not s3://BUCKET/KEY: {bucket!r} is not a bucket name "
-            "(letters, digits, '.', '-', '_')"
-        )
-    return bucket, key
+_method = _argument(request_method)
+_s3_url = _argument(request_url)
 
 
 def _operation(text: str) -> str:
     if text not in OPERATIONS:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not an S3 operation name such as GetObject or ListObjectsV2"
-            + _nearest(text, sorted(OPERATIONS))
+            + did_you_mean(text, sorted(OPERATIONS))
         )
     return text
 

@@ -13,6 +13,8 @@ land elsewhere than boto-s3-router put them.
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,6 +23,7 @@ from typing import Literal, Protocol
 from .errors import S3Error
 from .operations import OPERATIONS, operation_group, operation_name
 from .routing import (
+    HTTP_METHODS,
     LISTING_OPERATIONS,
     Part,
     RequestFacts,
@@ -71,10 +74,53 @@ class Explanation:
         return None if self.route is None else self.route.rule
 
 
-def parse_s3_url(url: str) -> tuple[str, str]:
-    """("bucket", "key") from `s3://bucket/key` (or `bucket/key`); the key is taken literally."""
-    text = url.removeprefix("s3://")
-    bucket, _, key = text.partition("/")
+# What S3 accepts as a bucket name, legacy us-east-1 names (capitals, underscores) included.
+_BUCKET = re.compile(r"[A-Za-z0-9._-]{1,255}")
+
+
+def did_you_mean(word: str, choices: list[str]) -> str:
+    near = difflib.get_close_matches(word, choices, n=1)
+    return f"; did you mean {near[0]!r}?" if near else ""
+
+
+def request_method(text: str) -> str:
+    """The method, upper-cased, if S3 uses it; else ValueError saying which ones it does."""
+    method = text.upper()
+    if method not in HTTP_METHODS:
+        raise ValueError(
+            f"{text!r} is not an HTTP method S3 uses ({', '.join(sorted(HTTP_METHODS))})"
+            + did_you_mean(method, sorted(HTTP_METHODS))
+        )
+    return method
+
+
+def request_url(text: str) -> tuple[str, str]:
+    """(bucket, key) from `s3://bucket/key`, `s3://bucket` or `bucket/key`, the names a
+    client uses; ValueError for anything no client could send (an HTTP URL, no bucket)."""
+    scheme, sep, rest = text.partition("://")
+    if sep and scheme.lower() in ("http", "https"):
+        raise ValueError(
+            f"{text!r} is an HTTP URL; give the bucket and key the client names, "
+            "as s3://BUCKET/KEY (the proxy's own address plays no part in routing)"
+        )
+    if sep and scheme.lower() != "s3":
+        raise ValueError(f"{text!r} is not s3://BUCKET/KEY")
+    if not text:
+        raise ValueError("the URL is empty; e.g. s3://photos/2024/cat.jpg")
+    bucket, _, key = (rest if sep else text).partition("/")
+    if not bucket and key:
+        raise ValueError(f"{text!r} names no bucket; e.g. s3://photos/{key}")
+    if not bucket:
+        # No rule routes it: the proxy asks every backend and merges the answers.
+        raise ValueError(
+            f"{text!r} names no bucket: ListBuckets goes to every backend, no rule routes it; "
+            "give s3://BUCKET or s3://BUCKET/KEY"
+        )
+    if not _BUCKET.fullmatch(bucket):
+        raise ValueError(
+            f"{text!r} is not s3://BUCKET/KEY: {bucket!r} is not a bucket name "
+            "(letters, digits, '.', '-', '_')"
+        )
     return bucket, key
 
 

@@ -678,6 +678,26 @@ def test_admin_explain_needs_the_token_and_says_what_the_cli_says(
     assert "backend: " in text
 
 
+@pytest.mark.parametrize(
+    ("method", "url", "says"),
+    [
+        ("FETCH", "s3://prop-x/a", "not an HTTP method S3 uses"),
+        ("GET", "http://prop-x/a", "is an HTTP URL"),
+        ("GET", "s3://", "names no bucket"),
+    ],
+)
+def test_admin_explain_refuses_what_the_cli_refuses(
+    routing_env: RoutingEnv, method: str, url: str, says: str
+) -> None:
+    query = "/explain?" + urlencode([("method", method), ("url", url)])
+    status, text = admin_get(routing_env.proxy.admin_endpoint, query, ADMIN_TOKEN)
+    assert status == 400, text
+    assert says in text
+    cli = run_cli("explain", "--config", str(routing_env.config), method, url)
+    assert cli.returncode == 2
+    assert says in cli.stderr
+
+
 def test_admin_explain_is_off_without_a_token(
     start_proxy: StartProxy, moto_plain: MotoBackend
 ) -> None:

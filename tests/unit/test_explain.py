@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from s3router_proxy.config import Config, config_from_document
 from s3router_proxy.explain import (
     CheckWarning,
     check,
     explain,
     format_explanation,
-    parse_s3_url,
+    request_url,
 )
 from s3router_proxy.yamlload import load_documents
 
@@ -136,10 +138,13 @@ def test_explain_unrouted() -> None:
     assert "not routed: NoSuchBucket" in format_explanation(e)
 
 
-def test_parse_s3_url() -> None:
-    assert parse_s3_url("s3://b/k/x%20y") == ("b", "k/x%20y")
-    assert parse_s3_url("s3://b") == ("b", "")
-    assert parse_s3_url("b/k") == ("b", "k")
+def test_request_url() -> None:
+    assert request_url("s3://b/k/x%20y") == ("b", "k/x%20y")
+    assert request_url("s3://b") == ("b", "")
+    assert request_url("b/k") == ("b", "k")
+    for refused in ("http://b/k", "s3://", "", "ftp://b/k", "s3:///k"):
+        with pytest.raises(ValueError):
+            request_url(refused)
 
 
 # -- check ----------------------------------------------------------------------------------------
