@@ -12,6 +12,7 @@ import csv
 import hashlib
 import http.client
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -26,8 +27,10 @@ from harness import (
     LOOPBACK,
     PLAIN_ACCESS_KEY_ID,
     PLAIN_SECRET_ACCESS_KEY,
+    ManagedProcess,
     MotoBackend,
     StartProxy,
+    free_port,
     unique_bucket_name,
     write_config,
 )
@@ -188,6 +191,95 @@ def test_bad_usage_exits_2(tmp_path: Path, moto_plain: MotoBackend) -> None:
     assert missing.returncode == 2
     assert "NoSuchBucket" in missing.stderr
     assert migrate(tmp_path / "absent.yaml", "s3://a", "s3://b").returncode == 2
+
+
+# -- watching a migration ------------------------------------------------------------------------
+
+BIG_PROGRESS = 24 * 1024 * 1024
+_PROGRESS = re.compile(
+    r"^migrate: ([\d.]+) (B|KiB|MiB) of ([\d.]+ MiB) \((\d+)%\), (\d+) of (\d+) objects; "
+)
+
+
+class SlowLink(ManagedProcess):
+    """`slowlink.py` in its own process: a TCP relay to `target_port` at `rate` bytes/s."""
+
+    def __init__(self, log_dir: Path, target_port: int, rate: int) -> None:
+        super().__init__("slowlink", log_dir / "slowlink.log")
+        self.target_port = target_port
+        self.rate = rate
+        self.port = 0
+        self.endpoint = ""
+
+    def __enter__(self) -> SlowLink:
+        script = Path(__file__).with_name("slowlink.py")
+        self.port = free_port()
+        self.endpoint = f"http://{LOOPBACK}:{self.port}"
+        argv = [sys.executable, str(script), str(self.port), str(self.target_port), str(self.rate)]
+        self._spawn(argv, dict(os.environ), cwd=None)
+        self._wait_until(lambda: self.listens_on(self.port), "listening", 30)
+        return self
+
+
+def test_progress_shows_bytes_while_a_large_object_copies(
+    tmp_path: Path, moto_plain: MotoBackend, moto_auth: MotoBackend
+) -> None:
+    """The source is reached through a link of 4 MiB/s per connection, so the 24 MiB object
+    (five 5 MiB parts, four at a time) takes seconds: the log lines must show it moving."""
+    source, repo = unique_bucket_name("s3-watch"), unique_bucket_name("repo")
+    moto_plain.client().create_bucket(Bucket=source)
+    moto_auth.client().create_bucket(Bucket=repo)
+    body = os.urandom(BIG_PROGRESS)
+    moto_plain.client().put_object(Bucket=source, Key="big.bin", Body=body)
+    moto_plain.client().put_object(Bucket=source, Key="small.txt", Body=b"small")
+    with SlowLink(tmp_path, moto_plain.port, 4 * 1024 * 1024) as link:
+        config = write_config(
+            tmp_path,
+            f"""
+            backends:
+              s3:
+                endpoint: "{link.endpoint}"
+                access_key_id: "{PLAIN_ACCESS_KEY_ID}"
+                secret_access_key: "{PLAIN_SECRET_ACCESS_KEY}"
+              lakefs:
+                endpoint: "{moto_auth.endpoint}"
+                access_key_id: "{moto_auth.access_key_id}"
+                secret_access_key: "{moto_auth.secret_access_key}"
+                multipart_copy_threshold: 8MiB
+                copy_part_size: 5MiB
+            routing:
+              rules:
+                - {{pattern: "lake", target: lakefs, mapped_bucket: "{repo}"}}
+              default_target: s3
+            """,
+        )
+        dry = migrate(config, f"s3://{source}", "s3://lake", "--dry-run", "--report", "d.csv")
+        assert dry.returncode == 0, dry.stderr
+        # The dry run totals what a run would copy.
+        assert "2 listed (24.0 MiB); 2 would-copy (24.0 MiB)" in dry.stdout, dry.stdout
+        assert keys_in(moto_auth, repo) == {}
+
+        run = migrate(
+            config, f"s3://{source}", "s3://lake", "--progress-interval", "0.2", "--report", "r.csv"
+        )
+    assert run.returncode == 0, run.stderr
+    assert "\r" not in run.stderr  # not a terminal: whole lines, for a log
+    lines = [line for line in run.stderr.splitlines() if line.startswith("migrate: ")]
+    progress = [m for m in map(_PROGRESS.match, lines) if m]
+    assert progress, run.stderr
+    # Totals from the listing, before the copy is done.
+    assert all(m[3] == "24.0 MiB" and m[6] == "2" for m in progress), run.stderr
+    # The large object's bytes move while it copies: lines between 0 and all of them, with
+    # the large object not done yet (the small one may be).
+    partway = [m for m in progress if int(m[5]) < 2 and 10 <= int(m[4]) <= 90]
+    assert len(partway) >= 2, run.stderr
+    assert any("MiB/s" in line and "objects/s" in line and ", ETA " in line for line in lines)
+    seen = [float(m[1]) * {"B": 1, "KiB": 1024, "MiB": 2**20}[m[2]] for m in progress]
+    assert seen == sorted(seen), "progress went backwards"
+    assert "2 listed (24.0 MiB); 2 copied (24.0 MiB); " in run.stdout, run.stdout
+    copy = moto_auth.client().get_object(Bucket=repo, Key="big.bin")
+    assert copy["ETag"].endswith('-5"'), copy["ETag"]  # five parts of 5 MiB, streamed
+    assert hashlib.sha256(copy["Body"].read()).digest() == hashlib.sha256(body).digest()
 
 
 # -- 10,000 objects and 200 MiB, interrupted and resumed ------------------------------------------
