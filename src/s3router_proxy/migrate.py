@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -37,6 +38,7 @@ from dataclasses import dataclass
 from .backends import Backend
 from .config import EMBEDDED, Config, ConfigError, load_config
 from .crosscopy import CopyResult
+from .embedded import running_stores
 from .errors import S3Error
 from .migrateprogress import ProgressDisplay, Tally, progress_display
 from .migratereport import (
@@ -348,9 +350,13 @@ def build_parser() -> argparse.ArgumentParser:
 def open_stores(config: Config, source: Location, dest: Location) -> Stores:
     """Backends for the stores both locations route to; UsageError when that cannot work."""
     stores = Stores(config, {}, config.secret or os.urandom(32))
+    embedded = [b for b in config.backends.values() if b.endpoint == EMBEDDED]
+    running = running_stores(config.source) if embedded else {}
     for name, backend_config in config.backends.items():
         if backend_config.endpoint == EMBEDDED:
-            continue  # demo stores only exist inside a running proxy
+            if name not in running:
+                continue  # demo stores only exist inside a running proxy
+            backend_config = dataclasses.replace(backend_config, endpoint=running[name])
         stores.backends[name] = Backend(backend_config)
     for location, parts in (
         (source, stores.source_parts(source)),
@@ -360,7 +366,11 @@ def open_stores(config: Config, source: Location, dest: Location) -> Stores:
             raise UsageError(f"{location}: no routing rule serves bucket {location.bucket!r}")
         for part in parts:
             if part.backend not in stores.backends:
-                raise UsageError(f"{location}: backend {part.backend!r} is an embedded demo store")
+                raise UsageError(
+                    f"{location}: backend {part.backend!r} is an embedded demo store, and no "
+                    f"proxy with {config.source} runs to hold it: start `lakefs-s3-router "
+                    f"--config {config.source}` first, then migrate with the same file"
+                )
     return stores
 
 

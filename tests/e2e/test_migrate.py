@@ -13,6 +13,8 @@ import hashlib
 import http.client
 import os
 import re
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,11 +31,16 @@ from harness import (
     PLAIN_SECRET_ACCESS_KEY,
     ManagedProcess,
     MotoBackend,
+    ProxyProcess,
     StartProxy,
+    aws_cli,
+    boto3_client,
     free_port,
     unique_bucket_name,
     write_config,
 )
+
+from s3router_proxy.embedded import running_stores
 
 KEY, SECRET = "AKIAMIGRATE", "migrate-secret"
 SMALL_KEYS = {
@@ -280,6 +287,74 @@ def test_progress_shows_bytes_while_a_large_object_copies(
     copy = moto_auth.client().get_object(Bucket=repo, Key="big.bin")
     assert copy["ETag"].endswith('-5"'), copy["ETag"]  # five parts of 5 MiB, streamed
     assert hashlib.sha256(copy["Body"].read()).digest() == hashlib.sha256(body).digest()
+
+
+# -- the README's demo ----------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+README_ENDPOINT = "http://127.0.0.1:8080"
+
+
+def readme_block(containing: str) -> list[str]:
+    """The commands of the README's `sh` block that holds `containing`, comments dropped."""
+    blocks = re.findall(r"```sh\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+    block = next(b for b in blocks if containing in b)
+    return [line for line in block.splitlines() if shlex.split(line, comments=True)]
+
+
+def test_the_readme_demo_migration_runs_as_written(tmp_path: Path) -> None:
+    """The README's commands, as written, against the demo config and a real demo proxy; only
+    the proxy's port differs (8080 may be taken here)."""
+    (tmp_path / "config").mkdir()
+    shutil.copy(REPO / "config" / "demo.yaml", tmp_path / "config" / "demo.yaml")
+    shutil.copytree(REPO / "docs", tmp_path / "docs")
+    shutil.copy(REPO / "README.md", tmp_path / "README.md")
+    use = readme_block("s3 mb s3://analytics")
+    move = readme_block("migrate --config config/demo.yaml")
+    assert len(move) == 2, move  # put the objects, then migrate
+    environment = dict(
+        item.split("=", 1) for item in shlex.split(use[0], comments=True)[1:]
+    )  # export KEY=VALUE ...
+    key, secret = environment["AWS_ACCESS_KEY_ID"], environment["AWS_SECRET_ACCESS_KEY"]
+
+    def run(line: str, endpoint: str) -> subprocess.CompletedProcess[str]:
+        argv = shlex.split(line, comments=True)
+        if argv[0] == "aws":
+            assert argv[1:3] == ["--endpoint-url", README_ENDPOINT], line
+            return aws_cli(endpoint, key, secret, *argv[3:], cwd=tmp_path)
+        assert argv[0] == ".venv/bin/lakefs-s3-router", line
+        argv = [sys.executable, "-m", "s3router_proxy", *argv[1:]]
+        return subprocess.run(
+            argv, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False
+        )
+
+    # Without the demo proxy running, migrate says what to do.
+    early = run(move[1], README_ENDPOINT)
+    assert early.returncode == 2
+    assert "start `lakefs-s3-router --config config/demo.yaml` first" in early.stderr
+    with ProxyProcess(tmp_path / "config" / "demo.yaml", tmp_path / "proxy") as proxy:
+        for line in [*use[1:], *move]:
+            result = run(line, proxy.endpoint)
+            assert result.returncode == 0, f"{line}\n{result.stdout}\n{result.stderr}"
+        assert "; report migrate-report-" in result.stdout
+        docs = {
+            path.relative_to(tmp_path).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in (tmp_path / "docs").rglob("*")
+            if path.is_file()
+        }
+        assert f"{len(docs)} copied" in result.stdout, result.stdout
+        # What arrived: the lakefs store itself holds every file, byte for byte ...
+        lakefs = running_stores(tmp_path / "config" / "demo.yaml")["lakefs"]
+        store = boto3_client(lakefs, "any", "any")
+        for name, digest in docs.items():
+            stored = store.get_object(Bucket="lakefs-demo", Key=f"main/{name}")["Body"].read()
+            assert hashlib.sha256(stored).hexdigest() == digest, name
+        # ... and the client reads it through the proxy, in the other bucket.
+        client = proxy.client(key, secret)
+        listed = client.list_objects_v2(Bucket="lakefs-demo", Prefix="main/docs/")["Contents"]
+        assert {item["Key"].removeprefix("main/") for item in listed} == set(docs)
+    # The proxy gone, its stores are gone: migrate says so instead of failing to connect.
+    assert running_stores(tmp_path / "config" / "demo.yaml") == {}
 
 
 # -- 10,000 objects and 200 MiB, interrupted and resumed ------------------------------------------
