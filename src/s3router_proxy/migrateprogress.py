@@ -13,6 +13,7 @@ seconds, which a log keeps whole.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Protocol, TextIO
@@ -22,6 +23,7 @@ from tqdm import tqdm
 MIB = 2**20
 TTY_INTERVAL = 0.25
 PLAIN_INTERVAL = 10.0
+FALLBACK_WIDTH = 120
 _UNITS = ("KiB", "MiB", "GiB", "TiB", "PiB")
 
 
@@ -213,11 +215,13 @@ class BarProgress:
         self.tally = tally
         self.interval = interval
         self._last = 0.0
+        sized = _terminal_width(stream) >= 20  # a terminal of no size (some ptys) shows nothing
         self.bar = tqdm(
             total=1,
             file=stream,
             bar_format="migrate |{bar:24}| {desc}",
-            dynamic_ncols=True,
+            dynamic_ncols=sized,
+            ncols=None if sized else FALLBACK_WIDTH,
             mininterval=0,
             leave=True,
         )
@@ -241,6 +245,13 @@ class BarProgress:
     def finish(self) -> None:
         self.update(force=True)
         self.bar.close()
+
+
+def _terminal_width(stream: TextIO) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (OSError, ValueError):  # io.UnsupportedOperation is both
+        return 0
 
 
 def progress_display(

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import fcntl
 import hashlib
 import http.client
 import os
+import pty
 import re
 import shlex
 import shutil
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 from collections.abc import Iterator
@@ -287,6 +291,55 @@ def test_progress_shows_bytes_while_a_large_object_copies(
     copy = moto_auth.client().get_object(Bucket=repo, Key="big.bin")
     assert copy["ETag"].endswith('-5"'), copy["ETag"]  # five parts of 5 MiB, streamed
     assert hashlib.sha256(copy["Body"].read()).digest() == hashlib.sha256(body).digest()
+
+
+def test_a_terminal_gets_a_progress_bar(tmp_path: Path, moto_plain: MotoBackend) -> None:
+    """stderr on a terminal (a pseudo-terminal here): the bar, redrawn in place."""
+    source, target = unique_bucket_name("s3-tty"), unique_bucket_name("s3-tty-dst")
+    for bucket in (source, target):
+        moto_plain.client().create_bucket(Bucket=bucket)
+    for key, body in SMALL_KEYS.items():
+        moto_plain.client().put_object(Bucket=source, Key=key, Body=body)
+    config = write_config(
+        tmp_path,
+        f"""
+        backends:
+          s3:
+            endpoint: "{moto_plain.endpoint}"
+            access_key_id: "{PLAIN_ACCESS_KEY_ID}"
+            secret_access_key: "{PLAIN_SECRET_ACCESS_KEY}"
+        """,
+    )
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 160, 0, 0))
+    shown = bytearray()
+
+    def read_terminal() -> None:
+        with contextlib.suppress(OSError):  # EIO once the last writer is gone
+            while piece := os.read(leader, 4096):
+                shown.extend(piece)
+
+    reader = threading.Thread(target=read_terminal, daemon=True)
+    reader.start()
+    try:
+        argv = [sys.executable, "-m", "s3router_proxy", "migrate", "--config", str(config)]
+        run = subprocess.run(
+            [*argv, f"s3://{source}", f"s3://{target}"],
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    finally:
+        os.close(follower)
+        reader.join(timeout=30)
+        os.close(leader)
+    assert run.returncode == 0, shown.decode(errors="replace")
+    text = shown.decode(errors="replace")
+    assert "\rmigrate |" in text, text
+    assert f"{len(SMALL_KEYS)} of {len(SMALL_KEYS)} objects" in text, text
+    assert f"{len(SMALL_KEYS)} copied" in run.stdout
 
 
 # -- the README's demo ----------------------------------------------------------------------------
