@@ -31,6 +31,7 @@ from .crosspart import (
     MAX_PART,
     Feed,
     PartCopyResult,
+    Progress,
     SourceObject,
     backend_failure,
     copy_multipart,
@@ -145,13 +146,15 @@ async def copy_object_across(
     *,
     multipart_threshold: int | None = None,
     part_size: int | None = None,
+    progress: Progress | None = None,
 ) -> CopyResult:
     """Stream one object from a backend to another (backend names on both sides).
 
     `headers` are a CopyObject request's (case-insensitive lookups): the metadata and tagging
     directives, the `x-amz-copy-source-if-*` conditions and the destination's headers. Objects
     above `multipart_threshold` (default: the destination's `multipart_copy_threshold`) are
-    written as a multipart upload of `part_size` parts. Raises S3Error with the code S3 would
+    written as a multipart upload of `part_size` parts. `progress(n)` hears of the bytes as
+    they are written. Raises S3Error with the code S3 would
     answer (PreconditionFailed, NoSuchKey, ...)."""
     headers = CIMultiDict(headers)
     metadata = _directive(headers, "x-amz-metadata-directive")
@@ -208,6 +211,7 @@ async def copy_object_across(
                 key,
                 write_headers,
                 backend.config.copy_part_size if part_size is None else part_size,
+                progress,
             )
         else:
             answer = await put_stream(
@@ -216,7 +220,7 @@ async def copy_object_across(
                 key,
                 [],
                 write_headers,
-                Feed(source, source_backend, length),
+                Feed(source, source_backend, length, progress),
                 "writing the copy",
             )
             etag, put_version = answer.get("ETag", ""), answer.get("x-amz-version-id")

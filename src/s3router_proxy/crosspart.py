@@ -23,7 +23,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
@@ -130,16 +130,27 @@ async def source_get(
     raise backend_failure(response.status, answer, "reading the copy source")
 
 
+Progress = Callable[[int], None]  # told the size of every piece handed to a write
+
+
 class Feed:
     """Exactly `length` bytes of an open source response, as a request body.
 
     A read error or an early end is recorded in `failure` and raised, which makes aiohttp drop
-    the write before its last byte."""
+    the write before its last byte. `progress`, if given, hears of every piece as it is handed
+    on, so a long copy can be watched while it runs."""
 
-    def __init__(self, response: aiohttp.ClientResponse, backend: Backend, length: int) -> None:
+    def __init__(
+        self,
+        response: aiohttp.ClientResponse,
+        backend: Backend,
+        length: int,
+        progress: Progress | None = None,
+    ) -> None:
         self.response = response
         self.backend = backend
         self.length = length
+        self.progress = progress
         self.failure: S3Error | None = None
 
     async def chunks(self) -> AsyncIterator[bytes]:
@@ -157,6 +168,8 @@ class Feed:
                 )
                 raise self.failure
             remaining -= len(piece)
+            if self.progress is not None:
+                self.progress(len(piece))
             yield piece
 
 
@@ -220,6 +233,7 @@ async def copy_multipart(
     key: str,
     headers: Mapping[str, str],
     part_size: int,
+    progress: Progress | None = None,
 ) -> tuple[str, str | None]:
     """Write the source as a multipart upload on `backend`: (ETag, version id or None).
 
@@ -233,7 +247,7 @@ async def copy_multipart(
     if not upload_id:
         raise S3Error("InternalError", "The destination did not return an upload id.")
     try:
-        etags = await _copy_parts(source, backend, bucket, key, upload_id, part_size)
+        etags = await _copy_parts(source, backend, bucket, key, upload_id, part_size, progress)
         document = "".join(
             f"<Part><PartNumber>{number}</PartNumber><ETag>{escape(etag)}</ETag></Part>"
             for number, etag in sorted(etags.items())
@@ -267,6 +281,7 @@ async def _copy_parts(
     key: str,
     upload_id: str,
     part_size: int,
+    progress: Progress | None = None,
 ) -> dict[int, str]:
     """Every part copied: part number → ETag. A failed part cancels the others."""
     size, count = part_layout(source.length, part_size)
@@ -296,7 +311,7 @@ async def _copy_parts(
                 key,
                 [("partNumber", str(number)), ("uploadId", upload_id)],
                 {},
-                Feed(response, source.backend, length),
+                Feed(response, source.backend, length, progress),
                 "writing a part of the copy",
             )
             etags[number] = answer.get("ETag", "")

@@ -14,6 +14,9 @@ to `--concurrency` workers. A copy within one store is a server-side CopyObject;
 it streams GET into PUT (`crosscopy.copy_object_across`). Both carry the listed ETag as an
 `if-match` condition, so an object that changes mid-run fails instead of mixing versions.
 
+A second listing of the source runs ahead of the walk to count it, so progress shows totals,
+rates and an ETA early (`migrateprogress`); it costs one LIST request per 1000 keys.
+
 SIGINT (or SIGTERM) stops taking keys and lets the copies in flight finish; a second one
 cancels them (an interrupted cross-store PUT leaves no partial object). Exit codes: 0 done,
 1 some keys failed (or `--verify` found differences), 2 bad usage or config, 130 interrupted.
@@ -24,24 +27,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
 import sys
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from .backends import Backend
 from .config import EMBEDDED, Config, ConfigError, load_config
+from .crosscopy import CopyResult
+from .embedded import running_stores
 from .errors import S3Error
+from .migrateprogress import ProgressDisplay, Tally, progress_display
 from .migratereport import (
     Decision,
     Evidence,
     Location,
     ObjectInfo,
-    ProgressLine,
     ReportRow,
     ReportWriter,
-    Tally,
     decide,
     default_report_name,
     dest_key,
@@ -93,11 +99,11 @@ class Migration:
         self.queue: asyncio.Queue[tuple[ObjectInfo, ObjectInfo | None] | None] = asyncio.Queue(
             max(2 * options.concurrency, 8)
         )
-        self.progress: ProgressLine | None = None
+        self.progress: ProgressDisplay | None = None
 
-    def record(self, row: ReportRow, copied_bytes: int = 0) -> None:
+    def record(self, row: ReportRow) -> None:
         self.report.write(row)
-        self.tally.add(row.status, copied_bytes)
+        self.tally.add(row.status, row.size or 0)
         if self.progress is not None:
             self.progress.update()
 
@@ -141,6 +147,7 @@ class Migration:
                         )
                     continue
                 self.tally.listed += 1
+                self.tally.listed_bytes += src.size
                 decision = decide(src, dst, self._evidence(src))
                 if decision.action == "skip":
                     status = "verified" if options.verify else "skipped"
@@ -157,6 +164,21 @@ class Migration:
             await dests.aclose()
         for _ in range(self.options.concurrency):
             await self.queue.put(None)  # workers skip what is left once stopping
+
+    async def census(self) -> None:
+        """Count the source (objects and bytes) ahead of the walk, for totals and an ETA."""
+        stores, source, tally = self.stores, self.options.source, self.tally
+        objects = list_objects(stores, source, stores.source_parts(source))
+        try:
+            async for item in objects:
+                tally.total_objects += 1
+                tally.total_bytes += item.size
+        except S3Error as error:  # the walk lists too, and reports what fails
+            log.debug("counting %s: %s", source, error)
+            return
+        finally:
+            await objects.aclose()
+        tally.totals_known = True
 
     def _evidence(self, src: ObjectInfo) -> Evidence | None:
         return None if self.options.evidence is None else self.options.evidence.get(src.key)
@@ -215,9 +237,16 @@ class Migration:
         elif options.dry_run:
             self.record(self.row(src, "would-copy", reason=decision.reason))
         else:
-            result = await stores.retrying(
-                lambda: copy_key(stores, source_route, dest_route, src.etag)
-            )
+            transfer = self.tally.transfer()
+
+            def attempt() -> Awaitable[CopyResult]:
+                transfer.restart()
+                return copy_key(stores, source_route, dest_route, src.etag, transfer)
+
+            try:
+                result = await stores.retrying(attempt)
+            finally:
+                transfer.restart()  # counted whole below, or not at all
             self.record(
                 self.row(
                     src,
@@ -225,8 +254,7 @@ class Migration:
                     reason=decision.reason,
                     dest_etag=result.etag,
                     dest_version_id=result.version_id or "",
-                ),
-                src.size,
+                )
             )
 
     async def _verify(
@@ -258,16 +286,26 @@ class Migration:
     async def run(self) -> None:
         """Walk and copy until done; a failed listing or a cancel stops every worker."""
         workers = [asyncio.create_task(self.worker()) for _ in range(self.options.concurrency)]
+        census = asyncio.create_task(self.census())
         walker = asyncio.create_task(self.walk())
         try:
             await walker
+            self._walked()
+            census.cancel()
             await asyncio.gather(*workers)
         except BaseException:
             self.stopping.set()
-            for task in (walker, *workers):
+            for task in (census, walker, *workers):
                 task.cancel()
-            await asyncio.gather(walker, *workers, return_exceptions=True)
+            await asyncio.gather(census, walker, *workers, return_exceptions=True)
             raise
+
+    def _walked(self) -> None:
+        """The walk saw the whole source: its count is the total (the census is only ahead)."""
+        tally = self.tally
+        if not self.stopping.is_set():
+            tally.total_objects, tally.total_bytes = tally.listed, tally.listed_bytes
+            tally.totals_known = True
 
 
 # -- the command ----------------------------------------------------------------------------------
@@ -312,16 +350,26 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="an earlier run's report: proves copies a size + ETag check cannot (repeatable)",
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    parser.add_argument("--no-progress", action="store_true", help="no progress on stderr")
+    parser.add_argument(
+        "--progress-interval",
+        type=float,
+        metavar="SECONDS",
+        help="seconds between progress updates (a bar on a terminal: 0.25; lines otherwise: 10)",
+    )
     return parser
 
 
 def open_stores(config: Config, source: Location, dest: Location) -> Stores:
     """Backends for the stores both locations route to; UsageError when that cannot work."""
     stores = Stores(config, {}, config.secret or os.urandom(32))
+    embedded = [b for b in config.backends.values() if b.endpoint == EMBEDDED]
+    running = running_stores(config.source) if embedded else {}
     for name, backend_config in config.backends.items():
         if backend_config.endpoint == EMBEDDED:
-            continue  # demo stores only exist inside a running proxy
+            if name not in running:
+                continue  # demo stores only exist inside a running proxy
+            backend_config = dataclasses.replace(backend_config, endpoint=running[name])
         stores.backends[name] = Backend(backend_config)
     for location, parts in (
         (source, stores.source_parts(source)),
@@ -331,7 +379,11 @@ def open_stores(config: Config, source: Location, dest: Location) -> Stores:
             raise UsageError(f"{location}: no routing rule serves bucket {location.bucket!r}")
         for part in parts:
             if part.backend not in stores.backends:
-                raise UsageError(f"{location}: backend {part.backend!r} is an embedded demo store")
+                raise UsageError(
+                    f"{location}: backend {part.backend!r} is an embedded demo store, and no "
+                    f"proxy with {config.source} runs to hold it: start `lakefs-s3-router "
+                    f"--config {config.source}` first, then migrate with the same file"
+                )
     return stores
 
 
@@ -352,7 +404,7 @@ async def run(args: argparse.Namespace, config: Config, report_path: str) -> int
     report = ReportWriter.open(report_path)
     migration = Migration(stores, options, report, tally)
     if not args.no_progress:
-        migration.progress = ProgressLine(sys.stderr, tally)
+        migration.progress = progress_display(sys.stderr, tally, args.progress_interval)
     interrupts = 0
     task = asyncio.current_task()
 
@@ -388,7 +440,7 @@ async def run(args: argparse.Namespace, config: Config, report_path: str) -> int
         report.close()
         await stores.close()
     what = "verify" if args.verify else "dry run" if args.dry_run else "migrate"
-    print(f"{what} {source} -> {dest}: {tally.line()}; report {report_path}")
+    print(f"{what} {source} -> {dest}: {tally.summary()}; report {report_path}")
     if failure is not None:
         print(
             f"lakefs-s3-router migrate: {error_code(failure)}: {failure.message}",
@@ -401,7 +453,7 @@ async def run(args: argparse.Namespace, config: Config, report_path: str) -> int
     return EXIT_FAILED if bad else EXIT_OK
 
 
-async def _tick(progress: ProgressLine | None) -> None:
+async def _tick(progress: ProgressDisplay | None) -> None:
     """Refresh the progress line while nothing finishes (a large object in flight)."""
     while progress is not None:
         await asyncio.sleep(progress.interval)
@@ -412,6 +464,9 @@ def migrate_main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.concurrency < 1:
         print("lakefs-s3-router migrate: --concurrency must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    if args.progress_interval is not None and not args.progress_interval > 0:
+        print("lakefs-s3-router migrate: --progress-interval must be above 0", file=sys.stderr)
         return EXIT_USAGE
     if args.dry_run and args.verify:
         print(

@@ -19,7 +19,7 @@ from __future__ import annotations
 import csv
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal, TextIO
 
@@ -235,63 +235,3 @@ def load_evidence(paths: Iterable[str | Path]) -> dict[str, Evidence]:
 def default_report_name(now: float | None = None) -> str:
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
     return f"migrate-report-{stamp}.csv"
-
-
-# -- progress -------------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Tally:
-    """Counts of a run, by status, and the bytes copied."""
-
-    started: float = field(default_factory=time.monotonic)
-    counts: dict[str, int] = field(default_factory=dict)
-    bytes_copied: int = 0
-    listed: int = 0
-
-    def add(self, status: str, copied_bytes: int = 0) -> None:
-        self.counts[status] = self.counts.get(status, 0) + 1
-        self.bytes_copied += copied_bytes
-
-    def count(self, status: str) -> int:
-        return self.counts.get(status, 0)
-
-    def line(self, now: float | None = None) -> str:
-        elapsed = max((now if now is not None else time.monotonic()) - self.started, 1e-6)
-        rate = self.bytes_copied / elapsed / 2**20
-        done = ", ".join(f"{n} {status}" for status, n in sorted(self.counts.items()))
-        return (
-            f"{self.listed} listed; {done or 'nothing done yet'}; "
-            f"{self.bytes_copied / 2**20:.1f} MiB at {rate:.1f} MiB/s; {elapsed:.0f} s"
-        )
-
-
-class ProgressLine:
-    """One line on a terminal, rewritten at most `interval` apart; plain lines otherwise."""
-
-    def __init__(self, stream: TextIO, tally: Tally, *, tty: bool | None = None) -> None:
-        self.stream = stream
-        self.tally = tally
-        self.tty = stream.isatty() if tty is None else tty
-        self.interval = 0.25 if self.tty else 2.0
-        self._last = 0.0
-        self._width = 0
-
-    def update(self, *, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._last < self.interval:
-            return
-        self._last = now
-        text = "migrate: " + self.tally.line(now)
-        if self.tty:
-            self.stream.write("\r" + text.ljust(self._width))
-            self._width = len(text)
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
-
-    def finish(self) -> None:
-        self.update(force=True)
-        if self.tty:
-            self.stream.write("\n")
-            self.stream.flush()

@@ -21,6 +21,7 @@ import aiohttp
 from .backends import Backend
 from .config import Config
 from .crosscopy import CopyResult, copy_object_across
+from .crosspart import Progress
 from .errors import S3Error
 from .fanout import backend_error
 from .listing import merged_list
@@ -218,8 +219,11 @@ async def object_sha256(backend: Backend, route: Route) -> str:
 # -- copying --------------------------------------------------------------------------------------
 
 
-async def copy_key(stores: Stores, source: Route, dest: Route, etag: str) -> CopyResult:
-    """Copy one object: server-side within a store, streamed across stores."""
+async def copy_key(
+    stores: Stores, source: Route, dest: Route, etag: str, progress: Progress | None = None
+) -> CopyResult:
+    """Copy one object: server-side within a store, streamed across stores. `progress(n)` hears
+    of the bytes of a streamed copy as they go; a server-side copy reports nothing until done."""
     conditions = {"x-amz-copy-source-if-match": f'"{plain_etag(etag)}"'} if etag else {}
     if source.backend != dest.backend:
         return await copy_object_across(
@@ -231,6 +235,7 @@ async def copy_key(stores: Stores, source: Route, dest: Route, etag: str) -> Cop
             dest.bucket,
             dest.key,
             conditions,
+            progress=progress,
         )
     headers = {"x-amz-copy-source": format_copy_source(source.bucket, source.key), **conditions}
     status, body = await backend_call(

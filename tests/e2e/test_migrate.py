@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import fcntl
 import hashlib
 import http.client
 import os
+import pty
+import re
+import shlex
+import shutil
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 from collections.abc import Iterator
@@ -26,11 +33,18 @@ from harness import (
     LOOPBACK,
     PLAIN_ACCESS_KEY_ID,
     PLAIN_SECRET_ACCESS_KEY,
+    ManagedProcess,
     MotoBackend,
+    ProxyProcess,
     StartProxy,
+    aws_cli,
+    boto3_client,
+    free_port,
     unique_bucket_name,
     write_config,
 )
+
+from s3router_proxy.embedded import running_stores
 
 KEY, SECRET = "AKIAMIGRATE", "migrate-secret"
 SMALL_KEYS = {
@@ -188,6 +202,212 @@ def test_bad_usage_exits_2(tmp_path: Path, moto_plain: MotoBackend) -> None:
     assert missing.returncode == 2
     assert "NoSuchBucket" in missing.stderr
     assert migrate(tmp_path / "absent.yaml", "s3://a", "s3://b").returncode == 2
+
+
+# -- watching a migration ------------------------------------------------------------------------
+
+BIG_PROGRESS = 24 * 1024 * 1024
+_PROGRESS = re.compile(
+    r"^migrate: ([\d.]+) (B|KiB|MiB) of ([\d.]+ MiB) \((\d+)%\), (\d+) of (\d+) objects; "
+)
+
+
+class SlowLink(ManagedProcess):
+    """`slowlink.py` in its own process: a TCP relay to `target_port` at `rate` bytes/s."""
+
+    def __init__(self, log_dir: Path, target_port: int, rate: int) -> None:
+        super().__init__("slowlink", log_dir / "slowlink.log")
+        self.target_port = target_port
+        self.rate = rate
+        self.port = 0
+        self.endpoint = ""
+
+    def __enter__(self) -> SlowLink:
+        script = Path(__file__).with_name("slowlink.py")
+        self.port = free_port()
+        self.endpoint = f"http://{LOOPBACK}:{self.port}"
+        argv = [sys.executable, str(script), str(self.port), str(self.target_port), str(self.rate)]
+        self._spawn(argv, dict(os.environ), cwd=None)
+        self._wait_until(lambda: self.listens_on(self.port), "listening", 30)
+        return self
+
+
+def test_progress_shows_bytes_while_a_large_object_copies(
+    tmp_path: Path, moto_plain: MotoBackend, moto_auth: MotoBackend
+) -> None:
+    """The source is reached through a link of 4 MiB/s per connection, so the 24 MiB object
+    (five 5 MiB parts, four at a time) takes seconds: the log lines must show it moving."""
+    source, repo = unique_bucket_name("s3-watch"), unique_bucket_name("repo")
+    moto_plain.client().create_bucket(Bucket=source)
+    moto_auth.client().create_bucket(Bucket=repo)
+    body = os.urandom(BIG_PROGRESS)
+    moto_plain.client().put_object(Bucket=source, Key="big.bin", Body=body)
+    moto_plain.client().put_object(Bucket=source, Key="small.txt", Body=b"small")
+    with SlowLink(tmp_path, moto_plain.port, 4 * 1024 * 1024) as link:
+        config = write_config(
+            tmp_path,
+            f"""
+            backends:
+              s3:
+                endpoint: "{link.endpoint}"
+                access_key_id: "{PLAIN_ACCESS_KEY_ID}"
+                secret_access_key: "{PLAIN_SECRET_ACCESS_KEY}"
+              lakefs:
+                endpoint: "{moto_auth.endpoint}"
+                access_key_id: "{moto_auth.access_key_id}"
+                secret_access_key: "{moto_auth.secret_access_key}"
+                multipart_copy_threshold: 8MiB
+                copy_part_size: 5MiB
+            routing:
+              rules:
+                - {{pattern: "lake", target: lakefs, mapped_bucket: "{repo}"}}
+              default_target: s3
+            """,
+        )
+        dry = migrate(config, f"s3://{source}", "s3://lake", "--dry-run", "--report", "d.csv")
+        assert dry.returncode == 0, dry.stderr
+        # The dry run totals what a run would copy.
+        assert "2 listed (24.0 MiB); 2 would-copy (24.0 MiB)" in dry.stdout, dry.stdout
+        assert keys_in(moto_auth, repo) == {}
+
+        run = migrate(
+            config, f"s3://{source}", "s3://lake", "--progress-interval", "0.2", "--report", "r.csv"
+        )
+    assert run.returncode == 0, run.stderr
+    assert "\r" not in run.stderr  # not a terminal: whole lines, for a log
+    lines = [line for line in run.stderr.splitlines() if line.startswith("migrate: ")]
+    progress = [m for m in map(_PROGRESS.match, lines) if m]
+    assert progress, run.stderr
+    # Totals from the listing, before the copy is done.
+    assert all(m[3] == "24.0 MiB" and m[6] == "2" for m in progress), run.stderr
+    # The large object's bytes move while it copies: lines between 0 and all of them, with
+    # the large object not done yet (the small one may be).
+    partway = [m for m in progress if int(m[5]) < 2 and 10 <= int(m[4]) <= 90]
+    assert len(partway) >= 2, run.stderr
+    assert any("MiB/s" in line and "objects/s" in line and ", ETA " in line for line in lines)
+    seen = [float(m[1]) * {"B": 1, "KiB": 1024, "MiB": 2**20}[m[2]] for m in progress]
+    assert seen == sorted(seen), "progress went backwards"
+    assert "2 listed (24.0 MiB); 2 copied (24.0 MiB); " in run.stdout, run.stdout
+    copy = moto_auth.client().get_object(Bucket=repo, Key="big.bin")
+    assert copy["ETag"].endswith('-5"'), copy["ETag"]  # five parts of 5 MiB, streamed
+    assert hashlib.sha256(copy["Body"].read()).digest() == hashlib.sha256(body).digest()
+
+
+def test_a_terminal_gets_a_progress_bar(tmp_path: Path, moto_plain: MotoBackend) -> None:
+    """stderr on a terminal (a pseudo-terminal here): the bar, redrawn in place."""
+    source, target = unique_bucket_name("s3-tty"), unique_bucket_name("s3-tty-dst")
+    for bucket in (source, target):
+        moto_plain.client().create_bucket(Bucket=bucket)
+    for key, body in SMALL_KEYS.items():
+        moto_plain.client().put_object(Bucket=source, Key=key, Body=body)
+    config = write_config(
+        tmp_path,
+        f"""
+        backends:
+          s3:
+            endpoint: "{moto_plain.endpoint}"
+            access_key_id: "{PLAIN_ACCESS_KEY_ID}"
+            secret_access_key: "{PLAIN_SECRET_ACCESS_KEY}"
+        """,
+    )
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 160, 0, 0))
+    shown = bytearray()
+
+    def read_terminal() -> None:
+        with contextlib.suppress(OSError):  # EIO once the last writer is gone
+            while piece := os.read(leader, 4096):
+                shown.extend(piece)
+
+    reader = threading.Thread(target=read_terminal, daemon=True)
+    reader.start()
+    try:
+        argv = [sys.executable, "-m", "s3router_proxy", "migrate", "--config", str(config)]
+        run = subprocess.run(
+            [*argv, f"s3://{source}", f"s3://{target}"],
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    finally:
+        os.close(follower)
+        reader.join(timeout=30)
+        os.close(leader)
+    assert run.returncode == 0, shown.decode(errors="replace")
+    text = shown.decode(errors="replace")
+    assert "\rmigrate |" in text, text
+    assert f"{len(SMALL_KEYS)} of {len(SMALL_KEYS)} objects" in text, text
+    assert f"{len(SMALL_KEYS)} copied" in run.stdout
+
+
+# -- the README's demo ----------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+README_ENDPOINT = "http://127.0.0.1:8080"
+
+
+def readme_block(containing: str) -> list[str]:
+    """The commands of the README's `sh` block that holds `containing`, comments dropped."""
+    blocks = re.findall(r"```sh\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+    block = next(b for b in blocks if containing in b)
+    return [line for line in block.splitlines() if shlex.split(line, comments=True)]
+
+
+def test_the_readme_demo_migration_runs_as_written(tmp_path: Path) -> None:
+    """The README's commands, as written, against the demo config and a real demo proxy; only
+    the proxy's port differs (8080 may be taken here)."""
+    (tmp_path / "config").mkdir()
+    shutil.copy(REPO / "config" / "demo.yaml", tmp_path / "config" / "demo.yaml")
+    shutil.copytree(REPO / "docs", tmp_path / "docs")
+    shutil.copy(REPO / "README.md", tmp_path / "README.md")
+    use = readme_block("s3 mb s3://analytics")
+    move = readme_block("migrate --config config/demo.yaml")
+    assert len(move) == 2, move  # put the objects, then migrate
+    environment = dict(
+        item.split("=", 1) for item in shlex.split(use[0], comments=True)[1:]
+    )  # export KEY=VALUE ...
+    key, secret = environment["AWS_ACCESS_KEY_ID"], environment["AWS_SECRET_ACCESS_KEY"]
+
+    def run(line: str, endpoint: str) -> subprocess.CompletedProcess[str]:
+        argv = shlex.split(line, comments=True)
+        if argv[0] == "aws":
+            assert argv[1:3] == ["--endpoint-url", README_ENDPOINT], line
+            return aws_cli(endpoint, key, secret, *argv[3:], cwd=tmp_path)
+        assert argv[0] == ".venv/bin/lakefs-s3-router", line
+        argv = [sys.executable, "-m", "s3router_proxy", *argv[1:]]
+        return subprocess.run(
+            argv, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False
+        )
+
+    # Without the demo proxy running, migrate says what to do.
+    early = run(move[1], README_ENDPOINT)
+    assert early.returncode == 2
+    assert "start `lakefs-s3-router --config config/demo.yaml` first" in early.stderr
+    with ProxyProcess(tmp_path / "config" / "demo.yaml", tmp_path / "proxy") as proxy:
+        for line in [*use[1:], *move]:
+            result = run(line, proxy.endpoint)
+            assert result.returncode == 0, f"{line}\n{result.stdout}\n{result.stderr}"
+        assert "; report migrate-report-" in result.stdout
+        docs = {
+            path.relative_to(tmp_path).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in (tmp_path / "docs").rglob("*")
+            if path.is_file()
+        }
+        assert f"{len(docs)} copied" in result.stdout, result.stdout
+        # What arrived: the lakefs store itself holds every file, byte for byte ...
+        lakefs = running_stores(tmp_path / "config" / "demo.yaml")["lakefs"]
+        store = boto3_client(lakefs, "any", "any")
+        for name, digest in docs.items():
+            stored = store.get_object(Bucket="lakefs-demo", Key=f"main/{name}")["Body"].read()
+            assert hashlib.sha256(stored).hexdigest() == digest, name
+        # ... and the client reads it through the proxy, in the other bucket.
+        client = proxy.client(key, secret)
+        listed = client.list_objects_v2(Bucket="lakefs-demo", Prefix="main/docs/")["Contents"]
+        assert {item["Key"].removeprefix("main/") for item in listed} == set(docs)
+    # The proxy gone, its stores are gone: migrate says so instead of failing to connect.
+    assert running_stores(tmp_path / "config" / "demo.yaml") == {}
 
 
 # -- 10,000 objects and 200 MiB, interrupted and resumed ------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import AsyncGenerator
 from pathlib import Path
 
@@ -13,10 +12,8 @@ from s3router_proxy.migratereport import (
     Evidence,
     Location,
     ObjectInfo,
-    ProgressLine,
     ReportRow,
     ReportWriter,
-    Tally,
     decide,
     default_report_name,
     dest_key,
@@ -131,25 +128,6 @@ def test_report_round_trip_keeps_any_key_and_loads_only_needed_evidence(tmp_path
     report.close()
     evidence = load_evidence([path])
     assert evidence == {odd: Evidence(MULTIPART.strip('"'), odd, MD5.strip('"'))}
-
-
-def test_tally_and_progress_line() -> None:
-    tally = Tally(started=0.0)
-    tally.listed = 3
-    tally.add("copied", 3 * 2**20)
-    tally.add("skipped")
-    tally.add("copied", 2**20)
-    assert tally.line(now=2.0) == "3 listed; 2 copied, 1 skipped; 4.0 MiB at 2.0 MiB/s; 2 s"
-    stream = io.StringIO()
-    progress = ProgressLine(stream, tally, tty=False)
-    progress.update()
-    progress.update()  # within the interval: nothing
-    progress.finish()
-    lines = stream.getvalue().splitlines()
-    assert len(lines) == 2 and all(line.startswith("migrate: 3 listed") for line in lines)
-    tty = io.StringIO()
-    ProgressLine(tty, tally, tty=True).finish()
-    assert tty.getvalue().startswith("\rmigrate: ") and tty.getvalue().endswith("\n")
 
 
 def test_default_report_name_is_utc() -> None:
