@@ -343,7 +343,12 @@ async def streamed_write(write: MirroredWrite, content: Body, primary: PrimaryCa
     # An empty body is a stream too: its end is what must wait until every backend is ready.
     empty = not request_has_body(write.request, write.plan)
     source = _no_body() if empty else upstream_body(content, write.plan, outcome)
-    tee = Tee(source, [True] + [strict] * len(names))
+    involved = [write.backends[n].config for n in (write.route.backend, *names)]
+    tee = Tee(
+        source,
+        [True] + [strict] * len(names),
+        start_timeout=max(c.connect_timeout + c.read_timeout for c in involved),
+    )
 
     async def leg(index: int, work: Awaitable[object]) -> object:
         try:

@@ -43,8 +43,17 @@ class _Branch:
 class Tee:
     """`branches[i]` yields the source's pieces; call `detach(i)` when branch i's request ends."""
 
-    def __init__(self, source: AsyncIterator[bytes], essential: list[bool]) -> None:
+    def __init__(
+        self,
+        source: AsyncIterator[bytes],
+        essential: list[bool],
+        start_timeout: float | None = None,
+    ) -> None:
         self._source = source
+        # A connected branch waits at the gate for the others, holding its backend connection;
+        # two writes each holding what the other waits for (full pools) would wait forever.
+        self._start_timeout = start_timeout
+        self._overdue: asyncio.TimerHandle | None = None
         self._branches = [_Branch(flag) for flag in essential]
         self._pump: asyncio.Task[None] | None = None
         self._progress = asyncio.Event()  # a branch took a piece, or one was detached
@@ -54,7 +63,10 @@ class Tee:
 
     async def _iterate(self, branch: _Branch) -> AsyncIterator[bytes]:
         if self._pump is None:
-            self._pump = asyncio.get_running_loop().create_task(self._run())
+            loop = asyncio.get_running_loop()
+            self._pump = loop.create_task(self._run())
+            if self._start_timeout is not None:
+                self._overdue = loop.call_later(self._start_timeout, self._give_up_waiting)
         branch.started = True
         self._progress.set()
         while True:
@@ -120,6 +132,18 @@ class Tee:
             while True:
                 branch.queue.get_nowait()
 
+    def _give_up_waiting(self) -> None:
+        """An essential branch still not connected after `start_timeout`: the body is lost to
+        every branch, before its end, so no backend holds a complete request."""
+        for index, branch in enumerate(self._branches):
+            if branch.live and branch.essential and not branch.started:
+                if self.cause is None and self.failure is None:
+                    self.cause = index
+                self.failure = self.failure or BodyAborted("a backend was not ready in time")
+                self._fail_all(self.failure)
+                self._progress.set()
+                return
+
     def detach(self, index: int) -> None:
         """Branch `index`'s request is over; an essential one cut short stops them all."""
         branch = self._branches[index]
@@ -136,6 +160,8 @@ class Tee:
 
     async def close(self) -> None:
         """Stop the pump (after every branch's request ended)."""
+        if self._overdue is not None:
+            self._overdue.cancel()
         for index in range(len(self._branches)):
             self.detach(index)
         if self._pump is not None and not self._pump.done():

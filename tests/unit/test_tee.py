@@ -130,3 +130,31 @@ async def test_the_end_goes_out_once_every_essential_branch_pulled(count: int) -
     assert await collect(tee.branches[2]) == b"\0" * 4 * count
     await tee.close()
     assert tee.failure is None
+
+
+async def test_a_branch_that_never_connects_stops_the_others_after_the_start_timeout() -> None:
+    # Two strict writes with full pools would each hold the connection the other waits for.
+    tee = Tee(pieces(3), [True, True], start_timeout=0.1)
+    received: list[bytes] = []
+
+    async def keep(branch: AsyncIterator[bytes]) -> None:
+        async for piece in branch:
+            received.append(piece)
+
+    with pytest.raises(BodyAborted):
+        await asyncio.wait_for(keep(tee.branches[0]), 5)  # branch 1 never pulls
+    assert tee.cause == 1
+    assert len(received) < 3  # the last piece never went out
+    await tee.close()
+
+
+async def test_the_start_timeout_spares_branches_that_connected() -> None:
+    tee = Tee(pieces(3), [True, True], start_timeout=0.05)
+    first, second = tee.branches
+    await first.__anext__()
+    await second.__anext__()
+    await asyncio.sleep(0.1)  # past the timeout: both are connected, nothing is stopped
+    results = await asyncio.gather(collect(first), collect(second))
+    assert [len(r) for r in results] == [8, 8]
+    assert tee.failure is None
+    await tee.close()
