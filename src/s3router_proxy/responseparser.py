@@ -34,8 +34,8 @@ MAX_CHUNK_LINE = 4 * 1024  # a chunk-size line with its extensions
 
 _NO_BODY_STATUS = frozenset({204, 304})
 _HTTP1 = b"HTTP/1."
-# Control bytes other than HTAB: llhttp refuses them in values already; this is the second lock.
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# Control bytes other than HTAB (and the CR LF that end lines).
+_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,15})(?:;[\t\x20-\x7e\x80-\xff]*)?")
 _TRAILER = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*")
 
@@ -146,6 +146,18 @@ class ResponseParser:
 
     def _feed_head(self, data: bytes) -> bytes:
         buf = self._buf
+        if not buf:
+            # The usual case, a whole head in one read and short enough that no line can pass
+            # its bound: checked with a few C-level scans instead of line by line.
+            end = data.find(b"\r\n\r\n") + 4
+            if 4 <= end <= MAX_FIELD_SIZE and data.startswith(_HTTP1):
+                head = data[:end]
+                lines = head.count(b"\r\n")
+                if head.count(b"\n") != lines:
+                    raise BadAnswer("a line of the head ends in a bare LF")
+                if lines > MAX_HEADERS + 2:
+                    raise BadAnswer("too many headers")
+                return self._end_head(head, data[end:])
         pos = len(buf)
         buf += data
         if self._lines == 0 and not _HTTP1.startswith(bytes(buf[:7])):
@@ -159,7 +171,10 @@ class ResponseParser:
                 raise BadAnswer("a line of the head ends in a bare LF")
             length = end - 1 - start
             if length == 0:
-                return self._end_head(end + 1)
+                end += 1
+                if end > MAX_HEAD:
+                    raise BadAnswer("the head is too large")
+                return self._end_head(bytes(buf[:end]), bytes(buf[end:]))
             self._check_line(length)
             self._lines += 1
             if self._lines > MAX_HEADERS + 1:
@@ -178,12 +193,11 @@ class ResponseParser:
         elif length > MAX_FIELD_SIZE:
             raise BadAnswer("a header line is too long")
 
-    def _end_head(self, end: int) -> bytes:
-        buf = self._buf
-        if end > MAX_HEAD:
-            raise BadAnswer("the head is too large")
-        head = bytes(buf[:end])
-        rest = bytes(buf[end:]) if len(buf) > end else b""
+    def _end_head(self, head: bytes, rest: bytes) -> bytes:
+        # llhttp refuses control bytes in values too; this is the second lock. The reason
+        # phrase may hold them: it is never passed on.
+        if _CONTROL.search(head, head.find(b"\r\n")):
+            raise BadAnswer("a control character in a header")
         parser = httptools.HttpResponseParser(self)
         try:
             parser.feed_data(head)
@@ -213,8 +227,12 @@ class ResponseParser:
             return rest
         self.status, self.version = status, version
         header_map = self.header_map
-        tokens = {t.strip() for t in header_map.get("connection", "").lower().split(",")}
-        self.keep_alive = "close" not in tokens if version == "1.1" else "keep-alive" in tokens
+        connection = header_map.get("connection")
+        if connection is None:
+            self.keep_alive = version == "1.1"
+        else:
+            tokens = {token.strip() for token in connection.lower().split(",")}
+            self.keep_alive = "close" not in tokens if version == "1.1" else "keep-alive" in tokens
         coding = header_map.get("transfer-encoding")
         if self._head_only or status in _NO_BODY_STATUS:
             self.state = DONE
@@ -239,8 +257,6 @@ class ResponseParser:
     def on_header(self, name: bytes, value: bytes) -> None:
         text = name.decode("latin-1")
         decoded = value.decode("utf-8", "surrogateescape")
-        if _CONTROL.search(decoded):
-            raise BadAnswer("a control character in a header value")
         self.headers.append((text, decoded))
         lower = text.lower()
         header_map = self.header_map
