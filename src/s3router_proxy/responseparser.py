@@ -59,7 +59,7 @@ class AnswerSink(Protocol):
     def on_head(self) -> None: ...
     def on_body(self, data: bytes) -> None: ...
     def on_complete(self) -> None: ...
-    def on_stray(self) -> None: ...
+    def on_stray(self, data: bytes) -> None: ...
 
 
 class ResponseParser:
@@ -132,7 +132,7 @@ class ResponseParser:
                 data = self._feed_chunked(data)
             else:  # IDLE or DONE: these bytes belong to no answer
                 self.state = DONE
-                self.sink.on_stray()
+                self.sink.on_stray(data)
                 return
 
     def feed_eof(self) -> bool:

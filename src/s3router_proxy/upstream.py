@@ -86,6 +86,7 @@ class _Connection(asyncio.Protocol):
         "headers_done",
         "headers_waiter",
         "idle_since",
+        "in_use",
         "last_data",
         "loop",
         "parser",
@@ -106,6 +107,7 @@ class _Connection(asyncio.Protocol):
         self.write_paused = False
         self.drain_waiter: asyncio.Future[None] | None = None
         self.idle_since = 0.0
+        self.in_use = False
         # Idle until a request goes out: a byte before that is stray and retires the connection.
         self.parser = ResponseParser(self)
         self._reset()
@@ -197,10 +199,15 @@ class _Connection(asyncio.Protocol):
         self.complete = True
         self._wake_body()
 
-    def on_stray(self) -> None:
+    def on_stray(self, data: bytes) -> None:
         # Bytes after a complete answer, or while no request was out: never read as the next
-        # answer. The answer in hand (if any) is whole; the connection is not used again.
+        # answer, and the connection is not used again. A backend that answers what was not
+        # asked is out of step with its requests, so the answer still being read may be
+        # another request's too: it fails. Only an empty line is let pass (RFC 9112 2.2 asks
+        # to tolerate one before a status line).
         self.reusable = False
+        if self.in_use and data.strip(b"\r\n"):
+            self._fail(UpstreamError("the backend sent bytes after its answer"))
         self.transport.close()  # type: ignore[union-attr]
 
     # helpers
@@ -253,6 +260,8 @@ class _Connection(asyncio.Protocol):
 
     async def next_piece(self) -> bytes:
         """Body bytes as they arrived (several reads joined), b"" at the end."""
+        if self.error is not None:
+            raise self.error  # even with bytes in hand: they may not be this answer's
         while not self.body:
             if self.complete:
                 return b""
@@ -297,7 +306,7 @@ class UpstreamResponse:
         """The whole body; `UpstreamError` when it is longer than `limit` or breaks off."""
         conn = self._conn
         assert conn is not None
-        if conn.complete and len(conn.body) <= 1:
+        if conn.complete and len(conn.body) <= 1 and conn.error is None:
             data = conn.body.popleft() if conn.body else b""
             if len(data) > limit:
                 raise TooLarge("the backend's answer is larger than expected")
@@ -377,6 +386,7 @@ class UpstreamPool:
         conn = await self._acquire()
         try:
             conn._reset()
+            conn.in_use = True
             conn.parser.begin(method == "HEAD")
             transport = conn.transport
             assert transport is not None
@@ -494,6 +504,7 @@ class UpstreamPool:
         return conn
 
     def _release(self, conn: _Connection) -> None:
+        conn.in_use = False
         if (
             conn.reusable
             and conn.complete

@@ -29,6 +29,7 @@ class Sink:
     def __init__(self) -> None:
         self.events: list[str] = []
         self.body = bytearray()
+        self.stray = bytearray()
 
     def on_head(self) -> None:
         self.events.append("head")
@@ -39,8 +40,9 @@ class Sink:
     def on_complete(self) -> None:
         self.events.append("complete")
 
-    def on_stray(self) -> None:
+    def on_stray(self, data: bytes) -> None:
         self.events.append("stray")
+        self.stray += data
 
 
 def run(data: bytes, *, head_only: bool = False, bytewise: bool = False, eof: bool = True):
