@@ -12,7 +12,9 @@ compares the two against nginx.
 
 A connection is only reused after an answer that was whole and well framed. Any byte after an
 answer's end, or while no request is out, retires it (closed, never reused): HTTP/1.1 has no
-request ids, so such a byte could only ever be read as the next client's answer. Interim 1xx
+request ids, so such a byte could only ever be read as the next client's answer. While the
+answer is still being read, such bytes (other than an empty line) also fail it: a backend that
+answers what was not asked is out of step, and the answer in hand may be another's. Interim 1xx
 answers are skipped; a malformed answer, a 101 or a head beyond its bounds fails the exchange
 with `UpstreamError` (the client gets a 503) and closes the connection. The backend's reason
 phrase is never passed on: `UpstreamResponse.reason` is the standard phrase for the status.
