@@ -8,10 +8,13 @@ also fed byte by byte, which must not change the verdict.
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 from aiohttp.base_protocol import BaseProtocol
 from aiohttp.http_parser import HttpResponseParserC, HttpResponseParserPy
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from s3router_proxy.responseparser import (
     MAX_FIELD_SIZE,
@@ -45,22 +48,33 @@ class Sink:
         self.stray += data
 
 
-def run(data: bytes, *, head_only: bool = False, bytewise: bool = False, eof: bool = True):
-    """("bad", reason) or (status, headers, body, events) for `data` as one answer."""
+def run(
+    data: bytes,
+    *,
+    head_only: bool = False,
+    bytewise: bool = False,
+    eof: bool = True,
+    cuts: list[int] | None = None,
+):
+    """("bad", reason) or (status, headers, body, events) for `data` as one answer, fed in one
+    read, byte by byte, or cut at `cuts`."""
     sink = Sink()
     parser = ResponseParser(sink)
     parser.begin(head_only)
+    if bytewise:
+        cuts = list(range(len(data)))
+    bounds = [0, *sorted(cut for cut in cuts or () if 0 < cut < len(data)), len(data)]
     try:
-        if bytewise:
-            for index in range(len(data)):
-                parser.feed(data[index : index + 1])
-        else:
-            parser.feed(data)
+        for start, end in itertools.pairwise(bounds):
+            parser.feed(data[start:end])
         if eof:
             parser.feed_eof()
     except BadAnswer as exc:
         return ("bad", str(exc))
-    return (parser.status, parser.headers, bytes(sink.body), sink.events)
+    events = [
+        e for i, e in enumerate(sink.events) if e != "stray" or "stray" not in sink.events[:i]
+    ]
+    return (parser.status, parser.headers, bytes(sink.body), events, bytes(sink.stray))
 
 
 def refused(data: bytes, *, bytewise: bool = False) -> bool:
@@ -142,7 +156,7 @@ BAD = {
 @pytest.mark.parametrize("name", sorted(GOOD))
 def test_good_answers(name: str, bytewise: bool) -> None:
     data, body = GOOD[name]
-    status, _, got, events = run(data, bytewise=bytewise)
+    status, _, got, events, _ = run(data, bytewise=bytewise)
     assert (status, got, events) == (200, body, ["head", "complete"])
 
 
@@ -168,7 +182,7 @@ def test_bytes_after_an_answer_are_stray_never_its_own(
     data: bytes, head_only: bool, body: bytes
 ) -> None:
     for bytewise in (False, True):
-        _, headers, got, events = run(data, head_only=head_only, bytewise=bytewise)
+        _, headers, got, events, _ = run(data, head_only=head_only, bytewise=bytewise)
         assert (got, events[:2], events[-1]) == (body, ["head", "complete"], "stray")
         assert "X-Smuggled" not in dict(headers)
 
@@ -193,7 +207,7 @@ def test_head_is_bounded_while_it_arrives() -> None:
 
 def test_interim_headers_do_not_leak_into_the_final_answer() -> None:
     data = b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n" + ok(b"x", b"X-Final: 1\r\n")
-    _, headers, _, _ = run(data)
+    _, headers, _, _, _ = run(data)
     assert [name for name, _ in headers] == ["Content-Length", "X-Final"]
 
 
@@ -223,3 +237,37 @@ async def test_never_looser_than_aiohttp(cls: type) -> None:
     assert not looser
     refusals = [await _aiohttp_refuses(cls, data) for data in BAD.values()]
     assert sum(refusals) > len(BAD) // 2  # the yardstick does refuse things
+
+
+_SAMPLES = [data for data, _ in GOOD.values()] + list(BAD.values())
+
+
+@st.composite
+def answers(draw: st.DrawFn) -> bytes:
+    """A known answer, good or bad, with a few bytes changed, dropped or added."""
+    data = bytearray(draw(st.sampled_from(_SAMPLES)))
+    for _ in range(draw(st.integers(0, 3))):
+        at = draw(st.integers(0, len(data)))
+        byte = draw(st.sampled_from([0x0D, 0x0A, 0x00, 0x20, 0x3A, 0x30, 0x3B, 0x48, 0x7F, 0xFF]))
+        action = draw(st.sampled_from(["insert", "replace", "delete"]))
+        if action == "insert" or at == len(data):
+            data.insert(at, byte)
+        elif action == "replace":
+            data[at] = byte
+        else:
+            del data[at]
+    return bytes(data)
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(data=answers(), cuts=st.lists(st.integers(0, 200_000), max_size=8), head=st.booleans())
+def test_any_bytes_any_reads_same_verdict_only_bad_answer(
+    data: bytes, cuts: list[int], head: bool
+) -> None:
+    """Only `BadAnswer` escapes, and how the bytes were split into reads changes nothing."""
+    whole = run(data, head_only=head)
+    pieces = run(data, head_only=head, cuts=[cut % (len(data) + 1) for cut in cuts])
+    if whole[0] == "bad":
+        assert pieces[0] == "bad"
+    else:
+        assert pieces == whole
