@@ -7,7 +7,7 @@ parsed as a next answer: the connection it came on cannot be trusted and is reti
 backend answer can never bleed into the next request's.
 
 The head is bounded while it arrives (status line, each header line, header count, whole head),
-checked line by line in linear time, and only then parsed by llhttp (`httptools`), which refuses
+in linear time, and only then parsed by llhttp (`httptools`), which refuses
 obs-fold, bare LF, control bytes in values, duplicate or malformed Content-Length and Content-
 Length with Transfer-Encoding. The body's framing is decided here (RFC 9112 section 6.3), not by
 llhttp, which cannot be told an answer is to a HEAD request: no body after HEAD, 1xx, 204 or 304
@@ -49,6 +49,8 @@ CHUNK_END = 5  # the CRLF after a chunk's data
 TRAILERS = 6
 UNTIL_CLOSE = 7  # a body delimited by the end of the connection
 DONE = 8  # the answer is complete: any further byte is stray
+# The longest line, with its CRLF, in each state of a chunked body that reads lines.
+_LINE_LIMIT = {CHUNK_END: 2, CHUNK_SIZE: MAX_CHUNK_LINE + 2, TRAILERS: MAX_FIELD_SIZE + 2}
 
 
 class BadAnswer(ValueError):
@@ -307,8 +309,7 @@ class ResponseParser:
             line = self._line
             line += data[pos:stop]
             pos = stop
-            limit = 2 if state == CHUNK_END else MAX_CHUNK_LINE if state == CHUNK_SIZE else 0
-            if len(line) > (limit or MAX_FIELD_SIZE):
+            if len(line) > _LINE_LIMIT[state]:
                 raise BadAnswer("a chunk line is too long")
             if end < 0:
                 break

@@ -154,10 +154,9 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.reusable = False
-        if not self.complete and self.error is None:
-            if self.parser.feed_eof():
-                pass  # an answer delimited by the end of the connection: on_complete ran
-            elif not self.parser.started:
+        # feed_eof completes an answer delimited by the end of the connection.
+        if not self.complete and self.error is None and not self.parser.feed_eof():
+            if not self.parser.started:
                 self._fail(Disconnected("the backend closed the connection"))
             else:
                 self._fail(UpstreamError("the backend closed the connection mid-answer"))
