@@ -4,10 +4,20 @@ aiohttp's `ClientSession` was the largest single cost of a proxied small request
 of the proxy's CPU in the profile: per-request `ClientRequest`/`ClientResponse` objects, URL
 and header multidicts, timers rescheduled on every read, a writer task). This client does only
 what forwarding needs: one asyncio `Protocol` per keep-alive connection, the request head and a
-small body leaving in one `write`, the answer parsed by llhttp (`httptools`, the parser
-uvicorn uses), and the body handed over as the bytes that arrived, with `pause_reading` /
-`resume_reading` as the back-pressure toward the backend and `pause_writing` /
-`resume_writing` toward it. `bench/client_micro.py` compares the two against nginx.
+small body leaving in one `write`, the answer delimited by `responseparser.py` (its head bounded
+while it arrives and parsed by llhttp, `httptools`, the parser uvicorn uses), and the body handed
+over as the bytes that arrived, with `pause_reading` / `resume_reading` as the back-pressure
+toward the backend and `pause_writing` / `resume_writing` toward it. `bench/client_micro.py`
+compares the two against nginx.
+
+A connection is only reused after an answer that was whole and well framed. Any byte after an
+answer's end, or while no request is out, retires it (closed, never reused): HTTP/1.1 has no
+request ids, so such a byte could only ever be read as the next client's answer. While the
+answer is still being read, such bytes (other than an empty line) also fail it: a backend that
+answers what was not asked is out of step, and the answer in hand may be another's. Interim 1xx
+answers are skipped; a malformed answer, a 101 or a head beyond its bounds fails the exchange
+with `UpstreamError` (the client gets a 503) and closes the connection. The backend's reason
+phrase is never passed on: `UpstreamResponse.reason` is the standard phrase for the status.
 
 Listing pages and split deletes the proxy asks for itself (`proxy.backend_call`) take the
 same pools. Cross-backend copies (a GET streamed into a PUT) and the readiness probe still go
@@ -22,8 +32,9 @@ import socket
 import ssl
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
+from http import HTTPStatus
 
-import httptools
+from .responseparser import BadAnswer, ResponseParser
 
 # How long an idle pooled connection is trusted; most servers close idle ones later than this
 # (nginx 75 s, S3 about 20 s), so a reused connection is rarely one the backend just closed.
@@ -35,6 +46,9 @@ READ_LOW_WATER = 256 * 1024
 # connection (moto, some gateways) would otherwise send hundreds of SYNs at once, overflow its
 # listen backlog (128 for Python servers) and have connects wait out SYN retransmits.
 MAX_CONNECTING = 32
+
+
+REASONS = {status.value: status.phrase for status in HTTPStatus}
 
 
 class UpstreamError(ConnectionError):
@@ -61,7 +75,6 @@ class _Connection(asyncio.Protocol):
     """One connection to a backend; carries one exchange at a time."""
 
     __slots__ = (
-        "_head",
         "body",
         "body_waiter",
         "buffered",
@@ -69,19 +82,18 @@ class _Connection(asyncio.Protocol):
         "complete",
         "counted",
         "drain_waiter",
-        "eof_body",
         "error",
         "header_map",
         "headers",
         "headers_done",
         "headers_waiter",
         "idle_since",
+        "in_use",
         "last_data",
         "loop",
         "parser",
         "pool",
         "read_paused",
-        "reason",
         "reusable",
         "status",
         "transport",
@@ -97,12 +109,13 @@ class _Connection(asyncio.Protocol):
         self.write_paused = False
         self.drain_waiter: asyncio.Future[None] | None = None
         self.idle_since = 0.0
-        self._reset(False)
-        self.parser = None  # nothing is expected before a request goes out
+        self.in_use = False
+        # Idle until a request goes out: a byte before that is stray and retires the connection.
+        self.parser = ResponseParser(self)
+        self._reset()
 
-    def _reset(self, head: bool) -> None:
+    def _reset(self) -> None:
         self.status = 0
-        self.reason = ""
         self.headers: list[tuple[str, str]] = []
         self.header_map: dict[str, str] = {}
         self.headers_done = False
@@ -111,15 +124,10 @@ class _Connection(asyncio.Protocol):
         self.buffered = 0
         self.body_waiter: asyncio.Future[None] | None = None
         self.complete = False
-        self.eof_body = False
         self.read_paused = False
         self.reusable = True
         self.error: BaseException | None = None
         self.last_data = 0.0
-        # A HEAD answer has a Content-Length but no body; llhttp cannot be told so, hence a
-        # parser per exchange and none after a HEAD answer's head.
-        self.parser: httptools.HttpResponseParser | None = httptools.HttpResponseParser(self)
-        self._head = head
 
     # asyncio.Protocol
 
@@ -133,16 +141,11 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_data = self.loop.time()
-        parser = self.parser
-        if parser is None:  # bytes nobody asked for: the connection cannot be trusted
-            self.reusable = False
-            self.transport.close()  # type: ignore[union-attr]
-            return
         try:
-            parser.feed_data(data)
-        except httptools.HttpParserError as exc:
+            self.parser.feed(data)
+        except BadAnswer as exc:
             self._fail(UpstreamError(f"malformed answer from the backend: {exc}"))
-            self.transport.close()  # type: ignore[union-attr]
+            self.transport.abort()  # type: ignore[union-attr]
 
     def eof_received(self) -> bool:
         self.reusable = False
@@ -151,11 +154,9 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.reusable = False
-        if self.headers_done and self.eof_body and not self.complete:
-            self.complete = True  # an answer delimited by the end of the connection
-            self._wake_body()
-        elif not self.complete:
-            if not self.headers_done and not self.status:
+        # feed_eof completes an answer delimited by the end of the connection.
+        if not self.complete and self.error is None and not self.parser.feed_eof():
+            if not self.parser.started:
                 self._fail(Disconnected("the backend closed the connection"))
             else:
                 self._fail(UpstreamError("the backend closed the connection mid-answer"))
@@ -173,50 +174,16 @@ class _Connection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    # httptools callbacks
+    # ResponseParser callbacks
 
-    def on_status(self, status: bytes) -> None:
-        self.reason += status.decode("latin-1")
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        text = name.decode("latin-1")
-        decoded = value.decode("utf-8", "surrogateescape")
-        self.headers.append((text, decoded))
-        lower = text.lower()
-        if lower in self.header_map:
-            self.header_map[lower] += "," + decoded
-        else:
-            self.header_map[lower] = decoded
-
-    def on_headers_complete(self) -> None:
+    def on_head(self) -> None:
         parser = self.parser
-        self.status = parser.get_status_code()  # type: ignore[union-attr]
-        if self.status < 200:  # 1xx: an interim answer we never asked for
+        self.status = parser.status
+        self.headers = parser.headers
+        self.header_map = parser.header_map
+        if not parser.keep_alive:
             self.reusable = False
-            self._fail(UpstreamError(f"unexpected interim answer {self.status}"))
-            return
         self.headers_done = True
-        if self._head:
-            # No body follows, whatever the head says; llhttp would take a head without a
-            # length for a body read to the end, so keep-alive is read from the head itself.
-            connection = self.header_map.get("connection", "").lower()
-            if parser.get_http_version() == "1.1":  # type: ignore[union-attr]
-                keep = "close" not in connection
-            else:
-                keep = "keep-alive" in connection
-            if not keep:
-                self.reusable = False
-            self.complete = True
-            self.parser = None
-        elif not parser.should_keep_alive():  # type: ignore[union-attr]
-            self.reusable = False
-        if not self._head and (
-            "content-length" not in self.header_map
-            and "chunked" not in self.header_map.get("transfer-encoding", "").lower()
-            and self.status not in (204, 304)
-        ):
-            self.eof_body = True
-            self.reusable = False
         waiter = self.headers_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -229,15 +196,20 @@ class _Connection(asyncio.Protocol):
             self.transport.pause_reading()  # type: ignore[union-attr]
         self._wake_body()
 
-    def on_message_complete(self) -> None:
-        # After a HEAD answer's head the parser is gone already (llhttp still ends a
-        # "Content-Length: 0" message on its own); keep-alive was decided with the head.
-        parser = self.parser
-        if parser is not None and not parser.should_keep_alive():
-            self.reusable = False
+    def on_complete(self) -> None:
         self.complete = True
-        self.parser = None
         self._wake_body()
+
+    def on_stray(self, data: bytes) -> None:
+        # Bytes after a complete answer, or while no request was out: never read as the next
+        # answer, and the connection is not used again. A backend that answers what was not
+        # asked is out of step with its requests, so the answer still being read may be
+        # another request's too: it fails. Only an empty line is let pass (RFC 9112 2.2 asks
+        # to tolerate one before a status line).
+        self.reusable = False
+        if self.in_use and data.strip(b"\r\n"):
+            self._fail(UpstreamError("the backend sent bytes after its answer"))
+        self.transport.close()  # type: ignore[union-attr]
 
     # helpers
 
@@ -282,9 +254,15 @@ class _Connection(asyncio.Protocol):
                 raise self.error
             waiter = self.headers_waiter = self.loop.create_future()
             await self._wait(waiter)
+        if self.error is not None:
+            # The answer broke in the read that completed its head: nothing went to the client
+            # yet, so it gets an error rather than a head and a cut body.
+            raise self.error
 
     async def next_piece(self) -> bytes:
         """Body bytes as they arrived (several reads joined), b"" at the end."""
+        if self.error is not None:
+            raise self.error  # even with bytes in hand: they may not be this answer's
         while not self.body:
             if self.complete:
                 return b""
@@ -315,7 +293,8 @@ class UpstreamResponse:
     def __init__(self, conn: _Connection) -> None:
         self._conn: _Connection | None = conn
         self.status = conn.status
-        self.reason = conn.reason
+        # The backend's own phrase is never passed on: it is free text a client would trust.
+        self.reason = REASONS.get(conn.status, "")
         self.headers = conn.headers  # (name, value) in the order sent
         self.header_map = conn.header_map  # lower-case name -> value (repeats joined)
 
@@ -328,7 +307,7 @@ class UpstreamResponse:
         """The whole body; `UpstreamError` when it is longer than `limit` or breaks off."""
         conn = self._conn
         assert conn is not None
-        if conn.complete and len(conn.body) <= 1:
+        if conn.complete and len(conn.body) <= 1 and conn.error is None:
             data = conn.body.popleft() if conn.body else b""
             if len(data) > limit:
                 raise TooLarge("the backend's answer is larger than expected")
@@ -407,7 +386,9 @@ class UpstreamPool:
         head = text.encode("utf-8", "surrogateescape")
         conn = await self._acquire()
         try:
-            conn._reset(method == "HEAD")
+            conn._reset()
+            conn.in_use = True
+            conn.parser.begin(method == "HEAD")
             transport = conn.transport
             assert transport is not None
             if conn.closed or transport.is_closing():
@@ -524,6 +505,7 @@ class UpstreamPool:
         return conn
 
     def _release(self, conn: _Connection) -> None:
+        conn.in_use = False
         if (
             conn.reusable
             and conn.complete

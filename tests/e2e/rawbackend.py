@@ -12,6 +12,8 @@ Run as its own process (`python rawbackend.py PORT LOGDIR`; `harness.RawBackend`
   `{"sleep": seconds}`, `{"close": true}` (steps after the answer, such as a late unsolicited
   write, run while the connection keeps reading); otherwise a `200` with an empty body.
   `Expect: 100-continue` gets `100 Continue` unless the script has `"no_continue": true`.
+  With `"early": true` the answer starts as soon as the request's head is in, before its body
+  (the request is then logged with `"early": true` at that moment, and again when complete).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class _Connection(asyncio.Protocol):
         self.body = hashlib.sha256()
         self.kept = bytearray()
         self.body_len = 0
+        self.early = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -82,6 +85,14 @@ class _Connection(asyncio.Protocol):
         if expect and not self._steps().get("no_continue"):
             assert self.transport is not None
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        method = self.parser.get_method().decode("latin-1")
+        target = self.target.decode("latin-1")
+        script = self._steps(method, target)
+        if script.get("early"):
+            self.early = True
+            record = {"conn": self.id, "method": method, "target": target, "early": True}
+            self._log({**record, "headers": self.headers})
+            self.answers.put_nowait(list(script.get("steps", [])))  # type: ignore[call-overload]
 
     def on_body(self, body: bytes) -> None:
         self.body.update(body)
@@ -103,8 +114,9 @@ class _Connection(asyncio.Protocol):
                 "body_b64": base64.b64encode(bytes(self.kept)).decode(),
             }
         )
-        script = self._steps(method, target)
-        self.answers.put_nowait(list(script.get("steps", [])))  # type: ignore[call-overload]
+        if not self.early:
+            script = self._steps(method, target)
+            self.answers.put_nowait(list(script.get("steps", [])))  # type: ignore[call-overload]
         self._reset()
 
     def _steps(self, method: str = "", target: str = "") -> dict[str, object]:
