@@ -135,7 +135,7 @@ def parse_request(
             raise S3Error("InvalidURI", "The request path names a key but no bucket.")
         bucket = decode_component(raw_bucket)
         key = decode_component(raw_key)
-        if "/" in bucket:
+        if "/" in bucket or bucket in (".", ".."):
             raise S3Error("InvalidBucketName")
     # A character is at most four bytes, so a short key needs no encoding to be measured.
     if len(key) * 4 > MAX_KEY_BYTES and len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:

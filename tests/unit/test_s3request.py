@@ -239,6 +239,25 @@ def test_slash_in_path_style_bucket_is_invalid() -> None:
     assert error_code("/buck%2Fet/key") == "InvalidBucketName"
 
 
+@pytest.mark.parametrize("raw_path", ["/%2e%2e/key", "/../key", "/./key", "/%2E", "/..?acl"])
+def test_dot_segment_bucket_is_invalid(raw_path: str) -> None:
+    assert error_code(raw_path) == "InvalidBucketName"
+
+
+@pytest.mark.parametrize(
+    ("raw_path", "key"),
+    [
+        ("/bkt/reports/%2e%2e/secret", "reports/../secret"),
+        ("/bkt/reports/../secret", "reports/../secret"),
+        ("/bkt/./a", "./a"),
+        ("/bkt/%2E%2E", ".."),
+    ],
+)
+def test_dot_segments_in_keys_are_kept(raw_path: str, key: str) -> None:
+    request = parse(raw_path)
+    assert (request.bucket, request.key) == ("bkt", key)
+
+
 def test_empty_bucket_with_a_key_is_rejected() -> None:
     with pytest.raises(S3Error) as caught:
         parse("//key")
