@@ -258,6 +258,17 @@ def test_dot_segments_in_keys_are_kept(raw_path: str, key: str) -> None:
     assert (request.bucket, request.key) == ("bkt", key)
 
 
+@pytest.mark.parametrize(
+    "method", ["TRACE", "PROPFIND", "PURGE", "MKCOL", "PATCH", "CONNECT", "COPY", "get"]
+)
+def test_methods_s3_does_not_have_are_refused(method: str) -> None:
+    with pytest.raises(S3Error) as caught:
+        parse_request(method, "/bucket/key", headers(), base_domains=BASE)
+    assert (caught.value.code, caught.value.status) == ("MethodNotAllowed", 405)
+    assert caught.value.details == {"Method": method}
+    assert "TRACE" not in caught.value.headers["Allow"]
+
+
 def test_empty_bucket_with_a_key_is_rejected() -> None:
     with pytest.raises(S3Error) as caught:
         parse("//key")
