@@ -23,6 +23,7 @@ from botocore.model import Shape
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from s3router_proxy.operations import OPERATIONS, UNKNOWN, operation_group, operation_name
+from s3router_proxy.routing import compile_operations
 from s3router_proxy.s3request import parse_request
 
 COPY = {"x-amz-copy-source": "/src-bucket/src/key"}
@@ -378,6 +379,15 @@ def test_parameters_any_request_may_carry(
     method: str, bucket: str, key: str, query: dict[str, str], extra: dict[str, str], expected: str
 ) -> None:
     assert operation_name(method, bucket, key, query, headers(extra)) == expected
+
+
+def test_routing_rules_treat_an_unknown_operation_as_admin() -> None:
+    """Rules by group agree with policies: what the proxy cannot name is `admin`, never `read`."""
+    name = operation_name("GET", "b", "", {FUTURE: ""}, headers())
+    assert name == UNKNOWN
+    assert not compile_operations(["read", "list", "write", "delete"]).matches("GET", name)
+    assert compile_operations(["admin"]).matches("GET", name)
+    assert compile_operations(["GET"]).matches("GET", name)  # a rule by method matches methods
 
 
 def test_the_table_covers_every_operation() -> None:
