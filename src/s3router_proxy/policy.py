@@ -134,7 +134,7 @@ def authorize_vendor_headers(
     an `admin` grant on the whole bucket. Unsigned, such a header could have been added on the
     way, like an unsigned `x-amz-*` header (and SigV2 and anonymous requests sign none)."""
     names = sorted(
-        {name.lower() for name in headers if name.lower().startswith(VENDOR_HEADER_PREFIXES)}
+        {lower for name in headers if (lower := name.lower()).startswith(VENDOR_HEADER_PREFIXES)}
     )
     if not names:
         return
