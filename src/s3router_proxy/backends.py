@@ -88,6 +88,25 @@ class CredentialSource:
             self._publish(frozen)
 
 
+def key_path(key: str) -> str:
+    """A key as a URI path: UriEncoded once, `/` kept, and `.` and `..` segments escaped.
+
+    `a/../b` is a key of its own in S3, but a hop that normalises paths (a load balancer, an
+    HTTP library, a store) would make it `b`, or climb out of the bucket: another key than the
+    one a policy allowed. `%2E%2E` survives every hop, decodes to the same key, and is the
+    canonical URI the request is signed with: botocore's S3 signer and moto take the path as
+    sent. A store that re-encodes the decoded path instead (MinIO, Ceph RGW, lakeFS) computes
+    `..` and refuses the signature: it fails closed (MinIO refuses such keys anyway).
+    """
+    encoded = uri_encode(key, keep_slash=True)
+    if "." not in encoded:
+        return encoded
+    return "/".join(
+        "%2E" * len(segment) if segment in (".", "..") else segment
+        for segment in encoded.split("/")
+    )
+
+
 class Backend:
     """One configured store: its address, its credentials and its connection pool."""
 
@@ -146,7 +165,7 @@ class Backend:
 
     def address(self, bucket: str, key: str) -> tuple[str, str]:
         """(Host header, canonical URI) for a bucket and key on this backend."""
-        encoded_key = uri_encode(key, keep_slash=True)
+        encoded_key = key_path(key)
         if self.config.addressing_style == "virtual" and bucket and "." not in bucket:
             return f"{bucket}.{self.netloc}", "/" + encoded_key
         if not bucket:

@@ -15,7 +15,16 @@ How a name is chosen, and why:
   the per-request hot path, built once at import.
 - Two different sub-resources in one request (`PUT /b?acl&policy`) give `Unknown`: S3
   implementations disagree about which one wins, and a name we are not sure of must never pass a
-  policy written for another operation.
+  policy written for another operation. The one exception is a sub-resource that the other takes
+  as an argument (`GET /b/k?part&uploadId=…` is GetPart, not ListParts).
+- Every other query parameter must be an argument of the operation so named (as botocore's
+  model lists them: `prefix`, `max-keys`, `versionId`, `partNumber`, `response-*`, …) or one any
+  request may carry (`x-id`, presigned-URL authentication, `x-amz-*` headers an SDK moved into a
+  presigned URL). Anything else gives `Unknown`: S3 grows by adding sub-resources
+  (`?default-storage-class` was once new), and a parameter we do not know may be one, which a
+  backend would perform as an operation other than the one a policy was asked about. A copy
+  source in the query (`?x-amz-copy-source=`) is `Unknown` for the same reason: in a header it
+  turns PutObject into CopyObject.
 - `x-id` (sent by newer SDKs) is only a hint. It picks between operations that are identical on
   the wire (the deprecated `GetBucketLifecycle` and `GetBucketLifecycleConfiguration`, …) and is
   otherwise ignored, so a client cannot rename a DELETE into a GET by adding `?x-id=GetObject`.
@@ -30,7 +39,8 @@ How a name is chosen, and why:
 Groups (`operation_group`), the coarse verbs routing and policy rules may use instead of names:
 
 - `read`: reads one object or its metadata (GetObject, HeadObject, GetObjectAttributes,
-  GetObjectAcl/Tagging/Retention/LegalHold/Torrent/Annotation, SelectObjectContent), plus the
+  GetObjectAcl/Tagging/Retention/LegalHold/Torrent/Annotation, SelectObjectContent), a part of
+  an upload in progress (GetPart), plus the
   bucket probes every SDK sends before a read (HeadBucket, GetBucketLocation) and the CORS
   preflight.
 - `list`: enumerates buckets, objects, versions, uploads, parts or annotations.
@@ -174,6 +184,8 @@ _ROWS: tuple[tuple[str, int, str, str | _Refine], ...] = (
     ("GET", _BUCKET, "cors", "GetBucketCors"),
     ("PUT", _BUCKET, "cors", "PutBucketCors"),
     ("DELETE", _BUCKET, "cors", "DeleteBucketCors"),
+    ("GET", _BUCKET, "default-storage-class", "GetBucketDefaultStorageClass"),
+    ("PUT", _BUCKET, "default-storage-class", "PutBucketDefaultStorageClass"),
     ("GET", _BUCKET, "encryption", "GetBucketEncryption"),
     ("PUT", _BUCKET, "encryption", "PutBucketEncryption"),
     ("DELETE", _BUCKET, "encryption", "DeleteBucketEncryption"),
@@ -283,6 +295,7 @@ _ROWS: tuple[tuple[str, int, str, str | _Refine], ...] = (
     ("POST", _OBJECT, "uploadId", "CompleteMultipartUpload"),
     ("DELETE", _OBJECT, "uploadId", "AbortMultipartUpload"),
     ("GET", _OBJECT, "uploadId", "ListParts"),
+    ("GET", _OBJECT, "part", "GetPart"),
     ("GET", _OBJECT, "acl", "GetObjectAcl"),
     ("PUT", _OBJECT, "acl", "PutObjectAcl"),
     ("GET", _OBJECT, "tagging", "GetObjectTagging"),
@@ -312,9 +325,106 @@ _TABLE: Final[dict[_Slot, str | _Refine]] = {(m, lvl, sub): op for m, lvl, sub, 
 if len(_TABLE) != len(_ROWS):  # pragma: no cover - a typo in the rows above
     raise RuntimeError("operations: duplicate (method, level, sub-resource) row")
 
-# The query parameters that select an operation. Everything else (versionId, partNumber, prefix,
-# X-Amz-Signature, x-id, …) is an argument of the operation and is ignored here.
+# The query parameters that select an operation.
 _SUBRESOURCES: Final = frozenset(sub for _, _, sub, _ in _ROWS if sub)
+
+# -- arguments: the other query parameters each operation takes (botocore's `querystring` members)
+
+_RESPONSE_OVERRIDES = (
+    "response-cache-control response-content-disposition response-content-encoding "
+    "response-content-language response-content-type response-expires"
+)
+_CONFIGURATIONS = ("Analytics", "IntelligentTiering", "Inventory", "Metrics")
+_ARGUMENT_ROWS: tuple[tuple[str, str], ...] = (
+    ("ListBuckets", "bucket-region continuation-token max-buckets prefix"),
+    ("ListDirectoryBuckets", "continuation-token max-directory-buckets"),
+    ("ListObjects", "delimiter encoding-type marker max-keys prefix"),
+    (
+        "ListObjectsV2",
+        "continuation-token delimiter encoding-type fetch-owner max-keys prefix start-after",
+    ),
+    ("ListObjectVersions", "delimiter encoding-type key-marker max-keys prefix version-id-marker"),
+    (
+        "ListMultipartUploads",
+        "delimiter encoding-type key-marker max-uploads prefix upload-id-marker",
+    ),
+    *(
+        (f"{verb}Bucket{kind}Configuration", "id")
+        for verb in ("Get", "Put", "Delete")
+        for kind in _CONFIGURATIONS
+    ),
+    *((f"ListBucket{kind}Configurations", "continuation-token") for kind in _CONFIGURATIONS),
+    ("GetObject", f"{_RESPONSE_OVERRIDES} partNumber versionId"),
+    ("HeadObject", f"{_RESPONSE_OVERRIDES} partNumber versionId"),
+    *(
+        (name, "versionId")
+        for name in (
+            "DeleteObject",
+            "GetObjectAcl",
+            "PutObjectAcl",
+            "GetObjectAttributes",
+            "GetObjectLegalHold",
+            "PutObjectLegalHold",
+            "GetObjectRetention",
+            "PutObjectRetention",
+            "GetObjectTagging",
+            "PutObjectTagging",
+            "DeleteObjectTagging",
+            "RestoreObject",
+            "UpdateObjectEncryption",
+        )
+    ),
+    *(
+        (name, "annotationName versionId")
+        for name in ("GetObjectAnnotation", "PutObjectAnnotation", "DeleteObjectAnnotation")
+    ),
+    (
+        "ListObjectAnnotations",
+        "annotation-prefix continuation-token max-annotation-results versionId",
+    ),
+    ("UploadPart", "partNumber uploadId"),
+    ("UploadPartCopy", "partNumber uploadId"),
+    ("GetPart", "partNumber uploadId"),
+    ("ListParts", "max-parts part-number-marker uploadId"),
+    ("AbortMultipartUpload", "uploadId"),
+    ("CompleteMultipartUpload", "uploadId"),
+    ("SelectObjectContent", "select-type"),
+)
+_ARGUMENTS: Final[dict[str, frozenset[str]]] = {
+    name: frozenset(names.split()) for name, names in _ARGUMENT_ROWS
+}
+_NO_ARGUMENTS: Final[frozenset[str]] = frozenset()
+# Parameters any request may carry: the SDK's hint and SigV2 presigned-URL authentication.
+# (SigV4's `X-Amz-*` ones are headers in the query, below.)
+_ANY_REQUEST: Final = frozenset({"x-id", "AWSAccessKeyId", "Signature", "Expires"})
+# Headers that name an operation; as query parameters they could name another one at a backend.
+_NAMING_HEADERS: Final = frozenset({"x-amz-copy-source"})
+
+
+def _takes(operation: str, sub: str, query: Mapping[str, str]) -> bool:
+    """Whether every query parameter is the sub-resource or an argument of `operation`."""
+    arguments = _ARGUMENTS.get(operation, _NO_ARGUMENTS)
+    for name in query:
+        if name == sub or name in arguments or name in _ANY_REQUEST:
+            continue
+        lower = name.lower()
+        if lower.startswith("x-amz-") and lower not in _NAMING_HEADERS:
+            continue  # presigned-URL auth, or a header an SDK hoisted into the query
+        return False
+    return True
+
+
+def _sub_resource(method: str, level: int, subs: set[str]) -> str | None:
+    """Of several sub-resources, the one whose operation takes all the others as arguments
+    (`?part&uploadId=…`), if exactly one does."""
+    found = None
+    for sub in subs:
+        entry = _TABLE.get((method, level, sub))
+        if isinstance(entry, str) and subs - {sub} <= _ARGUMENTS.get(entry, _NO_ARGUMENTS):
+            if found is not None:
+                return None
+            found = sub
+    return found
 
 
 def operation_name(
@@ -331,27 +441,38 @@ def operation_name(
         return UNKNOWN  # a key without a bucket names nothing S3 serves
     else:
         level = _SERVICE
+    if method == "OPTIONS":
+        return OPTIONS_PREFLIGHT if level != _SERVICE else UNKNOWN
+    if not query:
+        entry = _TABLE.get((method, level, ""))
+        if isinstance(entry, str):
+            return entry
+        if entry is None:
+            return _unmatched(method, level, "", bucket, key, headers)
+        return entry(query, headers)
     sub = ""
-    if query:
-        for name in query:
-            if name in _SUBRESOURCES:
-                if sub and sub != name:
-                    return OPTIONS_PREFLIGHT if method == "OPTIONS" and bucket else UNKNOWN
-                sub = name
+    subs = {name for name in query if name in _SUBRESOURCES}
+    if len(subs) == 1:
+        sub = subs.pop()
+    elif subs:
+        found = _sub_resource(method, level, subs)
+        if found is None:
+            return UNKNOWN
+        sub = found
     entry = _TABLE.get((method, level, sub))
     if entry is None:
-        return _unmatched(method, level, sub, bucket, key, headers)
-    if isinstance(entry, str):
-        return entry
-    return entry(query, headers)
+        name = _unmatched(method, level, sub, bucket, key, headers)
+    elif isinstance(entry, str):
+        name = entry
+    else:
+        name = entry(query, headers)
+    return name if _takes(name, sub, query) else UNKNOWN
 
 
 def _unmatched(
     method: str, level: int, sub: str, bucket: str, key: str, headers: Mapping[str, str]
 ) -> str:
-    """The slow path: preflights, form uploads, Object Lambda replies; otherwise `Unknown`."""
-    if method == "OPTIONS":
-        return OPTIONS_PREFLIGHT if level != _SERVICE else UNKNOWN
+    """The slow path: form uploads, Object Lambda replies; otherwise `Unknown`."""
     if method == "POST" and not sub:
         if level == _BUCKET:
             return _post_bucket(bucket, headers)
@@ -374,6 +495,7 @@ _READ = (
     "GetObjectTorrent",
     "GetObjectAnnotation",
     "SelectObjectContent",
+    "GetPart",
     "HeadBucket",
     "GetBucketLocation",
     OPTIONS_PREFLIGHT,

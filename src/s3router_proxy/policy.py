@@ -12,10 +12,11 @@ glob restricts the `prefix` a client may list: it must lie inside the glob's lit
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .errors import S3Error
-from .operations import OPERATIONS, operation_group
+from .operations import OPERATIONS, UNKNOWN, operation_group
 from .routing import compile_glob, literal_prefix
 
 GROUPS = frozenset({"read", "write", "list", "delete", "admin"})
@@ -114,6 +115,42 @@ def authorize(
         raise S3Error(
             "AccessDenied",
             f"Client {client!r} is not allowed to {operation} on {target}.",
+        )
+
+
+# Headers stores act on that S3 does not define: MinIO's (`x-minio-force-delete` makes
+# DeleteBucket delete every object in the bucket), lakeFS's and Ceph RGW's.
+VENDOR_HEADER_PREFIXES = ("x-minio-", "x-lakefs-", "x-rgw-")
+
+
+def authorize_vendor_headers(
+    policy: ClientPolicy, client: str, bucket: str, headers: Iterable[str], signed: Iterable[str]
+) -> None:
+    """Raise AccessDenied unless every store-specific header is signed and the client is trusted
+    with anything on `bucket`.
+
+    The proxy cannot tell what such a header makes a store do (a DeleteBucket that empties the
+    bucket past every key-level grant), so it asks what it asks of an operation it cannot name:
+    an `admin` grant on the whole bucket. Unsigned, such a header could have been added on the
+    way, like an unsigned `x-amz-*` header (and SigV2 and anonymous requests sign none)."""
+    names = sorted(
+        {lower for name in headers if (lower := name.lower()).startswith(VENDOR_HEADER_PREFIXES)}
+    )
+    if not names:
+        return
+    signed_names = {name.lower() for name in signed}
+    unsigned = [name for name in names if name not in signed_names]
+    if unsigned:
+        raise S3Error(
+            "AccessDenied",
+            "There were headers present in the request which were not signed",
+            details={"HeadersNotSigned": ", ".join(unsigned)},
+        )
+    if not policy.permits(UNKNOWN, bucket):
+        raise S3Error(
+            "AccessDenied",
+            f"Client {client!r} may send {', '.join(names)} only with an admin grant on "
+            f"{bucket or 'the service'}.",
         )
 
 

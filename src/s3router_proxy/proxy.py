@@ -56,11 +56,16 @@ _DROP_REQUEST = frozenset(
         "expect",
         "amz-sdk-invocation-id",
         "amz-sdk-request",
-        "x-forwarded-for",
-        "x-forwarded-host",
-        "x-forwarded-proto",
+        # What a hop in front says about the client: a backend that trusts it (for a bucket
+        # policy on aws:SourceIp, say) must never take the client's word for it.
+        "forwarded",
+        "x-real-ip",
+        # Browser state; no S3 operation reads it, and it is nothing to sign with a backend key.
+        "cookie",
     }
 )
+# Prefixes of the same: every proxy-* and x-forwarded-* header is per hop.
+_DROP_REQUEST_PREFIXES = ("proxy-", "x-forwarded-")
 # Forwarded but not signed: they describe the client, not the request.
 _UNSIGNED = frozenset({"user-agent", "accept-encoding", "accept", "x-amzn-trace-id"})
 _DROP_RESPONSE = frozenset(
@@ -108,13 +113,24 @@ def backend_query(request: S3Request, auth: SigV4Auth) -> str:
     return canonical_query_string(items)
 
 
+def _connection_options(headers: CIMultiDictProxy[str]) -> frozenset[str]:
+    """The headers `Connection` names: per hop (RFC 9110, 7.6.1), never forwarded."""
+    values = headers.getall("Connection", ())
+    if not values:
+        return frozenset()
+    return frozenset(
+        option.strip().lower() for value in values for option in value.split(",") if option
+    )
+
+
 def backend_headers(request: S3Request) -> tuple[dict[str, str], dict[str, str]]:
     """(headers to sign, headers to send unsigned) from the client's headers."""
     signed: dict[str, str] = {}
     unsigned: dict[str, str] = {}
+    per_hop = _connection_options(request.headers)
     for name, value in request.headers.items():
         lower = name.lower()
-        if lower in _DROP_REQUEST:
+        if lower in _DROP_REQUEST or lower in per_hop or lower.startswith(_DROP_REQUEST_PREFIXES):
             continue
         target = unsigned if lower in _UNSIGNED else signed
         if lower in target:

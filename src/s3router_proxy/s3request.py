@@ -22,6 +22,9 @@ from .operations import operation_name
 
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 MAX_KEY_BYTES = 1024
+# The methods S3 has operations for. Any other (TRACE, PROPFIND, PURGE, MKCOL, …) is refused
+# here, before authentication, so it is never signed or sent to a backend, which might do it.
+S3_METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS"})
 
 
 @dataclass(slots=True)
@@ -113,6 +116,12 @@ def parse_request(
     base_domains: Iterable[str] = (),
 ) -> S3Request:
     """Parse a request line and headers into an `S3Request`, or raise `S3Error`."""
+    if method not in S3_METHODS:
+        raise S3Error(
+            "MethodNotAllowed",
+            details={"Method": method},
+            headers={"Allow": ", ".join(sorted(S3_METHODS))},
+        )
     path, _, raw_query = raw_path.partition("?")
     if not path.startswith("/"):
         raise S3Error("InvalidURI")
@@ -135,7 +144,7 @@ def parse_request(
             raise S3Error("InvalidURI", "The request path names a key but no bucket.")
         bucket = decode_component(raw_bucket)
         key = decode_component(raw_key)
-        if "/" in bucket:
+        if "/" in bucket or bucket in (".", ".."):
             raise S3Error("InvalidBucketName")
     # A character is at most four bytes, so a short key needs no encoding to be measured.
     if len(key) * 4 > MAX_KEY_BYTES and len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:

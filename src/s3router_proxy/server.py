@@ -55,7 +55,7 @@ from .mapping import (
 )
 from .mirror import NO_MIRRORS, MirroredWrite, Mirrors, mirrored, mirrors_for, then_mirror
 from .payload import BodyOutcome, PayloadPlan, plan_payload
-from .policy import UNRESTRICTED, ClientPolicy, authorize
+from .policy import UNRESTRICTED, ClientPolicy, authorize, authorize_vendor_headers
 from .proxy import Rewrite, TryNextBackend, forward
 from .record import RequestRecord
 from .routing import (
@@ -474,6 +474,9 @@ class ProxyHandler:
                     "PutObject or a presigned PUT URL.",
                 )
             auth, signing_key, policy = self._authenticate(state, request, record)
+            authorize_vendor_headers(
+                policy, record.client, request.bucket, request.headers, auth.signed_headers
+            )
             if request.operation != "ListBuckets" or auth is ANONYMOUS:
                 # ListBuckets is every client's; its answer shows only the buckets it may see.
                 authorize(

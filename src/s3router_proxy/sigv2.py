@@ -98,11 +98,13 @@ SUBRESOURCES: frozenset[str] = frozenset(
         # Operation selectors of newer APIs, as named in operations.py.
         "abac",
         "annotation",
+        "default-storage-class",
         "metadataAnnotationTable",
         "metadataConfiguration",
         "metadataInventoryTable",
         "metadataJournalTable",
         "metadataTable",
+        "part",
         "renameObject",
         "session",
     }

@@ -35,7 +35,10 @@ NOTES: dict[str, str] = {
     "PostObject": "refused: NotImplemented (browser form uploads; use a presigned PUT)",
     "OptionsPreflight": "refused: AccessDenied (CORS preflight carries no credentials)",
     "WriteGetObjectResponse": "passed through (S3 Object Lambda endpoint)",
-    "Unknown": "authenticated and passed through; counts as an admin operation",
+    "GetPart": "routed by its sealed UploadId",
+    "Unknown": "a request the proxy cannot name (a sub-resource, or a query parameter the "
+    "operation does not take, it does not know): authenticated, then passed through only for "
+    "a grant with `admin` (or every operation), so a new S3 operation widens no other grant",
 }
 
 

@@ -239,6 +239,36 @@ def test_slash_in_path_style_bucket_is_invalid() -> None:
     assert error_code("/buck%2Fet/key") == "InvalidBucketName"
 
 
+@pytest.mark.parametrize("raw_path", ["/%2e%2e/key", "/../key", "/./key", "/%2E", "/..?acl"])
+def test_dot_segment_bucket_is_invalid(raw_path: str) -> None:
+    assert error_code(raw_path) == "InvalidBucketName"
+
+
+@pytest.mark.parametrize(
+    ("raw_path", "key"),
+    [
+        ("/bkt/reports/%2e%2e/secret", "reports/../secret"),
+        ("/bkt/reports/../secret", "reports/../secret"),
+        ("/bkt/./a", "./a"),
+        ("/bkt/%2E%2E", ".."),
+    ],
+)
+def test_dot_segments_in_keys_are_kept(raw_path: str, key: str) -> None:
+    request = parse(raw_path)
+    assert (request.bucket, request.key) == ("bkt", key)
+
+
+@pytest.mark.parametrize(
+    "method", ["TRACE", "PROPFIND", "PURGE", "MKCOL", "PATCH", "CONNECT", "COPY", "get"]
+)
+def test_methods_s3_does_not_have_are_refused(method: str) -> None:
+    with pytest.raises(S3Error) as caught:
+        parse_request(method, "/bucket/key", headers(), base_domains=BASE)
+    assert (caught.value.code, caught.value.status) == ("MethodNotAllowed", 405)
+    assert caught.value.details == {"Method": method}
+    assert "TRACE" not in caught.value.headers["Allow"]
+
+
 def test_empty_bucket_with_a_key_is_rejected() -> None:
     with pytest.raises(S3Error) as caught:
         parse("//key")
