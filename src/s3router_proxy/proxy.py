@@ -60,6 +60,10 @@ _DROP_REQUEST = frozenset(
         # policy on aws:SourceIp, say) must never take the client's word for it.
         "forwarded",
         "x-real-ip",
+        "via",
+        "true-client-ip",
+        "cf-connecting-ip",
+        "x-client-ip",
         # Browser state; no S3 operation reads it, and it is nothing to sign with a backend key.
         "cookie",
     }

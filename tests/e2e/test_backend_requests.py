@@ -271,6 +271,10 @@ NEVER_FORWARDED = {
     "X-Forwarded-Proto": "https",
     "X-Forwarded-Port": "443",
     "X-Real-IP": "10.1.2.3",
+    "Via": "1.1 edge",
+    "True-Client-IP": "10.1.2.3",
+    "CF-Connecting-IP": "10.1.2.3",
+    "X-Client-IP": "10.1.2.3",
     "Cookie": "session=abc",
 }
 

@@ -112,6 +112,10 @@ NEVER_FORWARDED = [
     ("X-Forwarded-Port", "443"),
     ("X-Forwarded-Prefix", "/admin"),
     ("X-Real-IP", "10.0.0.1"),
+    ("Via", "1.1 edge"),
+    ("True-Client-IP", "10.0.0.1"),
+    ("CF-Connecting-IP", "10.0.0.1"),
+    ("X-Client-IP", "10.0.0.1"),
     ("Cookie", "session=abc"),
 ]
 
