@@ -416,7 +416,8 @@ async def _relay(
 ) -> Response:
     """Stream the backend's answer to the client, headers and status as they are."""
     length = upstream.header_map.get("content-length", "")
-    head_only = http_request.method == "HEAD"
+    # Content-Length of a HEAD, 204 or 304 answer describes a body that is not sent.
+    head_only = http_request.method == "HEAD" or upstream.status in (204, 304)
     small = not head_only and length.isdigit() and int(length) <= SMALL_BODY
     # A small answer's Content-Length is set by Response from the body it is given.
     drop = _DROP_SMALL_RESPONSE if small else _DROP_RESPONSE

@@ -98,6 +98,21 @@ CASES = [
         send(b"HTTP/1.1 304 Not Modified\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n"),
         "error",
     ),
+    # -- a 304 or 204 that names the length of what it does not send is a whole answer
+    Case(
+        "304-with-content-length",
+        send(b'HTTP/1.1 304 Not Modified\r\nETag: "e"\r\nContent-Length: 5\r\n\r\n'),
+        "ok",
+        status=304,
+        retire=False,
+    ),
+    Case(
+        "204-with-content-length",
+        send(b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n"),
+        "ok",
+        status=204,
+        retire=False,
+    ),
     # -- interim answers are skipped, a 101 is refused
     Case(
         "100-continue-first",
