@@ -49,6 +49,10 @@ def http_date() -> str:
     return _date_value
 
 
+class BodyTimeout(ConnectionError):
+    """The client stopped sending a body (or sent it too slowly): its reader fails with this."""
+
+
 class Body:
     """A request body as it arrives: `readany()` returns what is buffered, b"" at its end."""
 
@@ -126,6 +130,7 @@ class Request:
 
     __slots__ = (
         "_conn",
+        "answer_begun",
         "body_exists",
         "content",
         "continued",
@@ -164,6 +169,7 @@ class Request:
         expect = headers.get("Expect")
         self.expect_continue = expect is not None and expect.lower() == "100-continue"
         self.continued = False
+        self.answer_begun = False  # the answer's head is written
 
     def send_continue(self) -> None:
         """Answer `Expect: 100-continue`: the client may send its body now."""
@@ -235,6 +241,7 @@ class Response:
 
     def _send(self, request: Request) -> None:
         conn = request._conn
+        request.answer_begun = True
         close = conn.must_close(request, self)
         status = self.status
         body = self.body or b""
@@ -285,6 +292,7 @@ class StreamResponse(Response):
         if self._request is not None:
             return
         self._request = request
+        request.answer_begun = True
         conn = request._conn
         given = self.headers.get("Content-Length")
         length = int(given) if given is not None and given.isdigit() else None

@@ -276,14 +276,21 @@ async def test_a_client_leaving_mid_body_is_an_error_for_the_reader() -> None:
 
 
 async def test_idle_connections_are_closed_after_the_keepalive_timeout() -> None:
-    async with serving(echo_sha, keepalive_timeout=0.5) as (server, port):
+    async with serving(echo_sha, keepalive_timeout=0.5, header_timeout=30) as (server, port):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"GET /k HTTP/1.1\r\nHost: h\r\n\r\n")
         assert (await read_answer(reader))[0] == 200
         assert await closed(reader, 4)
-        # A head that never finishes is dropped as well.
+        assert not server.connections
+
+
+async def test_a_head_that_never_finishes_times_out_on_its_own_clock() -> None:
+    async with serving(echo_sha, keepalive_timeout=30, header_timeout=0.5) as (server, port):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"GET /k HTTP/1.1\r\nHost: h\r\n")
+        status, headers, body = await read_answer(reader)
+        assert (status, headers["connection"]) == (400, "close")
+        assert b"<Code>RequestTimeout</Code>" in body
         assert await closed(reader, 4)
         assert not server.connections
 
