@@ -49,8 +49,8 @@ def check_framing(method: str, version: str, headers: Iterable[tuple[str, str]])
             # llhttp would take the body for the next protocol's bytes and the request as
             # bodiless: the backend would be promised a body that never comes.
             raise BadRequest("BadRequest", "Protocol upgrades are not served.")
-    if hosts > 1:
-        raise BadRequest("BadRequest", "The request has more than one Host header.")
+    if hosts > 1 or (hosts == 0 and version == "1.1"):
+        raise BadRequest("BadRequest", "An HTTP/1.1 request has one Host header (RFC 9112, 3.2).")
     if codings:
         if len(codings) > 1 or codings[0].strip(" \t").lower() != "chunked":
             raise BadRequest(
@@ -65,6 +65,6 @@ def check_framing(method: str, version: str, headers: Iterable[tuple[str, str]])
     if lengths:
         if len(lengths) > 1:
             raise BadRequest("BadRequest", "The request has more than one Content-Length.")
-        length = lengths[0]
+        length = lengths[0].strip(" \t")
         if not (length.isascii() and length.isdigit()) or len(length) > _MAX_LENGTH_DIGITS:
             raise BadRequest("BadRequest", "The Content-Length is not a number of bytes.")

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import socket
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
-from harness import LOOPBACK, RawBackend, write_config
+from harness import LOOPBACK, ManagedProcess, RawBackend, free_port, write_config
 
 KEY, SECRET = "AKIAFRAMING", "framing-secret"
 BUCKET = "pub"
@@ -134,3 +136,26 @@ def cpu_seconds(pid: int) -> float:
         except (OSError, ValueError, IndexError):
             continue
     return total / 1e9
+
+
+class AiohttpEcho(ManagedProcess):
+    """aiohttp's own server (`aiohttpecho.py`) in its own process: the reference for what a
+    mature HTTP/1.1 parser refuses. It answers 200 with what it parsed, as JSON."""
+
+    def __init__(self, log_dir: Path) -> None:
+        super().__init__("aiohttp-echo", log_dir / "aiohttp-echo.log")
+        self.port = 0
+
+    def start(self, timeout: float = 30.0) -> Self:
+        script = Path(__file__).with_name("aiohttpecho.py")
+        self.port = free_port()
+        self._spawn([sys.executable, str(script), str(self.port)], dict(os.environ), cwd=None)
+        try:
+            self._wait_until(lambda: self.listens_on(self.port), "listening", timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __enter__(self) -> Self:
+        return self.start()
