@@ -81,6 +81,19 @@ _TIMED_OUT = (
 )
 
 
+def _refusal(error: Exception) -> BadRequest:
+    """The answer to bytes llhttp, or a check of ours, refused."""
+    if isinstance(error, httptools.HttpParserCallbackError):
+        cause = error.__context__
+        if isinstance(cause, BadRequest):
+            return cause
+        log.error("request parse failed", exc_info=cause)
+        return BadRequest("BadRequest", "The request could not be parsed.")
+    if isinstance(error, BadRequest):
+        return error
+    return BadRequest("BadRequest", "The request is not valid HTTP/1.1.")
+
+
 class _ClientConnection(asyncio.Protocol):
     """One client connection: requests parsed in, answers written out, in order."""
 
@@ -95,6 +108,8 @@ class _ClientConnection(asyncio.Protocol):
         self.close_after = False  # no request after the one in hand (an error, an upgrade)
         self.final = False  # the server answered the request in hand itself (a timeout)
         self.ended = False  # a request that ends the connection arrived whole: read no more
+        # A refusal of bytes that came after requests still to answer: written after them.
+        self.pending_error: BadRequest | None = None
         self.read_paused = False
         self.write_paused = False
         self.drain_waiter: asyncio.Future[None] | None = None
@@ -167,19 +182,9 @@ class _ClientConnection(asyncio.Protocol):
             self.close_after = True
             if not self.busy and not self.queue and self.parsing is None:
                 self.close()
-        except BadRequest as error:
-            self._refuse(error)
-        except httptools.HttpParserCallbackError as error:
-            cause = error.__context__
-            if isinstance(cause, BadRequest):
-                self._refuse(cause)
-            else:
-                log.exception("request parse failed", exc_info=cause)
-                self._refuse(BadRequest("BadRequest", "The request could not be parsed."))
-        except httptools.HttpParserError:
-            if self.ended:
-                return  # bytes after a last request: ignored, the requests before it answered
-            self._refuse(BadRequest("BadRequest", "The request is not valid HTTP/1.1."))
+        except (BadRequest, httptools.HttpParserError) as error:
+            if not self.ended:  # bytes after a last request are ignored, not refused
+                self._refuse(_refusal(error))
 
     def _bound_fields(
         self, data: bytes, begun: int, idle: bool, trailing: bool, events: int
@@ -226,6 +231,9 @@ class _ClientConnection(asyncio.Protocol):
     # httptools callbacks
 
     def on_message_begin(self) -> None:
+        if self.ended:
+            # llhttp reads on after an HTTP/1.0 chunked request, which ends the connection.
+            raise BadRequest("BadRequest", "Nothing is read after the last request.")
         self.in_head = True
         self.begun += 1
         self.head_size = 0
@@ -393,7 +401,8 @@ class _ClientConnection(asyncio.Protocol):
         return (
             response._close
             or not request.keep_alive
-            or self.close_after
+            # Whole requests read before the last one (or a refusal) are answered first.
+            or (self.close_after and not self.queue and self.pending_error is None)
             or self.server.draining
             or not request.content.complete
         )
@@ -423,18 +432,23 @@ class _ClientConnection(asyncio.Protocol):
         self.busy = False
         if self.closed:
             return
-        if self.close_after and (not self.lingering or self.parsing is None):
-            self.close()
-            return
         if self.lingering:
+            if self.parsing is None:
+                self.close()
             return  # the body's end, or the sweeper, closes the connection
-        self.since = self.loop.time()
-        if self.queue:
+        if self.queue and not self.server.draining:
+            self.since = self.loop.time()
             request = self.queue.popleft()
             if self.read_paused and request.content._size <= READ_LOW_WATER:
                 self.read_paused = False
                 self.transport.resume_reading()  # type: ignore[union-attr]
             self._start(request)
+        elif self.pending_error is not None:
+            self._write_error(self.pending_error)
+        elif self.close_after or self.server.draining:
+            self.close()
+        else:
+            self.since = self.loop.time()
 
     def close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -449,11 +463,18 @@ class _ClientConnection(asyncio.Protocol):
     def _refuse(self, error: BadRequest) -> None:
         """A request that cannot be parsed: answer it (unless one is in hand), then close."""
         self.close_after = True
-        if self.parsing is not None:
-            self.parsing.content.set_error(ConnectionResetError("the request was malformed"))
-            self.parsing = None
+        broken, self.parsing = self.parsing, None
+        if broken is not None:
+            broken.content.set_error(ConnectionResetError("the request was malformed"))
         if self.busy or self.queue:
-            return  # the answer in hand goes out, then the connection closes
+            # The answers to the whole requests before it go out first. A request in hand
+            # whose body broke is answered by its handler (its body read fails); one still
+            # queued is never handled: the refusal answers it.
+            if broken is None or broken in self.queue:
+                if broken is not None:
+                    self.queue.remove(broken)
+                self.pending_error = error
+            return
         self._write_error(error)
 
     def _time_out_body(self, request: Request) -> None:
