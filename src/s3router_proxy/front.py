@@ -622,6 +622,7 @@ __all__ = [
     "SERVER_NAME",
     "BadRequest",
     "Body",
+    "BodyTimeout",
     "FrontServer",
     "Request",
     "Response",
