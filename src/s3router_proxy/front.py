@@ -512,7 +512,9 @@ class _ClientConnection(asyncio.Protocol):
             if now - self.since > LINGER_SECONDS and not self.busy:
                 self.close()
         elif self.in_head:
-            if now - self.head_since > server.header_timeout:
+            if self.read_paused:
+                self.head_since = now  # not read while requests ahead are answered
+            elif now - self.head_since > server.header_timeout:
                 self._refuse(BadRequest("RequestTimeout", _TIMED_OUT))
         elif self.parsing is not None and not self.final:
             self._sweep_body(self.parsing, now)

@@ -389,3 +389,30 @@ def test_http_1_0_keeps_alive_only_when_asked(proxy: ProxyProcess, raw: RawBacke
     assert answers[1].headers["connection"] == "close"
     time.sleep(0.3)
     assert [r["target"].rsplit("-", 1)[1] for r in backend_requests(raw, mark)] == ["a", "b"]
+
+
+def test_an_endless_trailer_is_cut_short(proxy: ProxyProcess, raw: RawBackend) -> None:
+    """Trailer fields are joined like header values: they are bounded the same way, and
+    refused anyway, so the chunked request never completes at the backend."""
+    mark = marker()
+    head = (
+        f"PUT /{BUCKET}/{mark}?tagging HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "5\r\nhello\r\n0\r\nX-Trailer: "
+    ).encode()
+    total, sent = 32 * 1024 * 1024, 0
+    piece = b"t" * (1024 * 1024)
+    with socket.create_connection((LOOPBACK, proxy.port), timeout=30) as sock:
+        try:
+            sock.sendall(head)
+            while sent < total:
+                sock.sendall(piece)
+                sent += len(piece)
+        except OSError:
+            pass
+        answer = read_answer(sock.makefile("rb"))
+        assert closed_by_peer(sock)
+    assert sent < total
+    if answer is not None:
+        assert answer.status == 400
+    time.sleep(0.3)
+    assert backend_requests(raw, mark) == []
