@@ -270,8 +270,8 @@ class _ClientConnection(asyncio.Protocol):
         parser = self.parser
         method = parser.get_method().decode("ascii")
         version = parser.get_http_version()
-        check_framing(method, version, self._headers)
         headers = CIMultiDictProxy(CIMultiDict(self._headers))
+        check_framing(method, version, headers)
         url = self._url[0] if len(self._url) == 1 else b"".join(self._url)
         length = headers.get("Content-Length")
         chunked = "Transfer-Encoding" in headers

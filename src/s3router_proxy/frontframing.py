@@ -9,7 +9,7 @@ headers that llhttp, the proxy and every backend agree on, or a refusal.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from multidict import CIMultiDictProxy
 
 # A Content-Length of 19 digits is over 8 EiB; more digits only serve to overflow a parser.
 _MAX_LENGTH_DIGITS = 18
@@ -24,33 +24,26 @@ class BadRequest(Exception):
         self.code, self.message, self.status = code, message, status
 
 
-def check_framing(method: str, version: str, headers: Iterable[tuple[str, str]]) -> None:
+def check_framing(method: str, version: str, headers: CIMultiDictProxy[str]) -> None:
     """Raise `BadRequest` unless the head frames its body one way only, as HTTP/1.1 chunked,
     by one Content-Length, or not at all, and asks for no other protocol."""
     if version not in ("1.0", "1.1"):
         raise BadRequest("BadRequest", "Only HTTP/1.0 and HTTP/1.1 requests are served.")
     if method == "CONNECT":
         raise BadRequest("BadRequest", "CONNECT is not served: this is not a forwarding proxy.")
-    codings: list[str] = []
-    lengths: list[str] = []
-    hosts = 0
-    for name, value in headers:
-        lower = name.lower()
-        if lower == "transfer-encoding":
-            codings.append(value)
-        elif lower == "content-length":
-            lengths.append(value)
-        elif lower == "host":
-            hosts += 1
-        elif lower == "upgrade" or (
-            lower == "connection"
-            and any(token.strip(" \t").lower() == "upgrade" for token in value.split(","))
-        ):
-            # llhttp would take the body for the next protocol's bytes and the request as
-            # bodiless: the backend would be promised a body that never comes.
-            raise BadRequest("BadRequest", "Protocol upgrades are not served.")
+    if "Upgrade" in headers or any(
+        token.strip(" \t").lower() == "upgrade"
+        for value in headers.getall("Connection", ())
+        for token in value.split(",")
+    ):
+        # llhttp would take the body for the next protocol's bytes and the request as
+        # bodiless: the backend would be promised a body that never comes.
+        raise BadRequest("BadRequest", "Protocol upgrades are not served.")
+    hosts = len(headers.getall("Host", ()))
     if hosts > 1 or (hosts == 0 and version == "1.1"):
         raise BadRequest("BadRequest", "An HTTP/1.1 request has one Host header (RFC 9112, 3.2).")
+    codings = headers.getall("Transfer-Encoding", ())
+    lengths = headers.getall("Content-Length", ())
     if codings:
         if len(codings) > 1 or codings[0].strip(" \t").lower() != "chunked":
             raise BadRequest(
