@@ -177,8 +177,8 @@ class _ClientConnection(asyncio.Protocol):
             self.parser.feed_data(data)
             self._bound_fields(data, begun, idle, trailing, events)
         except httptools.HttpParserUpgrade:
-            # Upgrades (h2c, websocket) are not served: the request is answered as HTTP/1.1,
-            # and nothing after it is read.
+            # check_framing refuses upgrades before llhttp signals one; should one still come,
+            # the request is answered as HTTP/1.1 and nothing after it is read.
             self.close_after = True
             if not self.busy and not self.queue and self.parsing is None:
                 self.close()
@@ -377,10 +377,12 @@ class _ClientConnection(asyncio.Protocol):
             response = await server.handler(request)
         except Exception:
             if self.final:
+                self.busy = False
                 return  # the body timed out: its reader failed, the answer is out already
             log.exception("the request handler failed")
             response = Response(status=500, body=b"", headers={"Content-Type": "text/plain"})
         if self.final:
+            self.busy = False
             return
         try:
             if not response.prepared:
