@@ -347,7 +347,12 @@ async def test_whole_requests_before_a_refused_one_are_answered_first() -> None:
 
 
 async def test_a_half_close_after_pipelined_requests_loses_no_answer() -> None:
-    async with serving(echo_sha) as (_, port):
+    async def slow_first(request: Request) -> Response:
+        if request.raw_path == "/one":
+            await asyncio.sleep(0.3)  # the half-close arrives while this is answered
+        return await echo_sha(request)
+
+    async with serving(slow_first) as (_, port):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"GET /one HTTP/1.1\r\nHost: h\r\n\r\nGET /two HTTP/1.1\r\nHost: h\r\n\r\n")
         writer.write_eof()
