@@ -27,7 +27,7 @@ the proxy needs and no more, the way `upstream.py` does for the backend leg:
 A request head is bounded while it arrives: the bytes fed to llhttp while a head is open are
 counted (httptools joins a header's pieces with `bytes +=`, quadratic in its length, and calls
 `on_header` only once the whole value is in), and the framing headers are checked
-(`frontframing.py`) before the handler sees the request, so nothing llhttp would refuse later
+(`check_framing`) before the handler sees the request, so nothing llhttp would refuse later
 is forwarded.
 """
 
@@ -44,17 +44,18 @@ from collections.abc import Awaitable, Callable, Iterable
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from .frontframing import BadRequest, check_framing
 from .frontmessages import (
     READ_HIGH_WATER,
     READ_LOW_WATER,
     REASONS,
     SERVER_NAME,
+    BadRequest,
     Body,
     BodyTimeout,
     Request,
     Response,
     StreamResponse,
+    check_framing,
     http_date,
 )
 
