@@ -466,6 +466,7 @@ class _ClientConnection(asyncio.Protocol):
     def _refuse(self, error: BadRequest) -> None:
         """A request that cannot be parsed: answer it (unless one is in hand), then close."""
         self.close_after = True
+        self.in_head = False  # a refused head is over: the head clock stops
         broken, self.parsing = self.parsing, None
         if broken is not None:
             broken.content.set_error(ConnectionResetError("the request was malformed"))
