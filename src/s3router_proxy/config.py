@@ -87,6 +87,10 @@ class Config:
     log_level: str | None = None  # None: the command line decides
     max_concurrent_requests: int = 1024
     keepalive_timeout: float = 75.0
+    header_timeout: float = 20.0  # a request head must arrive whole within this
+    body_timeout: float = 20.0  # a request body may stall this long, then must keep up...
+    body_min_rate: int = 1024  # ...this many bytes per second
+    max_request_head_bytes: int = 64 * 1024  # request line and headers together
     shutdown_timeout: float = 30.0
     watch_config: bool = False
     sigv2: bool = True  # accept AWS Signature Version 2 from legacy clients
@@ -400,6 +404,10 @@ _ROUTER_KEYS = {
     "log_level",
     "max_concurrent_requests",
     "keepalive_timeout",
+    "header_timeout",
+    "body_timeout",
+    "body_min_rate",
+    "max_request_head_bytes",
     "shutdown_timeout",
     "watch_config",
     "secret",
@@ -461,6 +469,12 @@ def _router_extras(reader: Reader, router: LineDict, source: str) -> dict[str, A
         router, "max_concurrent_requests", "router", 1024, "requests"
     )
     extras["keepalive_timeout"] = reader.number(router, "keepalive_timeout", "router", 75.0)
+    extras["header_timeout"] = reader.number(router, "header_timeout", "router", 20.0)
+    extras["body_timeout"] = reader.number(router, "body_timeout", "router", 20.0)
+    extras["body_min_rate"] = _byte_count(reader, router, "body_min_rate", 1024, 1, 1 << 30)
+    extras["max_request_head_bytes"] = _byte_count(
+        reader, router, "max_request_head_bytes", 64 * 1024, 16 * 1024, 1024 * 1024
+    )
     extras["shutdown_timeout"] = reader.number(router, "shutdown_timeout", "router", 30.0)
     extras["watch_config"] = reader.flag(router, "watch_config", "router", False)
     extras["sigv2"] = reader.flag(router, "sigv2", "router", True)
@@ -479,6 +493,19 @@ def _router_extras(reader: Reader, router: LineDict, source: str) -> dict[str, A
     if secret:
         extras["secret"] = secret.encode()
     return extras
+
+
+def _byte_count(
+    reader: Reader, router: LineDict, key: str, default: int, low: int, high: int
+) -> int:
+    value = router.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise reader.fail(
+            f"router.{key}",
+            f"must be a whole number of bytes from {low} to {high}",
+            reader.line_of(router, key),
+        )
+    return value
 
 
 def _derived_secret(

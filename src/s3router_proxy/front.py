@@ -20,8 +20,15 @@ the proxy needs and no more, the way `upstream.py` does for the backend leg:
   `Connection: close`, the rest of the body is read and dropped for a few seconds so the answer
   is not lost to a reset, then the connection ends. When the whole body did arrive, the
   connection stays open;
-- one timer task per server sweeps idle keep-alive connections, lingering closes and request
-  heads that do not finish in time, instead of a timer per request.
+- one timer task per server sweeps idle keep-alive connections, lingering closes, request
+  heads that do not finish in time and request bodies that stall, instead of a timer per
+  request.
+
+A request head is bounded while it arrives: the bytes fed to llhttp while a head is open are
+counted (httptools joins a header's pieces with `bytes +=`, quadratic in its length, and calls
+`on_header` only once the whole value is in), and the framing headers are checked
+(`check_framing`) before the handler sees the request, so nothing llhttp would refuse later
+is forwarded.
 """
 
 from __future__ import annotations
@@ -42,10 +49,13 @@ from .frontmessages import (
     READ_LOW_WATER,
     REASONS,
     SERVER_NAME,
+    BadRequest,
     Body,
+    BodyTimeout,
     Request,
     Response,
     StreamResponse,
+    check_framing,
     http_date,
 )
 
@@ -54,6 +64,10 @@ log = logging.getLogger("s3router_proxy.front")
 MAX_LINE_SIZE = 16 * 1024  # the request line (method, target, version)
 MAX_FIELD_SIZE = 16 * 1024  # one header line
 MAX_HEADERS = 200
+MAX_HEAD_SIZE = 64 * 1024  # the request line and all headers (router.max_request_head_bytes)
+HEADER_TIMEOUT = 20.0  # seconds for a whole head to arrive once its first byte came
+BODY_TIMEOUT = 20.0  # seconds a body may stall, and the grace before BODY_MIN_RATE counts
+BODY_MIN_RATE = 1024.0  # bytes per second a body must keep up after BODY_TIMEOUT
 # Answer bytes buffered in the transport before a streamed answer waits.
 WRITE_HIGH_WATER = 1024 * 1024
 LINGER_SECONDS = 5.0
@@ -62,11 +76,23 @@ SWEEP_SECONDS = 1.0
 
 Handler = Callable[["Request"], Awaitable["Response"]]
 
+_TIMED_OUT = (
+    "Your socket connection to the server was not read from or written to within the "
+    "timeout period."
+)
 
-class BadRequest(Exception):
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.code, self.message, self.status = code, message, status
+
+def _refusal(error: Exception) -> BadRequest:
+    """The answer to bytes llhttp, or a check of ours, refused."""
+    if isinstance(error, httptools.HttpParserCallbackError):
+        cause = error.__context__
+        if isinstance(cause, BadRequest):
+            return cause
+        log.error("request parse failed", exc_info=cause)
+        return BadRequest("BadRequest", "The request could not be parsed.")
+    if isinstance(error, BadRequest):
+        return error
+    return BadRequest("BadRequest", "The request is not valid HTTP/1.1.")
 
 
 class _ClientConnection(asyncio.Protocol):
@@ -81,6 +107,10 @@ class _ClientConnection(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.closed = False
         self.close_after = False  # no request after the one in hand (an error, an upgrade)
+        self.final = False  # the server answered the request in hand itself (a timeout)
+        self.ended = False  # a request that ends the connection arrived whole: read no more
+        # A refusal of bytes that came after requests still to answer: written after them.
+        self.pending_error: BadRequest | None = None
         self.read_paused = False
         self.write_paused = False
         self.drain_waiter: asyncio.Future[None] | None = None
@@ -93,8 +123,21 @@ class _ClientConnection(asyncio.Protocol):
         # Sweeper state: when the connection went idle, or a head or a linger began.
         self.since = self.loop.time()
         self.in_head = False
+        self.in_body = False
+        self.head_since = 0.0
+        self.begun = 0  # messages llhttp began on this connection
+        self.head_size = 0  # bytes fed while this head was open (a lower bound: see feed)
+        self.chunk_open = False  # a chunk header came and no data yet: maybe the trailers
+        self.body_events = 0
+        self.trailer_size = 0
+        # The body in arrival: seconds it went without a byte, seconds it was read, bytes.
+        self.body_tick = 0.0
+        self.body_idle = 0.0
+        self.body_active = 0.0
+        self.body_bytes = 0
         self._url: list[bytes] = []
         self._url_size = 0
+        self._fields_size = 0
         self._headers: list[tuple[str, str]] = []
 
     # asyncio.Protocol
@@ -127,27 +170,45 @@ class _ClientConnection(asyncio.Protocol):
         self.drain_waiter = None
 
     def data_received(self, data: bytes) -> None:
-        if self.close_after and self.parsing is None:
+        if self.ended or (self.close_after and self.parsing is None):
             return  # nothing after the request in hand is served
+        begun, idle = self.begun, not (self.in_head or self.in_body)
+        trailing, events = self.chunk_open, self.body_events
         try:
             self.parser.feed_data(data)
+            self._bound_fields(data, begun, idle, trailing, events)
         except httptools.HttpParserUpgrade:
-            # Upgrades (h2c, websocket) are not served: the request is answered as HTTP/1.1,
-            # and nothing after it is read.
+            # check_framing refuses upgrades before llhttp signals one; should one still come,
+            # the request is answered as HTTP/1.1 and nothing after it is read.
             self.close_after = True
             if not self.busy and not self.queue and self.parsing is None:
                 self.close()
-        except BadRequest as error:
-            self._refuse(error)
-        except httptools.HttpParserCallbackError as error:
-            cause = error.__context__
-            if isinstance(cause, BadRequest):
-                self._refuse(cause)
-            else:
-                log.exception("request parse failed", exc_info=cause)
-                self._refuse(BadRequest("BadRequest", "The request could not be parsed."))
-        except httptools.HttpParserError:
-            self._refuse(BadRequest("BadRequest", "The request is not valid HTTP/1.1."))
+        except (BadRequest, httptools.HttpParserError) as error:
+            if not self.ended:  # bytes after a last request are ignored, not refused
+                self._refuse(_refusal(error))
+
+    def _bound_fields(
+        self, data: bytes, begun: int, idle: bool, trailing: bool, events: int
+    ) -> None:
+        """Count the bytes of a head (or trailer section) still open after `data` was fed.
+
+        A head open before `data`, or begun at its first byte, holds all of it; one begun
+        inside it (after another message) is counted from the next read, so the count never
+        exceeds the truth and stays within one read of it. The exact size is checked when
+        the head completes. Each read costs one comparison: linear in the bytes received.
+        """
+        limit = self.server.max_head_size
+        if self.in_head and not self.close_after:
+            if self.begun == begun or (idle and self.begun == begun + 1):
+                self.head_size += len(data)
+                if self.head_size > limit:
+                    raise BadRequest(
+                        "RequestHeaderSectionTooLarge", "The request headers are too large."
+                    )
+        elif trailing and self.chunk_open and self.body_events == events:
+            self.trailer_size += len(data)
+            if self.trailer_size > limit:
+                raise BadRequest("BadRequest", "The request trailers are too large.")
 
     def eof_received(self) -> bool | None:
         self.close_after = True
@@ -171,10 +232,16 @@ class _ClientConnection(asyncio.Protocol):
     # httptools callbacks
 
     def on_message_begin(self) -> None:
+        if self.ended:
+            # llhttp reads on after an HTTP/1.0 chunked request, which ends the connection.
+            raise BadRequest("BadRequest", "Nothing is read after the last request.")
         self.in_head = True
-        self.since = self.loop.time()
+        self.begun += 1
+        self.head_size = 0
+        self.head_since = self.loop.time()
         self._url = []
         self._url_size = 0
+        self._fields_size = 0
         self._headers = []
 
     def on_url(self, url: bytes) -> None:
@@ -184,30 +251,51 @@ class _ClientConnection(asyncio.Protocol):
         self._url.append(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if len(name) + len(value) > MAX_FIELD_SIZE or len(self._headers) >= MAX_HEADERS:
+        if self.in_body:
+            # Trailer fields: nothing here reads them, and a backend must not be told later
+            # what framed a body it already has (Content-Length, Transfer-Encoding, …).
+            raise BadRequest("BadRequest", "Trailer fields are not accepted in a request.")
+        size = len(name) + len(value)
+        self._fields_size += size + 4  # ": " and CRLF
+        if (
+            size > MAX_FIELD_SIZE
+            or len(self._headers) >= MAX_HEADERS
+            or self._url_size + self._fields_size > self.server.max_head_size
+        ):
             raise BadRequest("RequestHeaderSectionTooLarge", "The request headers are too large.")
         self._headers.append((name.decode("latin-1"), value.decode("utf-8", "surrogateescape")))
 
     def on_headers_complete(self) -> None:
         self.in_head = False
+        self.in_body = True  # until on_message_complete, which comes at once if bodiless
         parser = self.parser
+        method = parser.get_method().decode("ascii")
+        version = parser.get_http_version()
         headers = CIMultiDictProxy(CIMultiDict(self._headers))
+        check_framing(method, version, headers)
         url = self._url[0] if len(self._url) == 1 else b"".join(self._url)
         length = headers.get("Content-Length")
-        body_exists = "Transfer-Encoding" in headers or (length is not None and length != "0")
+        chunked = "Transfer-Encoding" in headers
+        body_exists = chunked or (length is not None and length != "0")
+        # HTTP/1.0 has no chunked framing: a 1.0 message that claims it is read as sent, and
+        # the connection ends after its answer (RFC 9112, 6.1).
+        keep_alive = parser.should_keep_alive() and not (chunked and version == "1.0")
         request = Request(
             self,
-            parser.get_method().decode("ascii"),
+            method,
             url.decode("utf-8", "surrogateescape"),
             headers,
-            parser.get_http_version(),
-            parser.should_keep_alive(),
+            version,
+            keep_alive,
             body_exists,
         )
         if self.close_after:
             self.parsing = None  # after a refused or final request: not served
             return
         self.parsing = request
+        self.body_tick = self.loop.time()
+        self.body_idle = self.body_active = 0.0
+        self.body_bytes = 0
         if self.busy:
             self.queue.append(request)
             self._pause_reading()  # one request ahead is enough
@@ -215,13 +303,30 @@ class _ClientConnection(asyncio.Protocol):
             self._start(request)
 
     def on_body(self, body: bytes) -> None:
+        self.chunk_open = False
+        self.body_events += 1
+        self.body_bytes += len(body)
+        self.body_idle = 0.0
         if self.parsing is not None:
             self.parsing.content.feed(body)
 
+    def on_chunk_header(self) -> None:
+        self.chunk_open = True
+        self.trailer_size = 0
+
+    def on_chunk_complete(self) -> None:
+        self.chunk_open = False
+        self.body_events += 1
+
     def on_message_complete(self) -> None:
+        self.in_body = False
+        self.chunk_open = False
         request = self.parsing
         self.parsing = None
         if request is not None:
+            # After a request that ends the connection nothing is processed (RFC 9112, 9.6);
+            # what came before it is still answered, in order.
+            self.ended = not request.keep_alive
             request.content.feed_eof()
             if self.lingering and not self.busy:
                 self.close()
@@ -272,8 +377,14 @@ class _ClientConnection(asyncio.Protocol):
         try:
             response = await server.handler(request)
         except Exception:
+            if self.final:
+                self.busy = False
+                return  # the body timed out: its reader failed, the answer is out already
             log.exception("the request handler failed")
             response = Response(status=500, body=b"", headers={"Content-Type": "text/plain"})
+        if self.final:
+            self.busy = False
+            return
         try:
             if not response.prepared:
                 response._send(request)
@@ -293,7 +404,8 @@ class _ClientConnection(asyncio.Protocol):
         return (
             response._close
             or not request.keep_alive
-            or self.close_after
+            # Whole requests read before the last one (or a refusal) are answered first.
+            or (self.close_after and not self.queue and self.pending_error is None)
             or self.server.draining
             or not request.content.complete
         )
@@ -323,35 +435,65 @@ class _ClientConnection(asyncio.Protocol):
         self.busy = False
         if self.closed:
             return
-        if self.close_after and (not self.lingering or self.parsing is None):
-            self.close()
-            return
         if self.lingering:
+            if self.parsing is None:
+                self.close()
             return  # the body's end, or the sweeper, closes the connection
-        self.since = self.loop.time()
-        if self.queue:
+        if self.queue and not self.server.draining:
+            self.since = self.loop.time()
             request = self.queue.popleft()
             if self.read_paused and request.content._size <= READ_LOW_WATER:
                 self.read_paused = False
                 self.transport.resume_reading()  # type: ignore[union-attr]
             self._start(request)
+        elif self.pending_error is not None:
+            self._write_error(self.pending_error)
+        elif self.close_after or self.server.draining:
+            self.close()
+        else:
+            self.since = self.loop.time()
 
     def close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
     def abort(self) -> None:
-        if self.transport is not None:
+        if self.final:
+            self.close()  # the server's own answer is still being written
+        elif self.transport is not None:
             self.transport.abort()
 
     def _refuse(self, error: BadRequest) -> None:
         """A request that cannot be parsed: answer it (unless one is in hand), then close."""
         self.close_after = True
-        if self.parsing is not None:
-            self.parsing.content.set_error(ConnectionResetError("the request was malformed"))
-            self.parsing = None
+        self.in_head = False  # a refused head is over: the head clock stops
+        broken, self.parsing = self.parsing, None
+        if broken is not None:
+            broken.content.set_error(ConnectionResetError("the request was malformed"))
         if self.busy or self.queue:
-            return  # the answer in hand goes out, then the connection closes
+            # The answers to the whole requests before it go out first. A request in hand
+            # whose body broke is answered by its handler (its body read fails); one still
+            # queued is never handled: the refusal answers it.
+            if broken is None or broken in self.queue:
+                if broken is not None:
+                    self.queue.remove(broken)
+                self.pending_error = error
+            return
+        self._write_error(error)
+
+    def _time_out_body(self, request: Request) -> None:
+        """A body that stalled: its reader fails (so the backend request is aborted and
+        nothing is committed), the client gets RequestTimeout, the connection ends."""
+        self.close_after = True
+        self.parsing = None
+        request.content.set_error(BodyTimeout("the request body timed out"))
+        if request.answer_begun:
+            self.abort()  # an answer is under way: the client must not take it as complete
+            return
+        self.final = True
+        self._write_error(BadRequest("RequestTimeout", _TIMED_OUT))
+
+    def _write_error(self, error: BadRequest) -> None:
         body = (
             '<?xml version="1.0" encoding="UTF-8"?>\n'
             f"<Error><Code>{error.code}</Code><Message>{error.message}</Message></Error>"
@@ -369,12 +511,17 @@ class _ClientConnection(asyncio.Protocol):
     def sweep(self, now: float, idle_timeout: float) -> None:
         if self.closed:
             return
+        server = self.server
         if self.lingering:
             if now - self.since > LINGER_SECONDS and not self.busy:
                 self.close()
         elif self.in_head:
-            if now - self.since > idle_timeout:
-                self.close()  # a request head that never finishes
+            if self.read_paused:
+                self.head_since = now  # not read while requests ahead are answered
+            elif now - self.head_since > server.header_timeout:
+                self._refuse(BadRequest("RequestTimeout", _TIMED_OUT))
+        elif self.parsing is not None and not self.final:
+            self._sweep_body(self.parsing, now)
         elif (
             not self.busy
             and self.parsing is None
@@ -382,6 +529,23 @@ class _ClientConnection(asyncio.Protocol):
             and now - self.since > idle_timeout
         ):
             self.close()  # an idle keep-alive connection
+
+    def _sweep_body(self, request: Request, now: float) -> None:
+        """Time a body out when it stalls for `body_timeout`, or when after that grace it has
+        come slower than `body_min_rate`. Time the proxy itself is not reading (back-pressure,
+        a request queued behind another, a 100-continue not yet sent) does not count."""
+        elapsed, self.body_tick = now - self.body_tick, now
+        body = request.content
+        if body.complete or body.discard or self.read_paused:
+            return
+        if request.expect_continue and not request.continued:
+            return
+        server = self.server
+        self.body_idle += elapsed
+        self.body_active += elapsed
+        allowed = server.body_timeout + self.body_bytes / server.body_min_rate
+        if self.body_idle > server.body_timeout or self.body_active > allowed:
+            self._time_out_body(request)
 
 
 class FrontServer:
@@ -392,10 +556,18 @@ class FrontServer:
         handler: Handler,
         *,
         keepalive_timeout: float = 75.0,
+        header_timeout: float = HEADER_TIMEOUT,
+        body_timeout: float = BODY_TIMEOUT,
+        body_min_rate: float = BODY_MIN_RATE,
+        max_head_size: int = MAX_HEAD_SIZE,
         tls: ssl.SSLContext | None = None,
     ) -> None:
         self.handler = handler
         self.keepalive_timeout = keepalive_timeout
+        self.header_timeout = header_timeout
+        self.body_timeout = body_timeout
+        self.body_min_rate = body_min_rate
+        self.max_head_size = max_head_size
         self.tls = tls
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # set by start
         self.connections: set[_ClientConnection] = set()
@@ -450,10 +622,13 @@ class FrontServer:
 
 __all__ = [
     "MAX_FIELD_SIZE",
+    "MAX_HEAD_SIZE",
     "MAX_LINE_SIZE",
     "READ_HIGH_WATER",
     "SERVER_NAME",
+    "BadRequest",
     "Body",
+    "BodyTimeout",
     "FrontServer",
     "Request",
     "Response",

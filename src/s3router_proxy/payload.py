@@ -32,7 +32,7 @@ from .chunked import (
     encode_unsigned_trailer,
 )
 from .errors import S3Error
-from .front import Body
+from .front import Body, BodyTimeout
 from .s3request import S3Request
 from .sigv4 import STREAMING_PAYLOADS, UNSIGNED_PAYLOAD, SigV4Auth
 
@@ -267,7 +267,9 @@ async def forward_body(
     except BodyAborted:
         raise
     except Exception as exc:  # the client went away or sent fewer bytes than it announced
-        outcome.failure = S3Error("IncompleteBody")
+        # (or stalled: the access log then says RequestTimeout, as the client was told)
+        timed_out = isinstance(exc, BodyTimeout)
+        outcome.failure = S3Error("RequestTimeout" if timed_out else "IncompleteBody")
         raise BodyAborted from exc
     for check in checks:
         if not check.matches():

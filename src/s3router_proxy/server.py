@@ -865,6 +865,10 @@ class ProxyServer:
         self.front = FrontServer(
             self.handler,
             keepalive_timeout=config.keepalive_timeout,
+            header_timeout=config.header_timeout,
+            body_timeout=config.body_timeout,
+            body_min_rate=config.body_min_rate,
+            max_head_size=config.max_request_head_bytes,
             tls=ssl_context(config),
         )
         self.port = await self.front.start(

@@ -1091,7 +1091,8 @@ def test_idle_and_slow_clients_are_disconnected(
     start_proxy: StartProxy, moto_plain: MotoBackend
 ) -> None:
     proxy = start_proxy(
-        config_text(moto_plain, moto_plain, router="keepalive_timeout: 1"), log_level="info"
+        config_text(moto_plain, moto_plain, router="keepalive_timeout: 1\nheader_timeout: 1"),
+        log_level="info",
     )
     # Keep-alive works: two requests on one connection, then the idle connection is closed.
     with socket.create_connection((LOOPBACK, proxy.port), timeout=5) as sock:

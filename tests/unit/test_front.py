@@ -276,14 +276,21 @@ async def test_a_client_leaving_mid_body_is_an_error_for_the_reader() -> None:
 
 
 async def test_idle_connections_are_closed_after_the_keepalive_timeout() -> None:
-    async with serving(echo_sha, keepalive_timeout=0.5) as (server, port):
+    async with serving(echo_sha, keepalive_timeout=0.5, header_timeout=30) as (server, port):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"GET /k HTTP/1.1\r\nHost: h\r\n\r\n")
         assert (await read_answer(reader))[0] == 200
         assert await closed(reader, 4)
-        # A head that never finishes is dropped as well.
+        assert not server.connections
+
+
+async def test_a_head_that_never_finishes_times_out_on_its_own_clock() -> None:
+    async with serving(echo_sha, keepalive_timeout=30, header_timeout=0.5) as (server, port):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"GET /k HTTP/1.1\r\nHost: h\r\n")
+        status, headers, body = await read_answer(reader)
+        assert (status, headers["connection"]) == (400, "close")
+        assert b"<Code>RequestTimeout</Code>" in body
         assert await closed(reader, 4)
         assert not server.connections
 
@@ -322,3 +329,83 @@ async def test_stop_listening_closes_idle_connections_and_ends_busy_ones_after_t
         assert await closed(busy_reader)
         with pytest.raises(OSError):
             await asyncio.open_connection("127.0.0.1", port)
+
+
+async def test_whole_requests_before_a_refused_one_are_answered_first() -> None:
+    async with serving(echo_sha) as (_, port):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            b"GET /one HTTP/1.1\r\nHost: h\r\n\r\n"
+            b"PUT /two HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc"
+            b"\x01junk\r\n\r\n"
+        )
+        first, second, third = [await read_answer(reader) for _ in range(3)]
+        assert first[2].startswith(b"GET /one 0 ") and "connection" not in first[1]
+        assert second[2].startswith(b"PUT /two 3 ")
+        assert (third[0], third[1]["connection"]) == (400, "close")
+        assert await closed(reader)
+
+
+async def test_a_half_close_after_pipelined_requests_loses_no_answer() -> None:
+    async def slow_first(request: Request) -> Response:
+        if request.raw_path == "/one":
+            await asyncio.sleep(0.3)  # the half-close arrives while this is answered
+        return await echo_sha(request)
+
+    async with serving(slow_first) as (_, port):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /one HTTP/1.1\r\nHost: h\r\n\r\nGET /two HTTP/1.1\r\nHost: h\r\n\r\n")
+        writer.write_eof()
+        first, second = await read_answer(reader), await read_answer(reader)
+        assert first[2].startswith(b"GET /one 0 ")
+        assert second[2].startswith(b"GET /two 0 ")
+        assert await closed(reader)
+
+
+async def test_time_the_server_is_not_reading_does_not_count_against_a_body() -> None:
+    """A handler that reads nothing for 2.5 s (body_timeout 1 s): the client is held by
+    back-pressure, or waits for 100-continue, and its body is still taken whole."""
+
+    async def late_reader(request: Request) -> Response:
+        await asyncio.sleep(2.5)
+        request.send_continue()
+        return await echo_sha(request)
+
+    data = b"x" * (4 * 1024 * 1024)
+    async with serving(late_reader, body_timeout=1, body_min_rate=1024 * 1024) as (_, port):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"PUT /big HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n" % len(data))
+        writer.write(data)
+        status, _, body = await read_answer(reader)
+        assert (status, body) == (
+            200,
+            f"PUT /big {len(data)} {hashlib.sha256(data).hexdigest()}".encode(),
+        )
+        writer.write(
+            b"PUT /k HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n"
+        )
+        assert (await read_answer(reader))[0] == 100
+        writer.write(b"data")
+        assert (await read_answer(reader))[2].startswith(b"PUT /k 4 ")
+        writer.close()
+
+
+async def test_a_stalled_body_fails_its_reader_and_gets_request_timeout() -> None:
+    failures: list[BaseException] = []
+
+    async def reading(request: Request) -> Response:
+        try:
+            await request.content.read()
+        except ConnectionError as exc:
+            failures.append(exc)
+            return Response(status=400, body=b"the handler's own answer")
+        return Response(body=b"complete")
+
+    async with serving(reading, body_timeout=1) as (_, port):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"PUT /k HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc")
+        status, headers, body = await read_answer(reader)
+        assert (status, headers["connection"]) == (400, "close")
+        assert b"<Code>RequestTimeout</Code>" in body
+        assert await closed(reader)
+    assert len(failures) == 1 and isinstance(failures[0], front.BodyTimeout)
