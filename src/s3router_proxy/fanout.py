@@ -17,7 +17,6 @@ from .errors import S3Error
 from .front import Body
 from .listing import merged_list
 from .mapping import (
-    MAX_DELETE_OBJECTS_BYTES,
     S3_NS,
     NameMapping,
     body_integrity_headers,
@@ -87,20 +86,18 @@ async def read_small_body(content: Body, plan: PayloadPlan, limit: int) -> bytes
 
 
 async def split_delete_objects(
-    request: S3Request,
-    content: Body,
-    plan: PayloadPlan,
+    body: bytes,
     route_key: object,
     backends: dict,
     journal: str | None = None,
 ) -> bytes:
     """DeleteObjects whose keys route to several places: one request per place, one answer.
 
+    `body` is the client's document, read and verified (and its keys authorized) already.
     `route_key(key) -> Route` routes one client key as DeleteObject would. A rule's mirrors
     get the same deletes: before its target in strict mode (a mirror that fails fails the
     request, the target untouched), after it in best_effort (what a mirror missed is journaled).
     """
-    body = await read_small_body(content, plan, MAX_DELETE_OBJECTS_BYTES)
     routes: dict[Hashable, Route] = {}
 
     def target(key: str) -> tuple[Hashable, str]:

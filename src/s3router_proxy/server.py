@@ -42,10 +42,12 @@ from .fanout import (
 from .front import FrontServer, Request, Response
 from .logsetup import ACCESS_LOGGER
 from .mapping import (
+    MAX_DELETE_OBJECTS_BYTES,
     CopySource,
     NameMapping,
     children,
     client_location,
+    delete_objects_keys,
     format_copy_source,
     local_name,
     parse_copy_source,
@@ -55,7 +57,7 @@ from .mapping import (
 )
 from .mirror import NO_MIRRORS, MirroredWrite, Mirrors, mirrored, mirrors_for, then_mirror
 from .payload import BodyOutcome, PayloadPlan, plan_payload
-from .policy import UNRESTRICTED, ClientPolicy, authorize
+from .policy import KEYS_IN_BODY, UNRESTRICTED, ClientPolicy, authorize, authorize_keys
 from .proxy import Rewrite, TryNextBackend, forward
 from .record import RequestRecord
 from .routing import (
@@ -394,6 +396,23 @@ MAX_COMPLETE_BODY = 4 * 1024 * 1024
 MAX_PARTS = 10_000
 
 
+async def body_with_keys_authorized(
+    http_request: Request,
+    request: S3Request,
+    auth: sigv4.SigV4Auth,
+    signing_key: bytes | None,
+    policy: ClientPolicy,
+    client: str,
+) -> tuple[PayloadPlan, bytes]:
+    """A DeleteObjects body, read (it is small) and verified, once every key it names passed
+    the client's grants: the keys are only in the body, and no backend has been asked yet."""
+    plan = plan_payload(request, auth, signing_key, backend_trailers=False)
+    http_request.send_continue()
+    body = await read_small_body(http_request.content, plan, MAX_DELETE_OBJECTS_BYTES)
+    authorize_keys(policy, client, request.operation, request.bucket, delete_objects_keys(body))
+    return plan, body
+
+
 def check_complete_document(body: bytes) -> None:
     """A CompleteMultipartUpload body S3 would accept the shape of, or MalformedXML."""
     if not body.strip():
@@ -484,6 +503,11 @@ class ProxyHandler:
                     request.key,
                     request.query.get("prefix", ""),
                 )
+            keys_body = None
+            if request.operation in KEYS_IN_BODY:
+                keys_body = await body_with_keys_authorized(
+                    http_request, request, auth, signing_key, policy, record.client
+                )
             record.payload = "sha256" if len(auth.payload_hash) == 64 else auth.payload_hash
             config = state.config
             if request.operation == "ListBuckets":
@@ -511,7 +535,7 @@ class ProxyHandler:
                 if not listing_is_plain(parts) or mirrored_deletes:
                     record.backend = ",".join(sorted({p.backend for p in parts}))
                     return await self._fan_out(
-                        http_request, state, request, auth, signing_key, parts, record, policy
+                        http_request, state, request, keys_body, parts, record, policy
                     )
             route = match_route(
                 config.rules,
@@ -577,12 +601,16 @@ class ProxyHandler:
                         source_route.bucket, source_route.key, source.version_id
                     )
                 }
-            plan = plan_payload(
-                request,
-                auth,
-                signing_key,
-                backend_trailers=backend.config.checksum_trailers
-                and all(state.backends[m].config.checksum_trailers for m in mirrors.names),
+            plan = (
+                keys_body[0]
+                if keys_body is not None
+                else plan_payload(
+                    request,
+                    auth,
+                    signing_key,
+                    backend_trailers=backend.config.checksum_trailers
+                    and all(state.backends[m].config.checksum_trailers for m in mirrors.names),
+                )
             )
             if route.rule is not None and route.rule.max_body_size is not None:
                 check_body_cap(request, plan, route.rule.max_body_size)
@@ -590,14 +618,15 @@ class ProxyHandler:
             rewrite, rewrite_errors = response_rewriters(
                 state, request, route, record, policy, pin=pin
             )
-            body_override = None
+            body_override = None if keys_body is None else keys_body[1]
             if (
                 backend.config.add_content_md5
                 and request.operation in CONTENT_MD5_OPERATIONS
                 and "Content-MD5" not in request.headers
             ):
                 # The backend demands Content-MD5 on these small bodies; compute it.
-                body_override = await read_small_body(http_request.content, plan, MAX_MD5_BODY)
+                if body_override is None:
+                    body_override = await read_small_body(http_request.content, plan, MAX_MD5_BODY)
                 overrides = {**(overrides or {}), "content-md5": content_md5(body_override)}
             if request.operation == "CompleteMultipartUpload" and body_override is None:
                 # A small document: read it, refuse bombs and junk before the backend sees it.
@@ -704,8 +733,7 @@ class ProxyHandler:
         http_request: Request,
         state: ProxyState,
         request: S3Request,
-        auth: sigv4.SigV4Auth,
-        signing_key: bytes | None,
+        keys_body: tuple[PayloadPlan, bytes] | None,
         parts: list[Part],
         record: RequestRecord,
         policy: ClientPolicy,
@@ -725,8 +753,7 @@ class ProxyHandler:
             body = await merged_upload_listing(request, parts, state.backends, config.secret)
             return self._xml_answer(record, body)
         if request.operation == "DeleteObjects":
-            plan = plan_payload(request, auth, signing_key, backend_trailers=False)
-            http_request.send_continue()
+            assert keys_body is not None  # read and authorized key by key before routing
 
             def route_key(key: str) -> Route:
                 return match_route(
@@ -740,9 +767,7 @@ class ProxyHandler:
                 )
 
             body = await split_delete_objects(
-                request,
-                http_request.content,
-                plan,
+                keys_body[1],
                 route_key,
                 state.backends,
                 config.mirror_journal,
