@@ -369,6 +369,20 @@ def error_response(error: S3Error, *, resource: str, request_id: str, method: st
     )
 
 
+# Operations the proxy refuses whatever the client may do, and why.
+NOT_PROXIED = {
+    "PostObject": "Browser form uploads (POST Object) are not supported by this proxy; use "
+    "PutObject or a presigned PUT URL.",
+    # The answer holds credentials minted from the backend's own keys: a client holding them
+    # would talk to the backend directly, past every rule, grant and name mapping.
+    "CreateSession": "CreateSession is not supported by this proxy: it would hand out the "
+    "backend's credentials.",
+    # The source key is in x-amz-rename-source, which no grant or name mapping would see, and
+    # a rename deletes it.
+    "RenameObject": "RenameObject is not supported by this proxy; copy and delete instead.",
+}
+
+
 # Bucket-level requests that act on every part of a bucket split (or renamed) by rules.
 SPLIT_BUCKET_OPERATIONS = frozenset(
     {"DeleteObjects", "CreateBucket", "DeleteBucket", "HeadBucket", "ListMultipartUploads"}
@@ -486,12 +500,8 @@ class ProxyHandler:
                 request.bucket,
                 request.key,
             )
-            if request.operation == "PostObject":
-                raise S3Error(
-                    "NotImplemented",
-                    "Browser form uploads (POST Object) are not supported by this proxy; use "
-                    "PutObject or a presigned PUT URL.",
-                )
+            if request.operation in NOT_PROXIED:
+                raise S3Error("NotImplemented", NOT_PROXIED[request.operation])
             auth, signing_key, policy = self._authenticate(state, request, record)
             if request.operation != "ListBuckets" or auth is ANONYMOUS:
                 # ListBuckets is every client's; its answer shows only the buckets it may see.
