@@ -57,7 +57,7 @@ from .mapping import (
 )
 from .mirror import NO_MIRRORS, MirroredWrite, Mirrors, mirrored, mirrors_for, then_mirror
 from .payload import BodyOutcome, PayloadPlan, plan_payload
-from .policy import KEYS_IN_BODY, UNRESTRICTED, ClientPolicy, authorize, authorize_keys
+from .policy import KEYS_IN_BODY, LISTINGS, UNRESTRICTED, ClientPolicy, authorize, authorize_keys
 from .proxy import Rewrite, TryNextBackend, forward
 from .record import RequestRecord
 from .routing import (
@@ -220,7 +220,7 @@ def copy_source_route(state: ProxyState, request: S3Request) -> tuple[CopySource
 
 def key_filter(policy: ClientPolicy, request: S3Request) -> Rewrite[bytes] | None:
     """A listing rewrite that drops the keys a key-restricted client may not see."""
-    if request.operation not in MERGED_LISTINGS or not policy.filters_keys(request.bucket):
+    if request.operation not in LISTINGS or not policy.filters_keys(request.bucket):
         return None
     return lambda body: rewrite_response_xml(
         body,
@@ -761,6 +761,8 @@ class ProxyHandler:
             return Response(status=status, headers=headers)
         if request.operation == "ListMultipartUploads":
             body = await merged_upload_listing(request, parts, state.backends, config.secret)
+            if (hide := key_filter(policy, request)) is not None:
+                body = hide(body)
             return self._xml_answer(record, body)
         if request.operation == "DeleteObjects":
             assert keys_body is not None  # read and authorized key by key before routing

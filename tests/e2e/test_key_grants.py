@@ -51,6 +51,11 @@ def proxy(start_proxy: StartProxy, moto_plain: MotoBackend) -> ProxyProcess:
             allow:
               - {{buckets: ["{PLAIN}", "{MAPPED}"], keys: ["team/*"],
                   operations: [read, write, list, delete]}}
+          - name: csv
+            access_key_id: AKIACSV
+            secret_access_key: csv-secret
+            allow:
+              - {{buckets: ["{PLAIN}", "{MAPPED}"], keys: ["*.csv"], operations: [read, list]}}
         routing:
           rules:
             - {{pattern: "{MAPPED}", target: store, mapped_bucket: "{STORED}",
@@ -109,3 +114,23 @@ def test_delete_objects_stays_inside_a_key_grant(
     answer = delete_objects(team, bucket, ["team/a"])
     assert [d["Key"] for d in answer.get("Deleted", [])] == ["team/a"]
     assert stored_keys(moto_plain, stored, prefix) == ["other/c", "protected/b"]
+
+
+@pytest.mark.parametrize(("bucket", "prefix"), [(PLAIN, ""), (MAPPED, "tenant/")])
+def test_upload_listings_show_only_the_keys_a_client_may_see(
+    proxy: ProxyProcess, moto_plain: MotoBackend, bucket: str, prefix: str
+) -> None:
+    stored = STORED if bucket == MAPPED else PLAIN
+    direct = moto_plain.client()
+    uploads = {
+        key: direct.create_multipart_upload(Bucket=stored, Key=prefix + key)["UploadId"]
+        for key in ("team/report.csv", "team/salaries.bin")
+    }
+    try:
+        csv = proxy.client("AKIACSV", "csv-secret")
+        listed = csv.list_multipart_uploads(Bucket=bucket)
+        assert [u["Key"] for u in listed.get("Uploads", [])] == ["team/report.csv"]
+        assert b"salaries" not in str(listed).encode()
+    finally:
+        for key, upload_id in uploads.items():
+            direct.abort_multipart_upload(Bucket=stored, Key=prefix + key, UploadId=upload_id)
