@@ -56,9 +56,14 @@ def backend_error(status: int, body: bytes) -> S3Error:
 
 
 async def merged_listing(
-    request: S3Request, parts: Sequence[Part], backends: dict, secret: bytes
+    request: S3Request,
+    parts: Sequence[Part],
+    backends: dict,
+    secret: bytes,
+    keep: Callable[[str], bool] | None = None,
 ) -> bytes:
-    """The client's listing of a split or mapped bucket, from every part."""
+    """The client's listing of a split or mapped bucket, from every part; with `keep`, only
+    the keys it accepts (a client's key grants)."""
 
     async def fetch(part: Part, query: list[tuple[str, str]]) -> bytes:
         status, body = await backend_call(backends[part.backend], "GET", part.bucket, "", query)
@@ -66,7 +71,9 @@ async def merged_listing(
             raise backend_error(status, body)
         return body
 
-    return await merged_list(request.operation, request.bucket, request.query, parts, fetch, secret)
+    return await merged_list(
+        request.operation, request.bucket, request.query, parts, fetch, secret, keep=keep
+    )
 
 
 async def read_small_body(content: Body, plan: PayloadPlan, limit: int) -> bytes:
@@ -266,10 +273,15 @@ async def bucket_on_every_part(
 
 
 async def merged_upload_listing(
-    request: S3Request, parts: Sequence[Part], backends: dict, secret: bytes
+    request: S3Request,
+    parts: Sequence[Part],
+    backends: dict,
+    secret: bytes,
+    keep: Callable[[str], bool] | None = None,
 ) -> bytes:
     """ListMultipartUploads of a split bucket: every part asked, ids sealed, names mapped,
-    keys a part does not own dropped, merged in key order and cut at max-uploads."""
+    keys a part does not own (or `keep` rejects) dropped, merged in key order and cut at
+    max-uploads, so the markers name only uploads the client was shown."""
     query = request.query
     limit = int(query["max-uploads"]) if query.get("max-uploads", "").isdigit() else 1000
     limit = max(1, min(limit, 1000))
@@ -310,7 +322,7 @@ async def merged_upload_listing(
             body,
             part.mapping,
             client_query=query,
-            keep_key=part.owns,
+            keep_key=part.owns if keep is None else lambda k, part=part: part.owns(k) and keep(k),
             keep_prefix=lambda p, part=part: part.region(p) != "none",
         )
         root = parse_xml(body)

@@ -57,7 +57,7 @@ from .mapping import (
 )
 from .mirror import NO_MIRRORS, MirroredWrite, Mirrors, mirrored, mirrors_for, then_mirror
 from .payload import BodyOutcome, PayloadPlan, plan_payload
-from .policy import KEYS_IN_BODY, LISTINGS, UNRESTRICTED, ClientPolicy, authorize, authorize_keys
+from .policy import KEYS_IN_BODY, LISTINGS, ClientPolicy, authorize, authorize_keys
 from .proxy import Rewrite, TryNextBackend, forward
 from .record import RequestRecord
 from .routing import (
@@ -218,16 +218,15 @@ def copy_source_route(state: ProxyState, request: S3Request) -> tuple[CopySource
     return source, source_route
 
 
-def key_filter(policy: ClientPolicy, request: S3Request) -> Rewrite[bytes] | None:
-    """A listing rewrite that drops the keys a key-restricted client may not see."""
+def visible_keys(policy: ClientPolicy, request: S3Request) -> Callable[[str], bool] | None:
+    """Which keys a listing may show a key-restricted client (None: every key).
+
+    Such a listing is always built by the proxy (`_fan_out`), never passed through with keys
+    dropped afterwards: a backend's markers and tokens name the last key of its page, which
+    may be one the client must not see, and a page of hidden keys would end the listing."""
     if request.operation not in LISTINGS or not policy.filters_keys(request.bucket):
         return None
-    return lambda body: rewrite_response_xml(
-        body,
-        NameMapping.identity(request.bucket),
-        client_query=request.query,
-        keep_key=lambda key: policy.lists_key(request.operation, request.bucket, key),
-    )
+    return lambda key: policy.lists_key(request.operation, request.bucket, key)
 
 
 def response_rewriters(
@@ -235,7 +234,6 @@ def response_rewriters(
     request: S3Request,
     route: Route,
     record: RequestRecord,
-    policy: ClientPolicy = UNRESTRICTED,
     *,
     pin: uploadid.UploadPin | None = None,
 ) -> tuple[Rewrite[bytes] | None, Rewrite[bytes] | None]:
@@ -271,8 +269,6 @@ def response_rewriters(
                 logical_key=lambda backend_key: names.to_client_key(backend_key) or backend_key,
             )
         )
-    if (hide := key_filter(policy, request)) is not None:
-        steps.append(hide)
     if not route.renames:
         return _chain(steps), None
 
@@ -542,7 +538,11 @@ class ProxyHandler:
                 mirrored_deletes = request.operation == "DeleteObjects" and any(
                     part.rule is not None and part.rule.mirror for part in parts
                 )
-                if not listing_is_plain(parts) or mirrored_deletes:
+                if (
+                    not listing_is_plain(parts)
+                    or mirrored_deletes
+                    or visible_keys(policy, request) is not None
+                ):
                     record.backend = ",".join(sorted({p.backend for p in parts}))
                     return await self._fan_out(
                         http_request, state, request, keys_body, parts, record, policy
@@ -625,9 +625,7 @@ class ProxyHandler:
             if route.rule is not None and route.rule.max_body_size is not None:
                 check_body_cap(request, plan, route.rule.max_body_size)
             http_request.send_continue()  # Expect: 100-continue, now that auth and route pass
-            rewrite, rewrite_errors = response_rewriters(
-                state, request, route, record, policy, pin=pin
-            )
+            rewrite, rewrite_errors = response_rewriters(state, request, route, record, pin=pin)
             body_override = None if keys_body is None else keys_body[1]
             if (
                 backend.config.add_content_md5
@@ -678,7 +676,7 @@ class ProxyHandler:
                     pinned = uploadid.UploadPin(
                         route.backend, route.bucket, route.key, "", ids, mirrors.mode
                     )
-                    wrap, _ = response_rewriters(state, request, route, record, policy, pin=pinned)
+                    wrap, _ = response_rewriters(state, request, route, record, pin=pinned)
                     return await primary(None, wrap)
 
                 response = await mirrored(
@@ -694,9 +692,7 @@ class ProxyHandler:
                 last = position == len(chain) - 1
                 asked = route if position == 0 else route_on(route, name, request.key)
                 if asked.names != route.names:  # a fallback with names of its own
-                    rewrite, rewrite_errors = response_rewriters(
-                        state, request, asked, record, policy
-                    )
+                    rewrite, rewrite_errors = response_rewriters(state, request, asked, record)
                 try:
                     response = await forward(
                         http_request,
@@ -760,9 +756,9 @@ class ProxyHandler:
                 headers["Location"] = client_location("", request.bucket)
             return Response(status=status, headers=headers)
         if request.operation == "ListMultipartUploads":
-            body = await merged_upload_listing(request, parts, state.backends, config.secret)
-            if (hide := key_filter(policy, request)) is not None:
-                body = hide(body)
+            body = await merged_upload_listing(
+                request, parts, state.backends, config.secret, visible_keys(policy, request)
+            )
             return self._xml_answer(record, body)
         if request.operation == "DeleteObjects":
             assert keys_body is not None  # read and authorized key by key before routing
@@ -785,9 +781,9 @@ class ProxyHandler:
                 config.mirror_journal,
             )
         else:
-            body = await merged_listing(request, parts, state.backends, config.secret)
-            if (hide := key_filter(policy, request)) is not None:
-                body = hide(body)
+            body = await merged_listing(
+                request, parts, state.backends, config.secret, visible_keys(policy, request)
+            )
         return self._xml_answer(record, body)
 
     @staticmethod

@@ -4,7 +4,9 @@ client may not touch is refused before any backend request, and stays in the sto
 
 from __future__ import annotations
 
+import base64
 import contextlib
+from urllib.parse import urlencode
 
 import pytest
 from botocore.exceptions import ClientError
@@ -16,6 +18,8 @@ from harness import (
     StartProxy,
     unique_bucket_name,
 )
+from lxml import etree
+from rawclient import signed_request
 
 PLAIN = unique_bucket_name("grants")  # forwarded as it is: one backend, names unchanged
 MAPPED = unique_bucket_name("grantsmap")  # answered by the fan-out path: names mapped
@@ -134,3 +138,50 @@ def test_upload_listings_show_only_the_keys_a_client_may_see(
     finally:
         for key, upload_id in uploads.items():
             direct.abort_multipart_upload(Bucket=stored, Key=prefix + key, UploadId=upload_id)
+
+
+HIDDEN = ("team/a", "protected/b", "other/c")  # what the csv client may not see
+LISTINGS = {
+    "ListObjects": ([], "NextMarker", "marker"),
+    "ListObjectsV2": ([("list-type", "2")], "NextContinuationToken", "continuation-token"),
+    "ListObjectVersions": ([("versions", "")], "NextKeyMarker", "key-marker"),
+}
+
+
+def revealed(body: bytes) -> bytes:
+    """The body with every continuation token decoded too: a token is only opaque to clients
+    that do not try base64."""
+    out = body
+    for token in etree.fromstring(body).iter("{*}NextContinuationToken"):
+        raw = (token.text or "").encode()
+        with contextlib.suppress(ValueError):
+            out += base64.urlsafe_b64decode(raw + b"=" * (-len(raw) % 4))
+    return out
+
+
+@pytest.mark.parametrize("operation", sorted(LISTINGS))
+@pytest.mark.parametrize("bucket", [PLAIN, MAPPED])
+def test_listing_pages_never_name_a_hidden_key(
+    proxy: ProxyProcess, moto_plain: MotoBackend, operation: str, bucket: str
+) -> None:
+    """One key a page, the way a prober would list: the hidden keys sort between the visible
+    ones, and no page, marker or token may name one."""
+    stored, prefix = (STORED, "tenant/") if bucket == MAPPED else (PLAIN, "")
+    for key in ("other/z.csv", "team/b.csv"):
+        moto_plain.client().put_object(Bucket=stored, Key=prefix + key, Body=b"csv")
+    base, next_element, parameter = LISTINGS[operation]
+    shown: list[str] = []
+    query = [*base, ("max-keys", "1")]
+    for _ in range(20):
+        url = f"{proxy.endpoint}/{bucket}?{urlencode(query)}"
+        page = signed_request("GET", url, "AKIACSV", "csv-secret")
+        assert page.status == 200, page.body
+        for hidden in HIDDEN:
+            assert hidden.encode() not in revealed(page.body), (hidden, page.body)
+        root = etree.fromstring(page.body)
+        shown += [k.text for k in root.iter("{*}Key")]
+        if root.findtext("{*}IsTruncated") != "true":
+            break
+        marker = root.findtext("{*}" + next_element) or shown[-1]
+        query = [*base, ("max-keys", "1"), (parameter, marker)]
+    assert shown == ["other/z.csv", "team/b.csv"]
