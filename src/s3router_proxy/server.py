@@ -269,8 +269,8 @@ def response_rewriters(
                 logical_key=lambda backend_key: names.to_client_key(backend_key) or backend_key,
             )
         )
-    if not route.renames:
-        return _chain(steps), None
+    # Even where no name changes, answers are rewritten: a backend names itself in them
+    # (CompleteMultipartUpload's Location, an error's Endpoint and HostId).
 
     def to_client(body: bytes) -> bytes:
         return rewrite_response_xml(
@@ -324,12 +324,9 @@ def check_body_cap(request: S3Request, plan: PayloadPlan, cap: int) -> None:
         )
 
 
-def location_rewriter(
-    http_request: Request, request: S3Request, route: Route
-) -> Rewrite[str] | None:
-    """A backend's Location header in the client's names and at the proxy's address."""
-    if not route.renames:
-        return None
+def location_rewriter(http_request: Request, request: S3Request, route: Route) -> Rewrite[str]:
+    """A backend's Location header in the client's names and at the proxy's address (never
+    the backend's, even where no name changes)."""
     base = f"{http_request.scheme}://{request.host}"
     return lambda value: rewrite_location_header(
         value, route.names, client_base_url=base, client_key=request.key

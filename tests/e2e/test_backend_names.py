@@ -1,0 +1,113 @@
+"""Where a backend lives is the proxy's business: its address never reaches a client, through
+an answer's body (CompleteMultipartUpload's Location, an error's Endpoint) or its Location
+header, whether or not the route renames anything. `RawBackend` answers as a store on an
+internal address would, so anything the proxy passes through unchanged shows up."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from harness import ProxyProcess, RawBackend, StartProxy
+from lxml import etree
+from rawclient import signed_request
+
+KEY, SECRET = "AKIANAMES", "names-secret"
+INTERNAL = b"store-7.internal.example:9000"
+
+
+def answer(status: str, body: bytes, *headers: bytes) -> dict:
+    head = b"HTTP/1.1 " + status.encode() + b"\r\nContent-Type: application/xml\r\n"
+    head += b"".join(h + b"\r\n" for h in headers)
+    return [{"send": head + b"Content-Length: %d\r\n\r\n%s" % (len(body), body)}]
+
+
+def xml(text: str) -> bytes:
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + text.encode()
+
+
+@pytest.fixture
+def backend(tmp_path: Path) -> Iterator[RawBackend]:
+    with RawBackend(tmp_path) as raw:
+        raw.script(
+            {
+                "POST /bucket/big?uploads=": answer(
+                    "200 OK",
+                    xml(
+                        "<InitiateMultipartUploadResult><Bucket>bucket</Bucket><Key>big</Key>"
+                        "<UploadId>raw-upload</UploadId></InitiateMultipartUploadResult>"
+                    ),
+                ),
+                "POST /bucket/big?uploadId=raw-upload": answer(
+                    "200 OK",
+                    xml(
+                        "<CompleteMultipartUploadResult><Location>http://"
+                        + INTERNAL.decode()
+                        + "/bucket/big</Location><Bucket>bucket</Bucket><Key>big</Key>"
+                        '<ETag>"e-1"</ETag></CompleteMultipartUploadResult>'
+                    ),
+                ),
+                "GET /bucket/moved": answer(
+                    "301 Moved Permanently",
+                    xml(
+                        "<Error><Code>PermanentRedirect</Code><Message>Use the endpoint."
+                        "</Message><Endpoint>"
+                        + INTERNAL.decode()
+                        + "</Endpoint><Bucket>bucket</Bucket><RequestId>R</RequestId>"
+                        "<HostId>store-7</HostId></Error>"
+                    ),
+                    b"Location: http://" + INTERNAL + b"/bucket/moved",
+                ),
+            }
+        )
+        yield raw
+
+
+@pytest.fixture
+def proxy(start_proxy: StartProxy, backend: RawBackend) -> ProxyProcess:
+    return start_proxy(
+        textwrap.dedent(
+            f"""\
+            backends:
+              raw: {{endpoint: "{backend.endpoint}", access_key_id: "k", secret_access_key: "s"}}
+            clients:
+              - {{name: names, access_key_id: "{KEY}", secret_access_key: "{SECRET}"}}
+            routing:
+              default_target: raw
+            """
+        )
+    )
+
+
+def test_a_completed_upload_names_the_proxy_not_the_backend(
+    proxy: ProxyProcess, backend: RawBackend
+) -> None:
+    created = signed_request("POST", f"{proxy.endpoint}/bucket/big?uploads", KEY, SECRET)
+    upload_id = etree.fromstring(created.body).findtext("{*}UploadId")
+    assert created.status == 200 and upload_id and upload_id != "raw-upload"
+    document = (
+        b"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>e</ETag></Part>"
+        b"</CompleteMultipartUpload>"
+    )
+    done = signed_request(
+        "POST", f"{proxy.endpoint}/bucket/big?uploadId={upload_id}", KEY, SECRET, body=document
+    )
+    assert done.status == 200, done.body
+    assert etree.fromstring(done.body).findtext("{*}Location") == "/bucket/big"
+    assert INTERNAL not in done.body
+    assert [r["target"] for r in backend.requests()] == [
+        "/bucket/big?uploads=",
+        "/bucket/big?uploadId=raw-upload",
+    ]
+
+
+def test_a_backend_redirect_does_not_reveal_where_the_backend_is(
+    proxy: ProxyProcess, backend: RawBackend
+) -> None:
+    moved = signed_request("GET", f"{proxy.endpoint}/bucket/moved", KEY, SECRET)
+    assert (moved.status, moved.error_code) == (301, "PermanentRedirect")
+    assert INTERNAL not in moved.body
+    assert all(INTERNAL.decode() not in value for value in moved.headers.values())
+    assert b"store-7" not in moved.body  # the backend's host id, too
