@@ -171,14 +171,13 @@ def object_size(method: str, key: str, operation: str, headers: Mapping[str, str
             return None
     elif method.upper() not in ("PUT", "POST") or not key or "x-amz-copy-source" in headers:
         return None
-    decoded = headers.get("x-amz-decoded-content-length")
-    if decoded is not None:
-        return int(decoded) if decoded.strip().isdigit() else None
     streaming = "aws-chunked" in headers.get("content-encoding", "").lower() or headers.get(
         "x-amz-content-sha256", ""
     ).upper().startswith("STREAMING-")
-    length = headers.get("content-length")
-    if streaming or length is None or not length.strip().isdigit():
+    # Only an aws-chunked body is held to its decoded length (the decoder refuses any other
+    # size); next to a plain body the header is a claim nothing checks, so it is ignored.
+    length = headers.get("x-amz-decoded-content-length" if streaming else "content-length")
+    if length is None or not length.strip().isdigit():
         return None
     return int(length)
 

@@ -295,6 +295,10 @@ def test_size_conditions() -> None:
     assert route_of(rules, "PUT", "k", copy, operation="CopyObject") == "d"
     assert route_of(rules, "PUT", "k", {"content-length": "50"}, operation="UploadPart") == "x"
     assert route_of(rules, "PUT", "k", {"content-length": "abc"}) == "d"
+    # A plain body is as long as its Content-Length, whatever x-amz-decoded-content-length says.
+    lie = {"content-length": "5000", "x-amz-decoded-content-length": "50"}
+    assert route_of(rules, "PUT", "k", lie) == "d"
+    assert route_of(rules, "PUT", "k", lie, operation="PutObject") == "d"
 
 
 def test_object_size_without_operation_name() -> None:
