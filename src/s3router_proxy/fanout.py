@@ -266,7 +266,17 @@ async def bucket_on_every_part(
                 raise S3Error("NoSuchBucket" if status == 404 else "AccessDenied", status=status)
             error = backend_error(status, body)
             if done:
-                error.message += f" (already done on: {', '.join(done)})"
+                # Which stores and buckets is for the operator's log: clients never learn
+                # the backends' names for a bucket.
+                log.warning(
+                    "%s %s: refused by %s:%s after %s",
+                    method,
+                    parts[0].mapping.client_bucket,
+                    part.backend,
+                    part.bucket,
+                    ", ".join(done),
+                )
+                error.message += f" (already done on {len(done)} other part(s) of this bucket)"
             raise error
         done.append(f"{part.backend}:{part.bucket}")
     return 204 if method == "DELETE" else 200

@@ -10,7 +10,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import ProxyProcess, RawBackend, StartProxy
+from harness import (
+    PLAIN_ACCESS_KEY_ID,
+    PLAIN_SECRET_ACCESS_KEY,
+    MotoBackend,
+    ProxyProcess,
+    RawBackend,
+    StartProxy,
+    unique_bucket_name,
+)
 from lxml import etree
 from rawclient import signed_request
 
@@ -111,3 +119,47 @@ def test_a_backend_redirect_does_not_reveal_where_the_backend_is(
     assert INTERNAL not in moved.body
     assert all(INTERNAL.decode() not in value for value in moved.headers.values())
     assert b"store-7" not in moved.body  # the backend's host id, too
+
+
+def test_a_split_bucket_failing_half_way_names_no_backend_bucket(
+    start_proxy: StartProxy, backend: RawBackend, moto_plain: MotoBackend
+) -> None:
+    """CreateBucket of a bucket split over two stores, the second refusing: the error says
+    what happened without naming either store's bucket or the backends."""
+    client_bucket = unique_bucket_name("split")
+    hidden = unique_bucket_name("hidden")
+    backend.script(
+        {
+            "*": answer(
+                "403 Forbidden",
+                xml("<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"),
+            )
+        }
+    )
+    proxy = start_proxy(
+        textwrap.dedent(
+            f"""\
+            backends:
+              moto-internal:
+                endpoint: "{moto_plain.endpoint}"
+                access_key_id: "{PLAIN_ACCESS_KEY_ID}"
+                secret_access_key: "{PLAIN_SECRET_ACCESS_KEY}"
+              raw-internal:
+                {{endpoint: "{backend.endpoint}", access_key_id: "k", secret_access_key: "s"}}
+            clients:
+              - {{name: names, access_key_id: "{KEY}", secret_access_key: "{SECRET}"}}
+            routing:
+              rules:
+                - {{pattern: "{client_bucket}", key_pattern: "a/*", target: moto-internal,
+                    mapped_bucket: "{hidden}"}}
+                - {{pattern: "{client_bucket}", target: raw-internal,
+                    mapped_bucket: "{hidden}-raw"}}
+            """
+        )
+    )
+    created = signed_request("PUT", f"{proxy.endpoint}/{client_bucket}", KEY, SECRET)
+    assert (created.status, created.error_code) == (403, "AccessDenied")
+    assert hidden.encode() not in created.body and b"internal" not in created.body
+    # The first part was created before the second refused: the message says so.
+    assert b"already" in created.body
+    assert hidden in [b["Name"] for b in moto_plain.client().list_buckets()["Buckets"]]
