@@ -42,6 +42,14 @@ SIZED_OPERATIONS = frozenset({"PutObject", "UploadPart", "PostObject"})
 LISTING_OPERATIONS = frozenset({"ListObjects", "ListObjectsV2", "ListObjectVersions"})
 
 _GLOB_SPECIAL = "*?["
+# Paths that are not buckets on some S3-compatible stores but the root of an admin API that
+# takes S3-signed requests: forwarded there and signed with the backend's keys, `GET
+# /minio/admin/v3/info` or `PUT /admin/user?uid=…` would run an admin command with them. Only a
+# rule naming one of these literally (the operator meant that bucket) routes it.
+ADMIN_API_ROOTS = {
+    "minio": "MinIO's admin, metrics and health APIs",
+    "admin": "the Ceph Object Gateway admin API",
+}
 MAX_KEY_BYTES = 1024
 Region = Literal["all", "none", "some"]
 
@@ -536,6 +544,8 @@ def match_route(
     lower-case names) are needed by rules with `operations` names/groups and `conditions`;
     without them such rules only match by HTTP method and never by condition.
     """
+    if bucket in ADMIN_API_ROOTS:
+        rules, default_target = _literal_rules(rules, bucket), None
     facts = RequestFacts(method, bucket, key, operation=operation, headers=headers, now=now)
     rule = first_match(rules, facts)
     if rule is not None:
@@ -544,6 +554,12 @@ def match_route(
         if key and mapping.renames_keys:
             _check_backend_key(key, backend_key)
         return Route(rule.target, mapping.backend_bucket, backend_key, rule, mapping)
+    if bucket in ADMIN_API_ROOTS:
+        raise S3Error(
+            "AccessDenied",
+            f"/{bucket} is the root of {ADMIN_API_ROOTS[bucket]} on some backends; only a rule "
+            f"naming the bucket {bucket!r} itself routes it.",
+        )
     if default_target is None:
         raise S3Error(
             "NoSuchBucket",
@@ -551,6 +567,11 @@ def match_route(
             details={"BucketName": bucket},
         )
     return Route(default_target, bucket, key, None, NameMapping.identity(bucket))
+
+
+def _literal_rules(rules: Sequence[Rule], bucket: str) -> list[Rule]:
+    """The rules that name `bucket` itself: the only ones that route an admin API root."""
+    return [rule for rule in rules if rule.pattern == bucket]
 
 
 def _check_backend_key(key: str, backend_key: str) -> None:
@@ -657,6 +678,8 @@ def routes_for_bucket(
     facts = RequestFacts(method, bucket, "", operation=operation, headers=headers, now=now)
     parts: list[Part] = []
     excluded: list[Rule] = []
+    if bucket in ADMIN_API_ROOTS:
+        rules, default_target = _literal_rules(rules, bucket), None
     for rule in rules:
         if rule.mismatch(facts, keys=False) is not None:
             continue

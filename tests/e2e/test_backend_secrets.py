@@ -92,3 +92,26 @@ def test_a_sigv2_presigned_url_never_hands_the_client_token_to_the_backend(
     (seen,) = backend.requests()
     assert seen["target"] == "/bucket/k"
     assert TEMP_TOKEN.encode() not in backend.received()
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/minio/admin/v3/info"),
+        ("PUT", "/minio/admin/v3/add-user?accessKey=mine"),
+        ("GET", "/minio/v2/metrics/cluster"),
+        ("PUT", "/admin/user?uid=mine&display-name=mine"),
+        ("GET", "/admin/metadata/user"),
+        ("GET", "/minio?list-type=2"),
+    ],
+)
+def test_backend_admin_apis_are_never_signed_with_the_backend_keys(
+    proxy: ProxyProcess, backend: RawBackend, method: str, path: str
+) -> None:
+    """MinIO's admin API lives under /minio/ and Ceph RGW's under /admin/, both taking
+    S3-signed requests: as a "bucket" routed by default, the proxy would sign an admin
+    command with the backend's (often root) keys."""
+    answer = signed_request(method, proxy.endpoint + path, KEY, SECRET)
+    assert answer.status in (403, 404), answer.body
+    assert answer.error_code in ("AccessDenied", "NoSuchBucket")
+    assert backend.requests() == []
