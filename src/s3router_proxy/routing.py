@@ -569,6 +569,30 @@ def match_route(
     return Route(default_target, bucket, key, None, NameMapping.identity(bucket))
 
 
+# Bucket-level writes that are not about the bucket's configuration, or that act part by
+# part (`routes_for_bucket`) with the names mapped.
+_NOT_CONFIGURATION = frozenset({"CreateBucket", "DeleteBucket", "DeleteObjects"})
+
+
+def check_bucket_configuration(route: Route, method: str, operation: str) -> None:
+    """Refuse a change to the configuration of a backend bucket the client has only a prefix
+    of (a rule with `mapped_prefix`): a lifecycle rule, policy, ACL or versioning setting would
+    apply to the whole backend bucket, i.e. to keys of other rules and other clients too."""
+    if (
+        route.key
+        or method not in ("PUT", "POST", "DELETE")
+        or not route.names.renames_keys
+        or operation in _NOT_CONFIGURATION
+        or (operation in OPERATIONS and operation_group(operation) != "admin")
+    ):
+        return
+    raise S3Error(
+        "AccessDenied",
+        f"{operation} would change all of the backend bucket this bucket's keys live in (under "
+        "a prefix), not just this bucket; change it on the backend itself.",
+    )
+
+
 def _literal_rules(rules: Sequence[Rule], bucket: str) -> list[Rule]:
     """The rules that name `bucket` itself: the only ones that route an admin API root."""
     return [rule for rule in rules if rule.pattern == bucket]

@@ -64,6 +64,7 @@ from .routing import (
     Part,
     Route,
     Rule,
+    check_bucket_configuration,
     listing_is_plain,
     match_route,
     route_on,
@@ -553,6 +554,7 @@ class ProxyHandler:
                 operation=request.operation,
                 headers=request.headers,
             )
+            check_bucket_configuration(route, request.method, request.operation)
             pin = None
             if "uploadId" in request.query:
                 route, pin = pinned_route(state, request)
