@@ -8,6 +8,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from harness import (
@@ -17,6 +18,7 @@ from harness import (
     ProxyProcess,
     RawBackend,
     StartProxy,
+    free_port,
     unique_bucket_name,
 )
 from lxml import etree
@@ -163,3 +165,34 @@ def test_a_split_bucket_failing_half_way_names_no_backend_bucket(
     # The first part was created before the second refused: the message says so.
     assert b"already" in created.body
     assert hidden in [b["Name"] for b in moto_plain.client().list_buckets()["Buckets"]]
+
+
+@pytest.mark.parametrize("bucket", ["localhost:{port}?", "x@localhost:{port}#", "LOCALHOST:{port}"])
+def test_a_bucket_name_never_chooses_where_the_proxy_connects(
+    start_proxy: StartProxy, backend: RawBackend, bucket: str
+) -> None:
+    """With virtual-hosted addressing the backend bucket becomes part of a host name; a
+    client-chosen "bucket" such as `localhost:6379?` must not turn that into another host
+    (an internal service, the proxy's own admin port): it is sent path style instead."""
+    unused = f"http://127.0.0.1:{free_port()}"
+    proxy = start_proxy(
+        textwrap.dedent(
+            f"""\
+            backends:
+              aws-like:
+                endpoint: "{unused}"
+                addressing_style: virtual
+                access_key_id: "k"
+                secret_access_key: "s"
+                connect_timeout: 2
+            clients:
+              - {{name: names, access_key_id: "{KEY}", secret_access_key: "{SECRET}"}}
+            routing:
+              default_target: aws-like
+            """
+        )
+    )
+    name = quote(bucket.format(port=backend.port), safe="")
+    answer = signed_request("GET", f"{proxy.endpoint}/{name}/v1/secrets", KEY, SECRET)
+    assert backend.requests() == [], "the proxy connected where the bucket name said"
+    assert answer.status in (400, 403, 503), answer.body
