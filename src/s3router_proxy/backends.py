@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -28,6 +29,10 @@ from .upstream import UpstreamPool
 log = logging.getLogger("s3router_proxy.backends")
 
 CREDENTIAL_REFRESH_SECONDS = 60.0
+# Bucket names that can be a host name label (botocore's test for virtual-hosted addressing).
+# Anything else (dots, upper case, `:`, `@`, `?`, `#`, …) goes path style: a client's bucket
+# name must never decide which host the proxy connects to.
+_DNS_BUCKET = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +171,7 @@ class Backend:
     def address(self, bucket: str, key: str) -> tuple[str, str]:
         """(Host header, canonical URI) for a bucket and key on this backend."""
         encoded_key = key_path(key)
-        if self.config.addressing_style == "virtual" and bucket and "." not in bucket:
+        if self.config.addressing_style == "virtual" and _DNS_BUCKET.fullmatch(bucket):
             return f"{bucket}.{self.netloc}", "/" + encoded_key
         if not bucket:
             return self.netloc, "/"

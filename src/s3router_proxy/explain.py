@@ -345,6 +345,7 @@ def check(config: RoutingConfig, backends: Sequence[str] | None = None) -> list[
             _check_overlaps(rule, rules[:i], warn)
         _check_conditions(rule, warn)
         _check_mapping(rule, warn)
+        _check_aliases(rule, rules[:i], warn)
 
     catch_all = next((r for r in rules if _catches_all(r)), None)
     if catch_all is not None and config.default_target is not None:
@@ -422,6 +423,39 @@ def _check_mapping(rule: Rule, warn: _Warn) -> None:
                 "data lives",
                 "note",
             )
+
+
+def _backend_bucket(rule: Rule) -> str | None:
+    """The one backend bucket a rule stores in, None when its pattern names several."""
+    if rule.mapped_bucket:
+        return rule.mapped_bucket
+    return None if any(c in rule.pattern for c in "*?[") else rule.pattern
+
+
+def _check_aliases(rule: Rule, earlier_rules: Sequence[Rule], warn: _Warn) -> None:
+    """Two rules storing in one backend bucket under nested prefixes give one object two
+    client names, and a grant, deny or key filter written for one name misses the other."""
+    bucket = _backend_bucket(rule)
+    if bucket is None:
+        return
+    for earlier in earlier_rules:
+        if earlier.target != rule.target or _backend_bucket(earlier) != bucket:
+            continue
+        inner, outer = sorted((rule, earlier), key=lambda r: -len(r.backend_prefix))
+        if not inner.backend_prefix.startswith(outer.backend_prefix):
+            continue
+        gap = inner.backend_prefix[len(outer.backend_prefix) :]
+        if inner.pattern == outer.pattern and inner.client_prefix == outer.client_prefix + gap:
+            continue  # the same client name either way (an ordinary split)
+        sample = inner.backend_prefix + "obj"
+        warn(
+            rule,
+            f"{bucket!r} on {rule.target!r} is reached by {earlier.label} too: the backend "
+            f"object {sample!r} is {inner.pattern}/{inner.client_prefix}obj by "
+            f"{inner.label} and {outer.pattern}/{outer.client_prefix}{gap}obj by "
+            f"{outer.label}; client grants and denies must cover both names",
+        )
+        return
 
 
 class _Warn(Protocol):

@@ -17,7 +17,6 @@ from .errors import S3Error
 from .front import Body
 from .listing import merged_list
 from .mapping import (
-    MAX_DELETE_OBJECTS_BYTES,
     S3_NS,
     NameMapping,
     body_integrity_headers,
@@ -57,9 +56,14 @@ def backend_error(status: int, body: bytes) -> S3Error:
 
 
 async def merged_listing(
-    request: S3Request, parts: Sequence[Part], backends: dict, secret: bytes
+    request: S3Request,
+    parts: Sequence[Part],
+    backends: dict,
+    secret: bytes,
+    keep: Callable[[str], bool] | None = None,
 ) -> bytes:
-    """The client's listing of a split or mapped bucket, from every part."""
+    """The client's listing of a split or mapped bucket, from every part; with `keep`, only
+    the keys it accepts (a client's key grants)."""
 
     async def fetch(part: Part, query: list[tuple[str, str]]) -> bytes:
         status, body = await backend_call(backends[part.backend], "GET", part.bucket, "", query)
@@ -67,7 +71,9 @@ async def merged_listing(
             raise backend_error(status, body)
         return body
 
-    return await merged_list(request.operation, request.bucket, request.query, parts, fetch, secret)
+    return await merged_list(
+        request.operation, request.bucket, request.query, parts, fetch, secret, keep=keep
+    )
 
 
 async def read_small_body(content: Body, plan: PayloadPlan, limit: int) -> bytes:
@@ -87,20 +93,18 @@ async def read_small_body(content: Body, plan: PayloadPlan, limit: int) -> bytes
 
 
 async def split_delete_objects(
-    request: S3Request,
-    content: Body,
-    plan: PayloadPlan,
+    body: bytes,
     route_key: object,
     backends: dict,
     journal: str | None = None,
 ) -> bytes:
     """DeleteObjects whose keys route to several places: one request per place, one answer.
 
+    `body` is the client's document, read and verified (and its keys authorized) already.
     `route_key(key) -> Route` routes one client key as DeleteObject would. A rule's mirrors
     get the same deletes: before its target in strict mode (a mirror that fails fails the
     request, the target untouched), after it in best_effort (what a mirror missed is journaled).
     """
-    body = await read_small_body(content, plan, MAX_DELETE_OBJECTS_BYTES)
     routes: dict[Hashable, Route] = {}
 
     def target(key: str) -> tuple[Hashable, str]:
@@ -262,17 +266,32 @@ async def bucket_on_every_part(
                 raise S3Error("NoSuchBucket" if status == 404 else "AccessDenied", status=status)
             error = backend_error(status, body)
             if done:
-                error.message += f" (already done on: {', '.join(done)})"
+                # Which stores and buckets is for the operator's log: clients never learn
+                # the backends' names for a bucket.
+                log.warning(
+                    "%s %s: refused by %s:%s after %s",
+                    method,
+                    parts[0].mapping.client_bucket,
+                    part.backend,
+                    part.bucket,
+                    ", ".join(done),
+                )
+                error.message += f" (already done on {len(done)} other part(s) of this bucket)"
             raise error
         done.append(f"{part.backend}:{part.bucket}")
     return 204 if method == "DELETE" else 200
 
 
 async def merged_upload_listing(
-    request: S3Request, parts: Sequence[Part], backends: dict, secret: bytes
+    request: S3Request,
+    parts: Sequence[Part],
+    backends: dict,
+    secret: bytes,
+    keep: Callable[[str], bool] | None = None,
 ) -> bytes:
     """ListMultipartUploads of a split bucket: every part asked, ids sealed, names mapped,
-    keys a part does not own dropped, merged in key order and cut at max-uploads."""
+    keys a part does not own (or `keep` rejects) dropped, merged in key order and cut at
+    max-uploads, so the markers name only uploads the client was shown."""
     query = request.query
     limit = int(query["max-uploads"]) if query.get("max-uploads", "").isdigit() else 1000
     limit = max(1, min(limit, 1000))
@@ -313,7 +332,7 @@ async def merged_upload_listing(
             body,
             part.mapping,
             client_query=query,
-            keep_key=part.owns,
+            keep_key=part.owns if keep is None else lambda k, part=part: part.owns(k) and keep(k),
             keep_prefix=lambda p, part=part: part.region(p) != "none",
         )
         root = parse_xml(body)

@@ -194,8 +194,16 @@ class _PartMissing(Exception):
 class _Cursor:
     """The entries one part contributes, in order, fetched a backend page at a time."""
 
-    def __init__(self, part: Part, params: ListParams, fetch: Fetch, page_size: int) -> None:
+    def __init__(
+        self,
+        part: Part,
+        params: ListParams,
+        fetch: Fetch,
+        page_size: int,
+        keep: Callable[[str], bool] | None = None,
+    ) -> None:
         self.part = part
+        self.keep = keep  # the client may see this key (None: every key the part owns)
         self.params = params
         self.fetch = fetch
         self.page_size = page_size
@@ -386,7 +394,7 @@ class _Cursor:
 
     def _object_entry(self, item: Any, backend_key: str) -> _Entry | None:
         key = self.part.mapping.to_client_key(backend_key)
-        if key is None or not key.startswith(self.params.prefix) or not self.part.owns(key):
+        if key is None or not key.startswith(self.params.prefix) or not self._shows(key):
             return None
         delimiter = self.params.delimiter
         if delimiter and not self.backend_delimiter:
@@ -411,17 +419,21 @@ class _Cursor:
         region = self.part.region(common)
         if region == "none":
             return None
-        if region == "some" and not await self._has_owned(backend_prefix, common):
+        if (region == "some" or self.keep) and not await self._has_owned(backend_prefix, common):
             return None
         return _Entry(common, True)
+
+    def _shows(self, key: str) -> bool:
+        return self.part.owns(key) and (self.keep is None or self.keep(key))
 
     async def _has_owned(self, backend_prefix: str, client_prefix: str) -> bool:
         """Does the part own at least one key (or version) under this prefix?"""
         region = self.part.region(client_prefix)
         if region == "none":
             return False
+        every = region == "all" and self.keep is None
         query: list[tuple[str, str]] | None = self._base_query(
-            delimiter="", prefix=backend_prefix, max_keys=1 if region == "all" else MAX_KEYS
+            delimiter="", prefix=backend_prefix, max_keys=1 if every else MAX_KEYS
         )
         while query is not None:
             root = await self._get(query)
@@ -437,7 +449,7 @@ class _Cursor:
                     backend_key = decode(child_text(item, "Key"))
                     last = max(last, backend_key)
                     key = self.part.mapping.to_client_key(backend_key)
-                    if key is not None and (region == "all" or self.part.owns(key)):
+                    if key is not None and (every or self._shows(key)):
                         return True
             query = self._next_query(query, root, decode, last)
         return False
@@ -471,6 +483,7 @@ async def merged_list(
     token_secret: bytes,
     *,
     page_size: int | None = None,
+    keep: Callable[[str], bool] | None = None,
 ) -> bytes:
     """The client's listing of logical `bucket`, merged from every part, as S3 XML.
 
@@ -479,13 +492,14 @@ async def merged_list(
     prefix. `fetch(part, query_items)` sends GET `/{part.bucket}?{query}` to `part.backend`
     (items are decoded name/value pairs, in order; encode and sign them as usual) and returns the
     body of a 200 answer, raising `S3Error` otherwise. `page_size` bounds backend pages
-    (default: max-keys + 1, at most 1000).
+    (default: max-keys + 1, at most 1000). `keep(key)` narrows what is shown to the keys a
+    client may see: markers and tokens then only ever name an entry the client was shown.
     """
     params = parse_list_params(operation, bucket, query, token_secret)
     if not parts:
         raise S3Error("NoSuchBucket", details={"BucketName": bucket})
     size = page_size or min(MAX_KEYS, params.limit + 1)
-    cursors = [_Cursor(part, params, fetch, size) for part in parts]
+    cursors = [_Cursor(part, params, fetch, size, keep) for part in parts]
     if params.limit > 0:
         await asyncio.gather(*(cursor.head() for cursor in cursors))
     shown: list[_Entry] = []

@@ -21,6 +21,9 @@ from .routing import compile_glob, literal_prefix
 
 GROUPS = frozenset({"read", "write", "list", "delete", "admin"})
 LISTINGS = frozenset({"ListObjects", "ListObjectsV2", "ListObjectVersions", "ListMultipartUploads"})
+# Bucket-level requests that name their keys in the body: each key is authorized once the body
+# is read (`authorize_keys`); before that, only whether the client may name any key there.
+KEYS_IN_BODY = frozenset({"DeleteObjects"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,18 @@ class ClientPolicy:
             return True
         return any(g.covers(operation, bucket, key, prefix) for g in self.allow)
 
+    def may_name_keys(self, operation: str, bucket: str) -> bool:
+        """Whether some key could pass `permits(operation, bucket, key)`: the check made before
+        a body naming the keys is read."""
+        if any(
+            g.keys is None and g.covers_operation(operation) and g.covers_bucket(bucket)
+            for g in self.deny
+        ):
+            return False
+        if self.allow is None:
+            return True
+        return any(g.covers_operation(operation) and g.covers_bucket(bucket) for g in self.allow)
+
     def filters_keys(self, bucket: str) -> bool:
         """Whether listings of `bucket` must drop keys this client may not see."""
         grants = [g for g in (self.allow or ()) + self.deny if g.covers_bucket(bucket)]
@@ -110,12 +125,27 @@ def authorize(
     policy: ClientPolicy, client: str, operation: str, bucket: str, key: str, prefix: str = ""
 ) -> None:
     """Raise AccessDenied unless `policy` lets `client` do `operation` on bucket/key."""
-    if not policy.permits(operation, bucket, key, prefix):
-        target = f"{bucket}/{key}" if key else bucket or "the service"
-        raise S3Error(
-            "AccessDenied",
-            f"Client {client!r} is not allowed to {operation} on {target}.",
-        )
+    if operation in KEYS_IN_BODY and not key:
+        allowed = policy.may_name_keys(operation, bucket)
+    else:
+        allowed = policy.permits(operation, bucket, key, prefix)
+    if not allowed:
+        raise _denied(client, operation, bucket, key)
+
+
+def authorize_keys(
+    policy: ClientPolicy, client: str, operation: str, bucket: str, keys: Iterable[str]
+) -> None:
+    """Authorize each key a request names in its body: one key refused refuses them all, so
+    a DeleteObjects cannot reach past a key grant (or a deny) by naming the keys in its body."""
+    for key in keys:
+        if not policy.permits(operation, bucket, key):
+            raise _denied(client, operation, bucket, key)
+
+
+def _denied(client: str, operation: str, bucket: str, key: str) -> S3Error:
+    target = f"{bucket}/{key}" if key else bucket or "the service"
+    return S3Error("AccessDenied", f"Client {client!r} is not allowed to {operation} on {target}.")
 
 
 # Headers stores act on that S3 does not define: MinIO's (`x-minio-force-delete` makes

@@ -113,7 +113,13 @@ def backend_query(request: S3Request, auth: SigV4Auth) -> str:
     """The query string sent to the backend: the client's, minus presigned auth, canonical."""
     items = request.query_items
     if auth.presigned:
-        items = [(k, v) for k, v in items if k not in _PRESIGN_PARAMS]
+        # SigV2 URLs carry the client's token as lower-case `x-amz-security-token` (botocore
+        # hoists it so); in any case it is the client's secret, never the backend's business.
+        items = [
+            (k, v)
+            for k, v in items
+            if k not in _PRESIGN_PARAMS and k.lower() != "x-amz-security-token"
+        ]
     return canonical_query_string(items)
 
 

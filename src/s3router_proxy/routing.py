@@ -42,6 +42,14 @@ SIZED_OPERATIONS = frozenset({"PutObject", "UploadPart", "PostObject"})
 LISTING_OPERATIONS = frozenset({"ListObjects", "ListObjectsV2", "ListObjectVersions"})
 
 _GLOB_SPECIAL = "*?["
+# Paths that are not buckets on some S3-compatible stores but the root of an admin API that
+# takes S3-signed requests: forwarded there and signed with the backend's keys, `GET
+# /minio/admin/v3/info` or `PUT /admin/user?uid=…` would run an admin command with them. Only a
+# rule naming one of these literally (the operator meant that bucket) routes it.
+ADMIN_API_ROOTS = {
+    "minio": "MinIO's admin, metrics and health APIs",
+    "admin": "the Ceph Object Gateway admin API",
+}
 MAX_KEY_BYTES = 1024
 Region = Literal["all", "none", "some"]
 
@@ -171,14 +179,13 @@ def object_size(method: str, key: str, operation: str, headers: Mapping[str, str
             return None
     elif method.upper() not in ("PUT", "POST") or not key or "x-amz-copy-source" in headers:
         return None
-    decoded = headers.get("x-amz-decoded-content-length")
-    if decoded is not None:
-        return int(decoded) if decoded.strip().isdigit() else None
     streaming = "aws-chunked" in headers.get("content-encoding", "").lower() or headers.get(
         "x-amz-content-sha256", ""
     ).upper().startswith("STREAMING-")
-    length = headers.get("content-length")
-    if streaming or length is None or not length.strip().isdigit():
+    # Only an aws-chunked body is held to its decoded length (the decoder refuses any other
+    # size); next to a plain body the header is a claim nothing checks, so it is ignored.
+    length = headers.get("x-amz-decoded-content-length" if streaming else "content-length")
+    if length is None or not length.strip().isdigit():
         return None
     return int(length)
 
@@ -537,6 +544,8 @@ def match_route(
     lower-case names) are needed by rules with `operations` names/groups and `conditions`;
     without them such rules only match by HTTP method and never by condition.
     """
+    if bucket in ADMIN_API_ROOTS:
+        rules, default_target = _literal_rules(rules, bucket), None
     facts = RequestFacts(method, bucket, key, operation=operation, headers=headers, now=now)
     rule = first_match(rules, facts)
     if rule is not None:
@@ -545,6 +554,12 @@ def match_route(
         if key and mapping.renames_keys:
             _check_backend_key(key, backend_key)
         return Route(rule.target, mapping.backend_bucket, backend_key, rule, mapping)
+    if bucket in ADMIN_API_ROOTS:
+        raise S3Error(
+            "AccessDenied",
+            f"/{bucket} is the root of {ADMIN_API_ROOTS[bucket]} on some backends; only a rule "
+            f"naming the bucket {bucket!r} itself routes it.",
+        )
     if default_target is None:
         raise S3Error(
             "NoSuchBucket",
@@ -552,6 +567,35 @@ def match_route(
             details={"BucketName": bucket},
         )
     return Route(default_target, bucket, key, None, NameMapping.identity(bucket))
+
+
+# Bucket-level writes that are not about the bucket's configuration, or that act part by
+# part (`routes_for_bucket`) with the names mapped.
+_NOT_CONFIGURATION = frozenset({"CreateBucket", "DeleteBucket", "DeleteObjects"})
+
+
+def check_bucket_configuration(route: Route, method: str, operation: str) -> None:
+    """Refuse a change to the configuration of a backend bucket the client has only a prefix
+    of (a rule with `mapped_prefix`): a lifecycle rule, policy, ACL or versioning setting would
+    apply to the whole backend bucket, i.e. to keys of other rules and other clients too."""
+    if (
+        route.key
+        or method not in ("PUT", "POST", "DELETE")
+        or not route.names.renames_keys
+        or operation in _NOT_CONFIGURATION
+        or (operation in OPERATIONS and operation_group(operation) != "admin")
+    ):
+        return
+    raise S3Error(
+        "AccessDenied",
+        f"{operation} would change all of the backend bucket this bucket's keys live in (under "
+        "a prefix), not just this bucket; change it on the backend itself.",
+    )
+
+
+def _literal_rules(rules: Sequence[Rule], bucket: str) -> list[Rule]:
+    """The rules that name `bucket` itself: the only ones that route an admin API root."""
+    return [rule for rule in rules if rule.pattern == bucket]
 
 
 def _check_backend_key(key: str, backend_key: str) -> None:
@@ -658,6 +702,8 @@ def routes_for_bucket(
     facts = RequestFacts(method, bucket, "", operation=operation, headers=headers, now=now)
     parts: list[Part] = []
     excluded: list[Rule] = []
+    if bucket in ADMIN_API_ROOTS:
+        rules, default_target = _literal_rules(rules, bucket), None
     for rule in rules:
         if rule.mismatch(facts, keys=False) is not None:
             continue

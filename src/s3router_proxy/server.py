@@ -42,10 +42,12 @@ from .fanout import (
 from .front import FrontServer, Request, Response
 from .logsetup import ACCESS_LOGGER
 from .mapping import (
+    MAX_DELETE_OBJECTS_BYTES,
     CopySource,
     NameMapping,
     children,
     client_location,
+    delete_objects_keys,
     format_copy_source,
     local_name,
     parse_copy_source,
@@ -55,13 +57,21 @@ from .mapping import (
 )
 from .mirror import NO_MIRRORS, MirroredWrite, Mirrors, mirrored, mirrors_for, then_mirror
 from .payload import BodyOutcome, PayloadPlan, plan_payload
-from .policy import UNRESTRICTED, ClientPolicy, authorize, authorize_vendor_headers
+from .policy import (
+    KEYS_IN_BODY,
+    LISTINGS,
+    ClientPolicy,
+    authorize,
+    authorize_keys,
+    authorize_vendor_headers,
+)
 from .proxy import Rewrite, TryNextBackend, forward
 from .record import RequestRecord
 from .routing import (
     Part,
     Route,
     Rule,
+    check_bucket_configuration,
     listing_is_plain,
     match_route,
     route_on,
@@ -216,16 +226,15 @@ def copy_source_route(state: ProxyState, request: S3Request) -> tuple[CopySource
     return source, source_route
 
 
-def key_filter(policy: ClientPolicy, request: S3Request) -> Rewrite[bytes] | None:
-    """A listing rewrite that drops the keys a key-restricted client may not see."""
-    if request.operation not in MERGED_LISTINGS or not policy.filters_keys(request.bucket):
+def visible_keys(policy: ClientPolicy, request: S3Request) -> Callable[[str], bool] | None:
+    """Which keys a listing may show a key-restricted client (None: every key).
+
+    Such a listing is always built by the proxy (`_fan_out`), never passed through with keys
+    dropped afterwards: a backend's markers and tokens name the last key of its page, which
+    may be one the client must not see, and a page of hidden keys would end the listing."""
+    if request.operation not in LISTINGS or not policy.filters_keys(request.bucket):
         return None
-    return lambda body: rewrite_response_xml(
-        body,
-        NameMapping.identity(request.bucket),
-        client_query=request.query,
-        keep_key=lambda key: policy.lists_key(request.operation, request.bucket, key),
-    )
+    return lambda key: policy.lists_key(request.operation, request.bucket, key)
 
 
 def response_rewriters(
@@ -233,7 +242,6 @@ def response_rewriters(
     request: S3Request,
     route: Route,
     record: RequestRecord,
-    policy: ClientPolicy = UNRESTRICTED,
     *,
     pin: uploadid.UploadPin | None = None,
 ) -> tuple[Rewrite[bytes] | None, Rewrite[bytes] | None]:
@@ -269,10 +277,8 @@ def response_rewriters(
                 logical_key=lambda backend_key: names.to_client_key(backend_key) or backend_key,
             )
         )
-    if (hide := key_filter(policy, request)) is not None:
-        steps.append(hide)
-    if not route.renames:
-        return _chain(steps), None
+    # Even where no name changes, answers are rewritten: a backend names itself in them
+    # (CompleteMultipartUpload's Location, an error's Endpoint and HostId).
 
     def to_client(body: bytes) -> bytes:
         return rewrite_response_xml(
@@ -326,12 +332,9 @@ def check_body_cap(request: S3Request, plan: PayloadPlan, cap: int) -> None:
         )
 
 
-def location_rewriter(
-    http_request: Request, request: S3Request, route: Route
-) -> Rewrite[str] | None:
-    """A backend's Location header in the client's names and at the proxy's address."""
-    if not route.renames:
-        return None
+def location_rewriter(http_request: Request, request: S3Request, route: Route) -> Rewrite[str]:
+    """A backend's Location header in the client's names and at the proxy's address (never
+    the backend's, even where no name changes)."""
     base = f"{http_request.scheme}://{request.host}"
     return lambda value: rewrite_location_header(
         value, route.names, client_base_url=base, client_key=request.key
@@ -367,6 +370,20 @@ def error_response(error: S3Error, *, resource: str, request_id: str, method: st
     )
 
 
+# Operations the proxy refuses whatever the client may do, and why.
+NOT_PROXIED = {
+    "PostObject": "Browser form uploads (POST Object) are not supported by this proxy; use "
+    "PutObject or a presigned PUT URL.",
+    # The answer holds credentials minted from the backend's own keys: a client holding them
+    # would talk to the backend directly, past every rule, grant and name mapping.
+    "CreateSession": "CreateSession is not supported by this proxy: it would hand out the "
+    "backend's credentials.",
+    # The source key is in x-amz-rename-source, which no grant or name mapping would see, and
+    # a rename deletes it.
+    "RenameObject": "RenameObject is not supported by this proxy; copy and delete instead.",
+}
+
+
 # Bucket-level requests that act on every part of a bucket split (or renamed) by rules.
 SPLIT_BUCKET_OPERATIONS = frozenset(
     {"DeleteObjects", "CreateBucket", "DeleteBucket", "HeadBucket", "ListMultipartUploads"}
@@ -392,6 +409,23 @@ CONTENT_MD5_OPERATIONS = frozenset(
 MAX_MD5_BODY = 4 * 1024 * 1024
 MAX_COMPLETE_BODY = 4 * 1024 * 1024
 MAX_PARTS = 10_000
+
+
+async def body_with_keys_authorized(
+    http_request: Request,
+    request: S3Request,
+    auth: sigv4.SigV4Auth,
+    signing_key: bytes | None,
+    policy: ClientPolicy,
+    client: str,
+) -> tuple[PayloadPlan, bytes]:
+    """A DeleteObjects body, read (it is small) and verified, once every key it names passed
+    the client's grants: the keys are only in the body, and no backend has been asked yet."""
+    plan = plan_payload(request, auth, signing_key, backend_trailers=False)
+    http_request.send_continue()
+    body = await read_small_body(http_request.content, plan, MAX_DELETE_OBJECTS_BYTES)
+    authorize_keys(policy, client, request.operation, request.bucket, delete_objects_keys(body))
+    return plan, body
 
 
 def check_complete_document(body: bytes) -> None:
@@ -467,12 +501,8 @@ class ProxyHandler:
                 request.bucket,
                 request.key,
             )
-            if request.operation == "PostObject":
-                raise S3Error(
-                    "NotImplemented",
-                    "Browser form uploads (POST Object) are not supported by this proxy; use "
-                    "PutObject or a presigned PUT URL.",
-                )
+            if request.operation in NOT_PROXIED:
+                raise S3Error("NotImplemented", NOT_PROXIED[request.operation])
             auth, signing_key, policy = self._authenticate(state, request, record)
             authorize_vendor_headers(
                 policy, record.client, request.bucket, request.headers, auth.signed_headers
@@ -486,6 +516,11 @@ class ProxyHandler:
                     request.bucket,
                     request.key,
                     request.query.get("prefix", ""),
+                )
+            keys_body = None
+            if request.operation in KEYS_IN_BODY:
+                keys_body = await body_with_keys_authorized(
+                    http_request, request, auth, signing_key, policy, record.client
                 )
             record.payload = "sha256" if len(auth.payload_hash) == 64 else auth.payload_hash
             config = state.config
@@ -511,10 +546,14 @@ class ProxyHandler:
                 mirrored_deletes = request.operation == "DeleteObjects" and any(
                     part.rule is not None and part.rule.mirror for part in parts
                 )
-                if not listing_is_plain(parts) or mirrored_deletes:
+                if (
+                    not listing_is_plain(parts)
+                    or mirrored_deletes
+                    or visible_keys(policy, request) is not None
+                ):
                     record.backend = ",".join(sorted({p.backend for p in parts}))
                     return await self._fan_out(
-                        http_request, state, request, auth, signing_key, parts, record, policy
+                        http_request, state, request, keys_body, parts, record, policy
                     )
             route = match_route(
                 config.rules,
@@ -525,6 +564,7 @@ class ProxyHandler:
                 operation=request.operation,
                 headers=request.headers,
             )
+            check_bucket_configuration(route, request.method, request.operation)
             pin = None
             if "uploadId" in request.query:
                 route, pin = pinned_route(state, request)
@@ -580,27 +620,30 @@ class ProxyHandler:
                         source_route.bucket, source_route.key, source.version_id
                     )
                 }
-            plan = plan_payload(
-                request,
-                auth,
-                signing_key,
-                backend_trailers=backend.config.checksum_trailers
-                and all(state.backends[m].config.checksum_trailers for m in mirrors.names),
+            plan = (
+                keys_body[0]
+                if keys_body is not None
+                else plan_payload(
+                    request,
+                    auth,
+                    signing_key,
+                    backend_trailers=backend.config.checksum_trailers
+                    and all(state.backends[m].config.checksum_trailers for m in mirrors.names),
+                )
             )
             if route.rule is not None and route.rule.max_body_size is not None:
                 check_body_cap(request, plan, route.rule.max_body_size)
             http_request.send_continue()  # Expect: 100-continue, now that auth and route pass
-            rewrite, rewrite_errors = response_rewriters(
-                state, request, route, record, policy, pin=pin
-            )
-            body_override = None
+            rewrite, rewrite_errors = response_rewriters(state, request, route, record, pin=pin)
+            body_override = None if keys_body is None else keys_body[1]
             if (
                 backend.config.add_content_md5
                 and request.operation in CONTENT_MD5_OPERATIONS
                 and "Content-MD5" not in request.headers
             ):
                 # The backend demands Content-MD5 on these small bodies; compute it.
-                body_override = await read_small_body(http_request.content, plan, MAX_MD5_BODY)
+                if body_override is None:
+                    body_override = await read_small_body(http_request.content, plan, MAX_MD5_BODY)
                 overrides = {**(overrides or {}), "content-md5": content_md5(body_override)}
             if request.operation == "CompleteMultipartUpload" and body_override is None:
                 # A small document: read it, refuse bombs and junk before the backend sees it.
@@ -642,7 +685,7 @@ class ProxyHandler:
                     pinned = uploadid.UploadPin(
                         route.backend, route.bucket, route.key, "", ids, mirrors.mode
                     )
-                    wrap, _ = response_rewriters(state, request, route, record, policy, pin=pinned)
+                    wrap, _ = response_rewriters(state, request, route, record, pin=pinned)
                     return await primary(None, wrap)
 
                 response = await mirrored(
@@ -658,9 +701,7 @@ class ProxyHandler:
                 last = position == len(chain) - 1
                 asked = route if position == 0 else route_on(route, name, request.key)
                 if asked.names != route.names:  # a fallback with names of its own
-                    rewrite, rewrite_errors = response_rewriters(
-                        state, request, asked, record, policy
-                    )
+                    rewrite, rewrite_errors = response_rewriters(state, request, asked, record)
                 try:
                     response = await forward(
                         http_request,
@@ -707,8 +748,7 @@ class ProxyHandler:
         http_request: Request,
         state: ProxyState,
         request: S3Request,
-        auth: sigv4.SigV4Auth,
-        signing_key: bytes | None,
+        keys_body: tuple[PayloadPlan, bytes] | None,
         parts: list[Part],
         record: RequestRecord,
         policy: ClientPolicy,
@@ -725,11 +765,12 @@ class ProxyHandler:
                 headers["Location"] = client_location("", request.bucket)
             return Response(status=status, headers=headers)
         if request.operation == "ListMultipartUploads":
-            body = await merged_upload_listing(request, parts, state.backends, config.secret)
+            body = await merged_upload_listing(
+                request, parts, state.backends, config.secret, visible_keys(policy, request)
+            )
             return self._xml_answer(record, body)
         if request.operation == "DeleteObjects":
-            plan = plan_payload(request, auth, signing_key, backend_trailers=False)
-            http_request.send_continue()
+            assert keys_body is not None  # read and authorized key by key before routing
 
             def route_key(key: str) -> Route:
                 return match_route(
@@ -743,17 +784,15 @@ class ProxyHandler:
                 )
 
             body = await split_delete_objects(
-                request,
-                http_request.content,
-                plan,
+                keys_body[1],
                 route_key,
                 state.backends,
                 config.mirror_journal,
             )
         else:
-            body = await merged_listing(request, parts, state.backends, config.secret)
-            if (hide := key_filter(policy, request)) is not None:
-                body = hide(body)
+            body = await merged_listing(
+                request, parts, state.backends, config.secret, visible_keys(policy, request)
+            )
         return self._xml_answer(record, body)
 
     @staticmethod

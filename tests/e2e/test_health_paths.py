@@ -142,8 +142,19 @@ def test_s3_health_paths_are_plain_s3_requests_when_off(
         status, _, body = get(proxy.port, path)
         assert status == 403 and b"<Code>AccessDenied</Code>" in body, body
 
-    # Signed, they are GetObject on bucket `minio`, served by the backend like any other key.
-    client = proxy.client(KEY, SECRET)
+    # Signed, they are GetObject on bucket `minio`: the root of MinIO's admin API, which no
+    # default or wildcard route reaches (the backend's keys would sign an admin command) ...
+    mark = moto_plain.request_count()
+    with pytest.raises(ClientError) as refused:
+        proxy.client(KEY, SECRET).get_object(Bucket="minio", Key="health/live")
+    assert refused.value.response["Error"]["Code"] == "AccessDenied"
+    assert moto_plain.requests_since(mark) == []
+
+    # ... but a rule naming the bucket itself serves it like any other bucket.
+    named = config(("store", moto_plain)).replace(
+        "routing:\n", "routing:\n  rules:\n    - {pattern: minio, target: store}\n"
+    )
+    client = start_proxy(named, log_level="info").client(KEY, SECRET)
     try:
         client.create_bucket(Bucket="minio")
     except ClientError as error:  # moto_plain is shared: another test may have made it

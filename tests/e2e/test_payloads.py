@@ -135,12 +135,17 @@ def streaming_put(
     trailer: str | None = None,
     corrupt_at: int | None = None,
     chunk_size: int = 64 * 1024,
+    claimed_length: int | None = None,
 ) -> tuple[int, str | None]:
-    """PUT `data` as aws-chunked with the given x-amz-content-sha256 mode; (status, code)."""
+    """PUT `data` as aws-chunked with the given x-amz-content-sha256 mode; (status, code).
+
+    `claimed_length` is a signed x-amz-decoded-content-length other than the data's."""
     url = f"{proxy.endpoint}/{bucket}/{key}"
     headers = {
         "Content-Encoding": "aws-chunked",
-        "x-amz-decoded-content-length": str(len(data)),
+        "x-amz-decoded-content-length": str(
+            len(data) if claimed_length is None else claimed_length
+        ),
     }
     trailers: dict[str, str] = {}
     if trailer:
@@ -268,6 +273,34 @@ def test_one_corrupted_byte_commits_nothing(
             proxy, bucket, key, data, payload=payload, trailer=trailer, corrupt_at=corrupt_at
         )
         assert error == code, (key, status, error)
+    listed = [o["Key"] for o in direct.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert listed == ["old"]
+    assert direct.get_object(Bucket=bucket, Key="old")["Body"].read() == b"old bytes"
+
+
+@pytest.mark.parametrize(("payload", "trailer"), [MODES[0], MODES[4], MODES[5]])
+@pytest.mark.parametrize("lie", [-1, +1, -70_000])
+def test_a_decoded_length_lie_commits_nothing(
+    proxy: ProxyProcess, moto_plain: MotoBackend, payload: str, trailer: str | None, lie: int
+) -> None:
+    """x-amz-decoded-content-length is signed; a body that does not carry exactly that many
+    bytes (fewer, or more: a longer object than the client announced) is refused whole."""
+    bucket = unique_bucket_name("plain")
+    direct = moto_plain.client()
+    direct.create_bucket(Bucket=bucket)
+    direct.put_object(Bucket=bucket, Key="old", Body=b"old bytes")
+    data = os.urandom(300_000)
+    for key in ("new", "old"):
+        status, error = streaming_put(
+            proxy,
+            bucket,
+            key,
+            data,
+            payload=payload,
+            trailer=trailer,
+            claimed_length=len(data) + lie,
+        )
+        assert (status, error) == (400, "IncompleteBody"), key
     listed = [o["Key"] for o in direct.list_objects_v2(Bucket=bucket).get("Contents", [])]
     assert listed == ["old"]
     assert direct.get_object(Bucket=bucket, Key="old")["Body"].read() == b"old bytes"

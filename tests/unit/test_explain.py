@@ -273,3 +273,48 @@ routing:
     text = format_explanation(explain(renamed, "PUT", "repo", "a/b", now=NOON))
     assert "backend key: main/a/b" in text
     assert "writes are mirrored (strict) to: s3 (repo/a/b)" in text
+
+
+def test_one_backend_object_under_two_client_names_is_a_warning() -> None:
+    """`lake/raw/x` is stored as `repo/main/x`, which the second rule serves as `lake/main/x`:
+    a deny on raw/* would not cover it."""
+    config = load(
+        """\
+routing:
+  rules:
+    - {pattern: "lake", key_pattern: "raw/*", target: minio, mapped_bucket: repo,
+       mapped_prefix: main}
+    - {pattern: "lake", target: minio, mapped_bucket: repo}
+  default_target: default
+"""
+    )
+    (warning,) = check(config)
+    assert warning.where == "routing.rules[1]"
+    assert "'main/obj'" in warning.message and "lake/raw/obj" in warning.message
+    assert "lake/main/obj" in warning.message
+    other_bucket = load(
+        """\
+routing:
+  rules:
+    - {pattern: "a", target: minio, mapped_bucket: shared}
+    - {pattern: "b", target: minio, mapped_bucket: shared, mapped_prefix: b}
+  default_target: default
+"""
+    )
+    (warning,) = check(other_bucket)
+    assert "a/b/obj" in warning.message and "b/obj" in warning.message
+
+
+def test_an_ordinary_split_or_disjoint_prefixes_are_not_aliases() -> None:
+    config = load(
+        """\
+routing:
+  rules:
+    - {pattern: "b", key_pattern: "team2/*", target: minio}
+    - {pattern: "b", target: minio}
+    - {pattern: "lake", target: minio, mapped_bucket: repo, mapped_prefix: main}
+    - {pattern: "lake-dev", target: minio, mapped_bucket: repo, mapped_prefix: dev}
+  default_target: default
+"""
+    )
+    assert check(config) == []

@@ -758,3 +758,49 @@ def test_key_xml_cannot_carry_needs_url_encoding() -> None:
     with pytest.raises(S3Error) as caught:
         asyncio.run(merged_list("ListObjectsV2", "lb", {}, parts, fake.fetch, SECRET))
     assert caught.value.code == "InvalidArgument"
+
+
+# -- a client's key grants ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["v1", "v2", "versions"])
+@pytest.mark.parametrize("delimiter", ["", "/"])
+def test_keep_shows_only_kept_keys_and_no_marker_names_another(kind: str, delimiter: str) -> None:
+    """One entry a page: every page, marker and (decoded) token names only what `keep` kept."""
+    fake = example_store()
+    for key in ("public/a.csv", "secret/b.bin", "secret/c.csv", "z.bin"):
+        fake.bucket("default", "example-bucket").put(key)
+    parts = routes_for_bucket(EXAMPLE_RULES, "default", "example-bucket", "")
+    operation = {"v1": "ListObjects", "v2": "ListObjectsV2", "versions": "ListObjectVersions"}[kind]
+
+    def keep(key: str) -> bool:
+        return key.endswith(".csv")
+
+    base = {"max-keys": "1", **({"delimiter": delimiter} if delimiter else {})}
+    if kind == "v2":
+        base["list-type"] = "2"
+    shown: list[str] = []
+    query = dict(base)
+    for _ in range(50):
+        body = asyncio.run(
+            merged_list(operation, "example-bucket", query, parts, fake.fetch, SECRET, keep=keep)
+        )
+        page = read_page(body)
+        token = page.text("NextContinuationToken") or ""
+        seen = body.decode()
+        if token:
+            seen += decode_token(SECRET, token, "example-bucket", "", delimiter)
+        for hidden in ("obj2", "team1/x", "readme", "secret/b.bin", "z.bin"):
+            assert hidden not in seen
+        shown += [name for name, _, _ in page.entries]
+        if not page.truncated:
+            break
+        query = dict(base)
+        if kind == "v2":
+            query["continuation-token"] = token
+        elif kind == "v1":
+            query["marker"] = page.text("NextMarker") or shown[-1]
+        else:
+            query["key-marker"] = page.text("NextKeyMarker") or ""
+    expected = ["public/", "secret/"] if delimiter else ["public/a.csv", "secret/c.csv"]
+    assert shown == expected

@@ -295,6 +295,10 @@ def test_size_conditions() -> None:
     assert route_of(rules, "PUT", "k", copy, operation="CopyObject") == "d"
     assert route_of(rules, "PUT", "k", {"content-length": "50"}, operation="UploadPart") == "x"
     assert route_of(rules, "PUT", "k", {"content-length": "abc"}) == "d"
+    # A plain body is as long as its Content-Length, whatever x-amz-decoded-content-length says.
+    lie = {"content-length": "5000", "x-amz-decoded-content-length": "50"}
+    assert route_of(rules, "PUT", "k", lie) == "d"
+    assert route_of(rules, "PUT", "k", lie, operation="PutObject") == "d"
 
 
 def test_object_size_without_operation_name() -> None:
@@ -439,3 +443,28 @@ def test_visible_buckets() -> None:
     assert visible_buckets(EXAMPLE, None, held) == ["example-bucket"]
     rules = (compile_rule(index=0, pattern="*", target="minio"),)
     assert visible_buckets(rules, None, held) == ["minio-bucket", "scratch"]
+
+
+# -- admin API roots ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("bucket", "key"), [("minio", "admin/v3/info"), ("admin", "user")])
+def test_an_admin_api_root_is_never_reached_by_default_or_by_a_wildcard(
+    bucket: str, key: str
+) -> None:
+    wildcard = (compile_rule(index=0, pattern="*", target="store"),)
+    for rules in ((), wildcard):
+        with pytest.raises(S3Error) as caught:
+            match_route(rules, "store", "GET", bucket, key)
+        assert caught.value.code == "AccessDenied"
+        assert routes_for_bucket(rules, "store", bucket) == []
+    assert visible_buckets(wildcard, "store", {"store": [bucket, "data"]}) == ["data"]
+
+
+def test_a_rule_naming_the_bucket_itself_still_routes_it() -> None:
+    rules = (
+        compile_rule(index=0, pattern="*", target="minio"),
+        compile_rule(index=1, pattern="admin", target="aws"),
+    )
+    assert match_route(rules, "minio", "GET", "admin", "k").backend == "aws"
+    assert [p.backend for p in routes_for_bucket(rules, "minio", "admin")] == ["aws"]
