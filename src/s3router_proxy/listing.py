@@ -33,17 +33,9 @@ from typing import Any
 from lxml import etree
 
 from .errors import S3Error
-from .mapping import (
-    S3_NS,
-    child,
-    child_text,
-    decode_url_value,
-    encode_url_value,
-    local_name,
-    parse_xml,
-    serialize_xml,
-)
+from .mapping import decode_url_value, encode_url_value
 from .routing import Part
+from .s3xml import S3_NS, child, child_text, local_name, parse_xml, serialize_xml
 
 Fetch = Callable[[Part, list[tuple[str, str]]], Awaitable[bytes]]
 MAX_KEYS = 1000

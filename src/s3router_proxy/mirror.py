@@ -45,7 +45,7 @@ from .crosscopy import copy_object_across
 from .crosspart import copy_part_across
 from .errors import S3Error
 from .front import Body, Response
-from .mapping import NameMapping, child, children, parse_xml
+from .mapping import NameMapping
 from .mirrorjournal import Divergence, record_divergence
 from .payload import BodyOutcome, PayloadPlan, upstream_body
 from .proxy import (
@@ -60,6 +60,7 @@ from .proxy import (
 )
 from .routing import Route, Rule, route_on
 from .s3request import S3Request
+from .s3xml import child, children, parse_xml
 from .sigv4 import SigV4Auth
 from .tee import Tee
 from .uploadid import UploadPin

@@ -29,6 +29,7 @@ from .backends import Backend
 from .checksums import content_md5
 from .config import ClientConfig, Config
 from .crosscopy import answer_copy_across
+from .deleteobjects import MAX_DELETE_OBJECTS_BYTES, delete_objects_keys
 from .errors import S3Error, error_xml, new_request_id
 from .fanout import (
     MERGED_LISTINGS,
@@ -42,16 +43,11 @@ from .fanout import (
 from .front import FrontServer, Request, Response
 from .logsetup import ACCESS_LOGGER
 from .mapping import (
-    MAX_DELETE_OBJECTS_BYTES,
     CopySource,
     NameMapping,
-    children,
     client_location,
-    delete_objects_keys,
     format_copy_source,
-    local_name,
     parse_copy_source,
-    parse_xml,
     rewrite_location_header,
     rewrite_response_xml,
 )
@@ -79,6 +75,7 @@ from .routing import (
 )
 from .s3health import health_response, requested_check
 from .s3request import S3Request, parse_request
+from .s3xml import children, local_name, parse_xml
 
 log = logging.getLogger("s3router_proxy")
 access_log = logging.getLogger(ACCESS_LOGGER)
