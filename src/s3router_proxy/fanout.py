@@ -33,7 +33,6 @@ from .s3xml import S3_NS, child_text, local_name, parse_xml, serialize_xml
 from .uploadid import UploadPin
 
 log = logging.getLogger("s3router_proxy.fanout")
-MERGED_LISTINGS = frozenset({"ListObjects", "ListObjectsV2", "ListObjectVersions"})
 
 
 def backend_error(status: int, body: bytes) -> S3Error:

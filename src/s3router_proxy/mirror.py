@@ -47,6 +47,7 @@ from .errors import S3Error
 from .front import Body, Response
 from .mapping import NameMapping
 from .mirrorjournal import Divergence, record_divergence
+from .operationsets import MIRRORED_OPERATIONS, UPLOAD_STEPS
 from .payload import BodyOutcome, PayloadPlan, upstream_body
 from .proxy import (
     MAX_REWRITTEN_BODY,
@@ -66,23 +67,6 @@ from .tee import Tee
 from .uploadid import UploadPin
 
 T = TypeVar("T")
-
-# The writes a mirror receives; every other request goes to the target alone.
-MIRRORED_OPERATIONS = frozenset(
-    {
-        "PutObject",
-        "CreateMultipartUpload",
-        "UploadPart",
-        "UploadPartCopy",
-        "CompleteMultipartUpload",
-        "AbortMultipartUpload",
-        "CopyObject",
-        "DeleteObject",
-    }
-)
-_UPLOAD_OPERATIONS = frozenset(
-    {"UploadPart", "UploadPartCopy", "CompleteMultipartUpload", "AbortMultipartUpload"}
-)
 
 
 @dataclass(frozen=True)
@@ -104,7 +88,7 @@ def mirrors_for(
 ) -> Mirrors | None:
     """The mirrors a request is applied to, or None when it goes to its target alone."""
     if pin is not None:
-        if not pin.mirrors or operation not in _UPLOAD_OPERATIONS:
+        if not pin.mirrors or operation not in UPLOAD_STEPS:
             return None
         return Mirrors(
             tuple(m[0] for m in pin.mirrors),
@@ -114,7 +98,7 @@ def mirrors_for(
         )
     if rule is None or not rule.mirror or operation not in MIRRORED_OPERATIONS:
         return None
-    if operation in _UPLOAD_OPERATIONS:
+    if operation in UPLOAD_STEPS:
         return None  # an upload started before the rule had mirrors stays unmirrored
     if operation == "DeleteObject" and "versionId" in query:
         return None  # version ids are each backend's own
