@@ -126,23 +126,6 @@ def decode_url_value(value: str) -> str:
 
 _KEY_POSITIONS = ("marker", "start-after", "key-marker")
 _COMPANIONS = {"key-marker": ("version-id-marker", "upload-id-marker")}
-_PASSTHROUGH = frozenset(
-    {
-        "delimiter",
-        "max-keys",
-        "max-uploads",
-        "encoding-type",
-        "upload-id-marker",
-        "version-id-marker",
-        "list-type",
-        "fetch-owner",
-        "continuation-token",
-        "versions",
-        "uploads",
-        "optional-object-attributes",
-        "x-id",
-    }
-)
 
 
 @dataclass(frozen=True, slots=True)
