@@ -84,7 +84,5 @@ def in_s3_namespace(element: Any) -> Any:
     copy.text = element.text
     for item in element:
         if isinstance(item.tag, str):
-            sub = in_s3_namespace(item)
-            sub.tail = None
-            copy.append(sub)
+            copy.append(in_s3_namespace(item))
     return copy
