@@ -19,7 +19,7 @@ import base64
 import binascii
 import hashlib
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from .errors import S3Error
 
@@ -151,6 +151,28 @@ def new_checksum(algorithm: str) -> Checksum:
 def content_md5(data: bytes | bytearray | memoryview) -> str:
     """The base64 MD5 of `data`, as in a Content-MD5 header (for small rewritten bodies)."""
     return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode("ascii")
+
+
+def body_integrity_headers(body: bytes, headers: Mapping[str, str]) -> dict[str, str]:
+    """New values for the integrity headers the client sent with a body the proxy rewrote.
+
+    Covers `Content-MD5` and `x-amz-checksum-<alg>` for the algorithms above; any other
+    `x-amz-checksum-*` header is left out. Header names are returned lower-case; the caller also
+    sets Content-Length and the payload hash it signs.
+    """
+    out: dict[str, str] = {}
+    names = {name.lower() for name in headers}
+    if "content-md5" in names:
+        out["content-md5"] = content_md5(body)
+    for name in sorted(names):
+        if not name.startswith(HEADER_PREFIX):
+            continue
+        algorithm = name[len(HEADER_PREFIX) :].upper()
+        if algorithm in ALGORITHMS:
+            checksum = new_checksum(algorithm)
+            checksum.update(body)
+            out[name] = checksum.b64digest()
+    return out
 
 
 def _unknown(algorithm: str) -> S3Error:

@@ -43,11 +43,11 @@ from .crosspart import (
 )
 from .errors import S3Error, error_xml
 from .front import Request, Response, StreamResponse
-from .mapping import child_text, children, parse_xml
 from .proxy import backend_exchange
 from .record import RequestRecord
 from .routing import Route
 from .s3request import S3Request
+from .s3xml import child_text, children, parse_xml
 
 log = logging.getLogger("s3router_proxy.crosscopy")
 

@@ -32,8 +32,8 @@ from multidict import CIMultiDictProxy
 
 from .backends import Backend
 from .errors import ERRORS, S3Error
-from .mapping import child_text, local_name, parse_xml
 from .proxy import STREAM_CHUNK, _unreachable, backend_exchange
+from .s3xml import child_text, local_name, parse_xml
 from .sigv4 import EMPTY_SHA256, UNSIGNED_PAYLOAD, canonical_query_string
 
 log = logging.getLogger("s3router_proxy.crosspart")

@@ -22,9 +22,9 @@ from typing import Literal, Protocol
 
 from .errors import S3Error
 from .operations import OPERATIONS, operation_group, operation_name
+from .operationsets import OBJECT_LISTINGS
 from .routing import (
     HTTP_METHODS,
-    LISTING_OPERATIONS,
     Part,
     RequestFacts,
     Route,
@@ -176,7 +176,7 @@ def explain(
             config.rules,
             config.default_target,
             bucket,
-            prefix if operation in LISTING_OPERATIONS else "",
+            prefix if operation in OBJECT_LISTINGS else "",
             method=method,
             operation=operation,
             headers=plain_headers,

@@ -13,33 +13,26 @@ from collections.abc import Callable, Hashable, Sequence
 from lxml import etree
 
 from . import uploadid
+from .checksums import body_integrity_headers
+from .deleteobjects import (
+    delete_objects_keys,
+    group_delete_objects,
+    merge_delete_results,
+    rewrite_delete_objects,
+)
 from .errors import S3Error
 from .front import Body
 from .listing import merged_list
-from .mapping import (
-    S3_NS,
-    NameMapping,
-    body_integrity_headers,
-    child_text,
-    delete_objects_keys,
-    group_delete_objects,
-    local_name,
-    map_list_query,
-    merge_delete_results,
-    parse_xml,
-    rewrite_delete_objects,
-    rewrite_response_xml,
-    serialize_xml,
-)
+from .mapping import NameMapping, map_list_query, rewrite_response_xml
 from .mirrorjournal import Divergence, record_divergence
 from .payload import BodyOutcome, PayloadPlan, upstream_body
 from .proxy import backend_call
 from .routing import Part, Route, route_on, visible_buckets
 from .s3request import S3Request
+from .s3xml import S3_NS, child_text, local_name, parse_xml, serialize_xml
 from .uploadid import UploadPin
 
 log = logging.getLogger("s3router_proxy.fanout")
-MERGED_LISTINGS = frozenset({"ListObjects", "ListObjectsV2", "ListObjectVersions"})
 
 
 def backend_error(status: int, body: bytes) -> S3Error:

@@ -99,9 +99,6 @@ class Body:
             if not waiter.done():
                 waiter.set_result(None)
 
-    def at_eof(self) -> bool:
-        return self.complete and not self._pieces
-
     async def readany(self) -> bytes:
         while not self._pieces:
             if self._error is not None:
@@ -273,7 +270,7 @@ class Response:
 class StreamResponse(Response):
     """An answer whose body is written piece by piece after `prepare`."""
 
-    __slots__ = ("_chunked", "_done", "_framing", "_request")
+    __slots__ = ("_done", "_framing", "_request")
 
     def __init__(
         self,
@@ -283,7 +280,6 @@ class StreamResponse(Response):
         headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
     ) -> None:
         super().__init__(status=status, reason=reason, headers=headers)
-        self._chunked = False
         self._done = False
         self._request: Request | None = None
         self._framing = ""  # "length", "chunked", "none" (no body) or "close" (to the end)
@@ -293,7 +289,8 @@ class StreamResponse(Response):
         return self._request is not None
 
     def enable_chunked_encoding(self) -> None:
-        self._chunked = True
+        """Nothing to do: `prepare` frames every answer without a Content-Length as chunked
+        (HTTP/1.1) or to the close (HTTP/1.0)."""
 
     async def prepare(self, request: Request) -> None:
         if self._request is not None:

@@ -33,17 +33,9 @@ from typing import Any
 from lxml import etree
 
 from .errors import S3Error
-from .mapping import (
-    S3_NS,
-    child,
-    child_text,
-    decode_url_value,
-    encode_url_value,
-    local_name,
-    parse_xml,
-    serialize_xml,
-)
+from .mapping import decode_url_value, encode_url_value
 from .routing import Part
+from .s3xml import S3_NS, child, child_text, in_s3_namespace, local_name, parse_xml, serialize_xml
 
 Fetch = Callable[[Part, list[tuple[str, str]]], Awaitable[bytes]]
 MAX_KEYS = 1000
@@ -596,18 +588,9 @@ def _entry_element(entry: _Entry, key_text: str) -> Any:
     for item in source:
         if not isinstance(item.tag, str):
             continue
-        element.append(_copy(item))
+        element.append(in_s3_namespace(item))
     key_element = child(element, "Key")
     if key_element is None:  # pragma: no cover - S3 always sends Key
         key_element = etree.SubElement(element, f"{{{S3_NS}}}Key")
     key_element.text = key_text
     return element
-
-
-def _copy(item: Any) -> Any:
-    copy = etree.Element(f"{{{S3_NS}}}{local_name(item)}", nsmap={None: S3_NS})
-    copy.text = item.text
-    for sub in item:
-        if isinstance(sub.tag, str):
-            copy.append(_copy(sub))
-    return copy

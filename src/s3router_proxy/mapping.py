@@ -14,30 +14,30 @@ A rule that maps names turns the client's `bucket/key` into the backend's `bucke
   shown. Within one rule both directions preserve S3's (UTF-8 byte) order.
 
 Everything else here applies a `NameMapping` to what S3 sends around names: listing parameters,
-`x-amz-copy-source`, the keys of a DeleteObjects body (with its checksums recomputed) and the small
-XML documents S3 answers with (listings, multipart results, DeleteObjects results, errors), parsed
-with lxml under a size cap, namespace kept. All functions are pure: bytes and strings in and out.
+`x-amz-copy-source`, `Location` headers and the small XML documents S3 answers with (listings,
+multipart results, DeleteObjects results, errors; read with `s3xml.py`, namespace kept). The
+DeleteObjects request body is `deleteobjects.py`. All functions are pure: bytes and strings in
+and out.
 """
 
 from __future__ import annotations
 
-import base64
-import copy
-import hashlib
-import zlib
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote, unquote_plus, urlsplit
 
-from lxml import etree
-
+from .deleteobjects import map_delete_result
 from .errors import S3Error
-
-S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
-MAX_XML_BYTES = 16 * 1024 * 1024  # listings of 1000 keys of 1 KiB stay far below this
-MAX_DELETE_OBJECTS_BYTES = 4 * 1024 * 1024  # 1000 keys of 1 KiB, escaped, with version ids
-
+from .s3xml import (
+    MAX_XML_BYTES,
+    child,
+    child_text,
+    local_name,
+    parse_xml,
+    serialize_xml,
+    set_child_text,
+)
 
 # -- the mapping ----------------------------------------------------------------------------------
 
@@ -126,23 +126,6 @@ def decode_url_value(value: str) -> str:
 
 _KEY_POSITIONS = ("marker", "start-after", "key-marker")
 _COMPANIONS = {"key-marker": ("version-id-marker", "upload-id-marker")}
-_PASSTHROUGH = frozenset(
-    {
-        "delimiter",
-        "max-keys",
-        "max-uploads",
-        "encoding-type",
-        "upload-id-marker",
-        "version-id-marker",
-        "list-type",
-        "fetch-owner",
-        "continuation-token",
-        "versions",
-        "uploads",
-        "optional-object-attributes",
-        "x-id",
-    }
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,190 +249,6 @@ def map_copy_source(value: str, mapping: NameMapping) -> str:
     )
 
 
-# -- XML plumbing ---------------------------------------------------------------------------------
-
-_PARSER = etree.XMLParser(
-    resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, remove_comments=True
-)
-
-
-def parse_xml(body: bytes, *, limit: int = MAX_XML_BYTES, request: bool = False) -> Any:
-    """Parse a small S3 document; too big or malformed is an S3 error, never an exception."""
-    if len(body) > limit:
-        if request:
-            raise S3Error("MalformedXML", "The XML document is larger than the proxy accepts.")
-        raise S3Error("InternalError", "The backend's XML answer exceeds the proxy's size limit.")
-    try:
-        root = etree.fromstring(body, _PARSER)
-    except etree.XMLSyntaxError:
-        if request:
-            raise S3Error("MalformedXML") from None
-        raise S3Error("InternalError", "The backend sent XML the proxy cannot read.") from None
-    if request and (
-        root.getroottree().docinfo.doctype
-        or any(isinstance(node, etree._Entity) for node in root.iter())
-    ):
-        # S3 request documents never need a DTD or entities; refusing them ends XML bombs.
-        raise S3Error("MalformedXML", "Document type declarations and entities are not allowed.")
-    return root
-
-
-def serialize_xml(root: Any) -> bytes:
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
-
-
-def local_name(element: Any) -> str:
-    tag = element.tag
-    if not isinstance(tag, str):
-        return ""
-    return tag.rpartition("}")[2]
-
-
-def children(element: Any, name: str) -> list[Any]:
-    return [child for child in element if local_name(child) == name]
-
-
-def child(element: Any, name: str) -> Any | None:
-    for item in element:
-        if local_name(item) == name:
-            return item
-    return None
-
-
-def child_text(element: Any, name: str) -> str | None:
-    found = child(element, name)
-    return None if found is None else (found.text or "")
-
-
-# -- DeleteObjects request bodies -----------------------------------------------------------------
-
-
-def delete_objects_keys(body: bytes) -> list[str]:
-    """The keys a DeleteObjects body names, in order (to route them)."""
-    root = _delete_document(body)
-    return [child_text(obj, "Key") or "" for obj in children(root, "Object")]
-
-
-MAX_DELETE_OBJECTS_KEYS = 1000
-
-
-def _delete_document(body: bytes) -> Any:
-    """A DeleteObjects body, parsed; more than 1000 keys is MalformedXML, as in S3."""
-    root = parse_xml(body, limit=MAX_DELETE_OBJECTS_BYTES, request=True)
-    if len(children(root, "Object")) > MAX_DELETE_OBJECTS_KEYS:
-        raise S3Error("MalformedXML", "A DeleteObjects request names at most 1000 keys.")
-    return root
-
-
-def rewrite_delete_objects(body: bytes, backend_key: Callable[[str], str]) -> bytes:
-    """The same DeleteObjects body with every `<Object><Key>` replaced by `backend_key(key)`."""
-    root = _delete_document(body)
-    for obj in children(root, "Object"):
-        key_element = child(obj, "Key")
-        if key_element is not None:
-            key_element.text = backend_key(key_element.text or "")
-    return serialize_xml(root)
-
-
-def group_delete_objects(
-    body: bytes, target: Callable[[str], tuple[Hashable, str]]
-) -> dict[Hashable, bytes]:
-    """Split a DeleteObjects body by route: `target(key)` → (route id, backend key).
-
-    Each group gets its own body, in the original order, with `Quiet` and any other top-level
-    element kept; send each to its backend and join the answers with `merge_delete_results`.
-    """
-    root = _delete_document(body)
-    groups: dict[Hashable, Any] = {}
-    for obj in children(root, "Object"):
-        key_element = child(obj, "Key")
-        key = "" if key_element is None else key_element.text or ""
-        group, backend_key = target(key)
-        if group not in groups:
-            copy = etree.Element(root.tag, nsmap=root.nsmap)
-            for other in root:
-                if local_name(other) != "Object":
-                    copy.append(_clone(other))
-            groups[group] = copy
-        clone = _clone(obj)
-        clone_key = child(clone, "Key")
-        if clone_key is not None:
-            clone_key.text = backend_key
-        groups[group].append(clone)
-    return {group: serialize_xml(tree) for group, tree in groups.items()}
-
-
-def _clone(element: Any) -> Any:
-    return copy.deepcopy(element)
-
-
-def merge_delete_results(results: Iterable[tuple[bytes, NameMapping]]) -> bytes:
-    """One DeleteResult from several backends' answers, keys mapped back to the client's names."""
-    out = etree.Element(f"{{{S3_NS}}}DeleteResult", nsmap={None: S3_NS})
-    for body, mapping in results:
-        root = parse_xml(body)
-        if local_name(root) == "Error":
-            raise S3Error(
-                child_text(root, "Code") or "InternalError",
-                child_text(root, "Message") or None,
-                status=500,
-            )
-        _rewrite_delete_result(root, mapping)
-        for item in root:
-            if local_name(item) in ("Deleted", "Error"):
-                out.append(_in_namespace(item))
-    return serialize_xml(out)
-
-
-def _in_namespace(element: Any) -> Any:
-    """A copy of `element` with every element in the S3 namespace (backends differ)."""
-    copy = etree.Element(f"{{{S3_NS}}}{local_name(element)}", nsmap={None: S3_NS})
-    copy.text = element.text
-    for item in element:
-        if isinstance(item.tag, str):
-            sub = _in_namespace(item)
-            sub.tail = None
-            copy.append(sub)
-    return copy
-
-
-def body_integrity_headers(body: bytes, headers: Mapping[str, str]) -> dict[str, str]:
-    """New values for the integrity headers the client sent with a body the proxy rewrote.
-
-    Covers `Content-MD5` and `x-amz-checksum-<alg>` (CRC32, CRC32C, CRC64NVME, SHA1, SHA256;
-    CRC32C/CRC64NVME need `s3router_proxy.checksums`). Header names are returned lower-case;
-    the caller also sets Content-Length and the payload hash it signs.
-    """
-    out: dict[str, str] = {}
-    names = {name.lower() for name in headers}
-    if "content-md5" in names:
-        out["content-md5"] = base64.b64encode(hashlib.md5(body).digest()).decode("ascii")
-    for name in sorted(names):
-        if not name.startswith("x-amz-checksum-"):
-            continue
-        value = _checksum(name[len("x-amz-checksum-") :].upper(), body)
-        if value is not None:
-            out[name] = value
-    return out
-
-
-def _checksum(algorithm: str, body: bytes) -> str | None:
-    try:
-        from . import checksums
-    except ImportError:  # pragma: no cover - checksums.py ships with the package
-        checksums = None  # type: ignore[assignment]
-    if checksums is not None and algorithm in getattr(checksums, "ALGORITHMS", ()):
-        checksum = checksums.new_checksum(algorithm)
-        checksum.update(body)
-        return checksum.b64digest()
-    if algorithm == "CRC32":
-        return base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode("ascii")
-    if algorithm in ("SHA1", "SHA256"):
-        digest = hashlib.new(algorithm.lower(), body).digest()
-        return base64.b64encode(digest).decode("ascii")
-    return None
-
-
 # -- response documents ---------------------------------------------------------------------------
 
 _LISTINGS = ("ListBucketResult", "ListVersionsResult", "ListMultipartUploadsResult")
@@ -525,7 +324,7 @@ def _rewrite_root(
                 client_base_url or "", mapping.client_bucket, client_key
             )
     elif name == "DeleteResult":
-        _rewrite_delete_result(root, mapping)
+        map_delete_result(root, mapping)
     elif name == "Error":
         _rewrite_error(root, mapping, client_key, request_id)
     else:
@@ -533,34 +332,18 @@ def _rewrite_root(
     return serialize_xml(root)
 
 
-def _set_text(element: Any, name: str, value: str) -> None:
-    found = child(element, name)
-    if found is not None:
-        found.text = value
-
-
 def _set_names(root: Any, mapping: NameMapping, client_key: str) -> None:
-    _set_text(root, "Bucket", mapping.client_bucket)
+    set_child_text(root, "Bucket", mapping.client_bucket)
     key_element = child(root, "Key")
     if key_element is not None:
         key_element.text = client_key or mapping.to_client_key(key_element.text or "") or ""
-
-
-def _rewrite_delete_result(root: Any, mapping: NameMapping) -> None:
-    for item in root:
-        if local_name(item) in ("Deleted", "Error"):
-            key_element = child(item, "Key")
-            if key_element is not None:
-                backend_key = key_element.text or ""
-                client = mapping.to_client_key(backend_key)
-                key_element.text = backend_key if client is None else client
 
 
 def _rewrite_error(
     root: Any, mapping: NameMapping, client_key: str, request_id: str | None
 ) -> None:
     for name in ("BucketName", "Bucket"):
-        _set_text(root, name, mapping.client_bucket)
+        set_child_text(root, name, mapping.client_bucket)
     key_element = child(root, "Key")
     if key_element is not None:
         key_element.text = client_key or mapping.to_client_key(key_element.text or "") or ""
@@ -572,8 +355,8 @@ def _rewrite_error(
         if found is not None:
             root.remove(found)
     if request_id is not None:
-        _set_text(root, "RequestId", request_id)
-        _set_text(root, "HostId", request_id)
+        set_child_text(root, "RequestId", request_id)
+        set_child_text(root, "HostId", request_id)
 
 
 def _rewrite_listing(
@@ -592,7 +375,7 @@ def _rewrite_listing(
         return encode_url_value(value) if encoded else value
 
     for name in ("Name", "Bucket"):
-        _set_text(root, name, mapping.client_bucket)
+        set_child_text(root, name, mapping.client_bucket)
     echoes = {
         "Prefix": "prefix",
         "Marker": "marker",
@@ -637,7 +420,7 @@ def _rewrite_listing(
             if prefix_element is not None:
                 prefix_element.text = encode(client)
             count += 1
-    _set_text(root, "KeyCount", str(count))
+    set_child_text(root, "KeyCount", str(count))
 
 
 def client_location(client_base_url: str, bucket: str, key: str = "") -> str:

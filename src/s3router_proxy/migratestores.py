@@ -25,17 +25,11 @@ from .crosspart import Progress
 from .errors import S3Error
 from .fanout import backend_error
 from .listing import merged_list
-from .mapping import (
-    child_text,
-    children,
-    decode_url_value,
-    format_copy_source,
-    local_name,
-    parse_xml,
-)
+from .mapping import decode_url_value, format_copy_source
 from .migratereport import CHECKSUM_ALGORITHMS, Location, ObjectInfo, plain_etag
 from .proxy import STREAM_CHUNK, _unreachable, backend_call, backend_exchange
 from .routing import Part, Route, match_route, routes_for_bucket
+from .s3xml import child_text, children, local_name, parse_xml
 from .sigv4 import EMPTY_SHA256
 
 T = TypeVar("T")

@@ -45,8 +45,9 @@ from .crosscopy import copy_object_across
 from .crosspart import copy_part_across
 from .errors import S3Error
 from .front import Body, Response
-from .mapping import NameMapping, child, children, parse_xml
+from .mapping import NameMapping
 from .mirrorjournal import Divergence, record_divergence
+from .operationsets import MIRRORED_OPERATIONS, UPLOAD_STEPS
 from .payload import BodyOutcome, PayloadPlan, upstream_body
 from .proxy import (
     MAX_REWRITTEN_BODY,
@@ -60,28 +61,12 @@ from .proxy import (
 )
 from .routing import Route, Rule, route_on
 from .s3request import S3Request
+from .s3xml import child, children, parse_xml
 from .sigv4 import SigV4Auth
 from .tee import Tee
 from .uploadid import UploadPin
 
 T = TypeVar("T")
-
-# The writes a mirror receives; every other request goes to the target alone.
-MIRRORED_OPERATIONS = frozenset(
-    {
-        "PutObject",
-        "CreateMultipartUpload",
-        "UploadPart",
-        "UploadPartCopy",
-        "CompleteMultipartUpload",
-        "AbortMultipartUpload",
-        "CopyObject",
-        "DeleteObject",
-    }
-)
-_UPLOAD_OPERATIONS = frozenset(
-    {"UploadPart", "UploadPartCopy", "CompleteMultipartUpload", "AbortMultipartUpload"}
-)
 
 
 @dataclass(frozen=True)
@@ -103,7 +88,7 @@ def mirrors_for(
 ) -> Mirrors | None:
     """The mirrors a request is applied to, or None when it goes to its target alone."""
     if pin is not None:
-        if not pin.mirrors or operation not in _UPLOAD_OPERATIONS:
+        if not pin.mirrors or operation not in UPLOAD_STEPS:
             return None
         return Mirrors(
             tuple(m[0] for m in pin.mirrors),
@@ -113,7 +98,7 @@ def mirrors_for(
         )
     if rule is None or not rule.mirror or operation not in MIRRORED_OPERATIONS:
         return None
-    if operation in _UPLOAD_OPERATIONS:
+    if operation in UPLOAD_STEPS:
         return None  # an upload started before the rule had mirrors stays unmirrored
     if operation == "DeleteObject" and "versionId" in query:
         return None  # version ids are each backend's own

@@ -63,11 +63,13 @@ a plain dict must use lower-case names).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Final, Literal
+from typing import Final, Literal, get_args
 
-__all__ = ["OPERATIONS", "UNKNOWN", "Group", "operation_group", "operation_name"]
+__all__ = ["GROUPS", "OPERATIONS", "UNKNOWN", "Group", "operation_group", "operation_name"]
 
 Group = Literal["read", "write", "list", "delete", "admin"]
+# The group names a rule or grant may use in place of operation names.
+GROUPS: Final[frozenset[str]] = frozenset(get_args(Group))
 UNKNOWN: Final = "Unknown"
 OPTIONS_PREFLIGHT: Final = "OptionsPreflight"
 

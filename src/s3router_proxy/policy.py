@@ -16,14 +16,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .errors import S3Error
-from .operations import OPERATIONS, UNKNOWN, operation_group
+from .operations import GROUPS, OPERATIONS, UNKNOWN, operation_group
+from .operationsets import KEY_LISTINGS, KEYS_IN_BODY
 from .routing import compile_glob, literal_prefix
-
-GROUPS = frozenset({"read", "write", "list", "delete", "admin"})
-LISTINGS = frozenset({"ListObjects", "ListObjectsV2", "ListObjectVersions", "ListMultipartUploads"})
-# Bucket-level requests that name their keys in the body: each key is authorized once the body
-# is read (`authorize_keys`); before that, only whether the client may name any key there.
-KEYS_IN_BODY = frozenset({"DeleteObjects"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +40,7 @@ class Grant:
     def covers_key(self, operation: str, key: str, prefix: str) -> bool:
         if self.keys is None:
             return True
-        if operation in LISTINGS:
+        if operation in KEY_LISTINGS:
             return any(prefix.startswith(literal_prefix(k)) for k in self.keys)
         if not key:
             return False  # a key-restricted grant does not reach bucket-level operations
@@ -112,7 +107,11 @@ class ClientPolicy:
             return True
         return any(
             g.covers_bucket(bucket)
-            and (g.operations is None or g.operations & {"read", "list"} or g.operations & LISTINGS)
+            and (
+                g.operations is None
+                or g.operations & {"read", "list"}
+                or g.operations & KEY_LISTINGS
+            )
             for g in self.allow
         )
 

@@ -24,6 +24,7 @@ from . import metrics
 from .backends import Backend
 from .errors import S3Error
 from .front import Request, Response, StreamResponse
+from .operationsets import NEEDS_LENGTH
 from .payload import BodyAborted, BodyOutcome, PayloadPlan, check_empty_body, upstream_body
 from .record import RequestRecord
 from .routing import Route
@@ -105,8 +106,6 @@ SMALL_BODY = 64 * 1024
 _ERROR_CODE = re.compile(
     rb"<Code>([A-Za-z0-9.]{1,64})</Code>"
 )  # answers up to this size are sent in one write
-# Uploads without a length are refused for these, as S3 does (a length is part of the contract).
-_NEEDS_LENGTH = frozenset({"PutObject", "UploadPart"})
 
 
 def backend_query(request: S3Request, auth: SigV4Auth) -> str:
@@ -221,7 +220,7 @@ async def forward(
     elif (
         plan.upstream_length is None
         and not plan.forward_trailers
-        and request.operation in _NEEDS_LENGTH
+        and request.operation in NEEDS_LENGTH
     ):
         raise S3Error("MissingContentLength")
 

@@ -33,13 +33,10 @@ from typing import Literal
 
 from .errors import S3Error
 from .mapping import NameMapping, join_prefix
-from .operations import OPERATIONS, UNKNOWN, operation_group
+from .operations import GROUPS, OPERATIONS, UNKNOWN, operation_group
+from .operationsets import NOT_CONFIGURATION, SIZED_OPERATIONS
 
 HTTP_METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE"})
-GROUPS = frozenset({"read", "write", "list", "delete", "admin"})
-# Operations whose request body is the object, so its size is the object's size.
-SIZED_OPERATIONS = frozenset({"PutObject", "UploadPart", "PostObject"})
-LISTING_OPERATIONS = frozenset({"ListObjects", "ListObjectsV2", "ListObjectVersions"})
 
 _GLOB_SPECIAL = "*?["
 # Paths that are not buckets on some S3-compatible stores but the root of an admin API that
@@ -569,11 +566,6 @@ def match_route(
     return Route(default_target, bucket, key, None, NameMapping.identity(bucket))
 
 
-# Bucket-level writes that are not about the bucket's configuration, or that act part by
-# part (`routes_for_bucket`) with the names mapped.
-_NOT_CONFIGURATION = frozenset({"CreateBucket", "DeleteBucket", "DeleteObjects"})
-
-
 def check_bucket_configuration(route: Route, method: str, operation: str) -> None:
     """Refuse a change to the configuration of a backend bucket the client has only a prefix
     of (a rule with `mapped_prefix`): a lifecycle rule, policy, ACL or versioning setting would
@@ -582,7 +574,7 @@ def check_bucket_configuration(route: Route, method: str, operation: str) -> Non
         route.key
         or method not in ("PUT", "POST", "DELETE")
         or not route.names.renames_keys
-        or operation in _NOT_CONFIGURATION
+        or operation in NOT_CONFIGURATION
         or (operation in OPERATIONS and operation_group(operation) != "admin")
     ):
         return

@@ -21,9 +21,8 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .configread import ConfigError, Reader
-from .operations import OPERATIONS
+from .operations import GROUPS, OPERATIONS
 from .routing import (
-    GROUPS,
     HTTP_METHODS,
     Conditions,
     Operations,

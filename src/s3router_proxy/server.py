@@ -29,9 +29,9 @@ from .backends import Backend
 from .checksums import content_md5
 from .config import ClientConfig, Config
 from .crosscopy import answer_copy_across
+from .deleteobjects import MAX_DELETE_OBJECTS_BYTES, delete_objects_keys
 from .errors import S3Error, error_xml, new_request_id
 from .fanout import (
-    MERGED_LISTINGS,
     bucket_on_every_part,
     list_buckets,
     merged_listing,
@@ -42,24 +42,27 @@ from .fanout import (
 from .front import FrontServer, Request, Response
 from .logsetup import ACCESS_LOGGER
 from .mapping import (
-    MAX_DELETE_OBJECTS_BYTES,
     CopySource,
     NameMapping,
-    children,
     client_location,
-    delete_objects_keys,
     format_copy_source,
-    local_name,
     parse_copy_source,
-    parse_xml,
     rewrite_location_header,
     rewrite_response_xml,
 )
 from .mirror import NO_MIRRORS, MirroredWrite, Mirrors, mirrored, mirrors_for, then_mirror
+from .operationsets import (
+    CONTENT_MD5_OPERATIONS,
+    FALLBACK_OPERATIONS,
+    KEY_LISTINGS,
+    KEYS_IN_BODY,
+    NOT_PROXIED,
+    OBJECT_LISTINGS,
+    SPLIT_BUCKET_OPERATIONS,
+    XML_ANSWERS,
+)
 from .payload import BodyOutcome, PayloadPlan, plan_payload
 from .policy import (
-    KEYS_IN_BODY,
-    LISTINGS,
     ClientPolicy,
     authorize,
     authorize_keys,
@@ -79,6 +82,7 @@ from .routing import (
 )
 from .s3health import health_response, requested_check
 from .s3request import S3Request, parse_request
+from .s3xml import children, local_name, parse_xml
 
 log = logging.getLogger("s3router_proxy")
 access_log = logging.getLogger(ACCESS_LOGGER)
@@ -232,7 +236,7 @@ def visible_keys(policy: ClientPolicy, request: S3Request) -> Callable[[str], bo
     Such a listing is always built by the proxy (`_fan_out`), never passed through with keys
     dropped afterwards: a backend's markers and tokens name the last key of its page, which
     may be one the client must not see, and a page of hidden keys would end the listing."""
-    if request.operation not in LISTINGS or not policy.filters_keys(request.bucket):
+    if request.operation not in KEY_LISTINGS or not policy.filters_keys(request.bucket):
         return None
     return lambda key: policy.lists_key(request.operation, request.bucket, key)
 
@@ -289,26 +293,9 @@ def response_rewriters(
             request_id=record.request_id,
         )
 
-    if request.operation in _XML_ANSWERS:
+    if request.operation in XML_ANSWERS:
         steps.append(to_client)
     return _chain(steps), to_client
-
-
-_XML_ANSWERS = frozenset(
-    {
-        "CreateMultipartUpload",
-        "CompleteMultipartUpload",
-        "ListParts",
-        "ListMultipartUploads",
-        "DeleteObjects",
-        "CopyObject",
-        "UploadPartCopy",
-    }
-)
-
-
-# Reads a rule's `fallback:` backends may answer (migrations: new store first, old one next).
-FALLBACK_OPERATIONS = frozenset({"GetObject", "HeadObject", "GetObjectAttributes"})
 
 
 def fallback_test(rule: Rule | None) -> Callable[[int], bool]:
@@ -370,42 +357,6 @@ def error_response(error: S3Error, *, resource: str, request_id: str, method: st
     )
 
 
-# Operations the proxy refuses whatever the client may do, and why.
-NOT_PROXIED = {
-    "PostObject": "Browser form uploads (POST Object) are not supported by this proxy; use "
-    "PutObject or a presigned PUT URL.",
-    # The answer holds credentials minted from the backend's own keys: a client holding them
-    # would talk to the backend directly, past every rule, grant and name mapping.
-    "CreateSession": "CreateSession is not supported by this proxy: it would hand out the "
-    "backend's credentials.",
-    # The source key is in x-amz-rename-source, which no grant or name mapping would see, and
-    # a rename deletes it.
-    "RenameObject": "RenameObject is not supported by this proxy; copy and delete instead.",
-}
-
-
-# Bucket-level requests that act on every part of a bucket split (or renamed) by rules.
-SPLIT_BUCKET_OPERATIONS = frozenset(
-    {"DeleteObjects", "CreateBucket", "DeleteBucket", "HeadBucket", "ListMultipartUploads"}
-)
-
-
-# Operations whose bodies S3-compatible stores may insist carry a Content-MD5.
-CONTENT_MD5_OPERATIONS = frozenset(
-    {
-        "DeleteObjects",
-        "PutBucketCors",
-        "PutBucketLifecycle",
-        "PutBucketLifecycleConfiguration",
-        "PutBucketPolicy",
-        "PutBucketReplication",
-        "PutBucketTagging",
-        "PutObjectLockConfiguration",
-        "PutObjectRetention",
-        "PutObjectLegalHold",
-        "PutObjectTagging",
-    }
-)
 MAX_MD5_BODY = 4 * 1024 * 1024
 MAX_COMPLETE_BODY = 4 * 1024 * 1024
 MAX_PARTS = 10_000
@@ -530,7 +481,7 @@ class ProxyHandler:
                 )
                 return self._xml_answer(record, body)
             if request.bucket and (
-                request.operation in MERGED_LISTINGS or request.operation in SPLIT_BUCKET_OPERATIONS
+                request.operation in OBJECT_LISTINGS or request.operation in SPLIT_BUCKET_OPERATIONS
             ):
                 parts = routes_for_bucket(
                     config.rules,

@@ -28,7 +28,7 @@ from .errors import S3Error
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from .mapping import child, children, parse_xml, serialize_xml
+from .s3xml import child, children, parse_xml, serialize_xml
 
 _CONTEXT = b"s3router upload id v2\0"
 

@@ -28,15 +28,14 @@ from s3router_proxy import sigv2, sigv4
 from s3router_proxy.chunked import ChunkedBodyError, ChunkedResult, ChunkSigning, decode_aws_chunked
 from s3router_proxy.config import config_from_document, load_config
 from s3router_proxy.configread import ConfigError
-from s3router_proxy.errors import ERRORS, S3Error
-from s3router_proxy.listing import decode_token
-from s3router_proxy.mapping import (
-    NameMapping,
+from s3router_proxy.deleteobjects import (
     delete_objects_keys,
     group_delete_objects,
     rewrite_delete_objects,
-    rewrite_response_xml,
 )
+from s3router_proxy.errors import ERRORS, S3Error
+from s3router_proxy.listing import decode_token
+from s3router_proxy.mapping import NameMapping, rewrite_response_xml
 from s3router_proxy.s3request import S3Request, parse_request
 from s3router_proxy.sigv4 import signing_key
 from s3router_proxy.yamlload import YamlError, load_documents
