@@ -319,6 +319,12 @@ class UpstreamResponse:
                 raise TooLarge("the backend's answer is larger than expected")
         return bytes(pieces)
 
+    async def next_piece(self) -> bytes:
+        """Body bytes as they arrived, b"" at the end."""
+        conn = self._conn
+        assert conn is not None
+        return await conn.next_piece()
+
     async def iter_pieces(self) -> AsyncIterator[bytes]:
         conn = self._conn
         assert conn is not None
