@@ -9,7 +9,6 @@ side instead of leaving a short object or a short download that looks complete.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import re
@@ -17,7 +16,6 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TypeVar
 
-import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from . import metrics
@@ -434,7 +432,7 @@ async def backend_response(
 
 
 def _unreachable(backend: Backend, exc: BaseException) -> S3Error:
-    if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+    if isinstance(exc, TimeoutError):
         reason, kind = "did not answer in time", "timeout"
     else:
         reason, kind = "could not be reached", "unreachable"
