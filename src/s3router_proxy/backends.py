@@ -1,8 +1,8 @@
 """Backends at run time: where a backend lives, how it is addressed, whose keys sign for it.
 
-A `Backend` owns two connection pools, both with its timeouts and connection limit: the lean
-`UpstreamPool` that forwarded client requests take, and an aiohttp client session for the
-requests the proxy makes itself (listings it merges, copies, probes); and a credential source.
+A `Backend` owns its connection pool (an `UpstreamPool` per Host, with the backend's timeouts
+and connection limit), which every request to it takes: forwarded ones and those the proxy makes
+itself (listings it merges, deletes, copies, mirror writes, probes); and a credential source.
 Static keys are used as they are; otherwise botocore's default chain (environment, profile,
 assume-role, web identity, container and instance metadata) is resolved and refreshed in a
 background thread, so a slow metadata call never blocks the event loop and an immutable
@@ -15,10 +15,10 @@ import asyncio
 import logging
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-import aiohttp
 from yarl import URL
 
 from .config import BackendConfig
@@ -123,7 +123,6 @@ class Backend:
         self.netloc = parts.netloc
         self.credentials = CredentialSource(config)
         self.refresher: asyncio.Task[None] | None = None
-        self._session: aiohttp.ClientSession | None = None
         self._pools: dict[str, UpstreamPool] = {}
 
     @property
@@ -147,27 +146,6 @@ class Backend:
             )
         return pool
 
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                # Bounded: a burst queues here instead of overrunning the backend's accept queue.
-                connector=aiohttp.TCPConnector(
-                    limit=self.config.max_connections,
-                    ttl_dns_cache=300,
-                    enable_cleanup_closed=True,
-                ),
-                timeout=aiohttp.ClientTimeout(
-                    total=None,
-                    sock_connect=self.config.connect_timeout,
-                    sock_read=self.config.read_timeout,
-                ),
-                auto_decompress=False,
-                skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent", "Content-Type"),
-                cookie_jar=aiohttp.DummyCookieJar(),
-            )
-        return self._session
-
     def address(self, bucket: str, key: str) -> tuple[str, str]:
         """(Host header, canonical URI) for a bucket and key on this backend."""
         encoded_key = key_path(key)
@@ -180,31 +158,19 @@ class Backend:
             path += "/" + encoded_key
         return self.netloc, path
 
-    def signed_request(
-        self,
-        method: str,
-        bucket: str,
-        key: str,
-        query: str,
-        headers: dict[str, str],
-        payload_hash: str,
-    ) -> tuple[URL, dict[str, str]]:
-        """The URL and signed headers of a request to this backend, signed with its current
-        credentials. `query` is canonical (as `sigv4.canonical_query_string` makes it) and is
-        sent exactly as signed; every header in `headers` (lower-case names) is signed."""
-        host, target, signed = self.signed_target(method, bucket, key, query, headers, payload_hash)
-        return URL(f"{self.scheme}://{host}{target}", encoded=True), signed
-
     def signed_target(
         self,
         method: str,
         bucket: str,
         key: str,
         query: str,
-        headers: dict[str, str],
+        headers: Mapping[str, str],
         payload_hash: str,
     ) -> tuple[str, str, dict[str, str]]:
-        """`signed_request` as (Host, request target: path and query, signed headers)."""
+        """(Host, request target: path and query, signed headers) of a request to this backend,
+        signed with its current credentials. `query` is canonical (as
+        `sigv4.canonical_query_string` makes it) and is sent exactly as signed; every header in
+        `headers` (lower-case names) is signed."""
         credentials = self.credentials.current
         if credentials is None:
             raise S3Error(
@@ -232,9 +198,6 @@ class Backend:
         if self.refresher is not None:
             self.refresher.cancel()
             self.refresher = None
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
         for pool in self._pools.values():
             await pool.close()
         self._pools.clear()

@@ -171,13 +171,13 @@ async def copy_object_across(
     try:
         if source.status != 200:
             raise S3Error("InternalError", "The copy source answered a partial object.")
-        length = int(source.headers.get("Content-Length", "-1"))
+        length = int(source.header_map.get("content-length", "-1"))
         if length < 0:
             raise S3Error("NotImplemented", "The copy source did not tell its length.")
-        copied_version = source.headers.get("x-amz-version-id")
+        copied_version = source.header_map.get("x-amz-version-id")
         write_headers: dict[str, str] = {}
-        origin = headers if metadata == "REPLACE" else source.headers
-        for name, value in origin.items():
+        origin = headers.items() if metadata == "REPLACE" else source.headers
+        for name, value in origin:
             lower = name.lower()
             if lower in _CONTENT_HEADERS or lower.startswith("x-amz-meta-"):
                 write_headers[lower] = value
@@ -186,7 +186,7 @@ async def copy_object_across(
                 write_headers[name] = headers[name]
         if tagging == "REPLACE":
             tags = headers.get("x-amz-tagging")
-        elif source.headers.get("x-amz-tagging-count", "0") != "0":
+        elif source.header_map.get("x-amz-tagging-count", "0") != "0":
             # S3 (and MinIO, Ceph, moto) count an object's tags on GET and say nothing when
             # there are none: only tagged sources cost a GetObjectTagging.
             tags = await source_tagging(

@@ -27,14 +27,14 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
-import aiohttp
-from multidict import CIMultiDictProxy
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from .backends import Backend
 from .errors import ERRORS, S3Error
-from .proxy import STREAM_CHUNK, _unreachable, backend_exchange
+from .proxy import _unreachable, backend_exchange, backend_response
 from .s3xml import child_text, local_name, parse_xml
 from .sigv4 import EMPTY_SHA256, UNSIGNED_PAYLOAD, canonical_query_string
+from .upstream import UpstreamResponse
 
 log = logging.getLogger("s3router_proxy.crosspart")
 
@@ -93,9 +93,9 @@ def backend_failure(status: int, body: bytes, doing: str) -> S3Error:
     return S3Error(code, f"{message} ({doing})", status=status)
 
 
-async def _read_answer(response: aiohttp.ClientResponse) -> bytes:
+async def _read_answer(response: UpstreamResponse) -> bytes:
     data = bytearray()
-    async for piece in response.content.iter_chunked(STREAM_CHUNK):
+    while piece := await response.next_piece():
         data += piece
         if len(data) > MAX_ANSWER:
             break  # an answer, not an object: the start is all anyone needs
@@ -108,19 +108,18 @@ async def source_get(
     key: str,
     version_id: str | None,
     headers: Mapping[str, str],
-) -> aiohttp.ClientResponse:
+) -> UpstreamResponse:
     """An open GET of the copy source (status 200 or 206), or the S3 error S3 would answer."""
     query = canonical_query_string([("versionId", version_id)] if version_id else [])
-    url, signed = backend.signed_request("GET", bucket, key, query, dict(headers), EMPTY_SHA256)
     try:
-        response = await backend.session.get(url, headers=signed, allow_redirects=False)
-    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        response = await backend_response(backend, "GET", bucket, key, query, headers, EMPTY_SHA256)
+    except (TimeoutError, OSError) as exc:
         raise _unreachable(backend, exc) from None
     if response.status in (200, 206):
         return response
     try:
         answer = await _read_answer(response)
-    except (TimeoutError, aiohttp.ClientError, OSError):
+    except (TimeoutError, OSError):
         answer = b""
     finally:
         response.release()
@@ -136,13 +135,14 @@ Progress = Callable[[int], None]  # told the size of every piece handed to a wri
 class Feed:
     """Exactly `length` bytes of an open source response, as a request body.
 
-    A read error or an early end is recorded in `failure` and raised, which makes aiohttp drop
-    the write before its last byte. `progress`, if given, hears of every piece as it is handed
-    on, so a long copy can be watched while it runs."""
+    A read error or an early end is recorded in `failure` and raised, which drops the write's
+    connection before its last byte. Bytes past `length` (the rest of an object whose first
+    part this is) are left unread, for the caller to release. `progress`, if given, hears of
+    every piece as it is handed on, so a long copy can be watched while it runs."""
 
     def __init__(
         self,
-        response: aiohttp.ClientResponse,
+        response: UpstreamResponse,
         backend: Backend,
         length: int,
         progress: Progress | None = None,
@@ -157,8 +157,8 @@ class Feed:
         remaining = self.length
         while remaining:
             try:
-                piece = await self.response.content.read(min(STREAM_CHUNK, remaining))
-            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                piece = await self.response.next_piece()
+            except (TimeoutError, OSError) as exc:
                 self.failure = _unreachable(self.backend, exc)
                 raise self.failure from None
             if not piece:
@@ -167,6 +167,8 @@ class Feed:
                     f"Backend {self.backend.name!r} ended the copy source early; please retry.",
                 )
                 raise self.failure
+            if len(piece) > remaining:
+                piece = piece[:remaining]
             remaining -= len(piece)
             if self.progress is not None:
                 self.progress(len(piece))
@@ -184,21 +186,28 @@ async def put_stream(
 ) -> CIMultiDictProxy[str]:
     """PUT `feed` (an object or a part) to the backend; the answer's headers, or an S3Error."""
     signed = {**headers, "content-length": str(feed.length)}
-    url, signed = backend.signed_request(
-        "PUT", bucket, key, canonical_query_string(query_items), signed, UNSIGNED_PAYLOAD
-    )
     try:
-        async with backend.session.put(
-            url, headers=signed, data=feed.chunks() if feed.length else b""
-        ) as response:
+        response = await backend_response(
+            backend,
+            "PUT",
+            bucket,
+            key,
+            canonical_query_string(query_items),
+            signed,
+            UNSIGNED_PAYLOAD,
+            feed.chunks() if feed.length else b"",
+        )
+        try:
             answer = await _read_answer(response)
-            if response.status != 200:
-                raise backend_failure(response.status, answer, doing)
-            return response.headers
-    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        finally:
+            response.release()
+    except (TimeoutError, OSError) as exc:
         if feed.failure is not None:
             raise feed.failure from None
         raise _unreachable(backend, exc) from None
+    if response.status != 200:
+        raise backend_failure(response.status, answer, doing)
+    return CIMultiDictProxy(CIMultiDict(response.headers))
 
 
 # -- multipart CopyObject -------------------------------------------------------------------------
@@ -212,12 +221,12 @@ class SourceObject:
     bucket: str
     key: str
     version_id: str | None  # the version that GET returned (None: unversioned)
-    response: aiohttp.ClientResponse
+    response: UpstreamResponse
     length: int
 
     @property
     def etag(self) -> str | None:
-        return self.response.headers.get("ETag")
+        return self.response.header_map.get("etag")
 
 
 def part_layout(length: int, part_size: int) -> tuple[int, int]:
@@ -363,11 +372,11 @@ async def _abort(backend: Backend, bucket: str, key: str, upload_id: str) -> Non
     )
 
 
-def check_range(response: aiohttp.ClientResponse, first: int, last: int) -> int:
+def check_range(response: UpstreamResponse, first: int, last: int) -> int:
     """The source object's size, once sure `response` holds exactly bytes `first`-`last`."""
-    length = response.headers.get("Content-Length", "")
+    length = response.header_map.get("content-length", "")
     if response.status == 206:
-        found = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", ""))
+        found = _CONTENT_RANGE.fullmatch(response.header_map.get("content-range", ""))
         if (
             found
             and (int(found[1]), int(found[2])) == (first, last)
@@ -466,7 +475,7 @@ async def copy_part_across(
             check_range(response, *wanted)
             length = wanted[1] - wanted[0] + 1
         else:
-            length = int(response.headers.get("Content-Length", "-1"))
+            length = int(response.header_map.get("content-length", "-1"))
             if response.status != 200 or length < 0:
                 raise S3Error("InternalError", "The copy source has no length.")
         if length > MAX_PART:
@@ -487,5 +496,5 @@ async def copy_part_across(
     finally:
         response.release()
     return PartCopyResult(
-        answer.get("ETag", ""), now_iso8601(), response.headers.get("x-amz-version-id")
+        answer.get("ETag", ""), now_iso8601(), response.header_map.get("x-amz-version-id")
     )

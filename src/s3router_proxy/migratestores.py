@@ -16,8 +16,6 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-import aiohttp
-
 from .backends import Backend
 from .config import Config
 from .crosscopy import CopyResult, copy_object_across
@@ -27,7 +25,7 @@ from .fanout import backend_error
 from .listing import merged_list
 from .mapping import decode_url_value, format_copy_source
 from .migratereport import CHECKSUM_ALGORITHMS, Location, ObjectInfo, plain_etag
-from .proxy import STREAM_CHUNK, _unreachable, backend_call, backend_exchange
+from .proxy import _unreachable, backend_call, backend_exchange, backend_response
 from .routing import Part, Route, match_route, routes_for_bucket
 from .s3xml import child_text, children, local_name, parse_xml
 from .sigv4 import EMPTY_SHA256
@@ -196,16 +194,19 @@ async def head_object(backend: Backend, route: Route, logical_key: str) -> Objec
 
 async def object_sha256(backend: Backend, route: Route) -> str:
     """The SHA-256 of an object's bytes, read as a stream."""
-    url, headers = backend.signed_request("GET", route.bucket, route.key, "", {}, EMPTY_SHA256)
     digest = hashlib.sha256()
     try:
-        async with backend.session.get(url, headers=headers, allow_redirects=False) as response:
+        response = await backend_response(
+            backend, "GET", route.bucket, route.key, "", {}, EMPTY_SHA256
+        )
+        try:
             if response.status != 200:
-                body = await response.content.read(4096)
-                raise backend_error(response.status, body)
-            async for piece in response.content.iter_chunked(STREAM_CHUNK):
+                raise backend_error(response.status, (await response.next_piece())[:4096])
+            while piece := await response.next_piece():
                 digest.update(piece)
-    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        finally:
+            response.release()
+    except (TimeoutError, OSError) as exc:
         raise _unreachable(backend, exc) from None
     return digest.hexdigest()
 

@@ -37,7 +37,6 @@ from dataclasses import dataclass
 from typing import TypeVar
 from xml.sax.saxutils import escape
 
-import aiohttp
 from multidict import CIMultiDict
 
 from .backends import Backend
@@ -48,14 +47,14 @@ from .front import Body, Response
 from .mapping import NameMapping
 from .mirrorjournal import Divergence, record_divergence
 from .operationsets import MIRRORED_OPERATIONS, UPLOAD_STEPS
-from .payload import BodyOutcome, PayloadPlan, upstream_body
+from .payload import BodyAborted, BodyOutcome, PayloadPlan, upstream_body
 from .proxy import (
     MAX_REWRITTEN_BODY,
-    STREAM_CHUNK,
     _unreachable,
     backend_call,
     backend_exchange,
     backend_query,
+    backend_response,
     outgoing_headers,
     request_has_body,
 )
@@ -65,6 +64,7 @@ from .s3xml import child, children, parse_xml
 from .sigv4 import SigV4Auth
 from .tee import Tee
 from .uploadid import UploadPin
+from .upstream import TooLarge
 
 T = TypeVar("T")
 
@@ -180,29 +180,29 @@ class MirroredWrite:
         signed, unsigned = outgoing_headers(self.request, self.plan, body is not None and not empty)
         if empty:
             signed["content-length"] = "0"
-        url, signed = backend.signed_request(
-            self.request.method,
-            there.bucket,
-            there.key,
-            self._query(mirror),
-            signed,
-            self.plan.upstream_payload_hash,
-        )
-        headers = CIMultiDict(signed)
-        headers.update(unsigned)
         try:
-            async with backend.session.request(
+            response = await backend_response(
+                backend,
                 self.request.method,
-                url,
-                headers=headers,
-                data=body,
-                allow_redirects=False,
-                compress=None,
-                chunked=None,
-            ) as response:
-                return Answer(response.status, await _read(response), CIMultiDict(response.headers))
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                there.bucket,
+                there.key,
+                self._query(mirror),
+                signed,
+                self.plan.upstream_payload_hash,
+                body,
+                unsigned=unsigned,
+            )
+            try:
+                answer = await response.read(MAX_REWRITTEN_BODY)
+            finally:
+                response.release()
+        except TooLarge:
+            raise S3Error("InternalError", "A mirror's answer was larger than expected.") from None
+        except (TimeoutError, BodyAborted, OSError) as exc:
+            # BodyAborted: the tee cut this branch (another essential one failed): the mirror
+            # got no complete request.
             raise _unreachable(backend, exc) from None
+        return Answer(response.status, answer, CIMultiDict(response.headers))
 
     async def call(
         self,
@@ -248,15 +248,6 @@ class MirroredWrite:
 async def _no_body() -> AsyncIterator[bytes]:
     return
     yield  # an async generator that ends at once
-
-
-async def _read(response: aiohttp.ClientResponse) -> bytes:
-    data = bytearray()
-    async for piece in response.content.iter_chunked(STREAM_CHUNK):
-        data += piece
-        if len(data) > MAX_REWRITTEN_BODY:
-            raise S3Error("InternalError", "A mirror's answer was larger than expected.")
-    return bytes(data)
 
 
 def _outcome(result: object) -> tuple[bool, str]:

@@ -9,7 +9,6 @@ side instead of leaving a short object or a short download that looks complete.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import re
@@ -17,7 +16,6 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TypeVar
 
-import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from . import metrics
@@ -230,13 +228,6 @@ async def forward(
     )
     if stream is not None and not has_body:
         signed["content-length"] = "0"  # a mirrored empty body: its end is the stream's end
-    host, target, signed = backend.signed_target(
-        request.method, route.bucket, route.key, query, signed, plan.upstream_payload_hash
-    )
-    head = list(signed.items())
-    if unsigned:
-        head.extend(unsigned.items())
-
     outcome = BodyOutcome() if stream is None else stream[1]
     body: AsyncIterator[bytes] | bytes | None
     if body_override is not None:
@@ -246,28 +237,27 @@ async def forward(
         body = stream[0]
     else:
         body = upstream_body(http_request.content, plan, outcome) if has_body else None
-    chunked = body is not None and not isinstance(body, bytes) and "content-length" not in signed
     sent_at = time.monotonic()
-    # A request whose body is not a stream can be sent again on a fresh connection when the
-    # first attempt never reached the backend (a stale pooled connection, a refused connect).
-    attempts = 2 if body is None or isinstance(body, bytes) else 1
-    pool = backend.pool_for(host)
-    for attempt in range(1, attempts + 1):
-        try:
-            upstream = await pool.request(request.method, target, head, body, chunked=chunked)
-            break
-        except (ConnectFailed, Disconnected) as exc:
-            # A disconnect may come after the backend acted: only idempotent methods go again.
-            idempotent = request.method in ("GET", "HEAD", "PUT", "DELETE")
-            if attempt < attempts and (isinstance(exc, ConnectFailed) or idempotent):
-                continue
-            record.bytes_in = outcome.sent
-            raise _unreachable(backend, exc) from None
-        except (TimeoutError, BodyAborted, OSError) as exc:
-            record.bytes_in = outcome.sent
-            if outcome.failure is not None:
-                raise outcome.failure from None
-            raise _unreachable(backend, exc) from None
+    try:
+        upstream = await backend_response(
+            backend,
+            request.method,
+            route.bucket,
+            route.key,
+            query,
+            signed,
+            plan.upstream_payload_hash,
+            body,
+            unsigned=unsigned,
+        )
+    except (ConnectFailed, Disconnected) as exc:
+        record.bytes_in = outcome.sent
+        raise _unreachable(backend, exc) from None
+    except (TimeoutError, BodyAborted, OSError) as exc:
+        record.bytes_in = outcome.sent
+        if outcome.failure is not None:
+            raise outcome.failure from None
+        raise _unreachable(backend, exc) from None
     if try_next is not None and try_next(upstream.status):
         upstream.release()
         raise TryNextBackend(upstream.status)
@@ -373,21 +363,19 @@ async def backend_exchange(
     signed = {name.lower(): value for name, value in (headers or {}).items()}
     if body or method in ("PUT", "POST"):
         signed["content-length"] = str(len(body))
-    host, target, signed = backend.signed_target(
-        method, bucket, key, query, signed, hashlib.sha256(body).hexdigest()
-    )
-    pool = backend.pool_for(host)
-    for attempt in (1, 2):  # the body is bytes: it can be sent again on a fresh connection
-        try:
-            response = await pool.request(method, target, signed.items(), body or None)
-            break
-        except (ConnectFailed, Disconnected) as exc:
-            idempotent = method in ("GET", "HEAD", "PUT", "DELETE")
-            if attempt == 1 and (isinstance(exc, ConnectFailed) or idempotent):
-                continue
-            raise _unreachable(backend, exc) from None
-        except (TimeoutError, OSError) as exc:
-            raise _unreachable(backend, exc) from None
+    try:
+        response = await backend_response(
+            backend,
+            method,
+            bucket,
+            key,
+            query,
+            signed,
+            hashlib.sha256(body).hexdigest(),
+            body or None,
+        )
+    except (TimeoutError, OSError) as exc:
+        raise _unreachable(backend, exc) from None
     try:
         answer = await response.read(MAX_REWRITTEN_BODY)
         return response.status, CIMultiDictProxy(CIMultiDict(response.headers)), answer
@@ -399,8 +387,51 @@ async def backend_exchange(
         response.release()
 
 
+async def backend_response(
+    backend: Backend,
+    method: str,
+    bucket: str,
+    key: str,
+    query: str,
+    headers: Mapping[str, str],
+    payload_hash: str,
+    body: bytes | AsyncIterator[bytes] | None = None,
+    *,
+    unsigned: Mapping[str, str] | None = None,
+) -> UpstreamResponse:
+    """Any request to a backend, signed with its credentials and sent on its pool: the answer
+    once its head arrived, to read or stream and then `release()`.
+
+    Every request to a backend takes this way (forwarded ones, the proxy's own listings,
+    deletes, copies, mirror writes and readiness probes), so one pool per backend bounds them
+    all and every answer gets the same strict framing. `query` is canonical; `headers`
+    (lower-case names) are signed, `unsigned` ones sent as they are. A streamed body is sent
+    chunked unless `headers` give its Content-Length, and its first piece is pulled only once
+    the connection is up (see `tee.py`). Raises `UpstreamError` (a `ConnectionError`),
+    `TimeoutError`, or what the body raised."""
+    host, target, signed = backend.signed_target(method, bucket, key, query, headers, payload_hash)
+    head = list(signed.items())
+    if unsigned:
+        head.extend(unsigned.items())
+    streamed = body is not None and not isinstance(body, bytes)
+    chunked = streamed and "content-length" not in signed
+    pool = backend.pool_for(host)
+    # A body that is not a stream can be sent again on a fresh connection when the first
+    # attempt never reached the backend (a stale pooled connection, a refused connect).
+    retries = 0 if streamed else 1
+    while True:
+        try:
+            return await pool.request(method, target, head, body, chunked=chunked)
+        except (ConnectFailed, Disconnected) as exc:
+            # A disconnect may come after the backend acted: only idempotent methods go again.
+            idempotent = method in ("GET", "HEAD", "PUT", "DELETE")
+            if not retries or not (isinstance(exc, ConnectFailed) or idempotent):
+                raise
+            retries -= 1
+
+
 def _unreachable(backend: Backend, exc: BaseException) -> S3Error:
-    if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+    if isinstance(exc, TimeoutError):
         reason, kind = "did not answer in time", "timeout"
     else:
         reason, kind = "could not be reached", "unreachable"

@@ -14,9 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-
 from .backends import Backend
+from .proxy import backend_response
 from .sigv4 import EMPTY_SHA256
 
 PROBE_TIMEOUT = 3.0
@@ -26,19 +25,15 @@ async def probe(backend: Backend) -> str | None:
     """None when the backend answers, else why not."""
     if backend.credentials.current is None:
         return "no credentials"
-    url, headers = backend.signed_request("GET", "", "", "", {}, EMPTY_SHA256)
     try:
-        async with backend.session.get(
-            url,
-            headers=headers,
-            timeout=aiohttp.ClientTimeout(total=PROBE_TIMEOUT),
-        ) as response:
-            response.release()  # only the status matters; the body is never read
-            if response.status >= 500:
-                return f"answered {response.status}"
-            return None
-    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        async with asyncio.timeout(PROBE_TIMEOUT):
+            response = await backend_response(backend, "GET", "", "", "", {}, EMPTY_SHA256)
+    except (TimeoutError, OSError) as exc:
         return type(exc).__name__
+    response.release()  # only the status matters; the body is never read
+    if response.status >= 500:
+        return f"answered {response.status}"
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,8 +14,6 @@ import os
 import sys
 from dataclasses import dataclass
 
-import aiohttp
-
 from .backends import Backend
 from .commands import command_parser, parse_command_args
 from .config import ConfigError, load_config
@@ -65,7 +63,7 @@ async def repair_one(entry: Divergence, backends: dict[str, Backend], dry_run: b
         return Outcome(entry, "copied")
     except S3Error as error:
         return Outcome(entry, "failed", f"{error.code}: {error.message}")
-    except (OSError, TimeoutError, aiohttp.ClientError) as exc:
+    except (OSError, TimeoutError) as exc:
         return Outcome(entry, "failed", type(exc).__name__)
 
 

@@ -19,9 +19,12 @@ answers are skipped; a malformed answer, a 101 or a head beyond its bounds fails
 with `UpstreamError` (the client gets a 503) and closes the connection. The backend's reason
 phrase is never passed on: `UpstreamResponse.reason` is the standard phrase for the status.
 
-Listing pages and split deletes the proxy asks for itself (`proxy.backend_call`) take the
-same pools. Cross-backend copies (a GET streamed into a PUT) and the readiness probe still go
-through `Backend.session` (aiohttp): they are rare, not per request.
+This is the proxy's only client to backends: the requests it makes itself (listing pages,
+split deletes, cross-backend copies streamed from a GET into a PUT, mirror writes, migrate and
+repair, readiness probes) take the same pools through `proxy.backend_response`, so they get the
+same framing rules and bounds, and one `max_connections` per backend counts them all. A streamed
+body's first piece is pulled only once the connection is up and leaves with the request head
+(an empty body's end too): `tee.py` counts on it to know every mirror is ready.
 """
 
 from __future__ import annotations
@@ -318,6 +321,12 @@ class UpstreamResponse:
             if len(pieces) > limit:
                 raise TooLarge("the backend's answer is larger than expected")
         return bytes(pieces)
+
+    async def next_piece(self) -> bytes:
+        """Body bytes as they arrived, b"" at the end."""
+        conn = self._conn
+        assert conn is not None
+        return await conn.next_piece()
 
     async def iter_pieces(self) -> AsyncIterator[bytes]:
         conn = self._conn
