@@ -83,7 +83,7 @@ def test_the_readme_reads_in_a_newcomers_order() -> None:
 
 
 def test_the_access_log_format_is_stated_as_the_code_has_it() -> None:
-    from s3router_proxy.config import Config
+    from s3router_proxy.config.model import Config
 
     assert Config.__dataclass_fields__["log_format"].default == "text"
     assert "text by default" in README and "log_format: json" in README

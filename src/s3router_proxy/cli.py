@@ -24,7 +24,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from . import __version__
-from .config import EMBEDDED, Config, ConfigError, load_config, parse_listen_address
+from .config.model import EMBEDDED, Config, ConfigError, load_config, parse_listen_address
 from .embedded import EmbeddedStores
 from .logsetup import configure_logging
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from .config import ConfigError, load_config
+from .config.model import ConfigError, load_config
 from .explain import (
     check,
     did_you_mean,
@@ -25,8 +25,8 @@ from .explain import (
     request_method,
     request_url,
 )
-from .operations import OPERATIONS
 from .routing import HTTP_METHODS
+from .s3.operations import OPERATIONS
 
 ENVIRONMENT_HELP = (
     "which document of a multi-environment config to use "

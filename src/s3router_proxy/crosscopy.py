@@ -41,13 +41,13 @@ from .crosspart import (
     source_conditions,
     source_get,
 )
-from .errors import S3Error, error_xml
-from .front import Request, Response, StreamResponse
+from .http.server import Request, Response, StreamResponse
 from .proxy import backend_exchange
 from .record import RequestRecord
 from .routing import Route
-from .s3request import S3Request
-from .s3xml import child_text, children, parse_xml
+from .s3.errors import S3Error, error_xml
+from .s3.request import S3Request
+from .s3.xml import child_text, children, parse_xml
 
 log = logging.getLogger("s3router_proxy.crosscopy")
 

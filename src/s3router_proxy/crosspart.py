@@ -29,12 +29,12 @@ from xml.sax.saxutils import escape
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from .auth.sigv4 import EMPTY_SHA256, UNSIGNED_PAYLOAD, canonical_query_string
 from .backends import Backend
-from .errors import ERRORS, S3Error
+from .http.client import UpstreamResponse
 from .proxy import _unreachable, backend_exchange, backend_response
-from .s3xml import child_text, local_name, parse_xml
-from .sigv4 import EMPTY_SHA256, UNSIGNED_PAYLOAD, canonical_query_string
-from .upstream import UpstreamResponse
+from .s3.errors import ERRORS, S3Error
+from .s3.xml import child_text, local_name, parse_xml
 
 log = logging.getLogger("s3router_proxy.crosspart")
 

@@ -20,9 +20,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
-from .errors import S3Error
-from .operations import OPERATIONS, operation_group, operation_name
-from .operationsets import OBJECT_LISTINGS
 from .routing import (
     HTTP_METHODS,
     Part,
@@ -35,6 +32,9 @@ from .routing import (
     route_on,
     routes_for_bucket,
 )
+from .s3.errors import S3Error
+from .s3.operations import OPERATIONS, operation_group, operation_name
+from .s3.operationsets import OBJECT_LISTINGS
 
 
 class RoutingConfig(Protocol):

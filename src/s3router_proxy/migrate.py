@@ -36,10 +36,9 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from .backends import Backend
-from .config import EMBEDDED, Config, ConfigError, load_config
+from .config.model import EMBEDDED, Config, ConfigError, load_config
 from .crosscopy import CopyResult
 from .embedded import running_stores
-from .errors import S3Error
 from .migrateprogress import ProgressDisplay, Tally, progress_display
 from .migratereport import (
     Decision,
@@ -65,6 +64,7 @@ from .migratestores import (
     paired,
 )
 from .routing import Route
+from .s3.errors import S3Error
 
 log = logging.getLogger("s3router_proxy.migrate")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130

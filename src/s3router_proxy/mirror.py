@@ -39,15 +39,15 @@ from xml.sax.saxutils import escape
 
 from multidict import CIMultiDict
 
+from .auth.sigv4 import SigV4Auth
 from .backends import Backend
+from .body.payload import BodyAborted, BodyOutcome, PayloadPlan, upstream_body
 from .crosscopy import copy_object_across
 from .crosspart import copy_part_across
-from .errors import S3Error
-from .front import Body, Response
+from .http.client import TooLarge
+from .http.server import Body, Response
 from .mapping import NameMapping
 from .mirrorjournal import Divergence, record_divergence
-from .operationsets import MIRRORED_OPERATIONS, UPLOAD_STEPS
-from .payload import BodyAborted, BodyOutcome, PayloadPlan, upstream_body
 from .proxy import (
     MAX_REWRITTEN_BODY,
     _unreachable,
@@ -59,12 +59,12 @@ from .proxy import (
     request_has_body,
 )
 from .routing import Route, Rule, route_on
-from .s3request import S3Request
-from .s3xml import child, children, parse_xml
-from .sigv4 import SigV4Auth
+from .s3.errors import S3Error
+from .s3.operationsets import MIRRORED_OPERATIONS, UPLOAD_STEPS
+from .s3.request import S3Request
+from .s3.xml import child, children, parse_xml
 from .tee import Tee
 from .uploadid import UploadPin
-from .upstream import TooLarge
 
 T = TypeVar("T")
 

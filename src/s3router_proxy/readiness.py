@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .auth.sigv4 import EMPTY_SHA256
 from .backends import Backend
 from .proxy import backend_response
-from .sigv4 import EMPTY_SHA256
 
 PROBE_TIMEOUT = 3.0
 

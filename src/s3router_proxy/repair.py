@@ -16,11 +16,11 @@ from dataclasses import dataclass
 
 from .backends import Backend
 from .commands import command_parser, parse_command_args
-from .config import ConfigError, load_config
+from .config.model import ConfigError, load_config
 from .crosscopy import copy_object_across
-from .errors import S3Error
 from .mirrorjournal import Divergence, read_journal, record_divergence
 from .proxy import backend_call, backend_exchange
+from .s3.errors import S3Error
 
 
 @dataclass(frozen=True)

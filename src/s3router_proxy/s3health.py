@@ -13,9 +13,9 @@ from collections.abc import Iterable, Mapping
 from typing import Literal
 
 from .backends import Backend
-from .front import Response
+from .http.server import Response
 from .readiness import SharedReadiness
-from .s3request import virtual_host_bucket
+from .s3.request import virtual_host_bucket
 
 LIVE = "/minio/health/live"
 READY = "/minio/health/ready"

@@ -24,13 +24,18 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from . import metrics, sigv2, sigv4, uploadid
+from . import metrics, uploadid
+from .auth import sigv2, sigv4
+from .auth.policy import (
+    ClientPolicy,
+    authorize,
+    authorize_keys,
+    authorize_vendor_headers,
+)
 from .backends import Backend
-from .checksums import content_md5
-from .config import ClientConfig, Config
+from .body.payload import BodyOutcome, PayloadPlan, plan_payload
+from .config.model import ClientConfig, Config
 from .crosscopy import answer_copy_across
-from .deleteobjects import MAX_DELETE_OBJECTS_BYTES, delete_objects_keys
-from .errors import S3Error, error_xml, new_request_id
 from .fanout import (
     bucket_on_every_part,
     list_buckets,
@@ -39,7 +44,7 @@ from .fanout import (
     read_small_body,
     split_delete_objects,
 )
-from .front import FrontServer, Request, Response
+from .http.server import FrontServer, Request, Response
 from .logsetup import ACCESS_LOGGER
 from .mapping import (
     CopySource,
@@ -51,23 +56,6 @@ from .mapping import (
     rewrite_response_xml,
 )
 from .mirror import NO_MIRRORS, MirroredWrite, Mirrors, mirrored, mirrors_for, then_mirror
-from .operationsets import (
-    CONTENT_MD5_OPERATIONS,
-    FALLBACK_OPERATIONS,
-    KEY_LISTINGS,
-    KEYS_IN_BODY,
-    NOT_PROXIED,
-    OBJECT_LISTINGS,
-    SPLIT_BUCKET_OPERATIONS,
-    XML_ANSWERS,
-)
-from .payload import BodyOutcome, PayloadPlan, plan_payload
-from .policy import (
-    ClientPolicy,
-    authorize,
-    authorize_keys,
-    authorize_vendor_headers,
-)
 from .proxy import Rewrite, TryNextBackend, forward
 from .record import RequestRecord
 from .routing import (
@@ -80,9 +68,22 @@ from .routing import (
     route_on,
     routes_for_bucket,
 )
+from .s3.checksums import content_md5
+from .s3.deleteobjects import MAX_DELETE_OBJECTS_BYTES, delete_objects_keys
+from .s3.errors import S3Error, error_xml, new_request_id
+from .s3.operationsets import (
+    CONTENT_MD5_OPERATIONS,
+    FALLBACK_OPERATIONS,
+    KEY_LISTINGS,
+    KEYS_IN_BODY,
+    NOT_PROXIED,
+    OBJECT_LISTINGS,
+    SPLIT_BUCKET_OPERATIONS,
+    XML_ANSWERS,
+)
+from .s3.request import S3Request, parse_request
+from .s3.xml import children, local_name, parse_xml
 from .s3health import health_response, requested_check
-from .s3request import S3Request, parse_request
-from .s3xml import children, local_name, parse_xml
 
 log = logging.getLogger("s3router_proxy")
 access_log = logging.getLogger(ACCESS_LOGGER)

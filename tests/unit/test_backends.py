@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from s3router_proxy.backends import Backend
-from s3router_proxy.config import BackendConfig
+from s3router_proxy.config.model import BackendConfig
 
 
 def virtual() -> Backend:

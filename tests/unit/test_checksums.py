@@ -17,7 +17,7 @@ from botocore.httpchecksum import (
 from hypothesis import given
 from hypothesis import strategies as st
 
-from s3router_proxy.checksums import (
+from s3router_proxy.s3.checksums import (
     ALGORITHMS,
     DIGEST_SIZES,
     algorithm_for_header,
@@ -26,7 +26,7 @@ from s3router_proxy.checksums import (
     new_checksum,
     valid_value,
 )
-from s3router_proxy.errors import S3Error
+from s3router_proxy.s3.errors import S3Error
 
 BOTOCORE = {
     "CRC32": Crc32Checksum,

@@ -21,7 +21,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from s3router_proxy.chunked import (
+from s3router_proxy.auth.sigv4 import signing_key
+from s3router_proxy.body.chunked import (
     MAX_CHUNK,
     ChunkedBodyError,
     ChunkedResult,
@@ -29,7 +30,6 @@ from s3router_proxy.chunked import (
     decode_aws_chunked,
     encode_unsigned_trailer,
 )
-from s3router_proxy.sigv4 import signing_key
 
 # S3 documentation: sigv4-streaming and sigv4-streaming-trailers.
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -307,7 +307,7 @@ def test_empty_body() -> None:
 
 @pytest.mark.parametrize("algorithm", ["crc32", "crc32c", "crc64nvme", "sha1", "sha256"])
 def test_every_checksum_trailer(algorithm: str) -> None:
-    from s3router_proxy.checksums import new_checksum
+    from s3router_proxy.s3.checksums import new_checksum
 
     data = bytes(range(256)) * 300
     checksum = new_checksum(algorithm)

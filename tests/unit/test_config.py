@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from s3router_proxy.config import ConfigError, load_config
+from s3router_proxy.config.model import ConfigError, load_config
 
 REPO = Path(__file__).resolve().parents[2]
 REFERENCE = REPO / "config" / "s3-router-config.yaml"
@@ -372,7 +372,7 @@ def test_whole_floats_are_whole_numbers(tmp_path: Path) -> None:
 
 
 def test_literal_reads_text_as_an_unquoted_yaml_scalar() -> None:
-    from s3router_proxy.yamlload import literal
+    from s3router_proxy.config.yamlfile import literal
 
     assert literal("100") == 100 and type(literal("100")) is int
     assert literal(" 2.5 ") == 2.5

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from s3router_proxy.config import ConfigError, load_config
+from s3router_proxy.config.model import ConfigError, load_config
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -13,8 +13,8 @@ from aiohttp import ClientSession
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from s3router_proxy.config import BackendConfig, load_config
-from s3router_proxy.configread import ConfigError
+from s3router_proxy.config.model import BackendConfig, load_config
+from s3router_proxy.config.reader import ConfigError
 from s3router_proxy.crosscopy import CopyResult, answer_copy
 from s3router_proxy.crosspart import (
     MAX_PARTS,
@@ -23,9 +23,9 @@ from s3router_proxy.crosspart import (
     part_layout,
     part_number,
 )
-from s3router_proxy.errors import S3Error
-from s3router_proxy.front import FrontServer, Request, Response
+from s3router_proxy.http.server import FrontServer, Request, Response
 from s3router_proxy.record import RequestRecord
+from s3router_proxy.s3.errors import S3Error
 
 MiB = 1024 * 1024
 

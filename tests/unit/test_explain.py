@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from s3router_proxy.config import Config, config_from_document
+from s3router_proxy.config.model import Config, config_from_document
+from s3router_proxy.config.yamlfile import load_documents
 from s3router_proxy.explain import (
     CheckWarning,
     check,
@@ -14,7 +15,6 @@ from s3router_proxy.explain import (
     format_explanation,
     request_url,
 )
-from s3router_proxy.yamlload import load_documents
 
 BACKENDS = """\
 backends:

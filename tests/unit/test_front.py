@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import aiohttp
 import pytest
 
-from s3router_proxy import front
-from s3router_proxy.front import FrontServer, Request, Response, StreamResponse
+from s3router_proxy.http import server as front
+from s3router_proxy.http.server import FrontServer, Request, Response, StreamResponse
 
 Handler = Callable[[Request], Awaitable[Response]]
 

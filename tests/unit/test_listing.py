@@ -20,9 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from s3router_proxy.errors import S3Error
 from s3router_proxy.listing import decode_token, encode_token, merged_list, parse_list_params
 from s3router_proxy.routing import Part, Rule, compile_rule, match_route, routes_for_bucket
+from s3router_proxy.s3.errors import S3Error
 
 SECRET = b"test-secret"
 NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"

@@ -14,13 +14,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from lxml import etree
 
-from s3router_proxy.deleteobjects import (
-    delete_objects_keys,
-    group_delete_objects,
-    merge_delete_results,
-    rewrite_delete_objects,
-)
-from s3router_proxy.errors import S3Error
 from s3router_proxy.mapping import (
     NameMapping,
     client_location,
@@ -32,7 +25,14 @@ from s3router_proxy.mapping import (
     rewrite_location_header,
     rewrite_response_xml,
 )
-from s3router_proxy.s3xml import parse_xml
+from s3router_proxy.s3.deleteobjects import (
+    delete_objects_keys,
+    group_delete_objects,
+    merge_delete_results,
+    rewrite_delete_objects,
+)
+from s3router_proxy.s3.errors import S3Error
+from s3router_proxy.s3.xml import parse_xml
 
 NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 TEAM2 = NameMapping("example-bucket", "minio-bucket", "team2/", "data/team2/")
@@ -289,7 +289,7 @@ def test_delete_body_limits() -> None:
 
 
 def test_body_integrity_headers() -> None:
-    from s3router_proxy.checksums import body_integrity_headers
+    from s3router_proxy.s3.checksums import body_integrity_headers
 
     body = b"<Delete><Object><Key>x</Key></Object></Delete>"
     headers = {

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from s3router_proxy.errors import S3Error
 from s3router_proxy.migratereport import (
     Evidence,
     Location,
@@ -22,6 +21,7 @@ from s3router_proxy.migratereport import (
     parse_location,
 )
 from s3router_proxy.migratestores import error_code, paired
+from s3router_proxy.s3.errors import S3Error
 
 MD5 = '"9e107d9d372bb6826bd81d3542a419d6"'
 OTHER_MD5 = '"e4d909c290d0fb1ca068ffaddf22cbd0"'

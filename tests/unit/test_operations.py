@@ -22,9 +22,9 @@ from botocore.config import Config
 from botocore.model import Shape
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from s3router_proxy.operations import OPERATIONS, UNKNOWN, operation_group, operation_name
 from s3router_proxy.routing import compile_operations
-from s3router_proxy.s3request import parse_request
+from s3router_proxy.s3.operations import OPERATIONS, UNKNOWN, operation_group, operation_name
+from s3router_proxy.s3.request import parse_request
 
 COPY = {"x-amz-copy-source": "/src-bucket/src/key"}
 FORM = {"Content-Type": "multipart/form-data; boundary=----x"}

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from s3router_proxy import operationsets as sets
-from s3router_proxy.operations import OPERATIONS, UNKNOWN, operation_group
+from s3router_proxy.s3 import operationsets as sets
+from s3router_proxy.s3.operations import OPERATIONS, UNKNOWN, operation_group
 
 PACKAGE = Path(sets.__file__).parent
 SETS = {

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from s3router_proxy.errors import S3Error
-from s3router_proxy.policy import ClientPolicy, Grant, authorize, authorize_keys
+from s3router_proxy.auth.policy import ClientPolicy, Grant, authorize, authorize_keys
+from s3router_proxy.s3.errors import S3Error
 
 DELETE = frozenset({"delete"})
 CONFINED = ClientPolicy(allow=(Grant(("b",), ("team/*",), DELETE),))

@@ -16,7 +16,7 @@ from aiohttp.http_parser import HttpResponseParserC, HttpResponseParserPy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from s3router_proxy.responseparser import (
+from s3router_proxy.http.responseparser import (
     MAX_FIELD_SIZE,
     MAX_HEAD,
     MAX_HEADERS,

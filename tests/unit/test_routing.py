@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from s3router_proxy.errors import S3Error
 from s3router_proxy.mapping import NameMapping
 from s3router_proxy.routing import (
     Conditions,
@@ -24,6 +23,7 @@ from s3router_proxy.routing import (
     routes_for_bucket,
     visible_buckets,
 )
+from s3router_proxy.s3.errors import S3Error
 
 RULES = (
     compile_rule(index=0, pattern="lakefs-*", target="lakefs"),

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from s3router_proxy.config import Config, ConfigError, config_from_document, load_config
+from s3router_proxy.config.model import Config, ConfigError, config_from_document, load_config
+from s3router_proxy.config.rules import parse_clock, parse_size
+from s3router_proxy.config.yamlfile import load_documents
 from s3router_proxy.explain import check
 from s3router_proxy.routing import match_route, routes_for_bucket
-from s3router_proxy.ruleconfig import parse_clock, parse_size
-from s3router_proxy.yamlload import load_documents
 
 BACKENDS = """\
 backends:

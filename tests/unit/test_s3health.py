@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from s3router_proxy.config import ConfigError, load_config
+from s3router_proxy.config.model import ConfigError, load_config
 from s3router_proxy.s3health import requested_check
 
 CONFIG = """\

@@ -12,8 +12,8 @@ import unicodedata
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from s3router_proxy.errors import S3Error
-from s3router_proxy.s3request import (
+from s3router_proxy.s3.errors import S3Error
+from s3router_proxy.s3.request import (
     MAX_KEY_BYTES,
     S3Request,
     decode_component,

@@ -20,10 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from s3router_proxy import operations
-from s3router_proxy.errors import S3Error, error_xml
-from s3router_proxy.s3request import S3Request, parse_request
-from s3router_proxy.sigv2 import (
+from s3router_proxy.auth.sigv2 import (
     SUBRESOURCES,
     SigV2Auth,
     check_time_v2,
@@ -32,6 +29,9 @@ from s3router_proxy.sigv2 import (
     string_to_sign_v2,
     verify_signature_v2,
 )
+from s3router_proxy.s3 import operations
+from s3router_proxy.s3.errors import S3Error, error_xml
+from s3router_proxy.s3.request import S3Request, parse_request
 
 # The RESTAuthentication examples' credentials (docs.aws.amazon.com/AmazonS3/latest/userguide/
 # RESTAuthentication.html).

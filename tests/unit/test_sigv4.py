@@ -19,10 +19,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from s3router_proxy import sigv4
-from s3router_proxy.errors import S3Error, error_xml
-from s3router_proxy.s3request import S3Request, parse_query
-from s3router_proxy.sigv4 import (
+from s3router_proxy.auth import sigv4
+from s3router_proxy.auth.sigv4 import (
     EMPTY_SHA256,
     STREAMING_PAYLOADS,
     UNSIGNED_PAYLOAD,
@@ -36,6 +34,8 @@ from s3router_proxy.sigv4 import (
     uri_encode,
     verify_signature,
 )
+from s3router_proxy.s3.errors import S3Error, error_xml
+from s3router_proxy.s3.request import S3Request, parse_query
 
 # S3 documentation examples (sig-v4-header-based-auth, sigv4-query-string-auth, sigv4-streaming).
 DOC_AKID = "AKIAIOSFODNN7EXAMPLE"

@@ -17,10 +17,11 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from s3router_proxy import s3request, sigv4
-from s3router_proxy.errors import S3Error
-from s3router_proxy.s3request import parse_query, parse_request
-from s3router_proxy.sigv4 import SigV4Auth
+from s3router_proxy.auth import sigv4
+from s3router_proxy.auth.sigv4 import SigV4Auth
+from s3router_proxy.s3 import request as s3request
+from s3router_proxy.s3.errors import S3Error
+from s3router_proxy.s3.request import parse_query, parse_request
 
 # Pieces a query or header is made of that a shortcut could get wrong: escapes of unreserved
 # and reserved bytes in both cases, broken escapes, `+`, `=`, `&`, `/`, spaces, non-ASCII,
@@ -139,7 +140,7 @@ def test_canonical_regexes_fail_in_linear_time() -> None:
     once backtracked exponentially; run in a subprocess so a regression fails, not hangs."""
     code = textwrap.dedent(
         """
-        from s3router_proxy import sigv4
+        from s3router_proxy.auth import sigv4
         run = "photos-summer-vacation-" * 400
         for tail in ("/", "+", "%2f", "%4", "!", "=x=y"):
             sigv4._reencode_query_part(run + tail)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from s3router_proxy.operations import OPERATIONS
-from s3router_proxy.support import NOTES, operations_table
+from s3router_proxy.s3.operations import OPERATIONS
+from s3router_proxy.s3.support import NOTES, operations_table
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "s3-operations.md"
 
 
 def test_docs_table_is_current() -> None:
     assert DOC.read_text(encoding="utf-8") == operations_table(), (
-        "regenerate: python -m s3router_proxy.support > docs/s3-operations.md"
+        "regenerate: python -m s3router_proxy.s3.support > docs/s3-operations.md"
     )
 
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from s3router_proxy.payload import BodyAborted
+from s3router_proxy.body.payload import BodyAborted
 from s3router_proxy.tee import Tee
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from s3router_proxy.errors import S3Error
+from s3router_proxy.s3.errors import S3Error
 from s3router_proxy.uploadid import UploadPin, unwrap, wrap
 
 SECRET = b"0123456789abcdef-secret"

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from s3router_proxy.upstream import ConnectFailed, Disconnected, UpstreamError, UpstreamPool
+from s3router_proxy.http.client import ConnectFailed, Disconnected, UpstreamError, UpstreamPool
 
 DATA = os.urandom(300_000)
 

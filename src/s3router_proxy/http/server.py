@@ -44,7 +44,7 @@ from collections.abc import Awaitable, Callable, Iterable
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from .frontmessages import (
+from .messages import (
     READ_HIGH_WATER,
     READ_LOW_WATER,
     REASONS,

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from .configread import ConfigError, Reader
-from .policy import NOBODY, UNRESTRICTED, ClientPolicy, Grant, validate_operations
-from .routing import Rule
-from .ruleconfig import ROUTING_TOP_KEYS, parse_routing
-from .yamlload import LineDict, YamlError, load_documents
+from ..auth.policy import NOBODY, UNRESTRICTED, ClientPolicy, Grant, validate_operations
+from ..routing import Rule
+from .reader import ConfigError, Reader
+from .rules import ROUTING_TOP_KEYS, parse_routing
+from .yamlfile import LineDict, YamlError, load_documents
 
 EMBEDDED = "embedded"
 log = logging.getLogger("s3router_proxy")

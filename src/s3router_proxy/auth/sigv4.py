@@ -23,12 +23,12 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Protocol, TypeVar
 from urllib.parse import quote, unquote_to_bytes
 
-from .errors import S3Error
+from ..s3.errors import S3Error
 
 if TYPE_CHECKING:
     from multidict import CIMultiDictProxy
 
-    from .s3request import S3Request
+    from ..s3.request import S3Request
 
 _K = TypeVar("_K")
 _V = TypeVar("_V")

@@ -15,10 +15,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .errors import S3Error
-from .operations import GROUPS, OPERATIONS, UNKNOWN, operation_group
-from .operationsets import KEY_LISTINGS, KEYS_IN_BODY
-from .routing import compile_glob, literal_prefix
+from ..routing import compile_glob, literal_prefix
+from ..s3.errors import S3Error
+from ..s3.operations import GROUPS, OPERATIONS, UNKNOWN, operation_group
+from ..s3.operationsets import KEY_LISTINGS, KEYS_IN_BODY
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from lxml import etree
 
 from .errors import S3Error
-from .s3xml import (
+from .xml import (
     S3_NS,
     child,
     child_text,
@@ -28,7 +28,7 @@ from .s3xml import (
 )
 
 if TYPE_CHECKING:
-    from .mapping import NameMapping
+    from ..mapping import NameMapping
 
 MAX_DELETE_OBJECTS_BYTES = 4 * 1024 * 1024  # 1000 keys of 1 KiB, escaped, with version ids
 MAX_DELETE_OBJECTS_KEYS = 1000

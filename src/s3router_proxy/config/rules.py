@@ -20,9 +20,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .configread import ConfigError, Reader
-from .operations import GROUPS, OPERATIONS
-from .routing import (
+from ..routing import (
     HTTP_METHODS,
     Conditions,
     Operations,
@@ -32,10 +30,12 @@ from .routing import (
     compile_rule,
     parse_operation,
 )
-from .yamlload import LineDict
+from ..s3.operations import GROUPS, OPERATIONS
+from .reader import ConfigError, Reader
+from .yamlfile import LineDict
 
 if TYPE_CHECKING:
-    from .config import BackendConfig
+    from .model import BackendConfig
 
 # Top-level config sections this module reads (config.py accepts them).
 ROUTING_TOP_KEYS: frozenset[str] = frozenset({"routing", "profiles", "client_mapping"})

@@ -36,10 +36,10 @@ from operator import itemgetter
 from typing import TYPE_CHECKING
 from urllib.parse import unquote_plus
 
-from .errors import S3Error
+from ..s3.errors import S3Error
 
 if TYPE_CHECKING:
-    from .s3request import S3Request
+    from ..s3.request import S3Request
 
 SCHEME = "AWS"
 

@@ -44,8 +44,8 @@ import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
-from . import checksums
-from .errors import S3Error
+from ..s3 import checksums
+from ..s3.errors import S3Error
 
 MAX_LINE = 4096  # a chunk-size line, without its CRLF
 MAX_CHUNK = 16 << 20  # as MinIO

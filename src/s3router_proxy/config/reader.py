@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from .yamlload import LineDict, Substituted, literal
+from .yamlfile import LineDict, Substituted, literal
 
 
 class ConfigError(ValueError):
@@ -111,7 +111,7 @@ class Reader:
 
     def size(self, mapping: LineDict, key: str, where: str, example: str) -> int | None:
         """A number of bytes (`1048576`, `"10MiB"`, `"1GB"`); None when not given."""
-        from .ruleconfig import parse_size  # ruleconfig imports this module
+        from .rules import parse_size  # ruleconfig imports this module
 
         value = self.value(mapping, key)
         if value is None:

@@ -23,7 +23,11 @@ import hashlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
-from . import checksums
+from ..auth.sigv4 import STREAMING_PAYLOADS, UNSIGNED_PAYLOAD, SigV4Auth
+from ..http.server import Body, BodyTimeout
+from ..s3 import checksums
+from ..s3.errors import S3Error
+from ..s3.request import S3Request
 from .chunked import (
     ChunkedBodyError,
     ChunkedResult,
@@ -31,10 +35,6 @@ from .chunked import (
     decode_aws_chunked,
     encode_unsigned_trailer,
 )
-from .errors import S3Error
-from .front import Body, BodyTimeout
-from .s3request import S3Request
-from .sigv4 import STREAMING_PAYLOADS, UNSIGNED_PAYLOAD, SigV4Auth
 
 UNSIGNED_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
 # Headers that describe aws-chunked framing; dropped when the backend gets a plain body.

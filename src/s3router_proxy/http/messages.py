@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from multidict import CIMultiDict, CIMultiDictProxy
 
 if TYPE_CHECKING:
-    from .front import _ClientConnection
+    from .server import _ClientConnection
 
 # Body bytes buffered before the client socket stops being read.
 READ_HIGH_WATER = 1024 * 1024
