@@ -26,7 +26,7 @@ from pathlib import Path
 from . import __version__
 from .config.model import EMBEDDED, Config, ConfigError, load_config, parse_listen_address
 from .embedded import EmbeddedStores
-from .logsetup import configure_logging
+from .telemetry.logsetup import configure_logging
 
 log = logging.getLogger("s3router_proxy")
 WATCH_INTERVAL = 1.0
@@ -185,8 +185,8 @@ async def serve(
 ) -> None:
     """Serve until SIGTERM/SIGINT; once listening, print the banner, or with `on_listening`
     tell the supervisor the port instead (it prints one banner for all its workers)."""
-    from . import metrics
     from .server import ProxyServer
+    from .telemetry import metrics
 
     # Signals first: a SIGTERM that arrives as soon as the port opens must still drain.
     loop = asyncio.get_running_loop()

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from .config.model import ConfigError, load_config
-from .explain import (
+from .routing.explain import (
     check,
     did_you_mean,
     explain,
@@ -25,7 +25,7 @@ from .explain import (
     request_method,
     request_url,
 )
-from .routing import HTTP_METHODS
+from .routing.rules import HTTP_METHODS
 from .s3.operations import OPERATIONS
 
 ENVIRONMENT_HELP = (

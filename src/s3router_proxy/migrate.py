@@ -35,9 +35,8 @@ import sys
 from collections.abc import Awaitable
 from dataclasses import dataclass
 
-from .backends import Backend
+from .backends.backend import Backend
 from .config.model import EMBEDDED, Config, ConfigError, load_config
-from .crosscopy import CopyResult
 from .embedded import running_stores
 from .migrateprogress import ProgressDisplay, Tally, progress_display
 from .migratereport import (
@@ -63,7 +62,8 @@ from .migratestores import (
     object_sha256,
     paired,
 )
-from .routing import Route
+from .multi.copyacross import CopyResult
+from .routing.rules import Route
 from .s3.errors import S3Error
 
 log = logging.getLogger("s3router_proxy.migrate")

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .auth.sigv4 import EMPTY_SHA256
-from .backends import Backend
-from .proxy import backend_response
+from .backends.backend import Backend
+from .backends.forward import backend_response
 
 PROBE_TIMEOUT = 3.0
 

@@ -14,12 +14,12 @@ import os
 import sys
 from dataclasses import dataclass
 
-from .backends import Backend
+from .backends.backend import Backend
+from .backends.forward import backend_call, backend_exchange
 from .commands import command_parser, parse_command_args
 from .config.model import ConfigError, load_config
-from .crosscopy import copy_object_across
-from .mirrorjournal import Divergence, read_journal, record_divergence
-from .proxy import backend_call, backend_exchange
+from .multi.copyacross import copy_object_across
+from .multi.journal import Divergence, read_journal, record_divergence
 from .s3.errors import S3Error
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Literal
 
-from .backends import Backend
+from .backends.backend import Backend
 from .http.server import Response
 from .readiness import SharedReadiness
 from .s3.request import virtual_host_bucket

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from . import metrics, uploadid
 from .auth import sigv2, sigv4
 from .auth.policy import (
     ClientPolicy,
@@ -32,11 +31,14 @@ from .auth.policy import (
     authorize_keys,
     authorize_vendor_headers,
 )
-from .backends import Backend
+from .backends.backend import Backend
+from .backends.forward import Rewrite, TryNextBackend, forward
 from .body.payload import BodyOutcome, PayloadPlan, plan_payload
 from .config.model import ClientConfig, Config
-from .crosscopy import answer_copy_across
-from .fanout import (
+from .http.server import FrontServer, Request, Response
+from .multi.copyacross import answer_copy_across
+from .multi.mirror import NO_MIRRORS, MirroredWrite, Mirrors, mirrored, mirrors_for, then_mirror
+from .multi.splitbucket import (
     bucket_on_every_part,
     list_buckets,
     merged_listing,
@@ -44,9 +46,8 @@ from .fanout import (
     read_small_body,
     split_delete_objects,
 )
-from .http.server import FrontServer, Request, Response
-from .logsetup import ACCESS_LOGGER
-from .mapping import (
+from .routing import uploadid
+from .routing.names import (
     CopySource,
     NameMapping,
     client_location,
@@ -55,10 +56,7 @@ from .mapping import (
     rewrite_location_header,
     rewrite_response_xml,
 )
-from .mirror import NO_MIRRORS, MirroredWrite, Mirrors, mirrored, mirrors_for, then_mirror
-from .proxy import Rewrite, TryNextBackend, forward
-from .record import RequestRecord
-from .routing import (
+from .routing.rules import (
     Part,
     Route,
     Rule,
@@ -84,6 +82,9 @@ from .s3.operationsets import (
 from .s3.request import S3Request, parse_request
 from .s3.xml import children, local_name, parse_xml
 from .s3health import health_response, requested_check
+from .telemetry import metrics
+from .telemetry.accessrecord import RequestRecord
+from .telemetry.logsetup import ACCESS_LOGGER
 
 log = logging.getLogger("s3router_proxy")
 access_log = logging.getLogger(ACCESS_LOGGER)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from s3router_proxy.backends import Backend
+from s3router_proxy.backends.backend import Backend
 from s3router_proxy.config.model import BackendConfig
 
 

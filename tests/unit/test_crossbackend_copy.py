@@ -13,19 +13,19 @@ from aiohttp import ClientSession
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from s3router_proxy.config.model import BackendConfig, load_config
-from s3router_proxy.config.reader import ConfigError
-from s3router_proxy.crosscopy import CopyResult, answer_copy
-from s3router_proxy.crosspart import (
+from s3router_proxy.backends.transfer import (
     MAX_PARTS,
     backend_failure,
     copy_source_range,
     part_layout,
     part_number,
 )
+from s3router_proxy.config.model import BackendConfig, load_config
+from s3router_proxy.config.reader import ConfigError
 from s3router_proxy.http.server import FrontServer, Request, Response
-from s3router_proxy.record import RequestRecord
+from s3router_proxy.multi.copyacross import CopyResult, answer_copy
 from s3router_proxy.s3.errors import S3Error
+from s3router_proxy.telemetry.accessrecord import RequestRecord
 
 MiB = 1024 * 1024
 

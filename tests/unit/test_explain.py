@@ -8,7 +8,7 @@ import pytest
 
 from s3router_proxy.config.model import Config, config_from_document
 from s3router_proxy.config.yamlfile import load_documents
-from s3router_proxy.explain import (
+from s3router_proxy.routing.explain import (
     CheckWarning,
     check,
     explain,

@@ -12,9 +12,9 @@ from botocore.credentials import Credentials
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from s3router_proxy.auth.policy import ClientPolicy, Grant, authorize_vendor_headers
-from s3router_proxy.backends import Backend, key_path
+from s3router_proxy.backends.backend import Backend, key_path
+from s3router_proxy.backends.forward import backend_headers
 from s3router_proxy.config.model import BackendConfig
-from s3router_proxy.proxy import backend_headers
 from s3router_proxy.s3.errors import S3Error
 from s3router_proxy.s3.request import parse_request
 

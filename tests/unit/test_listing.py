@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from s3router_proxy.listing import decode_token, encode_token, merged_list, parse_list_params
-from s3router_proxy.routing import Part, Rule, compile_rule, match_route, routes_for_bucket
+from s3router_proxy.multi.listing import decode_token, encode_token, merged_list, parse_list_params
+from s3router_proxy.routing.rules import Part, Rule, compile_rule, match_route, routes_for_bucket
 from s3router_proxy.s3.errors import S3Error
 
 SECRET = b"test-secret"

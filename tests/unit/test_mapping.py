@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from lxml import etree
 
-from s3router_proxy.mapping import (
+from s3router_proxy.routing.names import (
     NameMapping,
     client_location,
     format_copy_source,

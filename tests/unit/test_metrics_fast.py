@@ -13,8 +13,8 @@ import prometheus_client
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from s3router_proxy import metrics
-from s3router_proxy.plainmetrics import PlainCounter, PlainGauge, PlainHistogram
+from s3router_proxy.telemetry import metrics
+from s3router_proxy.telemetry.counters import PlainCounter, PlainGauge, PlainHistogram
 
 CREATED = re.compile(r"^(\S+_created(?:\{[^}]*\})?) [0-9.e+]+$", re.MULTILINE)
 
@@ -236,7 +236,7 @@ def test_multiprocess_mode_keeps_prometheus_client_metrics(tmp_path: Path) -> No
     script = textwrap.dedent(
         """\
         import prometheus_client
-        from s3router_proxy import metrics
+        from s3router_proxy.telemetry import metrics
         assert metrics.MULTIPROCESS
         assert isinstance(metrics.REQUESTS, prometheus_client.Counter)
         assert isinstance(metrics.REQUEST_SECONDS, prometheus_client.Histogram)

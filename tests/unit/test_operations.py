@@ -22,7 +22,7 @@ from botocore.config import Config
 from botocore.model import Shape
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from s3router_proxy.routing import compile_operations
+from s3router_proxy.routing.rules import compile_operations
 from s3router_proxy.s3.operations import OPERATIONS, UNKNOWN, operation_group, operation_name
 from s3router_proxy.s3.request import parse_request
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from s3router_proxy.mapping import NameMapping
-from s3router_proxy.routing import (
+from s3router_proxy.routing.names import NameMapping
+from s3router_proxy.routing.rules import (
     Conditions,
     Operations,
     RequestFacts,

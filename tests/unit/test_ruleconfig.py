@@ -11,8 +11,8 @@ import pytest
 from s3router_proxy.config.model import Config, ConfigError, config_from_document, load_config
 from s3router_proxy.config.rules import parse_clock, parse_size
 from s3router_proxy.config.yamlfile import load_documents
-from s3router_proxy.explain import check
-from s3router_proxy.routing import match_route, routes_for_bucket
+from s3router_proxy.routing.explain import check
+from s3router_proxy.routing.rules import match_route, routes_for_bucket
 
 BACKENDS = """\
 backends:
@@ -527,7 +527,7 @@ def test_mirror_errors(rule: str, fragment: str) -> None:
 
 
 def test_fallback_and_mirror_entries_with_names_of_their_own() -> None:
-    from s3router_proxy.routing import route_on
+    from s3router_proxy.routing.rules import route_on
 
     config = load(
         BACKENDS

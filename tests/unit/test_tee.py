@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from s3router_proxy.body.payload import BodyAborted
-from s3router_proxy.tee import Tee
+from s3router_proxy.multi.tee import Tee
 
 
 async def pieces(

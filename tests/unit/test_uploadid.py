@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from s3router_proxy.routing.uploadid import UploadPin, unwrap, wrap
 from s3router_proxy.s3.errors import S3Error
-from s3router_proxy.uploadid import UploadPin, unwrap, wrap
 
 SECRET = b"0123456789abcdef-secret"
 

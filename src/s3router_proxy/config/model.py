@@ -18,7 +18,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from ..auth.policy import NOBODY, UNRESTRICTED, ClientPolicy, Grant, validate_operations
-from ..routing import Rule
+from ..routing.rules import Rule
 from .reader import ConfigError, Reader
 from .rules import ROUTING_TOP_KEYS, parse_routing
 from .yamlfile import LineDict, YamlError, load_documents

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ..routing import (
+from ..routing.rules import (
     HTTP_METHODS,
     Conditions,
     Operations,

@@ -28,7 +28,7 @@ from .xml import (
 )
 
 if TYPE_CHECKING:
-    from ..mapping import NameMapping
+    from ..routing.names import NameMapping
 
 MAX_DELETE_OBJECTS_BYTES = 4 * 1024 * 1024  # 1000 keys of 1 KiB, escaped, with version ids
 MAX_DELETE_OBJECTS_KEYS = 1000

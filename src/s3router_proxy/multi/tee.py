@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from .body.payload import BodyAborted
+from ..body.payload import BodyAborted
 
 _END = object()
 _QUEUE_PIECES = 2

@@ -26,8 +26,9 @@ from xml.sax.saxutils import escape
 
 from multidict import CIMultiDict
 
-from .backends import Backend
-from .crosspart import (
+from ..backends.backend import Backend
+from ..backends.forward import backend_exchange
+from ..backends.transfer import (
     MAX_PART,
     Feed,
     PartCopyResult,
@@ -41,13 +42,12 @@ from .crosspart import (
     source_conditions,
     source_get,
 )
-from .http.server import Request, Response, StreamResponse
-from .proxy import backend_exchange
-from .record import RequestRecord
-from .routing import Route
-from .s3.errors import S3Error, error_xml
-from .s3.request import S3Request
-from .s3.xml import child_text, children, parse_xml
+from ..http.server import Request, Response, StreamResponse
+from ..routing.rules import Route
+from ..s3.errors import S3Error, error_xml
+from ..s3.request import S3Request
+from ..s3.xml import child_text, children, parse_xml
+from ..telemetry.accessrecord import RequestRecord
 
 log = logging.getLogger("s3router_proxy.crosscopy")
 

@@ -18,20 +18,20 @@ from typing import TypeVar
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from . import metrics
-from .auth.sigv4 import (
+from ..auth.sigv4 import (
     SigV4Auth,
     canonical_query_string,
 )
-from .backends import Backend
-from .body.payload import BodyAborted, BodyOutcome, PayloadPlan, check_empty_body, upstream_body
-from .http.client import ConnectFailed, Disconnected, TooLarge, UpstreamError, UpstreamResponse
-from .http.server import Request, Response, StreamResponse
-from .record import RequestRecord
-from .routing import Route
-from .s3.errors import S3Error
-from .s3.operationsets import NEEDS_LENGTH
-from .s3.request import S3Request
+from ..body.payload import BodyAborted, BodyOutcome, PayloadPlan, check_empty_body, upstream_body
+from ..http.client import ConnectFailed, Disconnected, TooLarge, UpstreamError, UpstreamResponse
+from ..http.server import Request, Response, StreamResponse
+from ..routing.rules import Route
+from ..s3.errors import S3Error
+from ..s3.operationsets import NEEDS_LENGTH
+from ..s3.request import S3Request
+from ..telemetry import metrics
+from ..telemetry.accessrecord import RequestRecord
+from .backend import Backend
 
 log = logging.getLogger("s3router_proxy.proxy")
 

@@ -21,10 +21,10 @@ from urllib.parse import urlsplit
 
 from yarl import URL
 
-from .auth.sigv4 import amz_date, sign_request, uri_encode
-from .config.model import BackendConfig
-from .http.client import UpstreamPool
-from .s3.errors import S3Error
+from ..auth.sigv4 import amz_date, sign_request, uri_encode
+from ..config.model import BackendConfig
+from ..http.client import UpstreamPool
+from ..s3.errors import S3Error
 
 log = logging.getLogger("s3router_proxy.backends")
 

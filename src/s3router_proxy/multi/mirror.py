@@ -39,16 +39,9 @@ from xml.sax.saxutils import escape
 
 from multidict import CIMultiDict
 
-from .auth.sigv4 import SigV4Auth
-from .backends import Backend
-from .body.payload import BodyAborted, BodyOutcome, PayloadPlan, upstream_body
-from .crosscopy import copy_object_across
-from .crosspart import copy_part_across
-from .http.client import TooLarge
-from .http.server import Body, Response
-from .mapping import NameMapping
-from .mirrorjournal import Divergence, record_divergence
-from .proxy import (
+from ..auth.sigv4 import SigV4Auth
+from ..backends.backend import Backend
+from ..backends.forward import (
     MAX_REWRITTEN_BODY,
     _unreachable,
     backend_call,
@@ -58,13 +51,20 @@ from .proxy import (
     outgoing_headers,
     request_has_body,
 )
-from .routing import Route, Rule, route_on
-from .s3.errors import S3Error
-from .s3.operationsets import MIRRORED_OPERATIONS, UPLOAD_STEPS
-from .s3.request import S3Request
-from .s3.xml import child, children, parse_xml
+from ..backends.transfer import copy_part_across
+from ..body.payload import BodyAborted, BodyOutcome, PayloadPlan, upstream_body
+from ..http.client import TooLarge
+from ..http.server import Body, Response
+from ..routing.names import NameMapping
+from ..routing.rules import Route, Rule, route_on
+from ..routing.uploadid import UploadPin
+from ..s3.errors import S3Error
+from ..s3.operationsets import MIRRORED_OPERATIONS, UPLOAD_STEPS
+from ..s3.request import S3Request
+from ..s3.xml import child, children, parse_xml
+from .copyacross import copy_object_across
+from .journal import Divergence, record_divergence
 from .tee import Tee
-from .uploadid import UploadPin
 
 T = TypeVar("T")
 

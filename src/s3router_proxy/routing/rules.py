@@ -31,10 +31,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Literal
 
-from .mapping import NameMapping, join_prefix
-from .s3.errors import S3Error
-from .s3.operations import GROUPS, OPERATIONS, UNKNOWN, operation_group
-from .s3.operationsets import NOT_CONFIGURATION, SIZED_OPERATIONS
+from ..s3.errors import S3Error
+from ..s3.operations import GROUPS, OPERATIONS, UNKNOWN, operation_group
+from ..s3.operationsets import NOT_CONFIGURATION, SIZED_OPERATIONS
+from .names import NameMapping, join_prefix
 
 HTTP_METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE"})
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
-from . import metrics
+from ..telemetry import metrics
 
 log = logging.getLogger("s3router_proxy.mirror")
 

@@ -29,12 +29,12 @@ from xml.sax.saxutils import escape
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from .auth.sigv4 import EMPTY_SHA256, UNSIGNED_PAYLOAD, canonical_query_string
-from .backends import Backend
-from .http.client import UpstreamResponse
-from .proxy import _unreachable, backend_exchange, backend_response
-from .s3.errors import ERRORS, S3Error
-from .s3.xml import child_text, local_name, parse_xml
+from ..auth.sigv4 import EMPTY_SHA256, UNSIGNED_PAYLOAD, canonical_query_string
+from ..http.client import UpstreamResponse
+from ..s3.errors import ERRORS, S3Error
+from ..s3.xml import child_text, local_name, parse_xml
+from .backend import Backend
+from .forward import _unreachable, backend_exchange, backend_response
 
 log = logging.getLogger("s3router_proxy.crosspart")
 

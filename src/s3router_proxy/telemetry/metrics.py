@@ -24,7 +24,7 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from .plainmetrics import LATENCY_BUCKETS, PlainCounter, PlainGauge, PlainHistogram
+from .counters import LATENCY_BUCKETS, PlainCounter, PlainGauge, PlainHistogram
 
 # Decided once, at import, as prometheus_client decides where its values live.
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))

@@ -12,25 +12,25 @@ from collections.abc import Callable, Hashable, Sequence
 
 from lxml import etree
 
-from . import uploadid
-from .body.payload import BodyOutcome, PayloadPlan, upstream_body
-from .http.server import Body
-from .listing import merged_list
-from .mapping import NameMapping, map_list_query, rewrite_response_xml
-from .mirrorjournal import Divergence, record_divergence
-from .proxy import backend_call
-from .routing import Part, Route, route_on, visible_buckets
-from .s3.checksums import body_integrity_headers
-from .s3.deleteobjects import (
+from ..backends.forward import backend_call
+from ..body.payload import BodyOutcome, PayloadPlan, upstream_body
+from ..http.server import Body
+from ..routing import uploadid
+from ..routing.names import NameMapping, map_list_query, rewrite_response_xml
+from ..routing.rules import Part, Route, route_on, visible_buckets
+from ..routing.uploadid import UploadPin
+from ..s3.checksums import body_integrity_headers
+from ..s3.deleteobjects import (
     delete_objects_keys,
     group_delete_objects,
     merge_delete_results,
     rewrite_delete_objects,
 )
-from .s3.errors import S3Error
-from .s3.request import S3Request
-from .s3.xml import S3_NS, child_text, local_name, parse_xml, serialize_xml
-from .uploadid import UploadPin
+from ..s3.errors import S3Error
+from ..s3.request import S3Request
+from ..s3.xml import S3_NS, child_text, local_name, parse_xml, serialize_xml
+from .journal import Divergence, record_divergence
+from .listing import merged_list
 
 log = logging.getLogger("s3router_proxy.fanout")
 

@@ -32,10 +32,10 @@ from typing import Any
 
 from lxml import etree
 
-from .mapping import decode_url_value, encode_url_value
-from .routing import Part
-from .s3.errors import S3Error
-from .s3.xml import S3_NS, child, child_text, in_s3_namespace, local_name, parse_xml, serialize_xml
+from ..routing.names import decode_url_value, encode_url_value
+from ..routing.rules import Part
+from ..s3.errors import S3Error
+from ..s3.xml import S3_NS, child, child_text, in_s3_namespace, local_name, parse_xml, serialize_xml
 
 Fetch = Callable[[Part, list[tuple[str, str]]], Awaitable[bytes]]
 MAX_KEYS = 1000

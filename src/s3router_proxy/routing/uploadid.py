@@ -24,11 +24,11 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .s3.errors import S3Error
+from ..s3.errors import S3Error
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from .s3.xml import child, children, parse_xml, serialize_xml
+from ..s3.xml import child, children, parse_xml, serialize_xml
 
 _CONTEXT = b"s3router upload id v2\0"
 

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote, unquote_plus, urlsplit
 
-from .s3.deleteobjects import map_delete_result
-from .s3.errors import S3Error
-from .s3.xml import (
+from ..s3.deleteobjects import map_delete_result
+from ..s3.errors import S3Error
+from ..s3.xml import (
     MAX_XML_BYTES,
     child,
     child_text,

@@ -20,7 +20,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
-from .routing import (
+from ..s3.errors import S3Error
+from ..s3.operations import OPERATIONS, operation_group, operation_name
+from ..s3.operationsets import OBJECT_LISTINGS
+from .rules import (
     HTTP_METHODS,
     Part,
     RequestFacts,
@@ -32,9 +35,6 @@ from .routing import (
     route_on,
     routes_for_bucket,
 )
-from .s3.errors import S3Error
-from .s3.operations import OPERATIONS, operation_group, operation_name
-from .s3.operationsets import OBJECT_LISTINGS
 
 
 class RoutingConfig(Protocol):
