@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from s3router_proxy.embedded import EmbeddedStores, running_stores, state_path
+from s3router_proxy.serving.embedded import EmbeddedStores, running_stores, state_path
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from s3router_proxy.migrateprogress import (
+from s3router_proxy.commands.migrateprogress import (
     BarProgress,
     PlainProgress,
     Tally,

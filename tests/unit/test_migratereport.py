@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from s3router_proxy.migratereport import (
+from s3router_proxy.commands.migratereport import (
     Evidence,
     Location,
     ObjectInfo,
@@ -20,7 +20,7 @@ from s3router_proxy.migratereport import (
     overlapping,
     parse_location,
 )
-from s3router_proxy.migratestores import error_code, paired
+from s3router_proxy.commands.migratestores import error_code, paired
 from s3router_proxy.s3.errors import S3Error
 
 MD5 = '"9e107d9d372bb6826bd81d3542a419d6"'

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from s3router_proxy.config.model import ConfigError, load_config
-from s3router_proxy.s3health import requested_check
+from s3router_proxy.serving.s3health import requested_check
 
 CONFIG = """\
 router:

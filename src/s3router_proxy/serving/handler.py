@@ -24,21 +24,21 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from .auth import sigv2, sigv4
-from .auth.policy import (
+from ..auth import sigv2, sigv4
+from ..auth.policy import (
     ClientPolicy,
     authorize,
     authorize_keys,
     authorize_vendor_headers,
 )
-from .backends.backend import Backend
-from .backends.forward import Rewrite, TryNextBackend, forward
-from .body.payload import BodyOutcome, PayloadPlan, plan_payload
-from .config.model import ClientConfig, Config
-from .http.server import FrontServer, Request, Response
-from .multi.copyacross import answer_copy_across
-from .multi.mirror import NO_MIRRORS, MirroredWrite, Mirrors, mirrored, mirrors_for, then_mirror
-from .multi.splitbucket import (
+from ..backends.backend import Backend
+from ..backends.forward import Rewrite, TryNextBackend, forward
+from ..body.payload import BodyOutcome, PayloadPlan, plan_payload
+from ..config.model import ClientConfig, Config
+from ..http.server import FrontServer, Request, Response
+from ..multi.copyacross import answer_copy_across
+from ..multi.mirror import NO_MIRRORS, MirroredWrite, Mirrors, mirrored, mirrors_for, then_mirror
+from ..multi.splitbucket import (
     bucket_on_every_part,
     list_buckets,
     merged_listing,
@@ -46,8 +46,8 @@ from .multi.splitbucket import (
     read_small_body,
     split_delete_objects,
 )
-from .routing import uploadid
-from .routing.names import (
+from ..routing import uploadid
+from ..routing.names import (
     CopySource,
     NameMapping,
     client_location,
@@ -56,7 +56,7 @@ from .routing.names import (
     rewrite_location_header,
     rewrite_response_xml,
 )
-from .routing.rules import (
+from ..routing.rules import (
     Part,
     Route,
     Rule,
@@ -66,10 +66,10 @@ from .routing.rules import (
     route_on,
     routes_for_bucket,
 )
-from .s3.checksums import content_md5
-from .s3.deleteobjects import MAX_DELETE_OBJECTS_BYTES, delete_objects_keys
-from .s3.errors import S3Error, error_xml, new_request_id
-from .s3.operationsets import (
+from ..s3.checksums import content_md5
+from ..s3.deleteobjects import MAX_DELETE_OBJECTS_BYTES, delete_objects_keys
+from ..s3.errors import S3Error, error_xml, new_request_id
+from ..s3.operationsets import (
     CONTENT_MD5_OPERATIONS,
     FALLBACK_OPERATIONS,
     KEY_LISTINGS,
@@ -79,12 +79,12 @@ from .s3.operationsets import (
     SPLIT_BUCKET_OPERATIONS,
     XML_ANSWERS,
 )
-from .s3.request import S3Request, parse_request
-from .s3.xml import children, local_name, parse_xml
+from ..s3.request import S3Request, parse_request
+from ..s3.xml import children, local_name, parse_xml
+from ..telemetry import metrics
+from ..telemetry.accessrecord import RequestRecord
+from ..telemetry.logsetup import ACCESS_LOGGER
 from .s3health import health_response, requested_check
-from .telemetry import metrics
-from .telemetry.accessrecord import RequestRecord
-from .telemetry.logsetup import ACCESS_LOGGER
 
 log = logging.getLogger("s3router_proxy")
 access_log = logging.getLogger(ACCESS_LOGGER)

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Literal
 
-from .backends.backend import Backend
-from .http.server import Response
+from ..backends.backend import Backend
+from ..http.server import Response
+from ..s3.request import virtual_host_bucket
 from .readiness import SharedReadiness
-from .s3.request import virtual_host_bucket
 
 LIVE = "/minio/health/live"
 READY = "/minio/health/ready"

@@ -14,13 +14,13 @@ import os
 import sys
 from dataclasses import dataclass
 
-from .backends.backend import Backend
-from .backends.forward import backend_call, backend_exchange
-from .commands import command_parser, parse_command_args
-from .config.model import ConfigError, load_config
-from .multi.copyacross import copy_object_across
-from .multi.journal import Divergence, read_journal, record_divergence
-from .s3.errors import S3Error
+from ..backends.backend import Backend
+from ..backends.forward import backend_call, backend_exchange
+from ..config.model import ConfigError, load_config
+from ..multi.copyacross import copy_object_across
+from ..multi.journal import Divergence, read_journal, record_divergence
+from ..s3.errors import S3Error
+from .base import command_parser, parse_command_args
 
 
 @dataclass(frozen=True)

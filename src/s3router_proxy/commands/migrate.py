@@ -35,9 +35,12 @@ import sys
 from collections.abc import Awaitable
 from dataclasses import dataclass
 
-from .backends.backend import Backend
-from .config.model import EMBEDDED, Config, ConfigError, load_config
-from .embedded import running_stores
+from ..backends.backend import Backend
+from ..config.model import EMBEDDED, Config, ConfigError, load_config
+from ..multi.copyacross import CopyResult
+from ..routing.rules import Route
+from ..s3.errors import S3Error
+from ..serving.embedded import running_stores
 from .migrateprogress import ProgressDisplay, Tally, progress_display
 from .migratereport import (
     Decision,
@@ -62,9 +65,6 @@ from .migratestores import (
     object_sha256,
     paired,
 )
-from .multi.copyacross import CopyResult
-from .routing.rules import Route
-from .s3.errors import S3Error
 
 log = logging.getLogger("s3router_proxy.migrate")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -319,7 +319,7 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .commands import ExamplesHelpFormatter
+    from .base import ExamplesHelpFormatter
 
     parser = argparse.ArgumentParser(
         prog="lakefs-s3-router migrate",

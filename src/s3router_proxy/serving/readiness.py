@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .auth.sigv4 import EMPTY_SHA256
-from .backends.backend import Backend
-from .backends.forward import backend_response
+from ..auth.sigv4 import EMPTY_SHA256
+from ..backends.backend import Backend
+from ..backends.forward import backend_response
 
 PROBE_TIMEOUT = 3.0
 

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from ..telemetry.metrics import exposition
 from .readiness import readiness
-from .telemetry.metrics import exposition
 
 if TYPE_CHECKING:
-    from .server import ProxyServer
+    from .handler import ProxyServer
 
 
 def admin_app(server: ProxyServer) -> web.Application:
@@ -31,7 +31,7 @@ def admin_app(server: ProxyServer) -> web.Application:
         return web.Response(body=body, headers={"Content-Type": content_type})
 
     async def explain_route(request: web.Request) -> web.Response:
-        from .routing.explain import explain, format_explanation, request_method, request_url
+        from ..routing.explain import explain, format_explanation, request_method, request_url
 
         config = server.state.config
         token = config.admin_token

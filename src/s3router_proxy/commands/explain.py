@@ -1,4 +1,4 @@
-"""The subcommands of `lakefs-s3-router` (`COMMANDS`); `explain` and `check` live here.
+"""`explain` and `check`, the subcommands that read a config without serving it.
 
 `explain` prints where one request would go and why (each earlier rule with the reason it did
 not match); `check` validates a config and lists rules that can never match, unknown targets
@@ -10,14 +10,10 @@ bucket) rather than explain something that never happens.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TypeVar
 
-from .config.model import ConfigError, load_config
-from .routing.explain import (
+from ..config.model import ConfigError, load_config
+from ..routing.explain import (
     check,
     did_you_mean,
     explain,
@@ -25,66 +21,12 @@ from .routing.explain import (
     request_method,
     request_url,
 )
-from .routing.rules import HTTP_METHODS
-from .s3.operations import OPERATIONS
+from ..routing.rules import HTTP_METHODS
+from ..s3.operations import OPERATIONS
+from .base import argument_type, command_parser, parse_command_args
 
-ENVIRONMENT_HELP = (
-    "which document of a multi-environment config to use "
-    "(default: $S3_ROUTER_ENVIRONMENT, else $ENVIRONMENT)"
-)
-T = TypeVar("T")
-
-
-class ExamplesHelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Text of several lines (the examples epilog) is printed as written; a one-paragraph
-    description is wrapped to the terminal as usual."""
-
-    def _fill_text(self, text: str, width: int, indent: str) -> str:
-        if "\n" in text:
-            return super()._fill_text(text, width, indent)
-        return argparse.HelpFormatter._fill_text(self, text, width, indent)
-
-
-def command_parser(name: str, description: str, example: str) -> argparse.ArgumentParser:
-    """A subcommand's parser: its `--help` ends with `example`, printed as written."""
-    parser = argparse.ArgumentParser(
-        prog=f"lakefs-s3-router {name}",
-        description=description,
-        epilog=example,
-        formatter_class=ExamplesHelpFormatter,
-    )
-    parser.add_argument(
-        "--config",
-        metavar="FILE",
-        default=os.environ.get("S3_ROUTER_CONFIG"),
-        help="the proxy's YAML config file (default: $S3_ROUTER_CONFIG)",
-    )
-    parser.add_argument("--environment", metavar="NAME", help=ENVIRONMENT_HELP)
-    return parser
-
-
-def parse_command_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
-    args = parser.parse_args(argv)
-    if not args.config:
-        parser.error("no config: pass --config FILE (or set S3_ROUTER_CONFIG)")
-    return args
-
-
-def _argument(parse: Callable[[str], T]) -> Callable[[str], T]:
-    """`parse` as an argparse type: its ValueError becomes the usage error's message."""
-
-    def convert(text: str) -> T:
-        try:
-            return parse(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    convert.__name__ = parse.__name__
-    return convert
-
-
-_method = _argument(request_method)
-_s3_url = _argument(request_url)
+_method = argument_type(request_method)
+_s3_url = argument_type(request_url)
 
 
 def _operation(text: str) -> str:
@@ -179,35 +121,3 @@ def check_main(argv: list[str]) -> int:
         f"{len(warnings)} warning(s)"
     )
     return 1 if warnings else 0
-
-
-def repair_main(argv: list[str]) -> int:
-    from .repair import repair_main as run
-
-    return run(argv)
-
-
-def migrate_main(argv: list[str]) -> int:
-    from .migrate import migrate_main as run
-
-    return run(argv)
-
-
-@dataclass(frozen=True)
-class Command:
-    run: Callable[[list[str]], int]
-    summary: str  # one line for `lakefs-s3-router --help`
-
-
-COMMANDS = {
-    "explain": Command(
-        explain_main, "show which rule and backend serve a request, and why earlier rules did not"
-    ),
-    "check": Command(check_main, "validate a config; warn about rules that can never match"),
-    "migrate": Command(
-        migrate_main, "copy every object under one location to another, through the routing"
-    ),
-    "repair": Command(
-        repair_main, "copy to mirrors (or delete from them) what best-effort mirroring missed"
-    ),
-}

@@ -16,19 +16,19 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from .auth.sigv4 import EMPTY_SHA256
-from .backends.backend import Backend
-from .backends.forward import _unreachable, backend_call, backend_exchange, backend_response
-from .backends.transfer import Progress
-from .config.model import Config
+from ..auth.sigv4 import EMPTY_SHA256
+from ..backends.backend import Backend
+from ..backends.forward import _unreachable, backend_call, backend_exchange, backend_response
+from ..backends.transfer import Progress
+from ..config.model import Config
+from ..multi.copyacross import CopyResult, copy_object_across
+from ..multi.listing import merged_list
+from ..multi.splitbucket import backend_error
+from ..routing.names import decode_url_value, format_copy_source
+from ..routing.rules import Part, Route, match_route, routes_for_bucket
+from ..s3.errors import S3Error
+from ..s3.xml import child_text, children, local_name, parse_xml
 from .migratereport import CHECKSUM_ALGORITHMS, Location, ObjectInfo, plain_etag
-from .multi.copyacross import CopyResult, copy_object_across
-from .multi.listing import merged_list
-from .multi.splitbucket import backend_error
-from .routing.names import decode_url_value, format_copy_source
-from .routing.rules import Part, Route, match_route, routes_for_bucket
-from .s3.errors import S3Error
-from .s3.xml import child_text, children, local_name, parse_xml
 
 T = TypeVar("T")
 PAGE = 1000
