@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from s3router_proxy.config.model import Config, ConfigError, config_from_document, load_config
-from s3router_proxy.config.rules import parse_clock, parse_size
+from s3router_proxy.config.reader import parse_size
+from s3router_proxy.config.rules import parse_clock
 from s3router_proxy.config.yamlfile import load_documents
 from s3router_proxy.routing.explain import check
 from s3router_proxy.routing.rules import match_route, routes_for_bucket

@@ -65,31 +65,6 @@ _PROFILE_KEYS = {
     "mapped_prefix",
 }
 
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGTP]?i?B?)?\s*$", re.IGNORECASE)
-_UNITS = {
-    "": 1,
-    "B": 1,
-    "K": 1000,
-    "KB": 1000,
-    "M": 1000**2,
-    "MB": 1000**2,
-    "G": 1000**3,
-    "GB": 1000**3,
-    "T": 1000**4,
-    "TB": 1000**4,
-    "P": 1000**5,
-    "PB": 1000**5,
-    "KI": 1024,
-    "KIB": 1024,
-    "MI": 1024**2,
-    "MIB": 1024**2,
-    "GI": 1024**3,
-    "GIB": 1024**3,
-    "TI": 1024**4,
-    "TIB": 1024**4,
-    "PI": 1024**5,
-    "PIB": 1024**5,
-}
 _CLOCK = re.compile(r"^([01]\d|2[0-4]):([0-5]\d)$")
 _OPERATION_WORDS = sorted({*HTTP_METHODS, *GROUPS, *OPERATIONS})
 
@@ -164,26 +139,6 @@ def _mirror_mode(reader: Reader, item: LineDict, where: str) -> str:
 def _body_cap(reader: Reader, item: LineDict, where: str) -> int | None:
     """`max_body_size`: the largest request body this rule forwards (EntityTooLarge above)."""
     return reader.size(item, "max_body_size", where, "100MiB")
-
-
-def parse_size(value: Any) -> int:
-    """Bytes from `1048576`, `"10MiB"`, `"1GB"`, `"512 KiB"` (KB/MB/GB are powers of 1000)."""
-    if isinstance(value, bool):
-        raise ValueError("is not a size")
-    if isinstance(value, int):
-        if value < 0:
-            raise ValueError("must not be negative")
-        return value
-    if not isinstance(value, str):
-        raise ValueError('must be a number of bytes or a string such as "10MiB"')
-    match = _SIZE.match(value)
-    unit = (match.group(2) or "").upper() if match else ""
-    if match is None or unit not in _UNITS:
-        raise ValueError(f'{value!r} is not a size; e.g. 1048576, "10MiB" or "1GB"')
-    number = float(match.group(1)) * _UNITS[unit]
-    if number != int(number):
-        raise ValueError(f"{value!r} is not a whole number of bytes")
-    return int(number)
 
 
 def parse_clock(value: Any, *, end: bool = False) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Hashable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from lxml import etree
 
@@ -27,8 +27,13 @@ from .xml import (
     serialize_xml,
 )
 
-if TYPE_CHECKING:
-    from ..routing.names import NameMapping
+
+class ClientKeys(Protocol):
+    """Backend keys back to the client's names (routing's `NameMapping` is one); a protocol,
+    so this layer does not import the routing above it."""
+
+    def to_client_key(self, backend_key: str) -> str | None: ...
+
 
 MAX_DELETE_OBJECTS_BYTES = 4 * 1024 * 1024  # 1000 keys of 1 KiB, escaped, with version ids
 MAX_DELETE_OBJECTS_KEYS = 1000
@@ -86,7 +91,7 @@ def group_delete_objects(
     return {group: serialize_xml(tree) for group, tree in groups.items()}
 
 
-def merge_delete_results(results: Iterable[tuple[bytes, NameMapping]]) -> bytes:
+def merge_delete_results(results: Iterable[tuple[bytes, ClientKeys]]) -> bytes:
     """One DeleteResult from several backends' answers, keys mapped back to the client's names."""
     out = etree.Element(f"{{{S3_NS}}}DeleteResult", nsmap={None: S3_NS})
     for body, mapping in results:
@@ -104,7 +109,7 @@ def merge_delete_results(results: Iterable[tuple[bytes, NameMapping]]) -> bytes:
     return serialize_xml(out)
 
 
-def map_delete_result(root: Any, mapping: NameMapping) -> None:
+def map_delete_result(root: Any, mapping: ClientKeys) -> None:
     """Put a parsed DeleteResult's keys in the client's names (a key without one stays as is)."""
     for item in root:
         if local_name(item) in ("Deleted", "Error"):
