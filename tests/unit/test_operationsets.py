@@ -12,7 +12,7 @@ import pytest
 from s3router_proxy.s3 import operationsets as sets
 from s3router_proxy.s3.operations import OPERATIONS, UNKNOWN, operation_group
 
-PACKAGE = Path(sets.__file__).parent
+PACKAGE = Path(sets.__file__).parents[1]
 SETS = {
     name: frozenset(value)
     for name, value in vars(sets).items()
@@ -74,12 +74,12 @@ def _operation_name_collections(tree: ast.Module) -> list[str]:
 
 def test_operation_sets_are_defined_in_one_place() -> None:
     elsewhere = {
-        path.name: hits
-        for path in sorted(PACKAGE.glob("*.py"))
+        str(path.relative_to(PACKAGE)): hits
+        for path in sorted(PACKAGE.rglob("*.py"))
         if path.name not in ("operations.py", "operationsets.py")
         and (hits := _operation_name_collections(ast.parse(path.read_text(encoding="utf-8"))))
     }
     assert elsewhere == {}
     assert "OBJECT_LISTINGS" in _operation_name_collections(
-        ast.parse((PACKAGE / "operationsets.py").read_text(encoding="utf-8"))
+        ast.parse((PACKAGE / "s3" / "operationsets.py").read_text(encoding="utf-8"))
     )
