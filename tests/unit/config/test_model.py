@@ -9,7 +9,7 @@ import pytest
 
 from s3router_proxy.config.model import ConfigError, load_config
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 REFERENCE = REPO / "config" / "s3-router-config.yaml"
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from s3router_proxy.s3.operations import OPERATIONS
 from s3router_proxy.s3.support import NOTES, operations_table
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "s3-operations.md"
+DOC = Path(__file__).resolve().parents[3] / "docs" / "s3-operations.md"
 
 
 def test_docs_table_is_current() -> None:

@@ -370,7 +370,7 @@ def test_parse_clock() -> None:
 
 # -- the example configs --------------------------------------------------------------------------
 
-EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "config" / "examples").glob("*.yaml"))
+EXAMPLES = sorted((Path(__file__).resolve().parents[3] / "config" / "examples").glob("*.yaml"))
 
 
 def test_examples_exist() -> None:

@@ -617,7 +617,7 @@ def _names(addressing: str, *, every_argument: bool) -> dict[str, tuple[str, str
 
 def _pinned_botocore() -> str:
     """The botocore release constraints.txt pins (what CI and the README install)."""
-    constraints = Path(__file__).resolve().parents[2] / "constraints.txt"
+    constraints = Path(__file__).resolve().parents[3] / "constraints.txt"
     for line in constraints.read_text().splitlines():
         if line.startswith("botocore=="):
             return line.partition("==")[2].strip()
