@@ -11,7 +11,7 @@ operation (except `list-type`, which only picks between two listings).
 The canonical form matches botocore's `HmacV1Auth` bit for bit, because botocore is the client
 that matters most: the resource is the raw path exactly as sent (SDKs sign the path they send,
 percent-encoding included), sub-resource values are percent-decoded, valueless parameters stay
-valueless (`?acl`, not `?acl=`). Query names and values are decoded exactly as `s3request`
+valueless (`?acl`, not `?acl=`). Query names and values are decoded exactly as `s3.request`
 decodes them (`+` is a space), so what is signed is what the proxy acts on; botocore never sends
 a raw `+` in a query, so for everything it sends the two decodings agree. Where AWS, MinIO and
 botocore disagree the verifier tries each reading in turn (see `verify_signature_v2`); every
@@ -342,7 +342,7 @@ def _amz_headers(request: S3Request, auth: SigV2Auth, *, redact: bool = False) -
 def _subresources(raw_query: str) -> str:
     """The signed query parameters, sorted by name (stable), `name` or `name=value`.
 
-    Names and values are decoded the way `s3request` decodes them, so the parameter that
+    Names and values are decoded the way `s3.request` decodes them, so the parameter that
     selects the operation is exactly the one that is signed (`%61cl` is `acl`) and a value
     means what was signed: botocore signs `unquote(value)`, and a raw `+` (which botocore never
     sends, it encodes `%2B`) is read as a space here as by MinIO and the rest of the proxy.

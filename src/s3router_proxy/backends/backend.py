@@ -127,7 +127,7 @@ class Backend:
 
     @property
     def pool(self) -> UpstreamPool:
-        """Keep-alive connections for forwarded requests to the endpoint (see `upstream.py`)."""
+        """Keep-alive connections for forwarded requests to the endpoint (see `http/client.py`)."""
         return self.pool_for(self.netloc)
 
     def pool_for(self, host: str) -> UpstreamPool:

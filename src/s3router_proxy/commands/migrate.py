@@ -11,7 +11,7 @@ Both listings stream a page (1000 keys) at a time and are walked side by side in
 memory does not grow with the bucket: keys the destination already holds, provably equal
 (`migratereport.decide`), are skipped without a request; the others go through a bounded queue
 to `--concurrency` workers. A copy within one store is a server-side CopyObject; across stores
-it streams GET into PUT (`crosscopy.copy_object_across`). Both carry the listed ETag as an
+it streams GET into PUT (`multi.copyacross.copy_object_across`). Both carry the listed ETag as an
 `if-match` condition, so an object that changes mid-run fails instead of mixing versions.
 
 A second listing of the source runs ahead of the walk to count it, so progress shows totals,

@@ -3,7 +3,7 @@
 `Stores` routes a logical bucket and key exactly as the proxy would (`routing.match_route`,
 `routing.routes_for_bucket`) and holds one `Backend` per store. Listings are the proxy's own
 merged listing (`listing.merged_list`), read a 1000-key page at a time; copies are a
-server-side CopyObject within one store and `crosscopy.copy_object_across` between two.
+server-side CopyObject within one store and `multi.copyacross.copy_object_across` between two.
 Transient failures (unreachable, 5xx, SlowDown) are tried again, twice, after a pause.
 """
 

@@ -45,7 +45,7 @@ class BackendConfig:
     add_content_md5: bool = False  # compute Content-MD5 for small bodies that lack one
     max_connections: int = 256  # open connections to this backend; more requests queue
     # Copies into this backend from another one: larger objects are written as multipart
-    # uploads of parts this size (see crosspart.py).
+    # uploads of parts this size (see backends/transfer.py).
     multipart_copy_threshold: int = 256 * 1024**2
     copy_part_size: int = 64 * 1024**2
 

@@ -37,7 +37,7 @@ from .yamlfile import LineDict
 if TYPE_CHECKING:
     from .model import BackendConfig
 
-# Top-level config sections this module reads (config.py accepts them).
+# Top-level config sections this module reads (model.py accepts them).
 ROUTING_TOP_KEYS: frozenset[str] = frozenset({"routing", "profiles", "client_mapping"})
 
 _ROUTING_KEYS = {"rules", "default_target", "environment"}

@@ -1,4 +1,4 @@
-"""Requests and answers as the proxy's own HTTP server (`front.py`) hands them around.
+"""Requests and answers as the proxy's own HTTP server (`server.py`) hands them around.
 
 `Request` carries the parsed head and a `Body` that fills as the client sends it; `Response`
 is an answer whose body is known (one write, head and body together) and `StreamResponse` one

@@ -1,6 +1,6 @@
 """Where a backend's answer begins and ends, byte for byte: HTTP/1.1 response framing, sans I/O.
 
-`upstream.py` feeds the bytes a connection receives; this module says which of them are the
+`client.py` feeds the bytes a connection receives; this module says which of them are the
 answer to the request in flight (head, then body pieces, then the end) and which belong to no
 answer at all. A byte outside an answer (after its end, or while no request is out) is never
 parsed as a next answer: the connection it came on cannot be trusted and is retired, so one
@@ -22,7 +22,7 @@ from typing import Protocol
 
 import httptools
 
-# Bounds like the client side's in `front.py`, checked while the head arrives; the line and count
+# Bounds like the client side's in `server.py`, checked while the head arrives; the line and count
 # bounds are aiohttp's client defaults (this client replaced aiohttp's), so no answer aiohttp
 # refused for its size gets through here.
 MAX_STATUS_LINE = 8190

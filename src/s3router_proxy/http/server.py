@@ -1,12 +1,12 @@
 """The client side of the proxy: a small HTTP/1.1 server over asyncio and llhttp.
 
-Requests and answers themselves are in `frontmessages.py`.
+Requests and answers themselves are in `messages.py`.
 
 aiohttp's `web.Server` was the largest cost left in a proxied small request after the backend
 leg (about 15 to 20% of the proxy's CPU in the profile, plus yarl/multidict: per-request
 `BaseRequest`, `StreamReader`, payload writer and `StreamResponse` objects, header
 serialisation through several layers, timers rescheduled per request). This server does what
-the proxy needs and no more, the way `upstream.py` does for the backend leg:
+the proxy needs and no more, the way `client.py` does for the backend leg:
 
 - one asyncio `Protocol` per client connection; the request head is parsed by llhttp
   (`httptools`, the parser uvicorn uses) with bounded request-line and header sizes;

@@ -2,7 +2,7 @@
 
 S3 copies server-side only within one store, so when a copy's source and destination route to
 different backends the proxy streams a GET of the source into a PUT on the destination (a
-multipart upload above the destination's `multipart_copy_threshold`: see crosspart.py) and
+multipart upload above the destination's `multipart_copy_threshold`: see backends/transfer.py) and
 answers what S3 would. Metadata follows `x-amz-metadata-directive` (COPY: the source's content
 headers and user metadata; REPLACE: the request's), tags follow `x-amz-tagging-directive`
 (COPY: the source's tag set; REPLACE: the request's `x-amz-tagging`), the conditional

@@ -15,8 +15,8 @@ A rule that maps names turns the client's `bucket/key` into the backend's `bucke
 
 Everything else here applies a `NameMapping` to what S3 sends around names: listing parameters,
 `x-amz-copy-source`, `Location` headers and the small XML documents S3 answers with (listings,
-multipart results, DeleteObjects results, errors; read with `s3xml.py`, namespace kept). The
-DeleteObjects request body is `deleteobjects.py`. All functions are pure: bytes and strings in
+multipart results, DeleteObjects results, errors; read with `s3/xml.py`, namespace kept). The
+DeleteObjects request body is `s3/deleteobjects.py`. All functions are pure: bytes and strings in
 and out.
 """
 

@@ -18,7 +18,7 @@ A rule matches when all of these hold:
   crosses midnight when start > end.
 
 The matched rule also renames: `Route.bucket`/`Route.key` are the backend's names and
-`Route.mapping` maps them back (see `mapping.py` for the exact prefix rule).
+`Route.mapping` maps them back (see `names.py` for the exact prefix rule).
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
-"""The HTTP shell: the front server (`front.py`) hands every request to one handler that runs
-the pure core; the admin listener (`admin.py`) is a small aiohttp app beside it.
+"""The HTTP shell: the front server (`http/server.py`) hands every request to one handler that
+runs the pure core; the admin listener (`admin.py`) is a small aiohttp app beside it.
 
-Per request: parse (s3request) → authenticate (sigv4) → route (routing) → answer
-`Expect: 100-continue` → forward (proxy). Any `S3Error` on the way becomes S3 error XML;
-anything unexpected becomes `InternalError`, logged with its traceback, never shown.
+Per request: parse (s3.request) → authenticate (auth.sigv4) → route (routing.rules) → answer
+`Expect: 100-continue` → forward (backends.forward). Any `S3Error` on the way becomes S3 error
+XML; anything unexpected becomes `InternalError`, logged with its traceback, never shown.
 
 The handler serves from one immutable `ProxyState` at a time. A reload builds a new state
 (reusing the connection pools of unchanged backends) and swaps it in whole: new requests see

@@ -1,4 +1,4 @@
-"""The proxy's own HTTP/1.1 server (front.py), driven over real sockets on 127.0.0.1."""
+"""The proxy's own HTTP/1.1 server (http/server.py), driven over real sockets on 127.0.0.1."""
 
 from __future__ import annotations
 
