@@ -32,12 +32,20 @@ _PYTHON_FILE = re.compile(r"(\.py|^<string>|^<frozen [^>]*>):\d+$")
 # Who is responsible for a sample: the innermost frame from one of these, by file.
 _OWNERS = (
     (
-        "metrics (plainmetrics.py, prometheus_client)",
-        ("prometheus_client/", "s3router_proxy/plainmetrics.py", "s3router_proxy/metrics.py"),
+        "metrics (telemetry/counters.py, prometheus_client)",
+        (
+            "prometheus_client/",
+            "s3router_proxy/telemetry/counters.py",
+            "s3router_proxy/telemetry/metrics.py",
+        ),
     ),
     (
-        "proxy's HTTP layer (front.py, frontmessages.py, upstream.py)",
-        ("s3router_proxy/front", "s3router_proxy/upstream.py"),
+        "proxy's HTTP layer (http/server.py, http/messages.py, http/client.py)",
+        (
+            "s3router_proxy/http/server.py",
+            "s3router_proxy/http/messages.py",
+            "s3router_proxy/http/client.py",
+        ),
     ),
     ("proxy (s3router_proxy)", ("s3router_proxy/",)),
     ("aiohttp", ("aiohttp/", "_http_parser", "_http_writer", "_websocket")),
@@ -54,17 +62,33 @@ _SOCKET_CALLS = frozenset(
 _POLL_CALLS = frozenset({"epoll_wait", "epoll_pwait", "epoll_pwait2", "poll", "select"})
 # Frames whose inclusive share tells the phases of a proxied request apart: (label, file, func).
 _MARKERS = (
-    ("proxy request handler (server.py, whole request)", "s3router_proxy/server.py", ""),
-    ("parse_request", "s3router_proxy/s3request.py", ""),
-    ("SigV4 verify + sign (sigv4.py)", "s3router_proxy/sigv4.py", ""),
-    ("forward (proxy.py: backend round trip + relay)", "s3router_proxy/proxy.py", "forward"),
-    ("_relay (response back to the client)", "s3router_proxy/proxy.py", "_relay"),
-    ("backend leg: UpstreamPool.request (upstream.py)", "s3router_proxy/upstream.py", "request"),
-    ("front: request heads parsed (data_received)", "s3router_proxy/front.py", "data_received"),
-    ("front: answers written (frontmessages.py)", "s3router_proxy/frontmessages.py", ""),
+    (
+        "proxy request handler (serving/handler.py, whole request)",
+        "s3router_proxy/serving/handler.py",
+        "",
+    ),
+    ("parse_request", "s3router_proxy/s3/request.py", ""),
+    ("SigV4 verify + sign (auth/sigv4.py)", "s3router_proxy/auth/sigv4.py", ""),
+    (
+        "forward (backends/forward.py: backend round trip + relay)",
+        "s3router_proxy/backends/forward.py",
+        "forward",
+    ),
+    ("_relay (response back to the client)", "s3router_proxy/backends/forward.py", "_relay"),
+    (
+        "backend leg: UpstreamPool.request (http/client.py)",
+        "s3router_proxy/http/client.py",
+        "request",
+    ),
+    (
+        "front: request heads parsed (data_received)",
+        "s3router_proxy/http/server.py",
+        "data_received",
+    ),
+    ("front: answers written (http/messages.py)", "s3router_proxy/http/messages.py", ""),
     ("aiohttp (anything, e.g. the admin listener)", "aiohttp/", ""),
     ("metrics: prometheus_client", "prometheus_client/", ""),
-    ("metrics: plainmetrics.py", "s3router_proxy/plainmetrics.py", ""),
+    ("metrics: telemetry/counters.py", "s3router_proxy/telemetry/counters.py", ""),
     ("logging", "logging/", ""),
     ("CPython cyclic GC", "", "gc_collect_main"),
 )

@@ -70,7 +70,7 @@ def _serve_aiohttp(port: int) -> None:
 
 
 def _serve_front(port: int) -> None:
-    from s3router_proxy.front import FrontServer, Request, Response
+    from s3router_proxy.http.server import FrontServer, Request, Response
 
     async def handler(request: Request) -> Response:
         if request.method == "PUT":

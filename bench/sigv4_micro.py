@@ -77,8 +77,8 @@ def main() -> int:
     from botocore.credentials import Credentials
     from multidict import CIMultiDict, CIMultiDictProxy
 
-    from s3router_proxy import sigv4
-    from s3router_proxy.s3request import parse_request
+    from s3router_proxy.auth import sigv4
+    from s3router_proxy.s3.request import parse_request
 
     quick = "--quick" in sys.argv
     repeats, seconds = (3, 0.05) if quick else (9, 0.3)

@@ -4,7 +4,7 @@
 # differs from the pin, then runs pytest with any arguments given (default: the whole suite).
 #
 #   scripts/test-newest.sh                              # everything
-#   scripts/test-newest.sh tests/unit/test_operations.py -rs   # what a new botocore adds
+#   scripts/test-newest.sh tests/unit/s3/test_operations.py -rs   # what a new botocore adds
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv="${NEWEST_VENV:-.venv-newest}"

@@ -43,14 +43,17 @@ def test_every_link_to_a_file_points_at_one() -> None:
 
 def test_the_layout_names_every_module_and_package() -> None:
     layout = section("Layout")
-    names = [
-        path.name + ("/" if path.is_dir() else "")
-        for path in sorted(PACKAGE.iterdir())
-        if (path.suffix == ".py" and path.name != "__init__.py")
-        or (path.is_dir() and (path / "__init__.py").exists())
-    ]
-    assert len(names) > 20, names
-    unnamed = [name for name in names if f"`{name}`" not in layout]
+    bullets = re.split(r"^- ", layout, flags=re.M)[1:]
+    top = [p.name for p in sorted(PACKAGE.glob("*.py")) if p.name != "__init__.py"]
+    packages = sorted(p.parent for p in PACKAGE.glob("*/__init__.py"))
+    assert len(packages) > 5 and top, (packages, top)
+    unnamed = [name for name in top if f"`{name}`" not in layout]
+    for package in packages:
+        line = [b for b in bullets if b.startswith(f"`{package.name}/`")]
+        assert len(line) == 1, f"README's Layout has no one line for `{package.name}/`"
+        modules = [p.name for p in sorted(package.glob("*.py")) if p.name != "__init__.py"]
+        assert modules, package
+        unnamed += [f"{package.name}/{m}" for m in modules if f"`{m}`" not in line[0]]
     assert not unnamed, f"README's Layout does not name {unnamed}"
 
 
@@ -83,7 +86,7 @@ def test_the_readme_reads_in_a_newcomers_order() -> None:
 
 
 def test_the_access_log_format_is_stated_as_the_code_has_it() -> None:
-    from s3router_proxy.config import Config
+    from s3router_proxy.config.model import Config
 
     assert Config.__dataclass_fields__["log_format"].default == "text"
     assert "text by default" in README and "log_format: json" in README

@@ -24,9 +24,9 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from . import __version__
-from .config import EMBEDDED, Config, ConfigError, load_config, parse_listen_address
-from .embedded import EmbeddedStores
-from .logsetup import configure_logging
+from .config.model import EMBEDDED, Config, ConfigError, load_config, parse_listen_address
+from .serving.embedded import EmbeddedStores
+from .telemetry.logsetup import configure_logging
 
 log = logging.getLogger("s3router_proxy")
 WATCH_INTERVAL = 1.0
@@ -45,7 +45,7 @@ Run 'lakefs-s3-router COMMAND --help' for a command's options and examples."""
 
 
 def _commands_text() -> str:
-    from .commands import COMMANDS
+    from .commands.registry import COMMANDS
 
     rows = [("serve", SERVE_SUMMARY)] + [(name, c.summary) for name, c in COMMANDS.items()]
     return "commands:\n" + "\n".join(f"  {name:9} {summary}" for name, summary in rows)
@@ -61,7 +61,7 @@ def _workers(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .commands import ExamplesHelpFormatter
+    from .commands.base import ExamplesHelpFormatter
 
     parser = argparse.ArgumentParser(
         prog="lakefs-s3-router",
@@ -185,8 +185,8 @@ async def serve(
 ) -> None:
     """Serve until SIGTERM/SIGINT; once listening, print the banner, or with `on_listening`
     tell the supervisor the port instead (it prints one banner for all its workers)."""
-    from . import metrics
-    from .server import ProxyServer
+    from .serving.handler import ProxyServer
+    from .telemetry import metrics
 
     # Signals first: a SIGTERM that arrives as soon as the port opens must still drain.
     loop = asyncio.get_running_loop()
@@ -366,7 +366,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
 
 def unknown_command(name: str) -> str:
     """The message for a first argument that is neither an option nor a command."""
-    from .commands import COMMANDS
+    from .commands.registry import COMMANDS
 
     names = ["serve", *COMMANDS]
     near = difflib.get_close_matches(name, names, n=1)
@@ -382,7 +382,7 @@ def unknown_command(name: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and not argv[0].startswith("-"):
-        from .commands import COMMANDS
+        from .commands.registry import COMMANDS
 
         if argv[0] in COMMANDS:
             return COMMANDS[argv[0]].run(argv[1:])

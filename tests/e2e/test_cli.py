@@ -272,7 +272,7 @@ EVERY_COMMAND = ("serve", "explain", "check", "migrate", "repair")
 
 
 def test_help_lists_every_command_with_one_line() -> None:
-    from s3router_proxy.commands import COMMANDS
+    from s3router_proxy.commands.registry import COMMANDS
 
     assert {"serve", *COMMANDS} == set(EVERY_COMMAND)  # a new command must be listed here too
     result = run_cli("--help", env=cli_env())

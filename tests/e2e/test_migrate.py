@@ -44,7 +44,7 @@ from harness import (
     write_config,
 )
 
-from s3router_proxy.embedded import running_stores
+from s3router_proxy.serving.embedded import running_stores
 
 KEY, SECRET = "AKIAMIGRATE", "migrate-secret"
 SMALL_KEYS = {

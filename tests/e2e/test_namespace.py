@@ -24,8 +24,8 @@ from harness import (
     unique_bucket_name,
 )
 
-from s3router_proxy.config import load_config
-from s3router_proxy.explain import explain
+from s3router_proxy.config.model import load_config
+from s3router_proxy.routing.explain import explain
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((REPO / "config" / "examples").glob("*.yaml"))

@@ -34,8 +34,8 @@ from harness import (
 )
 from rawclient import aws_chunked, send, sign
 
-from s3router_proxy.checksums import new_checksum
-from s3router_proxy.sigv4 import signing_key
+from s3router_proxy.auth.sigv4 import signing_key
+from s3router_proxy.s3.checksums import new_checksum
 
 KEY, SECRET = "AKIAPAYLOADS", "payload-secret"
 

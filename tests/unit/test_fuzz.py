@@ -24,21 +24,26 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from s3router_proxy import sigv2, sigv4
-from s3router_proxy.chunked import ChunkedBodyError, ChunkedResult, ChunkSigning, decode_aws_chunked
-from s3router_proxy.config import config_from_document, load_config
-from s3router_proxy.configread import ConfigError
-from s3router_proxy.deleteobjects import (
+from s3router_proxy.auth import sigv2, sigv4
+from s3router_proxy.auth.sigv4 import signing_key
+from s3router_proxy.body.chunked import (
+    ChunkedBodyError,
+    ChunkedResult,
+    ChunkSigning,
+    decode_aws_chunked,
+)
+from s3router_proxy.config.model import config_from_document, load_config
+from s3router_proxy.config.reader import ConfigError
+from s3router_proxy.config.yamlfile import YamlError, load_documents
+from s3router_proxy.multi.listing import decode_token
+from s3router_proxy.routing.names import NameMapping, rewrite_response_xml
+from s3router_proxy.s3.deleteobjects import (
     delete_objects_keys,
     group_delete_objects,
     rewrite_delete_objects,
 )
-from s3router_proxy.errors import ERRORS, S3Error
-from s3router_proxy.listing import decode_token
-from s3router_proxy.mapping import NameMapping, rewrite_response_xml
-from s3router_proxy.s3request import S3Request, parse_request
-from s3router_proxy.sigv4 import signing_key
-from s3router_proxy.yamlload import YamlError, load_documents
+from s3router_proxy.s3.errors import ERRORS, S3Error
+from s3router_proxy.s3.request import S3Request, parse_request
 
 settings.register_profile(
     "fuzz-short",

@@ -1,0 +1,203 @@
+"""Backends at run time: where a backend lives, how it is addressed, whose keys sign for it.
+
+A `Backend` owns its connection pool (an `UpstreamPool` per Host, with the backend's timeouts
+and connection limit), which every request to it takes: forwarded ones and those the proxy makes
+itself (listings it merges, deletes, copies, mirror writes, probes); and a credential source.
+Static keys are used as they are; otherwise botocore's default chain (environment, profile,
+assume-role, web identity, container and instance metadata) is resolved and refreshed in a
+background thread, so a slow metadata call never blocks the event loop and an immutable
+snapshot is what each request signs with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from yarl import URL
+
+from ..auth.sigv4 import amz_date, sign_request, uri_encode
+from ..config.model import BackendConfig
+from ..http.client import UpstreamPool
+from ..s3.errors import S3Error
+
+log = logging.getLogger("s3router_proxy.backends")
+
+CREDENTIAL_REFRESH_SECONDS = 60.0
+# Bucket names that can be a host name label (botocore's test for virtual-hosted addressing).
+# Anything else (dots, upper case, `:`, `@`, `?`, `#`, …) goes path style: a client's bucket
+# name must never decide which host the proxy connects to.
+_DNS_BUCKET = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+    session_token: str | None = field(default=None, repr=False)
+
+
+class CredentialSource:
+    """The current credentials of one backend, refreshed off the event loop."""
+
+    def __init__(self, config: BackendConfig) -> None:
+        self.name = config.name
+        self._refreshable = None
+        self.current: Credentials | None = None
+        if config.static_credentials:
+            self.current = Credentials(
+                config.access_key_id,  # type: ignore[arg-type]
+                config.secret_access_key,  # type: ignore[arg-type]
+                config.session_token,
+            )
+            return
+        import botocore.session
+
+        session = botocore.session.Session(profile=config.profile)
+        self._refreshable = session.get_credentials()
+        if self._refreshable is None:
+            log.warning(
+                "backend %s: no credentials found in the default AWS chain; requests routed "
+                "to it will be refused until credentials appear",
+                config.name,
+            )
+        else:
+            self._publish(self._refreshable.get_frozen_credentials())
+
+    def _publish(self, frozen: object) -> None:
+        self.current = Credentials(
+            frozen.access_key,  # type: ignore[attr-defined]
+            frozen.secret_key,  # type: ignore[attr-defined]
+            frozen.token,  # type: ignore[attr-defined]
+        )
+
+    @property
+    def refreshable(self) -> bool:
+        return self._refreshable is not None
+
+    async def refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(CREDENTIAL_REFRESH_SECONDS)
+            try:
+                frozen = await asyncio.to_thread(self._refreshable.get_frozen_credentials)  # type: ignore[union-attr]
+            except Exception as exc:  # keep the last good credentials
+                log.warning(
+                    "backend %s: credential refresh failed: %s", self.name, type(exc).__name__
+                )
+                continue
+            self._publish(frozen)
+
+
+def key_path(key: str) -> str:
+    """A key as a URI path: UriEncoded once, `/` kept, and `.` and `..` segments escaped.
+
+    `a/../b` is a key of its own in S3, but a hop that normalises paths (a load balancer, an
+    HTTP library, a store) would make it `b`, or climb out of the bucket: another key than the
+    one a policy allowed. `%2E%2E` survives every hop, decodes to the same key, and is the
+    canonical URI the request is signed with: botocore's S3 signer and moto take the path as
+    sent. A store that re-encodes the decoded path instead (MinIO, Ceph RGW, lakeFS) computes
+    `..` and refuses the signature: it fails closed (MinIO refuses such keys anyway).
+    """
+    encoded = uri_encode(key, keep_slash=True)
+    if "." not in encoded:
+        return encoded
+    return "/".join(
+        "%2E" * len(segment) if segment in (".", "..") else segment
+        for segment in encoded.split("/")
+    )
+
+
+class Backend:
+    """One configured store: its address, its credentials and its connection pool."""
+
+    def __init__(self, config: BackendConfig) -> None:
+        self.config = config
+        self.name = config.name
+        parts = urlsplit(config.endpoint)
+        self.scheme = parts.scheme
+        self.netloc = parts.netloc
+        self.credentials = CredentialSource(config)
+        self.refresher: asyncio.Task[None] | None = None
+        self._pools: dict[str, UpstreamPool] = {}
+
+    @property
+    def pool(self) -> UpstreamPool:
+        """Keep-alive connections for forwarded requests to the endpoint (see `http/client.py`)."""
+        return self.pool_for(self.netloc)
+
+    def pool_for(self, host: str) -> UpstreamPool:
+        """The pool for one Host: the endpoint's, or a bucket's own name in virtual-hosted
+        addressing (connected and, over TLS, verified as that name, as any S3 client does)."""
+        pool = self._pools.get(host)
+        if pool is None:
+            url = URL(f"{self.scheme}://{host}")
+            pool = self._pools[host] = UpstreamPool(
+                url.host or "",
+                url.port or (443 if self.scheme == "https" else 80),
+                tls=self.scheme == "https",
+                limit=self.config.max_connections,
+                connect_timeout=self.config.connect_timeout,
+                read_timeout=self.config.read_timeout,
+            )
+        return pool
+
+    def address(self, bucket: str, key: str) -> tuple[str, str]:
+        """(Host header, canonical URI) for a bucket and key on this backend."""
+        encoded_key = key_path(key)
+        if self.config.addressing_style == "virtual" and _DNS_BUCKET.fullmatch(bucket):
+            return f"{bucket}.{self.netloc}", "/" + encoded_key
+        if not bucket:
+            return self.netloc, "/"
+        path = "/" + uri_encode(bucket, keep_slash=False)
+        if key:
+            path += "/" + encoded_key
+        return self.netloc, path
+
+    def signed_target(
+        self,
+        method: str,
+        bucket: str,
+        key: str,
+        query: str,
+        headers: Mapping[str, str],
+        payload_hash: str,
+    ) -> tuple[str, str, dict[str, str]]:
+        """(Host, request target: path and query, signed headers) of a request to this backend,
+        signed with its current credentials. `query` is canonical (as
+        `sigv4.canonical_query_string` makes it) and is sent exactly as signed; every header in
+        `headers` (lower-case names) is signed."""
+        credentials = self.credentials.current
+        if credentials is None:
+            raise S3Error(
+                "AccessDenied", f"The proxy has no credentials for backend {self.name!r}."
+            )
+        host, canonical_uri = self.address(bucket, key)
+        signed = {**headers, "host": host}
+        signed.update(
+            sign_request(
+                method=method,
+                canonical_uri=canonical_uri,
+                canonical_query=query,
+                headers=signed,
+                payload_hash=payload_hash,
+                access_key_id=credentials.access_key_id,
+                secret_access_key=credentials.secret_access_key,
+                session_token=credentials.session_token,
+                region=self.config.region,
+                amz_date=amz_date(time.time()),
+            )
+        )
+        return host, (f"{canonical_uri}?{query}" if query else canonical_uri), signed
+
+    async def close(self) -> None:
+        if self.refresher is not None:
+            self.refresher.cancel()
+            self.refresher = None
+        for pool in self._pools.values():
+            await pool.close()
+        self._pools.clear()

@@ -1,0 +1,123 @@
+"""`explain` and `check`, the subcommands that read a config without serving it.
+
+`explain` prints where one request would go and why (each earlier rule with the reason it did
+not match); `check` validates a config and lists rules that can never match, unknown targets
+and overlapping splits. Both use the functions the proxy routes with, so they cannot drift.
+`explain` refuses a request no client could send (a method S3 does not use, a URL that names no
+bucket) rather than explain something that never happens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..config.model import ConfigError, load_config
+from ..routing.explain import (
+    check,
+    did_you_mean,
+    explain,
+    format_explanation,
+    request_method,
+    request_url,
+)
+from ..routing.rules import HTTP_METHODS
+from ..s3.operations import OPERATIONS
+from .base import argument_type, command_parser, parse_command_args
+
+_method = argument_type(request_method)
+_s3_url = argument_type(request_url)
+
+
+def _operation(text: str) -> str:
+    if text not in OPERATIONS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an S3 operation name such as GetObject or ListObjectsV2"
+            + did_you_mean(text, sorted(OPERATIONS))
+        )
+    return text
+
+
+def _header(value: str) -> tuple[str, str]:
+    name, sep, text = value.partition(":")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"{value!r} is not 'Name: value'")
+    return name.strip(), text.strip()
+
+
+EXPLAIN_EXAMPLE = """\
+examples:
+  lakefs-s3-router explain --config router.yaml GET s3://photos/2024/cat.jpg
+  lakefs-s3-router explain --config router.yaml PUT s3://photos/raw/a.png \\
+      -H 'Content-Type: image/png' -H 'Content-Length: 1048576'
+  lakefs-s3-router explain --config router.yaml GET s3://logs --operation ListObjectsV2
+
+Exit status: 0 when a backend serves the request, 1 when none does, 2 for a bad config or
+request."""
+
+
+def explain_main(argv: list[str]) -> int:
+    parser = command_parser(
+        "explain",
+        "Show which rule and backend serve a request, and why earlier rules did not.",
+        EXPLAIN_EXAMPLE,
+    )
+    parser.add_argument(
+        "method", type=_method, help=f"the HTTP method: {', '.join(sorted(HTTP_METHODS))}"
+    )
+    parser.add_argument(
+        "url",
+        type=_s3_url,
+        help="s3://BUCKET/KEY or s3://BUCKET, the names the client uses",
+    )
+    parser.add_argument(
+        "-H",
+        "--header",
+        action="append",
+        type=_header,
+        default=[],
+        help="a request header, 'Name: value' (repeatable)",
+    )
+    parser.add_argument(
+        "--operation", type=_operation, help="S3 operation name, e.g. ListObjectsV2"
+    )
+    args = parse_command_args(parser, argv)
+    try:
+        config = load_config(args.config, environment=args.environment)
+    except ConfigError as exc:
+        print(f"lakefs-s3-router: {exc}", file=sys.stderr)
+        return 2
+    bucket, key = args.url
+    explanation = explain(config, args.method, bucket, key, args.header, operation=args.operation)
+    print(format_explanation(explanation))
+    return 0 if explanation.error is None else 1
+
+
+CHECK_EXAMPLE = """\
+example:
+  lakefs-s3-router check --config router.yaml
+  S3_ROUTER_ENVIRONMENT=production lakefs-s3-router check --config environments.yaml
+
+Exit status: 0 when the config is valid, 1 when it is valid with warnings, 2 when it is not
+valid (the message names the file, the line and the fix)."""
+
+
+def check_main(argv: list[str]) -> int:
+    parser = command_parser(
+        "check", "Validate a config and warn about rules that can never match.", CHECK_EXAMPLE
+    )
+    args = parse_command_args(parser, argv)
+    try:
+        config = load_config(args.config, environment=args.environment)
+    except ConfigError as exc:
+        print(f"lakefs-s3-router: {exc}", file=sys.stderr)
+        return 2
+    findings = check(config)
+    for finding in findings:
+        print(finding)
+    warnings = [f for f in findings if f.level == "warning"]
+    print(
+        f"{args.config}: valid; {len(config.backends)} backend(s), {len(config.rules)} rule(s), "
+        f"{len(warnings)} warning(s)"
+    )
+    return 1 if warnings else 0

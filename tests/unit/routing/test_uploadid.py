@@ -1,0 +1,48 @@
+"""Sealed upload ids: what goes in comes out, for the bucket and key it was issued for only."""
+
+from __future__ import annotations
+
+import pytest
+
+from s3router_proxy.routing.uploadid import UploadPin, unwrap, wrap
+from s3router_proxy.s3.errors import S3Error
+
+SECRET = b"0123456789abcdef-secret"
+
+
+@pytest.mark.parametrize(
+    "pin",
+    [
+        UploadPin("main", "bucket", "k/ey", "backend-id"),
+        UploadPin(
+            "main",
+            "b",
+            "k",
+            "id",
+            (("copy", "mirror-id", "b", "k"), ("far", "x", "other", "main/k")),
+            "best_effort",
+        ),
+    ],
+)
+def test_round_trip_and_stability(pin: UploadPin) -> None:
+    sealed = wrap(SECRET, pin, bucket="logical", key="key")
+    assert unwrap(SECRET, sealed, bucket="logical", key="key") == pin
+    assert wrap(SECRET, pin, bucket="logical", key="key") == sealed  # one upload, one id
+    assert "backend-id" not in sealed and "mirror-id" not in sealed and "main" not in sealed
+
+
+def test_bound_to_its_bucket_key_and_secret() -> None:
+    sealed = wrap(
+        SECRET, UploadPin("main", "b", "k", "id", (("copy", "m", "b", "k"),)), bucket="x", key="y"
+    )
+    for bucket, key, secret in (("x", "z", SECRET), ("w", "y", SECRET), ("x", "y", b"other" * 4)):
+        with pytest.raises(S3Error) as caught:
+            unwrap(secret, sealed, bucket=bucket, key=key)
+        assert caught.value.code == "NoSuchUpload"
+    with pytest.raises(S3Error):
+        unwrap(
+            SECRET,
+            sealed[:-2] + ("A" if sealed[-2] != "A" else "B") + sealed[-1],
+            bucket="x",
+            key="y",
+        )
