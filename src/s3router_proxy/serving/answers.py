@@ -186,27 +186,18 @@ async def answer_copy_across_stores(exchange: Exchange) -> Response:
         )
         then = functools.partial(then_mirror, write)
     return await answer_copy_across(
-        exchange.http,
-        request,
-        exchange.record,
-        source_route,
-        state.backends[source_route.backend],
-        source.version_id,
-        exchange.route,
-        exchange.backend,
-        then=then,
+        exchange, source_route, state.backends[source_route.backend], source.version_id, then=then
     )
 
 
 async def answer_mirrored(exchange: Exchange) -> Response:
     """A write that goes to the route's backend and to every mirror of its rule."""
-    state, request, record, route = (
+    state, request, route, mirrors = (
         exchange.state,
         exchange.request,
-        exchange.record,
         exchange.route,
+        exchange.mirrors,
     )
-    mirrors = exchange.mirrors
     rewrite, rewrite_errors = response_rewriters(exchange, route, pin=exchange.pin)
     write = MirroredWrite(
         request,
@@ -224,17 +215,11 @@ async def answer_mirrored(exchange: Exchange) -> Response:
         rewrite: Rewrite[bytes] | None = rewrite,
     ) -> Response:
         return await forward(
-            exchange.http,
-            request,
-            exchange.auth,
-            exchange.plan,
+            exchange,
             route,
             exchange.backend,
-            record,
             rewrite=rewrite,
             rewrite_errors=rewrite_errors,
-            header_overrides=exchange.header_overrides,
-            body_override=exchange.body_override,
             location=location_rewriter(exchange, route),
             stream=stream,
         )
@@ -267,17 +252,11 @@ async def answer_forwarded(exchange: Exchange) -> Response:
             rewrite, rewrite_errors = response_rewriters(exchange, asked)
         try:
             response = await forward(
-                exchange.http,
-                request,
-                exchange.auth,
-                exchange.plan,
+                exchange,
                 asked,
                 state.backends[name],
-                record,
                 rewrite=rewrite,
                 rewrite_errors=rewrite_errors,
-                header_overrides=exchange.header_overrides,
-                body_override=exchange.body_override,
                 location=location_rewriter(exchange, asked),
                 try_next=None if last else fallback_test(rule),
             )
