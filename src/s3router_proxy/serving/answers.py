@@ -8,7 +8,8 @@ from __future__ import annotations
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from ..backends.forward import Rewrite, TryNextBackend, forward
+from ..backends.fallback import with_fallback
+from ..backends.forward import Rewrite, forward
 from ..body.payload import BodyOutcome, plan_payload
 from ..http.server import Response
 from ..multi.copyacross import answer_copy_across
@@ -25,15 +26,12 @@ from ..routing.names import client_location, rewrite_location_header, rewrite_re
 from ..routing.rules import (
     Part,
     Route,
-    Rule,
     listing_is_plain,
     match_route,
-    route_on,
     routes_for_bucket,
 )
 from ..s3.errors import S3Error
 from ..s3.operationsets import (
-    FALLBACK_OPERATIONS,
     KEY_LISTINGS,
     OBJECT_LISTINGS,
     SPLIT_BUCKET_OPERATIONS,
@@ -240,44 +238,27 @@ async def answer_forwarded(exchange: Exchange) -> Response:
         exchange.route,
         exchange.state,
     )
-    rewrite, rewrite_errors = response_rewriters(exchange, route, pin=exchange.pin)
-    chain = [route.backend]
-    rule = route.rule
-    if rule is not None and rule.fallback and request.operation in FALLBACK_OPERATIONS:
-        chain.extend(rule.fallback)
-    for position, name in enumerate(chain):
-        last = position == len(chain) - 1
-        asked = route if position == 0 else route_on(route, name, request.key)
+    rewriters = response_rewriters(exchange, route, pin=exchange.pin)
+
+    async def ask(asked: Route, name: str, try_next: Callable[[int], bool] | None) -> Response:
+        nonlocal rewriters
         if asked.names != route.names:  # a fallback with names of its own
-            rewrite, rewrite_errors = response_rewriters(exchange, asked)
-        try:
-            response = await forward(
-                exchange,
-                asked,
-                state.backends[name],
-                rewrite=rewrite,
-                rewrite_errors=rewrite_errors,
-                location=location_rewriter(exchange, asked),
-                try_next=None if last else fallback_test(rule),
-            )
-        except TryNextBackend:
-            continue
-        except S3Error as error:
-            if last or not (
-                rule is not None and rule.failover_on_error and error.code == "ServiceUnavailable"
-            ):
-                raise
-            continue
-        # The access log names the backend that answered, and its names.
-        record.backend, record.backend_bucket, record.backend_key = name, asked.bucket, asked.key
-        return response
-    raise AssertionError("the last backend of a chain answers or raises")
+            rewriters = response_rewriters(exchange, asked)
+        rewrite, rewrite_errors = rewriters
+        return await forward(
+            exchange,
+            asked,
+            state.backends[name],
+            rewrite=rewrite,
+            rewrite_errors=rewrite_errors,
+            location=location_rewriter(exchange, asked),
+            try_next=try_next,
+        )
 
-
-def fallback_test(rule: Rule | None) -> Callable[[int], bool]:
-    """Which answers of a backend send a read on to the next one in the rule's chain."""
-    failover = rule is not None and rule.failover_on_error
-    return lambda status: status == 404 or (failover and status >= 500)
+    response, name, asked = await with_fallback(ask, route, request.operation, request.key)
+    # The access log names the backend that answered, and its names.
+    record.backend, record.backend_bucket, record.backend_key = name, asked.bucket, asked.key
+    return response
 
 
 def response_rewriters(
