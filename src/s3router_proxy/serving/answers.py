@@ -38,6 +38,7 @@ from ..s3.operationsets import (
     XML_ANSWERS,
 )
 from ..telemetry.accessrecord import RequestRecord
+from .contentmd5 import with_content_md5
 from .exchange import Exchange
 
 
@@ -188,6 +189,7 @@ async def answer_copy_across_stores(exchange: Exchange) -> Response:
     )
 
 
+@with_content_md5
 async def answer_mirrored(exchange: Exchange) -> Response:
     """A write that goes to the route's backend and to every mirror of its rule."""
     state, request, route, mirrors = (
@@ -230,6 +232,7 @@ async def answer_mirrored(exchange: Exchange) -> Response:
     return await mirrored(write, exchange.http.content, exchange.body_override, primary, created)
 
 
+@with_content_md5
 async def answer_forwarded(exchange: Exchange) -> Response:
     """The route's backend's answer; for a read it misses, the next fallback's."""
     request, record, route, state = (

@@ -21,10 +21,9 @@ from ..multi.splitbucket import read_small_body
 from ..routing import uploadid
 from ..routing.names import NameMapping, format_copy_source, parse_copy_source
 from ..routing.rules import Route, check_bucket_configuration, match_route
-from ..s3.checksums import content_md5
 from ..s3.deleteobjects import MAX_DELETE_OBJECTS_BYTES, delete_objects_keys
 from ..s3.errors import S3Error
-from ..s3.operationsets import CONTENT_MD5_OPERATIONS, KEYS_IN_BODY, NOT_PROXIED
+from ..s3.operationsets import KEYS_IN_BODY, NOT_PROXIED
 from ..s3.request import parse_request
 from ..s3.xml import children, local_name, parse_xml
 from ..telemetry import metrics
@@ -46,7 +45,6 @@ ANONYMOUS = sigv4.SigV4Auth(
     security_token=None,
 )
 
-MAX_MD5_BODY = 4 * 1024 * 1024
 MAX_COMPLETE_BODY = 4 * 1024 * 1024
 MAX_PARTS = 10_000
 
@@ -311,8 +309,9 @@ def copies_across(exchange: Exchange) -> bool:
 
 
 async def plan_body(exchange: Exchange) -> None:
-    """`plan`, and the small bodies the proxy reads itself: then `Expect: 100-continue` is
-    answered, since auth and route passed."""
+    """`plan`, and the CompleteMultipartUpload document, read and checked: first
+    `Expect: 100-continue` is answered, since auth and route passed (Content-MD5 is added by
+    the answer, `contentmd5.py`)."""
     request, state, backend = exchange.request, exchange.state, exchange.backend
     if exchange.keys_body is not None:
         plan, exchange.body_override = exchange.keys_body
@@ -329,20 +328,6 @@ async def plan_body(exchange: Exchange) -> None:
     if rule is not None and rule.max_body_size is not None:
         check_body_cap(exchange, rule.max_body_size)
     exchange.http.send_continue()
-    if (
-        backend.config.add_content_md5
-        and request.operation in CONTENT_MD5_OPERATIONS
-        and "Content-MD5" not in request.headers
-    ):
-        # The backend demands Content-MD5 on these small bodies; compute it.
-        if exchange.body_override is None:
-            exchange.body_override = await read_small_body(
-                exchange.http.content, plan, MAX_MD5_BODY
-            )
-        exchange.header_overrides = {
-            **(exchange.header_overrides or {}),
-            "content-md5": content_md5(exchange.body_override),
-        }
     if request.operation == "CompleteMultipartUpload" and exchange.body_override is None:
         # A small document: read it, refuse bombs and junk before the backend sees it.
         exchange.body_override = await read_small_body(
