@@ -14,6 +14,7 @@ from collections.abc import Callable
 from ..auth import sigv2, sigv4
 from ..auth.policy import authorize as authorize_operation
 from ..auth.policy import authorize_keys, authorize_vendor_headers
+from ..body.cap import check_body_cap
 from ..body.payload import PayloadPlan, plan_payload
 from ..config.model import ClientConfig
 from ..multi.mirror import NO_MIRRORS, Mirrors, mirrors_for
@@ -326,7 +327,7 @@ async def plan_body(exchange: Exchange) -> None:
     exchange.plan = plan
     rule = exchange.route.rule
     if rule is not None and rule.max_body_size is not None:
-        check_body_cap(exchange, rule.max_body_size)
+        check_body_cap(plan, request.headers, rule.max_body_size)
     exchange.http.send_continue()
     if request.operation == "CompleteMultipartUpload" and exchange.body_override is None:
         # A small document: read it, refuse bombs and junk before the backend sees it.
@@ -334,22 +335,6 @@ async def plan_body(exchange: Exchange) -> None:
             exchange.http.content, plan, MAX_COMPLETE_BODY
         )
         check_complete_document(exchange.body_override)
-
-
-def check_body_cap(exchange: Exchange, cap: int) -> None:
-    """Refuse, before reading it, a body larger than the rule's `max_body_size`."""
-    plan = exchange.plan
-    size = plan.decoded_length if plan.chunked else plan.upstream_length
-    if size is None:
-        if "chunked" in exchange.request.headers.get("Transfer-Encoding", "").lower():
-            raise S3Error("MissingContentLength", "This rule caps body sizes: send a length.")
-        return
-    if size > cap:
-        raise S3Error(
-            "EntityTooLarge",
-            f"Your proposed upload exceeds the maximum allowed size for this bucket ({cap} bytes).",
-            details={"ProposedSize": str(size), "MaxSizeAllowed": str(cap)},
-        )
 
 
 def check_complete_document(body: bytes) -> None:
