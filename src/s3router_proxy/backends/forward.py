@@ -14,7 +14,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -185,33 +185,56 @@ def outgoing_headers(
     return signed, unsigned
 
 
+class Forwarded(Protocol):
+    """What `forward` reads of a request on its way: the front server's request, the S3
+    request, its verified auth and payload plan, its access-log record, and what the proxy put
+    in place of the client's headers (lower-case names) or of a small body it already read,
+    verified and rewrote. The handler's per-request `Exchange` is one."""
+
+    @property
+    def http(self) -> Request: ...
+    @property
+    def request(self) -> S3Request: ...
+    @property
+    def auth(self) -> SigV4Auth: ...
+    @property
+    def plan(self) -> PayloadPlan: ...
+    @property
+    def record(self) -> RequestRecord: ...
+    @property
+    def header_overrides(self) -> dict[str, str] | None: ...
+    @property
+    def body_override(self) -> bytes | None: ...
+
+
 async def forward(
-    http_request: Request,
-    request: S3Request,
-    auth: SigV4Auth,
-    plan: PayloadPlan,
+    exchange: Forwarded,
     route: Route,
     backend: Backend,
-    record: RequestRecord,
     *,
     rewrite: Rewrite[bytes] | None = None,
     rewrite_errors: Rewrite[bytes] | None = None,
-    header_overrides: dict[str, str] | None = None,
-    body_override: bytes | None = None,
     location: Rewrite[str] | None = None,
     try_next: Callable[[int], bool] | None = None,
     stream: tuple[AsyncIterator[bytes], BodyOutcome] | None = None,
 ) -> Response:
-    """Send the request to the backend the route names and stream its answer back.
+    """Send the request to `backend` at the names `route` gives and stream its answer back.
 
     `rewrite` turns a 200 XML answer into the client's names, `rewrite_errors` an error body;
-    `header_overrides` replace client headers (lower-case names) and `body_override` is a small
-    body the proxy already read, verified and rewrote; `location` maps a `Location` header.
+    `location` maps a `Location` header.
     When `try_next(status)` holds for the backend's answer, it is dropped and `TryNextBackend`
     raised, so the caller can ask a fallback backend (reads only: there is no body to resend).
     `stream` is the upstream body and its outcome when the caller made it (mirrored writes);
     it is sent even for an empty body, whose end then waits for the other backends.
     """
+    http_request, request, auth, plan, record = (
+        exchange.http,
+        exchange.request,
+        exchange.auth,
+        exchange.plan,
+        exchange.record,
+    )
+    header_overrides, body_override = exchange.header_overrides, exchange.body_override
     has_body = request_has_body(request, plan)
     if not has_body:
         check_empty_body(plan)

@@ -20,7 +20,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 from xml.sax.saxutils import escape
 
@@ -229,23 +229,37 @@ async def copy_object_across(
     return CopyResult(etag, now_iso8601(), put_version, copied_version)
 
 
+class CopyDestination(Protocol):
+    """What `answer_copy_across` reads of a copy on its way: the front server's request, the S3
+    request, its access-log record, and the route and backend it writes to (for UploadPartCopy
+    the upload's pinned route, with the backend's own upload id already in the query). The
+    handler's per-request `Exchange` is one."""
+
+    @property
+    def http(self) -> Request: ...
+    @property
+    def request(self) -> S3Request: ...
+    @property
+    def record(self) -> RequestRecord: ...
+    @property
+    def route(self) -> Route: ...
+    @property
+    def backend(self) -> Backend: ...
+
+
 async def answer_copy_across(
-    http_request: Request,
-    request: S3Request,
-    record: RequestRecord,
+    exchange: CopyDestination,
     source_route: Route,
     source_backend: Backend,
     version_id: str | None,
-    route: Route,
-    backend: Backend,
     *,
     then: Callable[[Awaitable[Any]], Awaitable[Any]] | None = None,
 ) -> Response:
     """Answer a CopyObject or UploadPartCopy whose source is on another backend.
 
-    For UploadPartCopy `route` is the upload's pinned route and the request's query already
-    carries the backend's own upload id. `then(copy)` wraps the copy in what must follow it
-    before the client's answer (the mirrors' copies)."""
+    `then(copy)` wraps the copy in what must follow it before the client's answer (the
+    mirrors' copies)."""
+    request, route, backend = exchange.request, exchange.route, exchange.backend
     work: Awaitable[CopyResult | PartCopyResult]
     if request.operation == "UploadPartCopy":
         work = copy_part_across(
@@ -273,7 +287,7 @@ async def answer_copy_across(
         )
     if then is not None:
         work = then(work)
-    return await answer_copy(http_request, record, work)
+    return await answer_copy(exchange.http, exchange.record, work)
 
 
 async def answer_copy(

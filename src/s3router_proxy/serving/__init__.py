@@ -1,4 +1,5 @@
 """The running proxy: the request handler that carries each request through parse,
-authenticate, route and forward (`handler`), the admin listener, readiness and the opt-in
+authenticate, authorize, route and forward (`handler`, over one `exchange` per request:
+`stages`, then `answers`), the admin listener, readiness and the opt-in
 health paths on the S3 port, and the demo's embedded stores. The top of the request path.
 """
