@@ -241,13 +241,13 @@ async def answer_forwarded(exchange: Exchange) -> Response:
         exchange.route,
         exchange.state,
     )
-    rewriters = response_rewriters(exchange, route, pin=exchange.pin)
+    own = response_rewriters(exchange, route, pin=exchange.pin)
 
     async def ask(asked: Route, name: str, try_next: Callable[[int], bool] | None) -> Response:
-        nonlocal rewriters
-        if asked.names != route.names:  # a fallback with names of its own
-            rewriters = response_rewriters(exchange, asked)
-        rewrite, rewrite_errors = rewriters
+        # A fallback with names of its own maps its answer by them; one with the route's
+        # names by the route's, whatever a fallback asked before it had.
+        same = asked.names == route.names
+        rewrite, rewrite_errors = own if same else response_rewriters(exchange, asked)
         return await forward(
             exchange,
             asked,
