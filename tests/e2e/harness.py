@@ -253,6 +253,30 @@ class ManagedProcess:
             time.sleep(delay)
             delay = min(delay * 2, 0.1)
 
+    def _start_on_free_ports(
+        self,
+        launch: Callable[[], None],
+        ready: Callable[[], bool],
+        what: str,
+        timeout: float,
+        attempts: int,
+    ) -> None:
+        """`launch` on fresh free ports until `ready`; a port another program took between
+        free_port() and the bind is retried, anything else raises. Never leaves a child behind."""
+        try:
+            for attempt in range(1, attempts + 1):
+                launch()
+                try:
+                    self._wait_until(ready, what, timeout)
+                    return
+                except ServerStartError:
+                    if attempt == attempts or not self._bind_failed():
+                        raise
+                    self.stop()
+        except BaseException:
+            self.stop()
+            raise
+
     def stop(self, timeout: float = _STOP_TIMEOUT) -> int | None:
         """SIGTERM, wait up to `timeout` s, then SIGKILL; the exit code (None if never started)."""
         proc = self._proc
@@ -357,19 +381,14 @@ class MotoBackend(ManagedProcess):
         self._entries: list[AccessLogEntry] = []
 
     def start(self, timeout: float = _START_TIMEOUT) -> Self:
+        def launch() -> None:
+            self.port = free_port()
+            self.endpoint = f"http://{LOOPBACK}:{self.port}"
+            self._log_offset, self._log_partial, self._entries = 0, b"", []
+            self._spawn(self._argv(), self._env(), cwd=self.log_dir)
+
+        self._start_on_free_ports(launch, self._answers, "answering HTTP", timeout, _PORT_ATTEMPTS)
         try:
-            for attempt in range(1, _PORT_ATTEMPTS + 1):
-                self.port = free_port()
-                self.endpoint = f"http://{LOOPBACK}:{self.port}"
-                self._log_offset, self._log_partial, self._entries = 0, b"", []
-                self._spawn(self._argv(), self._env(), cwd=self.log_dir)
-                try:
-                    self._wait_until(self._answers, "answering HTTP", timeout)
-                    break
-                except ServerStartError:
-                    if attempt == _PORT_ATTEMPTS or not self._bind_failed():
-                        raise
-                    self.stop()
             if self.auth:
                 self._create_admin_key()
                 self._check_signatures_are_checked()
@@ -489,22 +508,16 @@ class RawBackend(ManagedProcess):
     def start(self, timeout: float = _START_TIMEOUT) -> Self:
         script = Path(__file__).with_name("rawbackend.py")
         self.dir.mkdir(parents=True, exist_ok=True)
-        try:
-            for attempt in range(1, _PORT_ATTEMPTS + 1):
-                self.port = free_port()
-                self.endpoint = f"http://{LOOPBACK}:{self.port}"
-                argv = [sys.executable, str(script), str(self.port), str(self.dir)]
-                self._spawn(argv, dict(os.environ), cwd=None)
-                try:
-                    self._wait_until(lambda: self.listens_on(self.port), "listening", timeout)
-                    break
-                except ServerStartError:
-                    if attempt == _PORT_ATTEMPTS or not self._bind_failed():
-                        raise
-                    self.stop()
-        except BaseException:
-            self.stop()
-            raise
+
+        def launch() -> None:
+            self.port = free_port()
+            self.endpoint = f"http://{LOOPBACK}:{self.port}"
+            argv = [sys.executable, str(script), str(self.port), str(self.dir)]
+            self._spawn(argv, dict(os.environ), cwd=None)
+
+        self._start_on_free_ports(
+            launch, lambda: self.listens_on(self.port), "listening", timeout, _PORT_ATTEMPTS
+        )
         return self
 
     def __enter__(self) -> Self:
@@ -572,24 +585,15 @@ class ProxyProcess(ManagedProcess):
         self.admin_endpoint = ""
 
     def start(self, timeout: float = _START_TIMEOUT) -> Self:
+        def launch() -> None:
+            self.port = self.fixed_port or free_port()
+            self.endpoint = f"http://{LOOPBACK}:{self.port}"
+            self.admin_port = free_port()
+            self.admin_endpoint = f"http://{LOOPBACK}:{self.admin_port}"
+            self._spawn(self.argv(), self._env(), cwd=self.log_dir)
+
         attempts = 1 if self.fixed_port is not None else _PORT_ATTEMPTS
-        try:
-            for attempt in range(1, attempts + 1):
-                self.port = self.fixed_port or free_port()
-                self.endpoint = f"http://{LOOPBACK}:{self.port}"
-                self.admin_port = free_port()
-                self.admin_endpoint = f"http://{LOOPBACK}:{self.admin_port}"
-                self._spawn(self.argv(), self._env(), cwd=self.log_dir)
-                try:
-                    self._wait_until(self._accepts, "accepting connections", timeout)
-                    break
-                except ServerStartError:
-                    if attempt == attempts or not self._bind_failed():
-                        raise
-                    self.stop()
-        except BaseException:
-            self.stop()
-            raise
+        self._start_on_free_ports(launch, self._accepts, "accepting connections", timeout, attempts)
         return self
 
     def __enter__(self) -> Self:
