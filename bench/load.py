@@ -103,8 +103,10 @@ class Workload:
     body_size: int
 
 
-def write_workloads(root: Path, proxy_port: int) -> dict[str, Workload]:
-    """One request file per workload, POOL presigned requests each, and the Lua script."""
+def write_workloads(root: Path, proxy_port: int, tag: str = "") -> dict[str, Workload]:
+    """One request file per workload, POOL presigned requests each, and the Lua script.
+
+    The requests are signed for `proxy_port`'s Host; `tag` names the files of a second proxy's."""
     client = presigner(proxy_port)
     (root / "wrk.lua").write_text(LUA)
     workloads = {}
@@ -115,7 +117,7 @@ def write_workloads(root: Path, proxy_port: int) -> dict[str, Workload]:
             key = f"{prefix[name]}-{i:04d}"
             method = "GET" if name == "LIST" else name
             lines.append(f"{method} {path_of(presign(client, name, key))}")
-        path = root / f"requests-{name.lower()}.txt"
+        path = root / f"requests-{name.lower()}{tag}.txt"
         path.write_text("\n".join(lines) + "\n")
         workloads[name] = Workload(name, path, SMALL_SIZE if name == "PUT" else 0)
     return workloads

@@ -164,6 +164,37 @@ def table(results: Results) -> list[str]:
     return lines
 
 
+def before_after(results: Results, revision: str) -> list[str]:
+    """The proxy as of `revision` ("before") against this tree's ("after"), same rounds."""
+    lines = [
+        f"Before ({revision}) and after (this tree), both proxies in front of the same nginx, "
+        "interleaved in the same rounds (for p50, below 1.00x is faster; for the rest, above):",
+        "",
+        "| workload | metric | before | after | after/before | before CPU | after CPU |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    keys = [(f"{SMALL_LABEL[op]} c=1", "p50 ms", f"{op} c=1", _p50, 3) for op in SMALL]
+    keys += [(f"{SMALL_LABEL[op]} c=64", "ops/s", f"{op} c=64", _value, 0) for op in SMALL]
+    keys += [(f"{op} {_stream_label(results)}", "MB/s", f"{op} stream", _value, 0)
+             for op in ("PUT", "GET")]  # fmt: skip
+    keys += [(f"boto3 serial {op} 4 KiB", "ops/s", f"boto3 {op}", _value, 0)
+             for op in ("put_object", "get_object")]  # fmt: skip
+    for name, metric, key, pick, digits in keys:
+        if "before" not in results.rows.get(key, {}):
+            continue
+        unit = "s/GiB" if "stream" in key else ("µs/req" if "c=" in key else "")
+        cpu_digits = 2 if unit == "s/GiB" else 0
+        cpus = [results.median(key, p, _cpu) if unit else None for p in ("before", "proxy")]
+        cpu_cells = [f"{_fmt(c, cpu_digits)} {unit}" if c is not None else "" for c in cpus]
+        lines.append(
+            f"| {name} | {metric} | {_fmt(results.median(key, 'before', pick), digits)} "
+            f"| {_fmt(results.median(key, 'proxy', pick), digits)} "
+            f"| {_fmt_ratio(results.paired(key, 'proxy', 'before', pick, _ratio))} "
+            f"| {cpu_cells[0]} | {cpu_cells[1]} |"
+        )
+    return lines
+
+
 def _stream_label(results: Results) -> str:
     size = results.stream_bytes
     return "1 GiB" if size == 1 << 30 else f"{size // (1 << 20)} MiB"
@@ -246,11 +277,14 @@ def render(
     machine: Sequence[str],
     settings: str,
     notes: Sequence[str] = (),
+    baseline: str | None = None,
 ) -> str:
     out = [f"## {stamp}", "", f"Command: `{command}`", "", settings, ""]
     out += ["Machine:", "", *[f"- {line}" for line in machine], ""]
     out += table(results)
     out.append("")
+    if baseline:
+        out += [*before_after(results, baseline), ""]
     noisy = [
         (results.spread(key, p, _value if "c=1" not in key else _p50), key, p)
         for key in results.rows
@@ -320,6 +354,7 @@ loop is boto3. Newest run first; every run keeps its own dated section.
 ```sh
 bench/run.sh --quick                                  # ~15 s smoke run, numbers meaningless
 bench/run.sh --rounds 3 --duration 5 --write-docs     # a real run, prepended here
+bench/run.sh --baseline REV --write-docs              # and the proxy as of git REV, side by side
 bench/run.sh --rounds 0 --profile                     # py-spy the proxy under c=64 GET load
 python -m bench.client_micro                          # backend leg alone: aiohttp vs lean client
 python -m bench.workers --workers 1 2                 # c=64 GET ops/s per --workers count

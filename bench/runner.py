@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import io
 import json
 import os
 import platform
@@ -26,11 +27,12 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
 from types import FrameType
@@ -100,6 +102,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="warning",
         choices=["debug", "info", "warning", "error"],
         help="the proxy's --log-level (warning: no per-request access log line)",
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also run the proxy as of git revision REV, as a fourth path in the same rounds",
     )
     parser.add_argument("--keep-temp", action="store_true", help="keep the temp directory")
     args = parser.parse_args(argv)
@@ -174,10 +181,10 @@ def _fill_objects(stack: Stack, stream_bytes: int) -> Path:
     return big
 
 
-def _sanity(stack: Stack, workloads: dict[str, load.Workload]) -> None:
+def _sanity(stack: Stack, workloads: dict[str, dict[str, load.Workload]]) -> None:
     """One request of every kind on every path must succeed before anything is measured."""
-    for path in report.PATHS:
-        for name, workload in workloads.items():
+    for path, kinds in workloads.items():
+        for name, workload in kinds.items():
             method, target = workload.request_file.read_text().splitlines()[0].split(" ", 1)
             body = b"x" * workload.body_size if method == "PUT" else None
             request = urllib.request.Request(stack.url(path) + target, data=body, method=method)
@@ -205,8 +212,8 @@ def _front_pids(stack: Stack, path: str) -> list[int]:
     return stack.server(path).work_pids()
 
 
-def _rotate(round_index: int) -> list[str]:
-    paths = list(report.PATHS)
+def _rotate(round_index: int, paths: Sequence[str]) -> list[str]:
+    paths = list(paths)
     shift = round_index % len(paths)
     return paths[shift:] + paths[:shift]
 
@@ -222,9 +229,11 @@ class Bench:
         self.pin = pin
         self.results = report.Results(rounds=args.rounds, stream_bytes=args.stream_mib * MIB)
         self.stack: Stack
-        self.workloads: dict[str, load.Workload] = {}
+        self.paths = report.PATHS + (("before",) if args.baseline else ())
+        self.workloads: dict[str, load.Workload] = {}  # signed for the proxy's Host
+        self.signed: dict[str, dict[str, load.Workload]] = {}  # each path's, by workload
         self.stream_src: Path
-        self.stream_presigned: dict[str, str] = {}
+        self.stream_presigned: dict[str, dict[str, str]] = {}  # path -> op -> target
         self.machine = machine_info(python, self.pin)
 
     def log(self, message: str) -> None:
@@ -234,25 +243,39 @@ class Bench:
 
     def setup(self) -> None:
         self.log(f"temp dir {self.root}; starting nginx (direct), nginx (hop) and the proxy")
+        baseline_src = None
+        if self.args.baseline:
+            baseline_src = export_revision(self.args.baseline, self.root / "baseline") / "src"
+            self.log(f"and the proxy as of {self.args.baseline} (path 'before')")
         self.stack = start_stack(
             self.procs,
             self.root,
             python=self.python,
             pin=self.pin,
             log_level=self.args.proxy_log_level,
+            baseline_src=baseline_src,
         )
         self.results.rss_start_kib = status_kib(self.stack.proxy.pid, "VmRSS")
         self.stream_src = _fill_objects(self.stack, self.results.stream_bytes)
-        self.workloads = load.write_workloads(self.root, self.stack.proxy.port)
-        client = load.presigner(self.stack.proxy.port)
-        self.stream_presigned = {
-            "GET": load.path_of(load.presign(client, "GET", "stream-src")),
-            "PUT": load.path_of(load.presign(client, "PUT", "stream-dst")),
-        }
-        _sanity(self.stack, self.workloads)
-        for path in report.PATHS:  # warm-up: connections, caches, the proxy's backend pool
+        # Presigned requests carry the Host they were signed for: each proxy gets its own;
+        # nginx ignores the query string and takes the proxy's.
+        for signer in ("proxy", "before") if self.args.baseline else ("proxy",):
+            port = self.stack.port(signer)
+            tag = "" if signer == "proxy" else f"-{signer}"
+            workloads = load.write_workloads(self.root, port, tag)
+            client = load.presigner(port)
+            presigned = {
+                "GET": load.path_of(load.presign(client, "GET", "stream-src")),
+                "PUT": load.path_of(load.presign(client, "PUT", "stream-dst")),
+            }
+            for path in self.paths:
+                if path == signer or (signer == "proxy" and path != "before"):
+                    self.signed[path], self.stream_presigned[path] = workloads, presigned
+        self.workloads = self.signed["proxy"]
+        _sanity(self.stack, self.signed)
+        for path in self.paths:  # warm-up: connections, caches, the proxy's backend pool
             load.run_wrk(
-                self.procs, self.root, self.stack.port(path), self.workloads["GET"],
+                self.procs, self.root, self.stack.port(path), self.signed[path]["GET"],
                 connections=8, duration=0.3, pin=self.pin,
             )  # fmt: skip
 
@@ -278,11 +301,11 @@ class Bench:
         for name in load.ROUND_ORDER:
             for connections in (1, 64):
                 row = f"{name} c={connections}"
-                for path in _rotate(round_index):
+                for path in _rotate(round_index, self.paths):
                     pids = _front_pids(self.stack, path)
                     before = _cpu(pids)
                     result = load.run_wrk(
-                        self.procs, self.root, self.stack.port(path), self.workloads[name],
+                        self.procs, self.root, self.stack.port(path), self.signed[path][name],
                         connections=connections, duration=self.args.duration, pin=self.pin,
                     )  # fmt: skip
                     used = _cpu(pids) - before
@@ -316,7 +339,7 @@ class Bench:
         size = self.results.stream_bytes
         proxy_pid = self.stack.proxy.pid
         for op in ("PUT", "GET"):
-            for path in _rotate(round_index):
+            for path in _rotate(round_index, self.paths):
                 pids = _front_pids(self.stack, path)
                 best: tuple[float, float] | None = None  # (MB/s, CPU seconds)
                 for _ in range(self.args.stream_repeats):
@@ -325,7 +348,7 @@ class Bench:
                         reset_peak_rss(proxy_pid)
                     before = _cpu(pids)
                     transfer = bigfile.curl(
-                        self.procs, op, self.stack.port(path), self.stream_presigned[op],
+                        self.procs, op, self.stack.port(path), self.stream_presigned[path][op],
                         upload=self.stream_src if op == "PUT" else None, expected=size,
                         pin=self.pin,
                     )  # fmt: skip
@@ -356,8 +379,8 @@ class Bench:
     def boto3_loops(self, round_index: int) -> None:
         seconds = min(self.args.duration, 5.0) if not self.args.quick else 0.3
         spec = {
-            "targets": {p: self.stack.url(p) for p in report.PATHS},
-            "order": _rotate(round_index),
+            "targets": {p: self.stack.url(p) for p in self.paths},
+            "order": _rotate(round_index, self.paths),
             "bucket": BUCKET,
             "key_id": CLIENT_KEY_ID,
             "secret": CLIENT_SECRET,
@@ -379,7 +402,7 @@ class Bench:
         if proc.returncode != 0:
             raise RuntimeError(f"boto3 loop failed: {err.decode(errors='replace')[-2000:]}")
         data = json.loads(out.decode().strip().splitlines()[-1])
-        for path in report.PATHS:
+        for path in self.paths:
             for op, name in (("put", "put_object"), ("get", "get_object")):
                 self.results.add(f"boto3 {name}", path, report.Measure(value=data[path][op]))
         self.log(f"round {round_index + 1} boto3 {data}")
@@ -398,6 +421,21 @@ class Bench:
             self.streams(round_index)
             self.boto3_loops(round_index)
         self._note_peak()
+
+
+def export_revision(revision: str, into: Path) -> Path:
+    """The repository's tree at `revision`, written out under `into` (git archive, no checkout)."""
+    into.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", revision],
+        capture_output=True,
+        check=False,
+    )
+    if archive.returncode != 0:
+        raise RuntimeError(f"git archive {revision}: {archive.stderr.decode(errors='replace')}")
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(into, filter="data")
+    return into
 
 
 def _stamp() -> str:
@@ -487,4 +525,5 @@ def _report(bench: Bench, command: str) -> str:
         machine=bench.machine,
         settings=settings,
         notes=notes,
+        baseline=args.baseline,
     )

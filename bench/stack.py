@@ -185,16 +185,19 @@ class Stack:
     hop: Server
     proxy: Server
     data: Path  # the backend's object directory (tmpfs when available)
+    before: Server | None = None  # the proxy built from --baseline REV, in front of the same store
 
     def url(self, path: str) -> str:
-        port = {"direct": self.backend.port, "nginx": self.hop.port, "proxy": self.proxy.port}
-        return f"http://{LOOPBACK}:{port[path]}"
+        return f"http://{LOOPBACK}:{self.port(path)}"
 
     def port(self, path: str) -> int:
-        return {"direct": self.backend.port, "nginx": self.hop.port, "proxy": self.proxy.port}[path]
+        return self.server(path).port
 
     def server(self, path: str) -> Server:
-        return {"direct": self.backend, "nginx": self.hop, "proxy": self.proxy}[path]
+        servers = {"direct": self.backend, "nginx": self.hop, "proxy": self.proxy}
+        if self.before is not None:
+            servers["before"] = self.before
+        return servers[path]
 
 
 def _start_nginx(
@@ -225,7 +228,17 @@ def _start_nginx(
     raise AssertionError("unreachable")
 
 
-def start_stack(procs: Processes, root: Path, *, python: str, pin: bool, log_level: str) -> Stack:
+def start_stack(
+    procs: Processes,
+    root: Path,
+    *,
+    python: str,
+    pin: bool,
+    log_level: str,
+    baseline_src: Path | None = None,
+) -> Stack:
+    """nginx (the store), the nginx hop and the proxy; with `baseline_src`, a second proxy run
+    from that source tree (`--baseline REV`), so before and after are measured in one run."""
     data = root / "data"
     (data / BUCKET).mkdir(parents=True)
     (data / ".put-temp").mkdir()
@@ -246,7 +259,13 @@ def start_stack(procs: Processes, root: Path, *, python: str, pin: bool, log_lev
         pin=pin,
     )
     proxy = start_proxy(procs, root, backend.port, python=python, pin=pin, log_level=log_level)
-    return Stack(backend, hop, proxy, data)
+    before = None
+    if baseline_src is not None:
+        before = start_proxy(
+            procs, root, backend.port, python=python, pin=pin, log_level=log_level,
+            name="before", source=baseline_src,
+        )  # fmt: skip
+    return Stack(backend, hop, proxy, data, before)
 
 
 def start_proxy(
@@ -258,13 +277,18 @@ def start_proxy(
     pin: bool,
     log_level: str,
     workers: int = 1,
+    name: str = "proxy",
+    source: Path | None = None,
 ) -> Server:
     """Start the proxy on a free port, with its admin listener off where the version has one.
 
-    `workers` > 1 runs `--workers N` (processes sharing the port through SO_REUSEPORT)."""
-    config = root / "proxy.yaml"
-    log = root / "proxy.log"
+    `workers` > 1 runs `--workers N` (processes sharing the port through SO_REUSEPORT).
+    `source`: run the package from that `src/` directory instead of the installed one."""
+    config = root / f"{name}.yaml"
+    log = root / f"{name}.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3_ROUTER_"))}
+    if source is not None:  # first on sys.path, ahead of the installed (editable) package
+        env["PYTHONPATH"] = str(source)
     admin_off = True
     for attempt in range(2 * _PORT_ATTEMPTS):
         port = free_port()
@@ -287,5 +311,5 @@ def start_proxy(
             if exited and "address already in use" in text and attempt + 1 < 2 * _PORT_ATTEMPTS:
                 continue
             raise
-        return Server("proxy", port, proc, log)
+        return Server(name, port, proc, log)
     raise AssertionError("unreachable")
