@@ -8,9 +8,9 @@ import pytest
 
 from s3router_proxy.config.model import Config, config_from_document
 from s3router_proxy.config.yamlfile import load_documents
+from s3router_proxy.routing.check import CheckWarning, check
 from s3router_proxy.routing.explain import (
-    CheckWarning,
-    check,
+    DescribedRequest,
     explain,
     format_explanation,
     request_url,
@@ -65,7 +65,7 @@ routing:
 
 
 def test_explain_match_with_mapping() -> None:
-    e = explain(PROFILES, "get", "example-bucket", "team2/obj2", now=NOON)
+    e = explain(PROFILES, DescribedRequest("get", "example-bucket", "team2/obj2", now=NOON))
     assert (e.method, e.operation, e.group) == ("GET", "GetObject", "read")
     assert e.route is not None and e.rule is PROFILES.rules[0]
     assert (e.route.backend, e.route.bucket, e.route.key) == (
@@ -82,7 +82,7 @@ def test_explain_match_with_mapping() -> None:
 
 
 def test_explain_reasons_for_earlier_rules() -> None:
-    e = explain(PROFILES, "PUT", "example-bucket", "team1/x", now=NOON)
+    e = explain(PROFILES, DescribedRequest("PUT", "example-bucket", "team1/x", now=NOON))
     assert e.route is not None and e.route.rule is None and e.route.backend == "default"
     (verdict,) = e.verdicts
     assert verdict.reason == "key 'team1/x' does not match key_pattern 'team2/*'"
@@ -92,25 +92,30 @@ def test_explain_reasons_for_earlier_rules() -> None:
 
 
 def test_explain_operations_and_conditions() -> None:
-    e = explain(RULES, "PUT", "critical-data-1", "k", now=NOON)
+    e = explain(RULES, DescribedRequest("PUT", "critical-data-1", "k", now=NOON))
     assert e.operation == "PutObject" and e.route is not None
     assert e.route.backend == "lakefs" and e.route.key == "main/k"
     assert e.verdicts[0].reason == (
         "PUT PutObject (group write) is not one of operations [list, read]"
     )
     headers = [("Content-Type", "image/png"), ("Content-Length", "100")]
-    e = explain(RULES, "PUT", "uploads", "cat.png", headers, now=NOON)
+    e = explain(RULES, DescribedRequest("PUT", "uploads", "cat.png", headers, now=NOON))
     assert e.route is not None and e.route.backend == "minio"
     assert (e.content_type, e.size) == ("image/png", 100)
-    e = explain(RULES, "PUT", "uploads", "big.png", {"content-type": "image/png"}, now=NOON)
+    e = explain(
+        RULES,
+        DescribedRequest("PUT", "uploads", "big.png", {"content-type": "image/png"}, now=NOON),
+    )
     assert e.route is not None and e.route.backend == "default"
     assert "size is unknown" in (e.verdicts[-1].reason or "")
-    e = explain(RULES, "GET", "uploads", "cat.png", now=NOON)
+    e = explain(RULES, DescribedRequest("GET", "uploads", "cat.png", now=NOON))
     assert "no Content-Type" in (e.verdicts[-1].reason or "")
 
 
 def test_explain_split_bucket_listing_shows_parts() -> None:
-    e = explain(PROFILES, "GET", "example-bucket", "", query={"list-type": "2"}, now=NOON)
+    e = explain(
+        PROFILES, DescribedRequest("GET", "example-bucket", "", query={"list-type": "2"}, now=NOON)
+    )
     assert e.operation == "ListObjectsV2"
     assert [(p.backend, p.bucket) for p in e.parts] == [
         ("minio", "minio-bucket"),
@@ -120,20 +125,18 @@ def test_explain_split_bucket_listing_shows_parts() -> None:
     assert "is split" in text and "every key except 'team2/*'" in text
     e = explain(
         PROFILES,
-        "GET",
-        "example-bucket",
-        "",
-        query={"list-type": "2", "prefix": "team1/"},
-        now=NOON,
+        DescribedRequest(
+            "GET", "example-bucket", "", query={"list-type": "2", "prefix": "team1/"}, now=NOON
+        ),
     )
     assert e.parts == ()  # under team1/ the bucket is not split
-    e = explain(PROFILES, "GET", "plain-bucket", "", now=NOON)
+    e = explain(PROFILES, DescribedRequest("GET", "plain-bucket", "", now=NOON))
     assert e.parts == ()
 
 
 def test_explain_unrouted() -> None:
     config = load("routing:\n  rules:\n    - {pattern: a, target: s3}\n")
-    e = explain(config, "GET", "zzz", "k", now=NOON)
+    e = explain(config, DescribedRequest("GET", "zzz", "k", now=NOON))
     assert e.route is None and e.error is not None and e.error.startswith("NoSuchBucket")
     assert "not routed: NoSuchBucket" in format_explanation(e)
 
@@ -257,10 +260,10 @@ routing:
     - {pattern: copied, target: s3, mirror: [minio, lakefs], mirror_mode: best_effort}
 """
     )
-    moving = format_explanation(explain(config, "GET", "moving", "k", now=NOON))
+    moving = format_explanation(explain(config, DescribedRequest("GET", "moving", "k", now=NOON)))
     assert "reads the target answers 404 or fails go on to: s3" in moving
     assert "mirrored" not in moving
-    copied = format_explanation(explain(config, "PUT", "copied", "k", now=NOON))
+    copied = format_explanation(explain(config, DescribedRequest("PUT", "copied", "k", now=NOON)))
     assert "writes are mirrored (best_effort) to: minio, lakefs" in copied
     assert "go on to" not in copied
     renamed = load(
@@ -270,7 +273,7 @@ routing:
     - {pattern: repo, target: lakefs, mapped_prefix: main, mirror: [{backend: s3}]}
 """
     )
-    text = format_explanation(explain(renamed, "PUT", "repo", "a/b", now=NOON))
+    text = format_explanation(explain(renamed, DescribedRequest("PUT", "repo", "a/b", now=NOON)))
     assert "backend key: main/a/b" in text
     assert "writes are mirrored (strict) to: s3 (repo/a/b)" in text
 

@@ -14,17 +14,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 from lxml import etree
 
+from s3router_proxy.routing.location import client_location, rewrite_location_header
 from s3router_proxy.routing.names import (
     NameMapping,
-    client_location,
     format_copy_source,
     join_prefix,
     map_copy_source,
     map_list_query,
     parse_copy_source,
-    rewrite_location_header,
-    rewrite_response_xml,
 )
+from s3router_proxy.routing.responsexml import ClientRequest, KeyFilter, rewrite_response_xml
 from s3router_proxy.s3.deleteobjects import (
     delete_objects_keys,
     group_delete_objects,
@@ -340,8 +339,8 @@ def test_list_v2_rewritten_and_filtered() -> None:
     out = rewrite_response_xml(
         V2,
         TEAM2,
-        client_query={"prefix": "team2/", "start-after": "team2/0"},
-        keep_key=lambda k: not k.endswith(".tmp"),
+        ClientRequest(query={"prefix": "team2/", "start-after": "team2/0"}),
+        keep=KeyFilter(keep_key=lambda k: not k.endswith(".tmp")),
     )
     parsed = botocore_parse("ListObjectsV2", out)
     assert parsed["Name"] == "example-bucket"
@@ -365,7 +364,7 @@ def test_list_drops_the_object_named_by_the_mapped_prefix_itself() -> None:
         b"<Contents><Key>data/a</Key><Size>1</Size></Contents>"
         b"</ListBucketResult>"
     )
-    out = rewrite_response_xml(body, mapping, client_query={"list-type": "2"})
+    out = rewrite_response_xml(body, mapping, ClientRequest(query={"list-type": "2"}))
     parsed = botocore_parse("ListObjectsV2", out)
     assert [c["Key"] for c in parsed["Contents"]] == ["a"]
     assert parsed["KeyCount"] == 1
@@ -380,7 +379,7 @@ def test_list_v2_url_encoded() -> None:
         b"</ListBucketResult>"
     )
     out = rewrite_response_xml(
-        body, TEAM2, client_query={"prefix": "team2/", "encoding-type": "url"}
+        body, TEAM2, ClientRequest(query={"prefix": "team2/", "encoding-type": "url"})
     )
     assert texts(out, "Key") == ["team2/a+b%2Bc"]
     parsed = botocore_parse("ListObjectsV2", out, auto_encoding=True)
@@ -397,7 +396,7 @@ def test_list_v1_markers() -> None:
         b"<Contents><Key>data/team2/b</Key></Contents><Contents><Key>data/team2/c</Key></Contents>"
         b"</ListBucketResult>"
     )
-    out = rewrite_response_xml(body, TEAM2, client_query={"marker": "team2/a"})
+    out = rewrite_response_xml(body, TEAM2, ClientRequest(query={"marker": "team2/a"}))
     parsed = botocore_parse("ListObjects", out)
     assert parsed["Marker"] == "team2/a"
     assert parsed["NextMarker"] == "team2/c"
@@ -415,7 +414,7 @@ def test_list_versions_and_uploads() -> None:
         b"<Version><Key>data/elsewhere</Key><VersionId>3</VersionId></Version>"
         b"</ListVersionsResult>"
     )
-    out = rewrite_response_xml(versions, TEAM2, client_query={"prefix": "team2/"})
+    out = rewrite_response_xml(versions, TEAM2, ClientRequest(query={"prefix": "team2/"}))
     parsed = botocore_parse("ListObjectVersions", out)
     assert [v["Key"] for v in parsed["Versions"]] == ["team2/a"]
     assert [d["Key"] for d in parsed["DeleteMarkers"]] == ["team2/b"]
@@ -427,7 +426,7 @@ def test_list_versions_and_uploads() -> None:
         b"<Upload><Key>data/team2/z</Key><UploadId>u2</UploadId></Upload>"
         b"</ListMultipartUploadsResult>"
     )
-    out = rewrite_response_xml(uploads, TEAM2, client_query={"key-marker": "team2/a"})
+    out = rewrite_response_xml(uploads, TEAM2, ClientRequest(query={"key-marker": "team2/a"}))
     parsed = botocore_parse("ListMultipartUploads", out)
     assert parsed["Bucket"] == "example-bucket"
     assert parsed["KeyMarker"] == "team2/a" and parsed["NextKeyMarker"] == "team2/z"
@@ -441,7 +440,7 @@ def test_multipart_results() -> None:
         b"<Bucket>minio-bucket</Bucket><Key>data/team2/big</Key><UploadId>u</UploadId>"
         b"</InitiateMultipartUploadResult>"
     )
-    out = rewrite_response_xml(initiate, TEAM2, client_key="team2/big")
+    out = rewrite_response_xml(initiate, TEAM2, ClientRequest(key="team2/big"))
     parsed = botocore_parse("CreateMultipartUpload", out)
     assert (parsed["Bucket"], parsed["Key"], parsed["UploadId"]) == (
         "example-bucket",
@@ -455,7 +454,7 @@ def test_multipart_results() -> None:
         b"</CompleteMultipartUploadResult>"
     )
     out = rewrite_response_xml(
-        complete, TEAM2, client_key="team2/big x", client_base_url="http://proxy:8080"
+        complete, TEAM2, ClientRequest(key="team2/big x", base_url="http://proxy:8080")
     )
     parsed = botocore_parse("CompleteMultipartUpload", out)
     assert parsed["Location"] == "http://proxy:8080/example-bucket/team2/big%20x"
@@ -468,7 +467,7 @@ def test_multipart_results() -> None:
         b"<ListPartsResult><Bucket>minio-bucket</Bucket><Key>data/team2/big</Key>"
         b"<Part><PartNumber>1</PartNumber></Part></ListPartsResult>"
     )
-    out = rewrite_response_xml(parts, TEAM2, client_key="team2/big")
+    out = rewrite_response_xml(parts, TEAM2, ClientRequest(key="team2/big"))
     assert xml(out).findtext("Bucket") == "example-bucket"
     assert xml(out).findtext("Key") == "team2/big"
 
@@ -479,7 +478,7 @@ def test_error_body() -> None:
         b"<BucketName>minio-bucket</BucketName><Resource>/minio-bucket/data/team2/x</Resource>"
         b"<Endpoint>minio.internal</Endpoint><RequestId>R</RequestId><HostId>H</HostId></Error>"
     )
-    out = xml(rewrite_response_xml(error, TEAM2, client_key="team2/x", request_id="ME"))
+    out = xml(rewrite_response_xml(error, TEAM2, ClientRequest(key="team2/x", request_id="ME")))
     assert out.findtext("Key") == "team2/x"
     assert out.findtext("BucketName") == "example-bucket"
     assert out.findtext("Resource") == "/example-bucket/team2/x"

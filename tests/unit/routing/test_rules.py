@@ -6,33 +6,20 @@ from datetime import UTC, datetime
 
 import pytest
 
+from s3router_proxy.routing.bucketparts import listing_is_plain, routes_for_bucket, visible_buckets
+from s3router_proxy.routing.conditions import Conditions, Operations, TimeRange, compile_operations
+from s3router_proxy.routing.facts import RequestFacts, object_size
+from s3router_proxy.routing.globs import glob_covers, glob_region, literal_prefix
 from s3router_proxy.routing.names import NameMapping
-from s3router_proxy.routing.rules import (
-    Conditions,
-    Operations,
-    RequestFacts,
-    TimeRange,
-    compile_operations,
-    compile_rule,
-    glob_covers,
-    glob_region,
-    listing_is_plain,
-    literal_prefix,
-    match_route,
-    object_size,
-    routes_for_bucket,
-    visible_buckets,
-)
+from s3router_proxy.routing.rules import MappedNames, RuleMatch, compile_rule, match_route
 from s3router_proxy.s3.errors import S3Error
 
 RULES = (
-    compile_rule(index=0, pattern="lakefs-*", target="lakefs"),
-    compile_rule(
-        index=1, pattern="critical-data-*", target="s3", methods=frozenset({"GET", "HEAD"})
-    ),
-    compile_rule(index=2, pattern="critical-data-*", target="lakefs"),
-    compile_rule(index=3, pattern="logs-202[0-9]", target="archive"),
-    compile_rule(index=4, pattern="tmp?", target="scratch"),
+    compile_rule(0, RuleMatch("lakefs-*"), "lakefs"),
+    compile_rule(1, RuleMatch("critical-data-*", methods=frozenset({"GET", "HEAD"})), "s3"),
+    compile_rule(2, RuleMatch("critical-data-*"), "lakefs"),
+    compile_rule(3, RuleMatch("logs-202[0-9]"), "archive"),
+    compile_rule(4, RuleMatch("tmp?"), "scratch"),
 )
 
 
@@ -54,7 +41,7 @@ RULES = (
     ],
 )
 def test_first_match_wins(method: str, bucket: str, backend: str, rule: int | None) -> None:
-    route = match_route(RULES, "default", method, bucket, "k")
+    route = match_route(RULES, "default", RequestFacts(method, bucket, "k"))
     assert route.backend == backend
     assert (route.rule.index if route.rule else None) == rule
     assert (route.bucket, route.key) == (bucket, "k")
@@ -62,37 +49,35 @@ def test_first_match_wins(method: str, bucket: str, backend: str, rule: int | No
 
 def test_no_match_without_default_is_no_such_bucket() -> None:
     with pytest.raises(S3Error) as caught:
-        match_route(RULES, None, "GET", "other", "")
+        match_route(RULES, None, RequestFacts("GET", "other", ""))
     assert caught.value.code == "NoSuchBucket"
     assert caught.value.status == 404
 
 
 def test_mismatch_reasons() -> None:
-    assert RULES[1].mismatch_reason("PUT", "critical-data-x") is not None
-    assert "does not match pattern" in (RULES[0].mismatch_reason("GET", "x") or "")
-    assert RULES[0].mismatch_reason("GET", "lakefs-a") is None
+    assert RULES[1].mismatch(RequestFacts("PUT", "critical-data-x", "")) is not None
+    assert "does not match pattern" in (RULES[0].mismatch(RequestFacts("GET", "x", "")) or "")
+    assert RULES[0].mismatch(RequestFacts("GET", "lakefs-a", "")) is None
 
 
 # -- key patterns, glob semantics -----------------------------------------------------------------
 
 EXAMPLE = (
     compile_rule(
-        index=0,
-        pattern="example-bucket",
-        key_pattern="team2/*",
-        target="minio",
-        mapped_bucket="minio-bucket",
-        mapped_prefix="data/team2",
+        0,
+        RuleMatch("example-bucket", key_pattern="team2/*"),
+        "minio",
+        names=MappedNames(bucket="minio-bucket", prefix="data/team2"),
     ),
 )
 
 
 def test_reference_example_maps_team2_obj2() -> None:
-    route = match_route(EXAMPLE, "default", "PUT", "example-bucket", "team2/obj2")
+    route = match_route(EXAMPLE, "default", RequestFacts("PUT", "example-bucket", "team2/obj2"))
     assert (route.backend, route.bucket, route.key) == ("minio", "minio-bucket", "data/team2/obj2")
     assert route.names.to_client_key("data/team2/obj2") == "team2/obj2"
     assert route.renames
-    other = match_route(EXAMPLE, "default", "PUT", "example-bucket", "team1/obj2")
+    other = match_route(EXAMPLE, "default", RequestFacts("PUT", "example-bucket", "team1/obj2"))
     assert (other.backend, other.bucket, other.key) == ("default", "example-bucket", "team1/obj2")
     assert not other.renames
 
@@ -117,28 +102,28 @@ def test_reference_example_maps_team2_obj2() -> None:
     ],
 )
 def test_key_glob_semantics(pattern: str, key: str, matches: bool) -> None:
-    rules = (compile_rule(index=0, pattern="b", key_pattern=pattern, target="x"),)
-    assert (match_route(rules, "d", "GET", "b", key).backend == "x") is matches
+    rules = (compile_rule(0, RuleMatch("b", key_pattern=pattern), "x"),)
+    assert (match_route(rules, "d", RequestFacts("GET", "b", key)).backend == "x") is matches
 
 
 def test_bucket_glob_has_the_same_semantics() -> None:
-    rules = (compile_rule(index=0, pattern="a*z", target="x"),)
-    assert match_route(rules, "d", "GET", "a-b-z", "").backend == "x"
-    assert match_route(rules, "d", "GET", "A-z", "").backend == "d"
+    rules = (compile_rule(0, RuleMatch("a*z"), "x"),)
+    assert match_route(rules, "d", RequestFacts("GET", "a-b-z", "")).backend == "x"
+    assert match_route(rules, "d", RequestFacts("GET", "A-z", "")).backend == "d"
 
 
 def test_key_pattern_rules_skip_bucket_level_requests() -> None:
-    route = match_route(EXAMPLE, "default", "GET", "example-bucket", "")
+    route = match_route(EXAMPLE, "default", RequestFacts("GET", "example-bucket", ""))
     assert (route.backend, route.bucket) == ("default", "example-bucket")
-    reason = EXAMPLE[0].mismatch_reason("GET", "example-bucket", "")
+    reason = EXAMPLE[0].mismatch(RequestFacts("GET", "example-bucket", ""))
     assert reason is not None and "names no key" in reason
 
 
 def test_star_key_pattern_means_every_key() -> None:
-    rule = compile_rule(index=0, pattern="b", key_pattern="**", target="x", mapped_prefix="p")
+    rule = compile_rule(0, RuleMatch("b", key_pattern="**"), "x", names=MappedNames(prefix="p"))
     assert rule.key_pattern is None
-    assert match_route((rule,), None, "GET", "b", "").backend == "x"
-    assert match_route((rule,), None, "GET", "b", "k/1").key == "p/k/1"
+    assert match_route((rule,), None, RequestFacts("GET", "b", "")).backend == "x"
+    assert match_route((rule,), None, RequestFacts("GET", "b", "k/1")).key == "p/k/1"
 
 
 @pytest.mark.parametrize(
@@ -162,9 +147,9 @@ def test_mapped_prefix_replaces_the_literal_prefix(
     key_pattern: str | None, mapped_prefix: str | None, key: str, backend_key: str
 ) -> None:
     rule = compile_rule(
-        index=0, pattern="b", key_pattern=key_pattern, target="x", mapped_prefix=mapped_prefix
+        0, RuleMatch("b", key_pattern=key_pattern), "x", names=MappedNames(prefix=mapped_prefix)
     )
-    route = match_route((rule,), None, "PUT", "b", key)
+    route = match_route((rule,), None, RequestFacts("PUT", "b", key))
     assert route.key == backend_key
     assert route.names.to_client_key(backend_key) == key
 
@@ -223,12 +208,14 @@ def test_lower_case_methods_but_delete_is_the_group() -> None:
 
 def test_reads_from_s3_writes_to_lakefs() -> None:
     rules = (
-        compile_rule(index=0, pattern="critical-data-*", target="s3", operations=["read", "list"]),
-        compile_rule(index=1, pattern="critical-data-*", target="lakefs"),
+        compile_rule(0, RuleMatch("critical-data-*", operations=["read", "list"]), "s3"),
+        compile_rule(1, RuleMatch("critical-data-*"), "lakefs"),
     )
 
     def backend(method: str, key: str, operation: str) -> str:
-        return match_route(rules, None, method, "critical-data-1", key, operation=operation).backend
+        return match_route(
+            rules, None, RequestFacts(method, "critical-data-1", key, operation=operation)
+        ).backend
 
     assert backend("GET", "k", "GetObject") == "s3"
     assert backend("HEAD", "k", "HeadObject") == "s3"
@@ -243,7 +230,7 @@ def test_reads_from_s3_writes_to_lakefs() -> None:
 
 
 def test_methods_argument_stays_supported() -> None:
-    rule = compile_rule(index=0, pattern="*", target="x", methods=frozenset({"get"}))
+    rule = compile_rule(0, RuleMatch("*", methods=frozenset({"get"})), "x")
     assert rule.methods == frozenset({"GET"})
     assert isinstance(rule.operations, Operations)
 
@@ -254,14 +241,14 @@ NOON = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 
 
 def conditional(conditions: Conditions) -> tuple:
-    return (compile_rule(index=0, pattern="b", target="x", conditions=conditions),)
+    return (compile_rule(0, RuleMatch("b", conditions=conditions), "x"),)
 
 
 def route_of(rules: tuple, method: str, key: str, headers: dict[str, str], **kw: object) -> str:
     operation = str(kw.pop("operation", "PutObject" if method == "PUT" else "GetObject"))
     now = kw.pop("now", NOON)
     return match_route(
-        rules, "d", method, "b", key, operation=operation, headers=headers, now=now
+        rules, "d", RequestFacts(method, "b", key, operation=operation, headers=headers, now=now)
     ).backend
 
 
@@ -354,14 +341,14 @@ def test_facts_read_headers_once() -> None:
 
 def test_mismatch_reason_texts() -> None:
     rules = conditional(Conditions(content_types=("image/*",), max_size=5))
-    reason = rules[0].mismatch_reason("PUT", "b", "k", operation="PutObject", headers={})
+    reason = rules[0].mismatch(RequestFacts("PUT", "b", "k", operation="PutObject", headers={}))
     assert reason is not None and "Content-Type" in reason
-    reason = rules[0].mismatch_reason(
-        "PUT", "b", "k", operation="PutObject", headers={"content-type": "image/x"}
+    reason = rules[0].mismatch(
+        RequestFacts("PUT", "b", "k", operation="PutObject", headers={"content-type": "image/x"})
     )
     assert reason is not None and "size is unknown" in reason
-    ops = compile_rule(index=0, pattern="b", target="x", operations=["write"])
-    reason = ops.mismatch_reason("GET", "b", "k", operation="GetObject")
+    ops = compile_rule(0, RuleMatch("b", operations=["write"]), "x")
+    reason = ops.mismatch(RequestFacts("GET", "b", "k", operation="GetObject"))
     assert reason == "GET GetObject (group read) is not one of operations [write]"
 
 
@@ -369,7 +356,9 @@ def test_mismatch_reason_texts() -> None:
 
 
 def test_routes_for_split_bucket() -> None:
-    parts = routes_for_bucket(EXAMPLE, "default", "example-bucket", "")
+    parts = routes_for_bucket(
+        EXAMPLE, "default", RequestFacts("GET", "example-bucket", "", operation="ListObjectsV2"), ""
+    )
     assert [(p.backend, p.bucket) for p in parts] == [
         ("minio", "minio-bucket"),
         ("default", "example-bucket"),
@@ -385,24 +374,43 @@ def test_routes_for_split_bucket() -> None:
 
 
 def test_routes_for_bucket_narrowed_by_prefix() -> None:
-    parts = routes_for_bucket(EXAMPLE, "default", "example-bucket", "team2/sub")
+    parts = routes_for_bucket(
+        EXAMPLE,
+        "default",
+        RequestFacts("GET", "example-bucket", "", operation="ListObjectsV2"),
+        "team2/sub",
+    )
     assert [p.backend for p in parts] == ["minio"]
-    parts = routes_for_bucket(EXAMPLE, "default", "example-bucket", "team1/")
+    parts = routes_for_bucket(
+        EXAMPLE,
+        "default",
+        RequestFacts("GET", "example-bucket", "", operation="ListObjectsV2"),
+        "team1/",
+    )
     assert [p.backend for p in parts] == ["default"]
     assert parts[0].excluded == ()
     assert listing_is_plain(parts)
-    other = routes_for_bucket(EXAMPLE, "default", "other", "")
+    other = routes_for_bucket(
+        EXAMPLE, "default", RequestFacts("GET", "other", "", operation="ListObjectsV2"), ""
+    )
     assert len(other) == 1 and other[0].plain
-    assert routes_for_bucket(EXAMPLE, None, "other", "") == []
+    assert (
+        routes_for_bucket(
+            EXAMPLE, None, RequestFacts("GET", "other", "", operation="ListObjectsV2"), ""
+        )
+        == []
+    )
 
 
 def test_routes_for_bucket_stops_at_catch_all() -> None:
     rules = (
-        compile_rule(index=0, pattern="b", key_pattern="a/*", target="one"),
-        compile_rule(index=1, pattern="b", target="two", mapped_prefix="p"),
-        compile_rule(index=2, pattern="b", key_pattern="z/*", target="three"),
+        compile_rule(0, RuleMatch("b", key_pattern="a/*"), "one"),
+        compile_rule(1, RuleMatch("b"), "two", names=MappedNames(prefix="p")),
+        compile_rule(2, RuleMatch("b", key_pattern="z/*"), "three"),
     )
-    parts = routes_for_bucket(rules, "d", "b", "")
+    parts = routes_for_bucket(
+        rules, "d", RequestFacts("GET", "b", "", operation="ListObjectsV2"), ""
+    )
     assert [p.backend for p in parts] == ["one", "two"]
     assert parts[1].excluded == (rules[0],)
     assert parts[1].mapping.backend_prefix == "p/"
@@ -410,24 +418,31 @@ def test_routes_for_bucket_stops_at_catch_all() -> None:
 
 def test_routes_for_bucket_filters_by_operation() -> None:
     rules = (
-        compile_rule(index=0, pattern="b", key_pattern="a/*", target="one", operations=["write"]),
-        compile_rule(index=1, pattern="b", target="two", operations=["list"]),
+        compile_rule(0, RuleMatch("b", key_pattern="a/*", operations=["write"]), "one"),
+        compile_rule(1, RuleMatch("b", operations=["list"]), "two"),
     )
-    parts = routes_for_bucket(rules, "d", "b", "")
+    parts = routes_for_bucket(
+        rules, "d", RequestFacts("GET", "b", "", operation="ListObjectsV2"), ""
+    )
     assert [p.backend for p in parts] == ["two"]
-    parts = routes_for_bucket(rules, "d", "b", "", method="PUT", operation="CreateBucket")
+    parts = routes_for_bucket(
+        rules, "d", RequestFacts("PUT", "b", "", operation="CreateBucket"), ""
+    )
     assert [p.backend for p in parts] == ["d"]
 
 
 def test_mapped_key_must_stay_a_valid_key() -> None:
-    rule = compile_rule(index=0, pattern="b", key_pattern="team2/*", target="x", mapped_prefix="")
+    rule = compile_rule(0, RuleMatch("b", key_pattern="team2/*"), "x", names=MappedNames(prefix=""))
     with pytest.raises(S3Error) as caught:
-        match_route((rule,), None, "PUT", "b", "team2/")
+        match_route((rule,), None, RequestFacts("PUT", "b", "team2/"))
     assert caught.value.code == "InvalidArgument"
-    long = compile_rule(index=0, pattern="b", target="x", mapped_prefix="p" * 20)
-    assert match_route((long,), None, "PUT", "b", "k" * 1000).key == "p" * 20 + "/" + "k" * 1000
+    long = compile_rule(0, RuleMatch("b"), "x", names=MappedNames(prefix="p" * 20))
+    assert (
+        match_route((long,), None, RequestFacts("PUT", "b", "k" * 1000)).key
+        == "p" * 20 + "/" + "k" * 1000
+    )
     with pytest.raises(S3Error) as caught:
-        match_route((long,), None, "PUT", "b", "k" * 1010)
+        match_route((long,), None, RequestFacts("PUT", "b", "k" * 1010))
     assert caught.value.code == "KeyTooLongError"
 
 
@@ -441,7 +456,7 @@ def test_visible_buckets() -> None:
     assert visible_buckets(EXAMPLE, "default", {"minio": ["minio-bucket"]}) == ["example-bucket"]
     # Without a default, buckets no rule routes are not the client's.
     assert visible_buckets(EXAMPLE, None, held) == ["example-bucket"]
-    rules = (compile_rule(index=0, pattern="*", target="minio"),)
+    rules = (compile_rule(0, RuleMatch("*"), "minio"),)
     assert visible_buckets(rules, None, held) == ["minio-bucket", "scratch"]
 
 
@@ -452,19 +467,29 @@ def test_visible_buckets() -> None:
 def test_an_admin_api_root_is_never_reached_by_default_or_by_a_wildcard(
     bucket: str, key: str
 ) -> None:
-    wildcard = (compile_rule(index=0, pattern="*", target="store"),)
+    wildcard = (compile_rule(0, RuleMatch("*"), "store"),)
     for rules in ((), wildcard):
         with pytest.raises(S3Error) as caught:
-            match_route(rules, "store", "GET", bucket, key)
+            match_route(rules, "store", RequestFacts("GET", bucket, key))
         assert caught.value.code == "AccessDenied"
-        assert routes_for_bucket(rules, "store", bucket) == []
+        assert (
+            routes_for_bucket(
+                rules, "store", RequestFacts("GET", bucket, "", operation="ListObjectsV2")
+            )
+            == []
+        )
     assert visible_buckets(wildcard, "store", {"store": [bucket, "data"]}) == ["data"]
 
 
 def test_a_rule_naming_the_bucket_itself_still_routes_it() -> None:
     rules = (
-        compile_rule(index=0, pattern="*", target="minio"),
-        compile_rule(index=1, pattern="admin", target="aws"),
+        compile_rule(0, RuleMatch("*"), "minio"),
+        compile_rule(1, RuleMatch("admin"), "aws"),
     )
-    assert match_route(rules, "minio", "GET", "admin", "k").backend == "aws"
-    assert [p.backend for p in routes_for_bucket(rules, "minio", "admin")] == ["aws"]
+    assert match_route(rules, "minio", RequestFacts("GET", "admin", "k")).backend == "aws"
+    assert [
+        p.backend
+        for p in routes_for_bucket(
+            rules, "minio", RequestFacts("GET", "admin", "", operation="ListObjectsV2")
+        )
+    ] == ["aws"]
