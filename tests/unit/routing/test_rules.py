@@ -1,16 +1,12 @@
-"""Routing rules: first match wins, whole-name globs, operations, conditions, name mapping."""
+"""Routing rules: first match wins, whole-name globs, operations, name mapping, admin API roots."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 
-from s3router_proxy.routing.bucketparts import listing_is_plain, routes_for_bucket, visible_buckets
-from s3router_proxy.routing.conditions import Conditions, Operations, TimeRange, compile_operations
-from s3router_proxy.routing.facts import RequestFacts, object_size
-from s3router_proxy.routing.globs import glob_covers, glob_region, literal_prefix
-from s3router_proxy.routing.names import NameMapping
+from s3router_proxy.routing.bucketparts import routes_for_bucket, visible_buckets
+from s3router_proxy.routing.conditions import Operations
+from s3router_proxy.routing.facts import RequestFacts
 from s3router_proxy.routing.rules import MappedNames, RuleMatch, compile_rule, match_route
 from s3router_proxy.s3.errors import S3Error
 
@@ -154,56 +150,7 @@ def test_mapped_prefix_replaces_the_literal_prefix(
     assert route.names.to_client_key(backend_key) == key
 
 
-def test_literal_prefix_and_regions() -> None:
-    assert literal_prefix("team2/*") == "team2/"
-    assert literal_prefix("a?b") == "a"
-    assert literal_prefix("[x]") == ""
-    assert literal_prefix("plain") == "plain"
-    assert literal_prefix(None) == ""
-    assert glob_region(None, "x") == "all"
-    assert glob_region("team2/*", "team2/a") == "all"
-    assert glob_region("team2/*", "team") == "some"
-    assert glob_region("team2/*", "team3") == "none"
-    assert glob_region("team2/*.csv", "team2/") == "some"
-    assert glob_region("exact", "ex") == "some"
-    assert glob_region("exact", "exact") == "some"
-    assert glob_region("exact", "exactly") == "none"
-
-
-def test_glob_covers() -> None:
-    assert glob_covers(None, "a*")
-    assert glob_covers("*", "a*")
-    assert glob_covers("a*", "ab*")
-    assert glob_covers("a*", "abc")
-    assert not glob_covers("ab*", "a*")
-    assert glob_covers("a?c", "abc")
-    assert not glob_covers("*.csv", "a*")
-    assert glob_covers("*", None)
-    assert not glob_covers("a*", None)
-
-
 # -- operations -----------------------------------------------------------------------------------
-
-
-def test_operations_by_method_name_and_group() -> None:
-    ops = compile_operations(["GET", "PutObject", "delete"])
-    assert ops.matches("GET", "GetObject")
-    assert ops.matches("GET", "")
-    assert ops.matches("PUT", "PutObject")
-    assert not ops.matches("PUT", "CopyObject")
-    assert ops.matches("POST", "DeleteObjects")  # group delete
-    assert ops.matches("DELETE", "AbortMultipartUpload")
-    assert not ops.matches("DELETE", "DeleteBucket")  # admin, not delete
-    assert not ops.matches("HEAD", "")
-    with pytest.raises(ValueError, match="unknown"):
-        compile_operations(["FETCH"])
-
-
-def test_lower_case_methods_but_delete_is_the_group() -> None:
-    ops = compile_operations(["get", "head"])
-    assert ops.methods == frozenset({"GET", "HEAD"})
-    assert compile_operations(["delete"]).groups == frozenset({"delete"})
-    assert compile_operations(["DELETE"]).methods == frozenset({"DELETE"})
 
 
 def test_reads_from_s3_writes_to_lakefs() -> None:
@@ -235,200 +182,7 @@ def test_methods_argument_stays_supported() -> None:
     assert isinstance(rule.operations, Operations)
 
 
-# -- conditions -----------------------------------------------------------------------------------
-
-NOON = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
-
-
-def conditional(conditions: Conditions) -> tuple:
-    return (compile_rule(0, RuleMatch("b", conditions=conditions), "x"),)
-
-
-def route_of(rules: tuple, method: str, key: str, headers: dict[str, str], **kw: object) -> str:
-    operation = str(kw.pop("operation", "PutObject" if method == "PUT" else "GetObject"))
-    now = kw.pop("now", NOON)
-    return match_route(
-        rules, "d", RequestFacts(method, "b", key, operation=operation, headers=headers, now=now)
-    ).backend
-
-
-def test_content_types() -> None:
-    rules = conditional(Conditions(content_types=("image/*", "text/csv")))
-    assert route_of(rules, "PUT", "k", {"content-type": "image/png"}) == "x"
-    assert route_of(rules, "PUT", "k", {"content-type": "Image/PNG; q=1"}) == "x"
-    assert route_of(rules, "PUT", "k", {"content-type": "text/csv; charset=utf-8"}) == "x"
-    assert route_of(rules, "PUT", "k", {"content-type": "text/plain"}) == "d"
-    assert route_of(rules, "PUT", "k", {}) == "d"  # cannot be evaluated: no match
-    assert route_of(rules, "GET", "k", {}) == "d"
-
-
-def test_size_conditions() -> None:
-    rules = conditional(Conditions(min_size=10, max_size=100))
-    assert route_of(rules, "PUT", "k", {"content-length": "10"}) == "x"
-    assert route_of(rules, "PUT", "k", {"content-length": "100"}) == "x"
-    assert route_of(rules, "PUT", "k", {"content-length": "9"}) == "d"
-    assert route_of(rules, "PUT", "k", {"content-length": "101"}) == "d"
-    chunked = {
-        "content-length": "500",
-        "content-encoding": "aws-chunked",
-        "x-amz-decoded-content-length": "50",
-    }
-    assert route_of(rules, "PUT", "k", chunked) == "x"
-    no_decoded = {"content-length": "50", "content-encoding": "aws-chunked"}
-    assert route_of(rules, "PUT", "k", no_decoded) == "d"  # size unknown
-    assert route_of(rules, "PUT", "k", {"transfer-encoding": "chunked"}) == "d"
-    assert route_of(rules, "GET", "k", {"content-length": "50"}) == "d"  # reads: unknown
-    copy = {"content-length": "50", "x-amz-copy-source": "b/k"}
-    assert route_of(rules, "PUT", "k", copy, operation="CopyObject") == "d"
-    assert route_of(rules, "PUT", "k", {"content-length": "50"}, operation="UploadPart") == "x"
-    assert route_of(rules, "PUT", "k", {"content-length": "abc"}) == "d"
-    # A plain body is as long as its Content-Length, whatever x-amz-decoded-content-length says.
-    lie = {"content-length": "5000", "x-amz-decoded-content-length": "50"}
-    assert route_of(rules, "PUT", "k", lie) == "d"
-    assert route_of(rules, "PUT", "k", lie, operation="PutObject") == "d"
-
-
-def test_object_size_without_operation_name() -> None:
-    assert object_size("PUT", "k", "", {"content-length": "5"}) == 5
-    assert object_size("PUT", "", "", {"content-length": "5"}) is None
-    assert object_size("GET", "k", "", {"content-length": "5"}) is None
-    assert object_size("PUT", "k", "", {"content-length": "5", "x-amz-copy-source": "a/b"}) is None
-    streaming = {
-        "content-length": "5",
-        "x-amz-content-sha256": "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
-    }
-    assert object_size("PUT", "k", "", streaming) is None
-
-
-def berlin(start: str, end: str) -> TimeRange:
-    from zoneinfo import ZoneInfo
-
-    def seconds(text: str) -> int:
-        hours, minutes = text.split(":")
-        return int(hours) * 3600 + int(minutes) * 60
-
-    return TimeRange(seconds(start), seconds(end), "Europe/Berlin", ZoneInfo("Europe/Berlin"))
-
-
-@pytest.mark.parametrize(
-    ("start", "end", "utc_time", "inside"),
-    [
-        ("09:00", "17:00", "07:00", True),  # 09:00 CEST: start is inclusive
-        ("09:00", "17:00", "06:59", False),
-        ("09:00", "17:00", "14:59", True),
-        ("09:00", "17:00", "15:00", False),  # 17:00 CEST: end is exclusive
-        ("22:00", "06:00", "20:00", True),  # crosses midnight
-        ("22:00", "06:00", "23:30", True),
-        ("22:00", "06:00", "03:59", True),
-        ("22:00", "06:00", "04:00", False),
-        ("22:00", "06:00", "12:00", False),
-    ],
-)
-def test_time_range(start: str, end: str, utc_time: str, inside: bool) -> None:
-    hours, minutes = (int(x) for x in utc_time.split(":"))
-    now = datetime(2024, 6, 1, hours, minutes, tzinfo=UTC)  # Berlin is UTC+2 in June
-    rules = conditional(Conditions(time_range=berlin(start, end)))
-    assert (route_of(rules, "GET", "k", {}, now=now) == "x") is inside
-
-
-def test_facts_read_headers_once() -> None:
-    facts = RequestFacts(
-        "put", "b", "k", operation="PutObject", headers={"content-type": " Text/X ;a=b"}
-    )
-    assert (facts.method, facts.content_type, facts.size) == ("PUT", "text/x", None)
-    assert facts.now.tzinfo is not None
-
-
-def test_mismatch_reason_texts() -> None:
-    rules = conditional(Conditions(content_types=("image/*",), max_size=5))
-    reason = rules[0].mismatch(RequestFacts("PUT", "b", "k", operation="PutObject", headers={}))
-    assert reason is not None and "Content-Type" in reason
-    reason = rules[0].mismatch(
-        RequestFacts("PUT", "b", "k", operation="PutObject", headers={"content-type": "image/x"})
-    )
-    assert reason is not None and "size is unknown" in reason
-    ops = compile_rule(0, RuleMatch("b", operations=["write"]), "x")
-    reason = ops.mismatch(RequestFacts("GET", "b", "k", operation="GetObject"))
-    assert reason == "GET GetObject (group read) is not one of operations [write]"
-
-
-# -- split buckets --------------------------------------------------------------------------------
-
-
-def test_routes_for_split_bucket() -> None:
-    parts = routes_for_bucket(
-        EXAMPLE, "default", RequestFacts("GET", "example-bucket", "", operation="ListObjectsV2"), ""
-    )
-    assert [(p.backend, p.bucket) for p in parts] == [
-        ("minio", "minio-bucket"),
-        ("default", "example-bucket"),
-    ]
-    minio, default = parts
-    assert minio.mapping == NameMapping("example-bucket", "minio-bucket", "team2/", "data/team2/")
-    assert minio.owns("team2/x") and not minio.owns("team1/x")
-    assert default.owns("team1/x") and not default.owns("team2/x")
-    assert default.region("team2/") == "none"
-    assert default.region("team") == "some"
-    assert default.region("x") == "all"
-    assert not listing_is_plain(parts)
-
-
-def test_routes_for_bucket_narrowed_by_prefix() -> None:
-    parts = routes_for_bucket(
-        EXAMPLE,
-        "default",
-        RequestFacts("GET", "example-bucket", "", operation="ListObjectsV2"),
-        "team2/sub",
-    )
-    assert [p.backend for p in parts] == ["minio"]
-    parts = routes_for_bucket(
-        EXAMPLE,
-        "default",
-        RequestFacts("GET", "example-bucket", "", operation="ListObjectsV2"),
-        "team1/",
-    )
-    assert [p.backend for p in parts] == ["default"]
-    assert parts[0].excluded == ()
-    assert listing_is_plain(parts)
-    other = routes_for_bucket(
-        EXAMPLE, "default", RequestFacts("GET", "other", "", operation="ListObjectsV2"), ""
-    )
-    assert len(other) == 1 and other[0].plain
-    assert (
-        routes_for_bucket(
-            EXAMPLE, None, RequestFacts("GET", "other", "", operation="ListObjectsV2"), ""
-        )
-        == []
-    )
-
-
-def test_routes_for_bucket_stops_at_catch_all() -> None:
-    rules = (
-        compile_rule(0, RuleMatch("b", key_pattern="a/*"), "one"),
-        compile_rule(1, RuleMatch("b"), "two", names=MappedNames(prefix="p")),
-        compile_rule(2, RuleMatch("b", key_pattern="z/*"), "three"),
-    )
-    parts = routes_for_bucket(
-        rules, "d", RequestFacts("GET", "b", "", operation="ListObjectsV2"), ""
-    )
-    assert [p.backend for p in parts] == ["one", "two"]
-    assert parts[1].excluded == (rules[0],)
-    assert parts[1].mapping.backend_prefix == "p/"
-
-
-def test_routes_for_bucket_filters_by_operation() -> None:
-    rules = (
-        compile_rule(0, RuleMatch("b", key_pattern="a/*", operations=["write"]), "one"),
-        compile_rule(1, RuleMatch("b", operations=["list"]), "two"),
-    )
-    parts = routes_for_bucket(
-        rules, "d", RequestFacts("GET", "b", "", operation="ListObjectsV2"), ""
-    )
-    assert [p.backend for p in parts] == ["two"]
-    parts = routes_for_bucket(
-        rules, "d", RequestFacts("PUT", "b", "", operation="CreateBucket"), ""
-    )
-    assert [p.backend for p in parts] == ["d"]
+# -- mapped keys ----------------------------------------------------------------------------------
 
 
 def test_mapped_key_must_stay_a_valid_key() -> None:
@@ -444,20 +198,6 @@ def test_mapped_key_must_stay_a_valid_key() -> None:
     with pytest.raises(S3Error) as caught:
         match_route((long,), None, RequestFacts("PUT", "b", "k" * 1010))
     assert caught.value.code == "KeyTooLongError"
-
-
-def test_visible_buckets() -> None:
-    held = {
-        "minio": ["minio-bucket", "scratch"],
-        "default": ["example-bucket", "logs"],
-    }
-    assert visible_buckets(EXAMPLE, "default", held) == ["example-bucket", "logs"]
-    # Only the renamed part exists: the logical bucket is still there.
-    assert visible_buckets(EXAMPLE, "default", {"minio": ["minio-bucket"]}) == ["example-bucket"]
-    # Without a default, buckets no rule routes are not the client's.
-    assert visible_buckets(EXAMPLE, None, held) == ["example-bucket"]
-    rules = (compile_rule(0, RuleMatch("*"), "minio"),)
-    assert visible_buckets(rules, None, held) == ["minio-bucket", "scratch"]
 
 
 # -- admin API roots ------------------------------------------------------------------------------
