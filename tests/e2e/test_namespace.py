@@ -25,7 +25,7 @@ from harness import (
 )
 
 from s3router_proxy.config.model import load_config
-from s3router_proxy.routing.explain import explain
+from s3router_proxy.routing.explain import DescribedRequest, explain
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((REPO / "config" / "examples").glob("*.yaml"))
@@ -259,7 +259,9 @@ def test_every_example_config_routes_as_explained(
             body = b"r" * size
             headers = {"Content-Type": content_type, "Content-Length": str(size)}
             # Where the proxy's own explanation says this PUT goes (conditions included).
-            put = explain(config, "PUT", bucket, object_key, headers, operation="PutObject")
+            put = explain(
+                config, DescribedRequest("PUT", bucket, object_key, headers, operation="PutObject")
+            )
             if put.route is None:
                 continue
             store = stores[put.route.backend]

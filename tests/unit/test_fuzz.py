@@ -36,7 +36,8 @@ from s3router_proxy.config.model import config_from_document, load_config
 from s3router_proxy.config.reader import ConfigError
 from s3router_proxy.config.yamlfile import YamlError, load_documents
 from s3router_proxy.multi.listing import decode_token
-from s3router_proxy.routing.names import NameMapping, rewrite_response_xml
+from s3router_proxy.routing.names import NameMapping
+from s3router_proxy.routing.responsexml import ClientRequest, rewrite_response_xml
 from s3router_proxy.s3.deleteobjects import (
     delete_objects_keys,
     group_delete_objects,
@@ -396,10 +397,9 @@ def test_rewrite_response_xml_raises_only_s3_errors(body: bytes, url: bool) -> N
         lambda: rewrite_response_xml(
             body,
             MAPPING,
-            client_key="c/k",
-            client_query=query,
-            client_base_url="http://127.0.0.1:8080",
-            request_id="RID",
+            ClientRequest(
+                key="c/k", query=query, base_url="http://127.0.0.1:8080", request_id="RID"
+            ),
         )
     )
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..routing.rules import compile_glob, literal_prefix
+from ..routing.globs import compile_glob, literal_prefix
 from ..s3.errors import S3Error
 from ..s3.operations import GROUPS, OPERATIONS, UNKNOWN, operation_group
 from ..s3.operationsets import KEY_LISTINGS, KEYS_IN_BODY

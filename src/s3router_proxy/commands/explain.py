@@ -13,15 +13,16 @@ import argparse
 import sys
 
 from ..config.model import ConfigError, load_config
+from ..routing.check import check
+from ..routing.conditions import HTTP_METHODS
 from ..routing.explain import (
-    check,
+    DescribedRequest,
     did_you_mean,
     explain,
     format_explanation,
     request_method,
     request_url,
 )
-from ..routing.rules import HTTP_METHODS
 from ..s3.operations import OPERATIONS
 from .base import argument_type, command_parser, parse_command_args
 
@@ -88,7 +89,8 @@ def explain_main(argv: list[str]) -> int:
         print(f"lakefs-s3-router: {exc}", file=sys.stderr)
         return 2
     bucket, key = args.url
-    explanation = explain(config, args.method, bucket, key, args.header, operation=args.operation)
+    asked = DescribedRequest(args.method, bucket, key, args.header, operation=args.operation)
+    explanation = explain(config, asked)
     print(format_explanation(explanation))
     return 0 if explanation.error is None else 1
 

@@ -1,7 +1,7 @@
 """The I/O half of `lakefs-s3-router migrate`: the stores as logical names see them.
 
-`Stores` routes a logical bucket and key exactly as the proxy would (`routing.match_route`,
-`routing.routes_for_bucket`) and holds one `Backend` per store. Listings are the proxy's own
+`Stores` routes a logical bucket and key exactly as the proxy would (`rules.match_route`,
+`bucketparts.routes_for_bucket`) and holds one `Backend` per store. Listings are the proxy's own
 merged listing (`listing.merged_list`), read a 1000-key page at a time; copies are a
 server-side CopyObject within one store and `multi.copyacross.copy_object_across` between two.
 Transient failures (unreachable, 5xx, SlowDown) are tried again, twice, after a pause.
@@ -24,8 +24,10 @@ from ..config.model import Config
 from ..multi.copyacross import CopyResult, copy_object_across
 from ..multi.listing import merged_list
 from ..multi.splitbucket import backend_error
+from ..routing.bucketparts import Part, routes_for_bucket
+from ..routing.facts import RequestFacts
 from ..routing.names import decode_url_value, format_copy_source
-from ..routing.rules import Part, Route, match_route, routes_for_bucket
+from ..routing.rules import Route, match_route
 from ..s3.errors import S3Error
 from ..s3.xml import child_text, children, local_name, parse_xml
 from .migratereport import CHECKSUM_ALGORITHMS, Location, ObjectInfo, plain_etag
@@ -53,32 +55,19 @@ class Stores:
 
     def _parts(self, location: Location, method: str, operation: str) -> list[Part]:
         config = self.config
-        return routes_for_bucket(
-            config.rules,
-            config.default_target,
-            location.bucket,
-            location.prefix,
-            method=method,
-            operation=operation,
-        )
+        facts = RequestFacts(method, location.bucket, "", operation=operation)
+        return routes_for_bucket(config.rules, config.default_target, facts, location.prefix)
 
     def source_route(self, bucket: str, key: str) -> Route:
         config = self.config
-        return match_route(
-            config.rules, config.default_target, "GET", bucket, key, operation="GetObject"
-        )
+        facts = RequestFacts("GET", bucket, key, operation="GetObject")
+        return match_route(config.rules, config.default_target, facts)
 
     def dest_route(self, bucket: str, key: str, size: int) -> Route:
         config = self.config
-        return match_route(
-            config.rules,
-            config.default_target,
-            "PUT",
-            bucket,
-            key,
-            operation="PutObject",
-            headers={"content-length": str(size)},
-        )
+        headers = {"content-length": str(size)}
+        facts = RequestFacts("PUT", bucket, key, operation="PutObject", headers=headers)
+        return match_route(config.rules, config.default_target, facts)
 
     async def retrying(self, call: Callable[[], Awaitable[T]]) -> T:
         """`call()`, again after a pause when it fails with a transient S3 error."""

@@ -20,16 +20,15 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ..routing.rules import (
+from ..routing.conditions import (
     HTTP_METHODS,
     Conditions,
     Operations,
-    Rule,
     TimeRange,
     compile_operations,
-    compile_rule,
     parse_operation,
 )
+from ..routing.rules import AroundTarget, MappedNames, Rule, RuleMatch, RuleSource, compile_rule
 from ..s3.operations import GROUPS, OPERATIONS
 from .reader import ConfigError, Reader
 from .yamlfile import LineDict
@@ -236,23 +235,31 @@ def _parse_rules(
         mirror = _backend_list(reader, item, backends, target, where, "mirror", own_names)
         rules.append(
             compile_rule(
-                index=index,
-                pattern=pattern,
-                target=target,
-                description=reader.string(item, "description", where) or "",
-                line=item.line,
-                key_pattern=_pattern(reader, item, "key_pattern", where),
-                operations=_operations(reader, item, where),
-                conditions=_conditions(reader, item, where),
-                mapped_bucket=_bucket_name(reader, item, "mapped_bucket", where),
-                mapped_prefix=_prefix(reader, item, "mapped_prefix", where),
-                name=where,
-                max_body_size=_body_cap(reader, item, where),
-                fallback=fallback,
-                failover_on_error=reader.flag(item, "failover_on_error", where, False),
-                mirror=mirror,
-                mirror_mode=_mirror_mode(reader, item, where),
-                own_names=tuple(dict.fromkeys(own_names)),
+                index,
+                RuleMatch(
+                    pattern,
+                    key_pattern=_pattern(reader, item, "key_pattern", where),
+                    operations=_operations(reader, item, where),
+                    conditions=_conditions(reader, item, where),
+                ),
+                target,
+                names=MappedNames(
+                    bucket=_bucket_name(reader, item, "mapped_bucket", where),
+                    prefix=_prefix(reader, item, "mapped_prefix", where),
+                ),
+                around=AroundTarget(
+                    max_body_size=_body_cap(reader, item, where),
+                    fallback=fallback,
+                    failover_on_error=reader.flag(item, "failover_on_error", where, False),
+                    mirror=mirror,
+                    mirror_mode=_mirror_mode(reader, item, where),
+                    own_names=tuple(dict.fromkeys(own_names)),
+                ),
+                source=RuleSource(
+                    name=where,
+                    line=item.line,
+                    description=reader.string(item, "description", where) or "",
+                ),
             )
         )
     if not rules and default_target is None:
@@ -457,14 +464,16 @@ def _parse_profiles(
             )
         try:
             rule = compile_rule(
-                index=index,
-                pattern=pattern,
-                target=targets[str(name)],
-                line=line,
-                key_pattern=_pattern(reader, profile, "source_key_pattern", where),
-                mapped_bucket=_bucket_name(reader, profile, "mapped_bucket_name", where),
-                mapped_prefix=_prefix(reader, profile, "mapped_prefix", where),
-                name=where,
+                index,
+                RuleMatch(
+                    pattern, key_pattern=_pattern(reader, profile, "source_key_pattern", where)
+                ),
+                targets[str(name)],
+                names=MappedNames(
+                    bucket=_bucket_name(reader, profile, "mapped_bucket_name", where),
+                    prefix=_prefix(reader, profile, "mapped_prefix", where),
+                ),
+                source=RuleSource(name=where, line=line),
             )
         except ValueError as exc:  # pragma: no cover - compile_rule validates nothing else
             raise ConfigError(str(exc)) from None

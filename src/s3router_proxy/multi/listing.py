@@ -32,8 +32,8 @@ from typing import Any
 
 from lxml import etree
 
+from ..routing.bucketparts import Part
 from ..routing.names import decode_url_value, encode_url_value
-from ..routing.rules import Part
 from ..s3.errors import S3Error
 from ..s3.xml import S3_NS, child, child_text, in_s3_namespace, local_name, parse_xml, serialize_xml
 

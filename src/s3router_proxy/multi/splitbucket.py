@@ -16,8 +16,10 @@ from ..backends.forward import backend_call
 from ..body.payload import BodyOutcome, PayloadPlan, upstream_body
 from ..http.server import Body
 from ..routing import uploadid
-from ..routing.names import NameMapping, map_list_query, rewrite_response_xml
-from ..routing.rules import Part, Route, route_on, visible_buckets
+from ..routing.bucketparts import Part, visible_buckets
+from ..routing.names import NameMapping, map_list_query
+from ..routing.responsexml import ClientRequest, KeyFilter, rewrite_response_xml
+from ..routing.rules import Route, route_on
 from ..routing.uploadid import UploadPin
 from ..s3.checksums import body_integrity_headers
 from ..s3.deleteobjects import (
@@ -324,9 +326,11 @@ async def merged_upload_listing(
         body = rewrite_response_xml(
             body,
             part.mapping,
-            client_query=query,
-            keep_key=part.owns if keep is None else lambda k, part=part: part.owns(k) and keep(k),
-            keep_prefix=lambda p, part=part: part.region(p) != "none",
+            ClientRequest(query=query),
+            keep=KeyFilter(
+                part.owns if keep is None else lambda k, part=part: part.owns(k) and keep(k),
+                lambda p, part=part: part.region(p) != "none",
+            ),
         )
         root = parse_xml(body)
         truncated = truncated or (child_text(root, "IsTruncated") == "true")

@@ -1,4 +1,4 @@
-"""Name mapping: client bucket and key ↔ the backend's, and every S3 document that carries them.
+"""Name mapping: client bucket and key ↔ the backend's, and the request values that carry them.
 
 A rule that maps names turns the client's `bucket/key` into the backend's `bucket'/key'`:
 
@@ -13,31 +13,19 @@ A rule that maps names turns the client's `bucket/key` into the backend's `bucke
 - The inverse strips P and puts C back; a backend key outside P has no client name and is never
   shown. Within one rule both directions preserve S3's (UTF-8 byte) order.
 
-Everything else here applies a `NameMapping` to what S3 sends around names: listing parameters,
-`x-amz-copy-source`, `Location` headers and the small XML documents S3 answers with (listings,
-multipart results, DeleteObjects results, errors; read with `s3/xml.py`, namespace kept). The
-DeleteObjects request body is `s3/deleteobjects.py`. All functions are pure: bytes and strings in
-and out.
+Here a `NameMapping` is applied to what a request sends around names: listing parameters and
+`x-amz-copy-source`. The answers coming back are `responsexml.py` (XML documents) and
+`location.py` (Location headers); the DeleteObjects request body is `s3/deleteobjects.py`. All
+functions are pure: strings in and out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import quote, quote_plus, unquote, unquote_plus, urlsplit
+from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
-from ..s3.deleteobjects import map_delete_result
 from ..s3.errors import S3Error
-from ..s3.xml import (
-    MAX_XML_BYTES,
-    child,
-    child_text,
-    local_name,
-    parse_xml,
-    serialize_xml,
-    set_child_text,
-)
 
 # -- the mapping ----------------------------------------------------------------------------------
 
@@ -247,205 +235,3 @@ def map_copy_source(value: str, mapping: NameMapping) -> str:
     return format_copy_source(
         mapping.backend_bucket, mapping.to_backend_key(source.key), source.version_id
     )
-
-
-# -- response documents ---------------------------------------------------------------------------
-
-_LISTINGS = ("ListBucketResult", "ListVersionsResult", "ListMultipartUploadsResult")
-_ENTRY_KEYS = {"Contents": "Key", "Version": "Key", "DeleteMarker": "Key", "Upload": "Key"}
-
-
-def rewrite_response_xml(
-    body: bytes,
-    mapping: NameMapping,
-    *,
-    client_key: str = "",
-    client_query: Mapping[str, str] | None = None,
-    keep_key: Callable[[str], bool] | None = None,
-    keep_prefix: Callable[[str], bool] | None = None,
-    client_base_url: str | None = None,
-    request_id: str | None = None,
-    limit: int = MAX_XML_BYTES,
-) -> bytes:
-    """Rewrite a backend's XML answer so it names only the client's bucket and keys.
-
-    Dispatches on the root element: ListBucketResult (v1 and v2), ListVersionsResult,
-    ListMultipartUploadsResult, ListPartsResult, Initiate/CompleteMultipartUploadResult,
-    DeleteResult, Error; anything else (CopyObjectResult, CopyPartResult, …) carries no name and
-    comes back unchanged. Listing entries whose backend key has no client name, or that
-    `keep_key` / `keep_prefix` reject (keys this rule does not own), are dropped and KeyCount is
-    recomputed. `client_query` is the client's decoded query: echoed parameters (Prefix, Marker,
-    StartAfter, KeyMarker, …) are restored from it. `client_key` names the object of a
-    single-object answer. With `client_base_url` (e.g. "http://127.0.0.1:8080") Location elements
-    point at the proxy; `request_id` replaces an error's RequestId/HostId.
-    """
-    if not body.strip():
-        return body
-    root = parse_xml(body, limit=limit)
-    try:
-        return _rewrite_root(
-            root,
-            body,
-            mapping,
-            client_key,
-            client_query,
-            keep_key,
-            keep_prefix,
-            client_base_url,
-            request_id,
-        )
-    except ValueError:  # a name with a character XML 1.0 cannot carry
-        raise S3Error(
-            "InternalError", "A name in the backend's answer cannot be written in XML."
-        ) from None
-
-
-def _rewrite_root(
-    root: Any,
-    body: bytes,
-    mapping: NameMapping,
-    client_key: str,
-    client_query: Mapping[str, str] | None,
-    keep_key: Callable[[str], bool] | None,
-    keep_prefix: Callable[[str], bool] | None,
-    client_base_url: str | None,
-    request_id: str | None,
-) -> bytes:
-    name = local_name(root)
-    if name in _LISTINGS:
-        _rewrite_listing(root, mapping, client_query or {}, keep_key, keep_prefix)
-    elif name in ("ListPartsResult", "InitiateMultipartUploadResult"):
-        _set_names(root, mapping, client_key)
-    elif name == "CompleteMultipartUploadResult":
-        _set_names(root, mapping, client_key)
-        location = child(root, "Location")
-        if location is not None:
-            location.text = client_location(
-                client_base_url or "", mapping.client_bucket, client_key
-            )
-    elif name == "DeleteResult":
-        map_delete_result(root, mapping)
-    elif name == "Error":
-        _rewrite_error(root, mapping, client_key, request_id)
-    else:
-        return body
-    return serialize_xml(root)
-
-
-def _set_names(root: Any, mapping: NameMapping, client_key: str) -> None:
-    set_child_text(root, "Bucket", mapping.client_bucket)
-    key_element = child(root, "Key")
-    if key_element is not None:
-        key_element.text = client_key or mapping.to_client_key(key_element.text or "") or ""
-
-
-def _rewrite_error(
-    root: Any, mapping: NameMapping, client_key: str, request_id: str | None
-) -> None:
-    for name in ("BucketName", "Bucket"):
-        set_child_text(root, name, mapping.client_bucket)
-    key_element = child(root, "Key")
-    if key_element is not None:
-        key_element.text = client_key or mapping.to_client_key(key_element.text or "") or ""
-    resource = child(root, "Resource")
-    if resource is not None:
-        resource.text = "/" + mapping.client_bucket + (f"/{client_key}" if client_key else "")
-    for name in ("Endpoint", "HostId") if request_id is None else ("Endpoint",):
-        found = child(root, name)
-        if found is not None:
-            root.remove(found)
-    if request_id is not None:
-        set_child_text(root, "RequestId", request_id)
-        set_child_text(root, "HostId", request_id)
-
-
-def _rewrite_listing(
-    root: Any,
-    mapping: NameMapping,
-    client_query: Mapping[str, str],
-    keep_key: Callable[[str], bool] | None,
-    keep_prefix: Callable[[str], bool] | None,
-) -> None:
-    encoded = (child_text(root, "EncodingType") or "") == "url"
-
-    def decode(value: str) -> str:
-        return decode_url_value(value) if encoded else value
-
-    def encode(value: str) -> str:
-        return encode_url_value(value) if encoded else value
-
-    for name in ("Name", "Bucket"):
-        set_child_text(root, name, mapping.client_bucket)
-    echoes = {
-        "Prefix": "prefix",
-        "Marker": "marker",
-        "StartAfter": "start-after",
-        "KeyMarker": "key-marker",
-        "ContinuationToken": "continuation-token",
-    }
-    for element_name, parameter in echoes.items():
-        element = child(root, element_name)
-        if element is None:
-            continue
-        value = client_query.get(parameter, "")
-        element.text = value if element_name == "ContinuationToken" else encode(value)
-    for element_name in ("NextMarker", "NextKeyMarker"):
-        element = child(root, element_name)
-        if element is not None:
-            client = mapping.to_client_key(decode(element.text or ""))
-            if client is None:
-                root.remove(element)
-            else:
-                element.text = encode(client)
-    count = 0
-    for item in list(root):
-        item_name = local_name(item)
-        if item_name in _ENTRY_KEYS:
-            key_element = child(item, "Key")
-            backend_key = decode("" if key_element is None else key_element.text or "")
-            client = mapping.to_client_key(backend_key)
-            if client is None or (keep_key is not None and not keep_key(client)):
-                root.remove(item)
-                continue
-            if key_element is not None:
-                key_element.text = encode(client)
-            count += 1
-        elif item_name == "CommonPrefixes":
-            prefix_element = child(item, "Prefix")
-            backend_prefix = decode("" if prefix_element is None else prefix_element.text or "")
-            client = mapping.to_client_key(backend_prefix)
-            if client is None or (keep_prefix is not None and not keep_prefix(client)):
-                root.remove(item)
-                continue
-            if prefix_element is not None:
-                prefix_element.text = encode(client)
-            count += 1
-    set_child_text(root, "KeyCount", str(count))
-
-
-def client_location(client_base_url: str, bucket: str, key: str = "") -> str:
-    """A Location value for the client: `base/bucket[/key]`, path style, key URL-encoded."""
-    path = "/" + quote(bucket, safe="")
-    if key:
-        path += "/" + quote(key, safe="/~")
-    return client_base_url.rstrip("/") + path
-
-
-def rewrite_location_header(
-    value: str, mapping: NameMapping, *, client_base_url: str = "", client_key: str = ""
-) -> str:
-    """A backend's `Location` header (CreateBucket, redirects) in the client's names."""
-    parts = urlsplit(value)
-    path = parts.path
-    bucket = mapping.backend_bucket
-    key = ""
-    if path == f"/{bucket}" or path.startswith(f"/{bucket}/"):
-        key = unquote(path[len(bucket) + 2 :])
-    elif parts.hostname and parts.hostname.startswith(bucket + "."):
-        key = unquote(path[1:])
-    if client_key:
-        key = client_key
-    elif key:
-        key = mapping.to_client_key(key) or ""
-    base = client_base_url if parts.scheme else ""
-    return client_location(base, mapping.client_bucket, key)

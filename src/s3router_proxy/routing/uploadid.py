@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import functools
 import hashlib
 import hmac
@@ -103,24 +104,15 @@ def unwrap(secret: bytes, upload_id: str, *, bucket: str, key: str) -> UploadPin
     return UploadPin(backend, backend_bucket, backend_key, inner, mirrors, mode)
 
 
-def wrap_in_response(
-    body: bytes,
-    secret: bytes,
-    *,
-    backend: str,
-    backend_bucket: str,
-    backend_key: str,
-    bucket: str,
-    key: str,
-    mirrors: tuple[tuple[str, str, str, str], ...] = (),
-    mirror_mode: str = "strict",
-) -> bytes:
-    """InitiateMultipartUpload / ListParts result with its UploadId wrapped."""
+def wrap_in_response(body: bytes, secret: bytes, pin: UploadPin, *, bucket: str, key: str) -> bytes:
+    """InitiateMultipartUpload / ListParts result with its UploadId wrapped.
+
+    `pin` says where the upload lives; its `upload_id` is taken from the answer."""
     root = parse_xml(body)
     element = child(root, "UploadId")
     if element is not None and element.text:
-        pin = UploadPin(backend, backend_bucket, backend_key, element.text, mirrors, mirror_mode)
-        element.text = wrap(secret, pin, bucket=bucket, key=key)
+        pinned = dataclasses.replace(pin, upload_id=element.text)
+        element.text = wrap(secret, pinned, bucket=bucket, key=key)
     return serialize_xml(root)
 
 

@@ -31,7 +31,13 @@ def admin_app(server: ProxyServer) -> web.Application:
         return web.Response(body=body, headers={"Content-Type": content_type})
 
     async def explain_route(request: web.Request) -> web.Response:
-        from ..routing.explain import explain, format_explanation, request_method, request_url
+        from ..routing.explain import (
+            DescribedRequest,
+            explain,
+            format_explanation,
+            request_method,
+            request_url,
+        )
 
         config = server.state.config
         token = config.admin_token
@@ -51,7 +57,7 @@ def admin_app(server: ProxyServer) -> web.Application:
             (name, value)
             for name, _, value in (h.partition(":") for h in request.query.getall("header", []))
         ]
-        explanation = explain(config, method, bucket, key, headers)
+        explanation = explain(config, DescribedRequest(method, bucket, key, headers))
         return web.Response(text=format_explanation(explanation) + "\n")
 
     app = web.Application()

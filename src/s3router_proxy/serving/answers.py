@@ -22,14 +22,11 @@ from ..multi.splitbucket import (
     split_delete_objects,
 )
 from ..routing import uploadid
-from ..routing.names import client_location, rewrite_location_header, rewrite_response_xml
-from ..routing.rules import (
-    Part,
-    Route,
-    listing_is_plain,
-    match_route,
-    routes_for_bucket,
-)
+from ..routing.bucketparts import Part, listing_is_plain, routes_for_bucket
+from ..routing.facts import RequestFacts
+from ..routing.location import client_location, rewrite_location_header
+from ..routing.responsexml import ClientRequest, rewrite_response_xml
+from ..routing.rules import Route, match_route
 from ..s3.errors import S3Error
 from ..s3.operationsets import (
     KEY_LISTINGS,
@@ -64,14 +61,11 @@ async def answer_split_bucket(exchange: Exchange) -> Response | None:
         and request.operation not in SPLIT_BUCKET_OPERATIONS
     ):
         return None
+    facts = RequestFacts(
+        request.method, request.bucket, "", operation=request.operation, headers=request.headers
+    )
     parts = routes_for_bucket(
-        config.rules,
-        config.default_target,
-        request.bucket,
-        request.query.get("prefix", ""),
-        method=request.method,
-        operation=request.operation,
-        headers=request.headers,
+        config.rules, config.default_target, facts, request.query.get("prefix", "")
     )
     if not parts:
         raise S3Error("NoSuchBucket", details={"BucketName": request.bucket})
@@ -121,15 +115,10 @@ async def _fan_out(exchange: Exchange, parts: list[Part]) -> Response:
         assert exchange.keys_body is not None  # read and authorized key by key before routing
 
         def route_key(key: str) -> Route:
-            return match_route(
-                config.rules,
-                config.default_target,
-                "DELETE",
-                request.bucket,
-                key,
-                operation="DeleteObject",
-                headers=request.headers,
+            facts = RequestFacts(
+                "DELETE", request.bucket, key, operation="DeleteObject", headers=request.headers
             )
+            return match_route(config.rules, config.default_target, facts)
 
         body = await split_delete_objects(
             exchange.keys_body[1],
@@ -279,17 +268,18 @@ def response_rewriters(
     names = route.names
     steps: list[Rewrite[bytes]] = []
     if request.operation in ("CreateMultipartUpload", "ListParts"):
+        # The upload id is the answer's: the rest says where the upload lives.
+        where = uploadid.UploadPin(
+            route.backend,
+            route.bucket,
+            route.key,
+            "",
+            () if pin is None else pin.mirrors,
+            "strict" if pin is None else pin.mirror_mode,
+        )
         steps.append(
             lambda body: uploadid.wrap_in_response(
-                body,
-                secret,
-                backend=route.backend,
-                backend_bucket=route.bucket,
-                backend_key=route.key,
-                bucket=request.bucket,
-                key=request.key,
-                mirrors=() if pin is None else pin.mirrors,
-                mirror_mode="strict" if pin is None else pin.mirror_mode,
+                body, secret, where, bucket=request.bucket, key=request.key
             )
         )
     elif request.operation == "ListMultipartUploads":
@@ -306,14 +296,10 @@ def response_rewriters(
     # Even where no name changes, answers are rewritten: a backend names itself in them
     # (CompleteMultipartUpload's Location, an error's Endpoint and HostId).
 
+    client = ClientRequest(key=request.key, query=request.query, request_id=record.request_id)
+
     def to_client(body: bytes) -> bytes:
-        return rewrite_response_xml(
-            body,
-            names,
-            client_key=request.key,
-            client_query=request.query,
-            request_id=record.request_id,
-        )
+        return rewrite_response_xml(body, names, client)
 
     if request.operation in XML_ANSWERS:
         steps.append(to_client)

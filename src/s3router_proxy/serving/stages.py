@@ -20,6 +20,7 @@ from ..config.model import ClientConfig
 from ..multi.mirror import NO_MIRRORS, Mirrors, mirrors_for
 from ..multi.splitbucket import read_small_body
 from ..routing import uploadid
+from ..routing.facts import RequestFacts
 from ..routing.names import NameMapping, format_copy_source, parse_copy_source
 from ..routing.rules import Route, check_bucket_configuration, match_route
 from ..s3.deleteobjects import MAX_DELETE_OBJECTS_BYTES, delete_objects_keys
@@ -183,15 +184,14 @@ def route(exchange: Exchange) -> None:
     """`route`, `backend`, `pin`, `mirrors`: where the request goes, by the rules or, for an
     existing upload, by its sealed id."""
     config, request, record = exchange.state.config, exchange.request, exchange.record
-    matched = match_route(
-        config.rules,
-        config.default_target,
+    facts = RequestFacts(
         request.method,
         request.bucket,
         request.key,
         operation=request.operation,
         headers=request.headers,
     )
+    matched = match_route(config.rules, config.default_target, facts)
     check_bucket_configuration(matched, request.method, request.operation)
     exchange.route = matched
     for param, unseal in UPLOAD_ID_PARAMS:
@@ -283,15 +283,10 @@ def locate_copy_source(exchange: Exchange) -> None:
         return
     config = exchange.state.config
     source = parse_copy_source(value)
-    source_route = match_route(
-        config.rules,
-        config.default_target,
-        "GET",
-        source.bucket,
-        source.key,
-        operation="GetObject",
-        headers=request.headers,
+    facts = RequestFacts(
+        "GET", source.bucket, source.key, operation="GetObject", headers=request.headers
     )
+    source_route = match_route(config.rules, config.default_target, facts)
     exchange.copy = source, source_route
     authorize_operation(
         exchange.policy, exchange.record.client, "GetObject", source.bucket, source.key

@@ -13,6 +13,7 @@ from s3router_proxy.backends.fallback import fallback_test, with_fallback
 from s3router_proxy.backends.forward import TryNextBackend
 from s3router_proxy.config.model import Config, load_config
 from s3router_proxy.http.server import Response
+from s3router_proxy.routing.facts import RequestFacts
 from s3router_proxy.routing.rules import Route, match_route
 from s3router_proxy.s3.errors import S3Error
 
@@ -41,7 +42,9 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Config:
 def routed(config: Config, bucket: str, operation: str = "GetObject") -> Route:
     method = "PUT" if operation == "PutObject" else "GET"
     return match_route(
-        config.rules, config.default_target, method, bucket, "k/1", operation=operation
+        config.rules,
+        config.default_target,
+        RequestFacts(method, bucket, "k/1", operation=operation),
     )
 
 

@@ -12,8 +12,10 @@ from s3router_proxy.config.model import Config, ConfigError, config_from_documen
 from s3router_proxy.config.reader import parse_size
 from s3router_proxy.config.rules import parse_clock
 from s3router_proxy.config.yamlfile import load_documents
-from s3router_proxy.routing.explain import check
-from s3router_proxy.routing.rules import match_route, routes_for_bucket
+from s3router_proxy.routing.bucketparts import routes_for_bucket
+from s3router_proxy.routing.check import check
+from s3router_proxy.routing.facts import RequestFacts
+from s3router_proxy.routing.rules import match_route
 
 BACKENDS = """\
 backends:
@@ -77,12 +79,9 @@ routing:
     route = match_route(
         config.rules,
         config.default_target,
-        "PUT",
-        "photos-1",
-        "raw/a.jpg",
-        operation="PutObject",
-        headers=headers,
-        now=now,
+        RequestFacts(
+            "PUT", "photos-1", "raw/a.jpg", operation="PutObject", headers=headers, now=now
+        ),
     )
     assert (route.backend, route.bucket, route.key) == ("minio", "media", "incoming/a.jpg")
 
@@ -105,11 +104,17 @@ client_mapping:
     assert config.default_target == "default"
     (rule,) = config.rules
     assert (rule.name, rule.line, rule.target) == ("profiles.minio", 5, "minio")
-    route = match_route(config.rules, config.default_target, "PUT", "example-bucket", "team2/obj2")
+    route = match_route(
+        config.rules, config.default_target, RequestFacts("PUT", "example-bucket", "team2/obj2")
+    )
     assert (route.backend, route.bucket, route.key) == ("minio", "minio-bucket", "data/team2/obj2")
-    route = match_route(config.rules, config.default_target, "GET", "example-bucket", "team1/x")
+    route = match_route(
+        config.rules, config.default_target, RequestFacts("GET", "example-bucket", "team1/x")
+    )
     assert (route.backend, route.bucket, route.key) == ("default", "example-bucket", "team1/x")
-    route = match_route(config.rules, config.default_target, "GET", "other", "team2/x")
+    route = match_route(
+        config.rules, config.default_target, RequestFacts("GET", "other", "team2/x")
+    )
     assert (route.backend, route.bucket, route.key) == ("default", "other", "team2/x")
 
 
@@ -135,9 +140,9 @@ client_mapping:
 """
     )
     rules, default = config.rules, config.default_target
-    route = match_route(rules, default, "PUT", "example-bucket", "a/b/obj")
+    route = match_route(rules, default, RequestFacts("PUT", "example-bucket", "a/b/obj"))
     assert (route.backend, route.bucket, route.key) == ("s3_west", "new-bucket", "test/a/b/obj")
-    route = match_route(rules, default, "PUT", "example-bucket-prefix-1", "a/b")
+    route = match_route(rules, default, RequestFacts("PUT", "example-bucket-prefix-1", "a/b"))
     # The literal prefix `a/` is replaced (boto-s3-router prepended: test/a/b).
     assert (route.backend, route.bucket, route.key) == (
         "s3_east",
@@ -315,7 +320,7 @@ def test_null_mapped_prefix_means_no_rewrite() -> None:
         + "mapped_prefix: null}\n"
     )
     assert config.rules[0].mapped_prefix is None
-    assert match_route(config.rules, None, "GET", "a", "k/x").key == "k/x"
+    assert match_route(config.rules, None, RequestFacts("GET", "a", "k/x")).key == "k/x"
 
 
 def test_time_range_across_midnight_and_24() -> None:
@@ -398,7 +403,8 @@ def example(name: str) -> Config:
 
 
 def where(config: Config, method: str, bucket: str, key: str, **kw: object) -> tuple[str, str, str]:
-    route = match_route(config.rules, config.default_target, method, bucket, key, **kw)  # type: ignore[arg-type]
+    facts = RequestFacts(method, bucket, key, **kw)  # type: ignore[arg-type]
+    route = match_route(config.rules, config.default_target, facts)
     return route.backend, route.bucket, route.key
 
 
@@ -421,7 +427,11 @@ def test_example_profiles_routes() -> None:
         "example-bucket",
         "team1/x",
     )
-    parts = routes_for_bucket(config.rules, config.default_target, "example-bucket")
+    parts = routes_for_bucket(
+        config.rules,
+        config.default_target,
+        RequestFacts("GET", "example-bucket", "", operation="ListObjectsV2"),
+    )
     assert [(p.backend, p.bucket) for p in parts] == [
         ("minio", "minio-bucket"),
         ("default", "example-bucket"),
@@ -478,7 +488,11 @@ def test_example_split_bucket_routes() -> None:
         "datalake/b.parquet",
     )
     assert where(config, "PUT", "datalake", "README") == ("minio", "datalake", "README")
-    parts = routes_for_bucket(config.rules, config.default_target, "datalake")
+    parts = routes_for_bucket(
+        config.rules,
+        config.default_target,
+        RequestFacts("GET", "datalake", "", operation="ListObjectsV2"),
+    )
     assert [(p.backend, p.bucket) for p in parts] == [
         ("lakefs", "lake-repo"),
         ("minio", "curated"),
@@ -549,18 +563,18 @@ routing:
     repo, other = config.rules
     assert other.own_names == (("default", "archive", "old"),)
     assert repo.own_names == (("default", None, None),)
-    route = match_route(config.rules, None, "GET", "repo", "a/b.txt")
+    route = match_route(config.rules, None, RequestFacts("GET", "repo", "a/b.txt"))
     assert (route.backend, route.bucket, route.key) == ("minio", "repo", "main/a/b.txt")
     there = route_on(route, "default", "a/b.txt")
     assert (there.backend, there.bucket, there.key) == ("default", "repo", "a/b.txt")
     assert there.names.to_client_key("a/b.txt") == "a/b.txt"
-    route = match_route(config.rules, None, "GET", "other", "x")
+    route = match_route(config.rules, None, RequestFacts("GET", "other", "x"))
     there = route_on(route, "default", "x")
     assert (there.bucket, there.key) == ("archive", "old/x")
     plain = load(
         BACKENDS + "routing:\n  rules:\n    - {pattern: p, target: minio, fallback: [default]}\n"
     )
-    route = match_route(plain.rules, None, "GET", "p", "k")
+    route = match_route(plain.rules, None, RequestFacts("GET", "p", "k"))
     assert route_on(route, "default", "k") == dataclasses.replace(route, backend="default")
 
 

@@ -21,7 +21,9 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from s3router_proxy.multi.listing import decode_token, encode_token, merged_list, parse_list_params
-from s3router_proxy.routing.rules import Part, Rule, compile_rule, match_route, routes_for_bucket
+from s3router_proxy.routing.bucketparts import Part, routes_for_bucket
+from s3router_proxy.routing.facts import RequestFacts
+from s3router_proxy.routing.rules import MappedNames, Rule, RuleMatch, compile_rule, match_route
 from s3router_proxy.s3.errors import S3Error
 
 SECRET = b"test-secret"
@@ -286,12 +288,10 @@ async def merged_pages(
 
 EXAMPLE_RULES = (
     compile_rule(
-        index=0,
-        pattern="example-bucket",
-        key_pattern="team2/*",
-        target="minio",
-        mapped_bucket="minio-bucket",
-        mapped_prefix="data/team2",
+        0,
+        RuleMatch("example-bucket", key_pattern="team2/*"),
+        "minio",
+        names=MappedNames(bucket="minio-bucket", prefix="data/team2"),
     ),
 )
 
@@ -299,10 +299,10 @@ EXAMPLE_RULES = (
 def example_store() -> FakeS3:
     fake = FakeS3()
     for key in ("team2/obj2", "team2/sub/x", "team2/a"):
-        route = match_route(EXAMPLE_RULES, "default", "PUT", "example-bucket", key)
+        route = match_route(EXAMPLE_RULES, "default", RequestFacts("PUT", "example-bucket", key))
         fake.bucket(route.backend, route.bucket).put(route.key)
     for key in ("readme", "team1/x", "team3/y", "zz"):
-        route = match_route(EXAMPLE_RULES, "default", "PUT", "example-bucket", key)
+        route = match_route(EXAMPLE_RULES, "default", RequestFacts("PUT", "example-bucket", key))
         fake.bucket(route.backend, route.bucket).put(route.key)
     # Junk no rule routes there: a stale copy in the default bucket, foreign data in minio.
     fake.bucket("default", "example-bucket").put("team2/stale")
@@ -314,7 +314,10 @@ def example_store() -> FakeS3:
 def example_list(query: dict[str, str], operation: str = "ListObjectsV2") -> Page:
     fake = example_store()
     parts = routes_for_bucket(
-        EXAMPLE_RULES, "default", "example-bucket", query.get("prefix", ""), operation=operation
+        EXAMPLE_RULES,
+        "default",
+        RequestFacts("GET", "example-bucket", "", operation=operation),
+        query.get("prefix", ""),
     )
     body = asyncio.run(merged_list(operation, "example-bucket", query, parts, fake.fetch, SECRET))
     return read_page(body)
@@ -394,7 +397,12 @@ def test_botocore_reads_merged_listings() -> None:
 
 def test_example_pagination_with_tokens() -> None:
     fake = example_store()
-    parts = routes_for_bucket(EXAMPLE_RULES, "default", "example-bucket", "")
+    parts = routes_for_bucket(
+        EXAMPLE_RULES,
+        "default",
+        RequestFacts("GET", "example-bucket", "", operation="ListObjectsV2"),
+        "",
+    )
     seen: list[str] = []
     query = {"list-type": "2", "max-keys": "2"}
     while True:
@@ -420,7 +428,12 @@ def test_no_leak_of_unmapped_backend_keys() -> None:
 def test_missing_backend_bucket_is_an_empty_part() -> None:
     fake = example_store()
     del fake.buckets[("minio", "minio-bucket")]
-    parts = routes_for_bucket(EXAMPLE_RULES, "default", "example-bucket", "")
+    parts = routes_for_bucket(
+        EXAMPLE_RULES,
+        "default",
+        RequestFacts("GET", "example-bucket", "", operation="ListObjectsV2"),
+        "",
+    )
     body = asyncio.run(
         merged_list("ListObjectsV2", "example-bucket", {}, parts, fake.fetch, SECRET)
     )
@@ -448,15 +461,19 @@ def test_v1_next_marker_only_with_delimiter() -> None:
 def test_encoding_type_url_round_trip() -> None:
     fake = FakeS3()
     rules = (
-        compile_rule(index=0, pattern="lb", key_pattern="a b/*", target="one", mapped_prefix="x+y"),
+        compile_rule(
+            0, RuleMatch("lb", key_pattern="a b/*"), "one", names=MappedNames(prefix="x+y")
+        ),
     )
     for key in ("a b/c+d", "a b/é%", "plain"):
         try:
-            route = match_route(rules, "dflt", "PUT", "lb", key)
+            route = match_route(rules, "dflt", RequestFacts("PUT", "lb", key))
         except S3Error:  # the key maps to an empty backend key: S3 refuses it too
             continue
         fake.bucket(route.backend, route.bucket).put(route.key)
-    parts = routes_for_bucket(rules, "dflt", "lb", "")
+    parts = routes_for_bucket(
+        rules, "dflt", RequestFacts("GET", "lb", "", operation="ListObjectsV2"), ""
+    )
     body = asyncio.run(
         merged_list("ListObjectsV2", "lb", {"encoding-type": "url"}, parts, fake.fetch, SECRET)
     )
@@ -473,10 +490,12 @@ def test_encoding_type_url_round_trip() -> None:
 
 
 def test_collapsed_common_prefix_only_when_non_empty() -> None:
-    rules = (compile_rule(index=0, pattern="lb", key_pattern="deep/er/*", target="one"),)
+    rules = (compile_rule(0, RuleMatch("lb", key_pattern="deep/er/*"), "one"),)
     fake = FakeS3()
     fake.bucket("dflt", "lb").put("top")
-    parts = routes_for_bucket(rules, "dflt", "lb", "")
+    parts = routes_for_bucket(
+        rules, "dflt", RequestFacts("GET", "lb", "", operation="ListObjectsV2"), ""
+    )
     query = {"delimiter": "/"}
     body = asyncio.run(merged_list("ListObjectsV2", "lb", query, parts, fake.fetch, SECRET))
     assert read_page(body).entries == [("top", False, None)]
@@ -535,7 +554,9 @@ def test_backend_error_body_is_an_s3_error() -> None:
     async def fetch(part: Part, query: list[tuple[str, str]]) -> bytes:
         return b"<Error><Code>AccessDenied</Code><Message>no</Message></Error>"
 
-    parts = routes_for_bucket(EXAMPLE_RULES, "default", "x", "")
+    parts = routes_for_bucket(
+        EXAMPLE_RULES, "default", RequestFacts("GET", "x", "", operation="ListObjectsV2"), ""
+    )
     with pytest.raises(S3Error) as caught:
         asyncio.run(merged_list("ListObjectsV2", "x", {}, parts, fetch, SECRET))
     assert caught.value.code == "AccessDenied"
@@ -544,12 +565,15 @@ def test_backend_error_body_is_an_s3_error() -> None:
 def test_versions_across_parts() -> None:
     fake = FakeS3()
     for key, vid in (("team2/a", "1"), ("team2/a", "2"), ("b", "3"), ("team2/c", "4")):
-        route = match_route(EXAMPLE_RULES, "default", "PUT", "example-bucket", key)
+        route = match_route(EXAMPLE_RULES, "default", RequestFacts("PUT", "example-bucket", key))
         fake.bucket(route.backend, route.bucket).put(route.key, vid)
-    route = match_route(EXAMPLE_RULES, "default", "DELETE", "example-bucket", "b")
+    route = match_route(EXAMPLE_RULES, "default", RequestFacts("DELETE", "example-bucket", "b"))
     fake.bucket(route.backend, route.bucket).put(route.key, "5", delete_marker=True)
     parts = routes_for_bucket(
-        EXAMPLE_RULES, "default", "example-bucket", "", operation="ListObjectVersions"
+        EXAMPLE_RULES,
+        "default",
+        RequestFacts("GET", "example-bucket", "", operation="ListObjectVersions"),
+        "",
     )
     pages = asyncio.run(merged_pages(fake, parts, "versions", "", "", 1, 1, False))
     assert [p[0] for p in pages] == [
@@ -582,22 +606,28 @@ def splits(draw: st.DrawFn) -> tuple[Rule, ...]:
     for index in range(count):
         rules.append(
             compile_rule(
-                index=index,
-                pattern=draw(st.sampled_from(["lb", "l*", "other"])),
-                key_pattern=draw(st.sampled_from(KEY_PATTERNS)),
-                target=draw(st.sampled_from(["one", "two"])),
-                mapped_bucket=draw(st.sampled_from(BUCKETS)),
-                mapped_prefix=draw(st.sampled_from(MAPPED_PREFIXES)),
+                index,
+                RuleMatch(
+                    draw(st.sampled_from(["lb", "l*", "other"])),
+                    key_pattern=draw(st.sampled_from(KEY_PATTERNS)),
+                ),
+                draw(st.sampled_from(["one", "two"])),
+                names=MappedNames(
+                    bucket=draw(st.sampled_from(BUCKETS)),
+                    prefix=draw(st.sampled_from(MAPPED_PREFIXES)),
+                ),
             )
         )
     if draw(st.booleans()):
         rules.append(
             compile_rule(
-                index=count,
-                pattern="lb",
-                target=draw(st.sampled_from(["one", "two"])),
-                mapped_bucket=draw(st.sampled_from(BUCKETS)),
-                mapped_prefix=draw(st.sampled_from(MAPPED_PREFIXES)),
+                count,
+                RuleMatch("lb"),
+                draw(st.sampled_from(["one", "two"])),
+                names=MappedNames(
+                    bucket=draw(st.sampled_from(BUCKETS)),
+                    prefix=draw(st.sampled_from(MAPPED_PREFIXES)),
+                ),
             )
         )
     return tuple(rules)
@@ -617,7 +647,7 @@ def visible_keys(rules: Sequence[Rule], fake: FakeS3, candidates: set[str]) -> s
             if not key:
                 continue
             try:
-                route = match_route(rules, "dflt", "GET", "lb", key)
+                route = match_route(rules, "dflt", RequestFacts("GET", "lb", key))
             except S3Error:
                 continue
             if (route.backend, route.bucket, route.key) == (backend, name, backend_key):
@@ -629,7 +659,7 @@ def build(rules: Sequence[Rule], keys: list[str], junk: list[tuple[str, str, str
     fake = FakeS3()
     for key in keys:
         try:
-            route = match_route(rules, "dflt", "PUT", "lb", key)
+            route = match_route(rules, "dflt", RequestFacts("PUT", "lb", key))
         except S3Error:  # the key maps to an empty backend key: S3 refuses it too
             continue
         fake.bucket(route.backend, route.bucket).put(route.key)
@@ -652,18 +682,15 @@ def test_merged_listing_skips_the_object_named_by_a_mapped_prefix() -> None:
     ends (an empty key as its marker used to restart it forever)."""
     rules = (
         compile_rule(
-            index=0,
-            pattern="lb",
-            key_pattern="a*",
-            target="two",
-            mapped_bucket="m2",
-            mapped_prefix="x/",
+            0, RuleMatch("lb", key_pattern="a*"), "two", names=MappedNames(bucket="m2", prefix="x/")
         ),
-        compile_rule(index=1, pattern="lb", target="two", mapped_bucket="m2", mapped_prefix="x/"),
+        compile_rule(1, RuleMatch("lb"), "two", names=MappedNames(bucket="m2", prefix="x/")),
     )
     fake = build(rules, ["a"], [])
     assert set(fake.bucket("two", "m2").objects) == {"x/"}
-    parts = routes_for_bucket(rules, "dflt", "lb", "")
+    parts = routes_for_bucket(
+        rules, "dflt", RequestFacts("GET", "lb", "", operation="ListObjectsV2"), ""
+    )
     for kind in ("v1", "v2"):
         got = asyncio.run(merged_pages(fake, parts, kind, "", "", 1, 1, False))
         assert got == [[("a", False, None)]]
@@ -696,7 +723,9 @@ def test_merged_listing_equals_plain_bucket(
     plain = FakeBucket()
     for key in visible_keys(rules, fake, set(keys)):
         plain.put(key)
-    parts = routes_for_bucket(rules, "dflt", "lb", prefix)
+    parts = routes_for_bucket(
+        rules, "dflt", RequestFacts("GET", "lb", "", operation="ListObjectsV2"), prefix
+    )
     for part in parts:
         fake.bucket(part.backend, part.bucket)  # every bucket exists, some are empty
     got = asyncio.run(
@@ -729,15 +758,17 @@ def test_merged_versions_equal_plain_bucket(
     plain = FakeBucket()
     for number, (key, delete) in enumerate(writes):
         try:
-            route = match_route(rules, "dflt", "PUT", "lb", key)
+            route = match_route(rules, "dflt", RequestFacts("PUT", "lb", key))
         except S3Error:
             continue
         fake.bucket(route.backend, route.bucket).put(route.key, f"v{number}", delete_marker=delete)
     visible = visible_keys(rules, fake, {k for k, _ in writes})
     for key in sorted(visible):
-        route = match_route(rules, "dflt", "GET", "lb", key)
+        route = match_route(rules, "dflt", RequestFacts("GET", "lb", key))
         plain.objects[key] = list(fake.bucket(route.backend, route.bucket).objects[route.key])
-    parts = routes_for_bucket(rules, "dflt", "lb", prefix, operation="ListObjectVersions")
+    parts = routes_for_bucket(
+        rules, "dflt", RequestFacts("GET", "lb", "", operation="ListObjectVersions"), prefix
+    )
     for part in parts:
         fake.bucket(part.backend, part.bucket)
     got = asyncio.run(
@@ -750,7 +781,9 @@ def test_merged_versions_equal_plain_bucket(
 def test_key_xml_cannot_carry_needs_url_encoding() -> None:
     fake = FakeS3()
     fake.bucket("dflt", "lb").put("bell\x07")
-    parts = routes_for_bucket((), "dflt", "lb", "")
+    parts = routes_for_bucket(
+        (), "dflt", RequestFacts("GET", "lb", "", operation="ListObjectsV2"), ""
+    )
     body = asyncio.run(
         merged_list("ListObjectsV2", "lb", {"encoding-type": "url"}, parts, fake.fetch, SECRET)
     )
@@ -770,7 +803,12 @@ def test_keep_shows_only_kept_keys_and_no_marker_names_another(kind: str, delimi
     fake = example_store()
     for key in ("public/a.csv", "secret/b.bin", "secret/c.csv", "z.bin"):
         fake.bucket("default", "example-bucket").put(key)
-    parts = routes_for_bucket(EXAMPLE_RULES, "default", "example-bucket", "")
+    parts = routes_for_bucket(
+        EXAMPLE_RULES,
+        "default",
+        RequestFacts("GET", "example-bucket", "", operation="ListObjectsV2"),
+        "",
+    )
     operation = {"v1": "ListObjects", "v2": "ListObjectsV2", "versions": "ListObjectVersions"}[kind]
 
     def keep(key: str) -> bool:

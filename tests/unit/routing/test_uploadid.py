@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from s3router_proxy.routing.uploadid import UploadPin, unwrap, wrap
+from s3router_proxy.routing.uploadid import UploadPin, unwrap, wrap, wrap_in_response
 from s3router_proxy.s3.errors import S3Error
+from s3router_proxy.s3.xml import child_text, parse_xml
 
 SECRET = b"0123456789abcdef-secret"
 
@@ -46,3 +47,18 @@ def test_bound_to_its_bucket_key_and_secret() -> None:
             bucket="x",
             key="y",
         )
+
+
+def test_wrap_in_response_seals_the_answers_id_where_the_pin_says() -> None:
+    mirrors = (("copy", "mirror-id", "b", "k"),)
+    where = UploadPin("main", "b", "k", "", mirrors, "best_effort")
+    body = (
+        b'<InitiateMultipartUploadResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+        b"<Bucket>b</Bucket><Key>k</Key><UploadId>backend-id</UploadId>"
+        b"</InitiateMultipartUploadResult>"
+    )
+    out = wrap_in_response(body, SECRET, where, bucket="logical", key="key")
+    sealed = child_text(parse_xml(out), "UploadId") or ""
+    assert sealed != "backend-id"
+    pinned = unwrap(SECRET, sealed, bucket="logical", key="key")
+    assert pinned == UploadPin("main", "b", "k", "backend-id", mirrors, "best_effort")

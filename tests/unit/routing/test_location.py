@@ -1,0 +1,25 @@
+"""Location values in the client's names and at the proxy's address."""
+
+from __future__ import annotations
+
+from s3router_proxy.routing.location import client_location, rewrite_location_header
+from s3router_proxy.routing.names import NameMapping
+
+TEAM2 = NameMapping("example-bucket", "minio-bucket", "team2/", "data/team2/")
+
+
+def test_location_header() -> None:
+    assert rewrite_location_header("/minio-bucket", TEAM2) == "/example-bucket"
+    assert (
+        rewrite_location_header(
+            "http://minio:9000/minio-bucket/data/team2/k", TEAM2, client_base_url="http://p:1"
+        )
+        == "http://p:1/example-bucket/team2/k"
+    )
+    assert (
+        rewrite_location_header(
+            "https://minio-bucket.s3.amazonaws.com/data/team2/k", TEAM2, client_base_url="http://p"
+        )
+        == "http://p/example-bucket/team2/k"
+    )
+    assert client_location("", "b", "a b/c") == "/b/a%20b/c"
