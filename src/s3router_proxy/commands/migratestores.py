@@ -23,6 +23,7 @@ from ..backends.transfer import Progress
 from ..config.model import Config
 from ..multi.copyacross import CopyResult, copy_object_across
 from ..multi.listing import merged_list
+from ..multi.partcursor import ListingSource
 from ..multi.splitbucket import backend_error
 from ..routing.names import decode_url_value, format_copy_source
 from ..routing.rules import Part, Route, match_route, routes_for_bucket
@@ -127,7 +128,11 @@ async def list_objects(
         try:
             body = await stores.retrying(
                 lambda query=query: merged_list(
-                    "ListObjectsV2", location.bucket, query, parts, fetch, stores.secret
+                    "ListObjectsV2",
+                    location.bucket,
+                    query,
+                    ListingSource(parts, fetch),
+                    stores.secret,
                 )
             )
         except S3Error as error:
