@@ -22,7 +22,7 @@ from lxml import etree
 
 from s3router_proxy.multi.listing import merged_list
 from s3router_proxy.multi.listparams import decode_token
-from s3router_proxy.multi.partcursor import ListingSource
+from s3router_proxy.multi.partcursor import Fetch, ListingSource
 from s3router_proxy.routing.rules import Part, Rule, compile_rule, match_route, routes_for_bucket
 from s3router_proxy.s3.errors import S3Error
 
@@ -176,6 +176,13 @@ class FakeS3:
         return f'<{root} xmlns="http://s3.amazonaws.com/doc/2006-03-01/">{body}</{root}>'.encode()
 
 
+def run_merged(
+    operation: str, bucket: str, query: dict[str, str], parts: Sequence[Part], fetch: Fetch
+) -> bytes:
+    """One merged listing of every part, as the client gets it."""
+    return asyncio.run(merged_list(operation, bucket, query, ListingSource(parts, fetch), SECRET))
+
+
 # -- reading the merged answer --------------------------------------------------------------------
 
 
@@ -318,9 +325,7 @@ def example_list(query: dict[str, str], operation: str = "ListObjectsV2") -> Pag
     parts = routes_for_bucket(
         EXAMPLE_RULES, "default", "example-bucket", query.get("prefix", ""), operation=operation
     )
-    body = asyncio.run(
-        merged_list(operation, "example-bucket", query, ListingSource(parts, fake.fetch), SECRET)
-    )
+    body = run_merged(operation, "example-bucket", query, parts, fake.fetch)
     return read_page(body)
 
 
@@ -402,11 +407,7 @@ def test_example_pagination_with_tokens() -> None:
     seen: list[str] = []
     query = {"list-type": "2", "max-keys": "2"}
     while True:
-        body = asyncio.run(
-            merged_list(
-                "ListObjectsV2", "example-bucket", query, ListingSource(parts, fake.fetch), SECRET
-            )
-        )
+        body = run_merged("ListObjectsV2", "example-bucket", query, parts, fake.fetch)
         page = read_page(body)
         seen.extend(names(page))
         if not page.truncated:
@@ -427,17 +428,11 @@ def test_missing_backend_bucket_is_an_empty_part() -> None:
     fake = example_store()
     del fake.buckets[("minio", "minio-bucket")]
     parts = routes_for_bucket(EXAMPLE_RULES, "default", "example-bucket", "")
-    body = asyncio.run(
-        merged_list("ListObjectsV2", "example-bucket", {}, ListingSource(parts, fake.fetch), SECRET)
-    )
+    body = run_merged("ListObjectsV2", "example-bucket", {}, parts, fake.fetch)
     assert "team2/a" not in names(read_page(body))
     fake.buckets.clear()
     with pytest.raises(S3Error) as caught:
-        asyncio.run(
-            merged_list(
-                "ListObjectsV2", "example-bucket", {}, ListingSource(parts, fake.fetch), SECRET
-            )
-        )
+        run_merged("ListObjectsV2", "example-bucket", {}, parts, fake.fetch)
     assert caught.value.code == "NoSuchBucket"
 
 
@@ -467,22 +462,12 @@ def test_encoding_type_url_round_trip() -> None:
             continue
         fake.bucket(route.backend, route.bucket).put(route.key)
     parts = routes_for_bucket(rules, "dflt", "lb", "")
-    body = asyncio.run(
-        merged_list(
-            "ListObjectsV2",
-            "lb",
-            {"encoding-type": "url"},
-            ListingSource(parts, fake.fetch),
-            SECRET,
-        )
-    )
+    body = run_merged("ListObjectsV2", "lb", {"encoding-type": "url"}, parts, fake.fetch)
     page = read_page(body)
     assert names(page) == ["a b/c+d", "a b/é%", "plain"]
     raw = [e.text for e in page.root.iter(NS + "Key")]
     assert raw[0] == "a+b/c%2Bd"
-    plain = asyncio.run(
-        merged_list("ListObjectsV2", "lb", {}, ListingSource(parts, fake.fetch), SECRET)
-    )
+    plain = run_merged("ListObjectsV2", "lb", {}, parts, fake.fetch)
     assert [e.text for e in etree.fromstring(plain).iter(NS + "Key")] == [
         "a b/c+d",
         "a b/é%",
@@ -496,14 +481,10 @@ def test_collapsed_common_prefix_only_when_non_empty() -> None:
     fake.bucket("dflt", "lb").put("top")
     parts = routes_for_bucket(rules, "dflt", "lb", "")
     query = {"delimiter": "/"}
-    body = asyncio.run(
-        merged_list("ListObjectsV2", "lb", query, ListingSource(parts, fake.fetch), SECRET)
-    )
+    body = run_merged("ListObjectsV2", "lb", query, parts, fake.fetch)
     assert read_page(body).entries == [("top", False, None)]
     fake.bucket("one", "lb").put("deep/er/x")
-    body = asyncio.run(
-        merged_list("ListObjectsV2", "lb", query, ListingSource(parts, fake.fetch), SECRET)
-    )
+    body = run_merged("ListObjectsV2", "lb", query, parts, fake.fetch)
     assert read_page(body).entries == [("deep/", True, None), ("top", False, None)]
 
 
@@ -520,7 +501,7 @@ def test_backend_error_body_is_an_s3_error() -> None:
 
     parts = routes_for_bucket(EXAMPLE_RULES, "default", "x", "")
     with pytest.raises(S3Error) as caught:
-        asyncio.run(merged_list("ListObjectsV2", "x", {}, ListingSource(parts, fetch), SECRET))
+        run_merged("ListObjectsV2", "x", {}, parts, fetch)
     assert caught.value.code == "AccessDenied"
 
 
@@ -542,11 +523,7 @@ def test_versions_across_parts() -> None:
         ("team2/a", False, "1"),
         ("team2/c", False, "4"),
     ]
-    body = asyncio.run(
-        merged_list(
-            "ListObjectVersions", "example-bucket", {}, ListingSource(parts, fake.fetch), SECRET
-        )
-    )
+    body = run_merged("ListObjectVersions", "example-bucket", {}, parts, fake.fetch)
     tags = [item.tag.replace(NS, "") for item in etree.fromstring(body)]
     assert tags.count("DeleteMarker") == 1 and tags.count("Version") == 4
 
@@ -736,20 +713,10 @@ def test_key_xml_cannot_carry_needs_url_encoding() -> None:
     fake = FakeS3()
     fake.bucket("dflt", "lb").put("bell\x07")
     parts = routes_for_bucket((), "dflt", "lb", "")
-    body = asyncio.run(
-        merged_list(
-            "ListObjectsV2",
-            "lb",
-            {"encoding-type": "url"},
-            ListingSource(parts, fake.fetch),
-            SECRET,
-        )
-    )
+    body = run_merged("ListObjectsV2", "lb", {"encoding-type": "url"}, parts, fake.fetch)
     assert names(read_page(body)) == ["bell\x07"]
     with pytest.raises(S3Error) as caught:
-        asyncio.run(
-            merged_list("ListObjectsV2", "lb", {}, ListingSource(parts, fake.fetch), SECRET)
-        )
+        run_merged("ListObjectsV2", "lb", {}, parts, fake.fetch)
     assert caught.value.code == "InvalidArgument"
 
 
