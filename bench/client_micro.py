@@ -27,7 +27,7 @@ import aiohttp
 from bench.procs import CLIENT_CPU, Processes, can_pin
 from bench.report import print_medians
 from bench.stack import BUCKET, _start_nginx, backend_conf
-from s3router_proxy.http.client import UpstreamPool
+from s3router_proxy.http.pool import UpstreamPool
 
 BODY = os.urandom(4096)
 HEADERS = {

@@ -35,7 +35,7 @@ from s3router_proxy.body.chunked import (
 from s3router_proxy.config.model import config_from_document, load_config
 from s3router_proxy.config.reader import ConfigError
 from s3router_proxy.config.yamlfile import YamlError, load_documents
-from s3router_proxy.multi.listing import decode_token
+from s3router_proxy.multi.listparams import decode_token
 from s3router_proxy.routing.names import NameMapping
 from s3router_proxy.routing.responsexml import ClientRequest, rewrite_response_xml
 from s3router_proxy.s3.deleteobjects import (

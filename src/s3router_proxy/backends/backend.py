@@ -23,7 +23,7 @@ from yarl import URL
 
 from ..auth.sigv4 import amz_date, sign_request, uri_encode
 from ..config.model import BackendConfig
-from ..http.client import UpstreamPool
+from ..http.pool import UpstreamPool
 from ..s3.errors import S3Error
 
 log = logging.getLogger("s3router_proxy.backends")

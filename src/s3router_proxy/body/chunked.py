@@ -9,7 +9,8 @@ STREAMING-UNSIGNED-PAYLOAD-TRAILER (no chunk signatures; the trailer checksum pr
 
 `decode_aws_chunked` is one state machine for all three. It yields decoded payload as it
 arrives, hashing each chunk in passing and checking its HMAC at the chunk's end, and computes
-the checksum of every announced `x-amz-checksum-*` trailer over the decoded bytes. The newest
+the checksum of every announced `x-amz-checksum-*` trailer over the decoded bytes (the trailer
+section itself is read and checked by `trailers.TrailerSection`). The newest
 decoded piece is always held back: it goes out only after the final chunk's signature, the
 trailer signature, the trailer checksums and the decoded length all checked out. A failure
 raises `ChunkedBodyError` instead, so the upstream request is aborted before its last byte
@@ -46,20 +47,14 @@ from dataclasses import dataclass, field
 
 from ..s3 import checksums
 from ..s3.errors import S3Error
+from .trailers import MAX_TRAILER, TrailerSection, malformed_trailer
 
 MAX_LINE = 4096  # a chunk-size line, without its CRLF
 MAX_CHUNK = 16 << 20  # as MinIO
-MAX_TRAILER = 4096  # the whole trailer section after the 0-size chunk line
-
-TRAILER_SIGNATURE = "x-amz-trailer-signature"
 
 _EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 _HEX_SIZE = re.compile(rb"[0-9a-fA-F]{1,8}")  # 8 digits already exceed MAX_CHUNK
 _HEX_SIGNATURE = re.compile(rb"[0-9a-f]{64}")
-_MALFORMED_TRAILER = (
-    "The request contained trailing data that was not well-formed or did not conform to our "
-    "published schema."
-)
 
 
 @dataclass(slots=True)
@@ -98,10 +93,6 @@ def _malformed(why: str) -> S3Error:
     return _incomplete(f"The aws-chunked request body is malformed: {why}.")
 
 
-def _malformed_trailer(why: str) -> S3Error:
-    return S3Error("MalformedTrailerError", f"{_MALFORMED_TRAILER} ({why})", status=400)
-
-
 def _bad_signature(what: str) -> S3Error:
     return S3Error(
         "SignatureDoesNotMatch",
@@ -134,12 +125,12 @@ class _Decoder:
             raise ValueError("a signed trailer needs the chunk signing context")
         self._signing = signing
         self._decoded_length = decoded_length
-        self._announced = tuple(dict.fromkeys(name.strip().lower() for name in trailer_names))
+        announced = tuple(dict.fromkeys(name.strip().lower() for name in trailer_names))
         self._trailer_signed = trailer_signed
         self._result = result
         self._checksums = [
             checksums.new_checksum(algorithm)
-            for algorithm in map(checksums.algorithm_for_header, self._announced)
+            for algorithm in map(checksums.algorithm_for_header, announced)
             if algorithm is not None
         ]
         self._state = _SIZE_LINE
@@ -148,10 +139,7 @@ class _Decoder:
         self._chunk_hash: hashlib._Hash | None = None
         self._chunk_signature = b""
         self._previous_signature = signing.seed_signature if signing is not None else ""
-        self._trailer_bytes = 0
-        self._trailer_lines: list[str] = []  # canonical "name:value\n", the trailer STS input
-        self._trailer_signature: str | None = None
-        self._blank_seen = False
+        self._trailers = TrailerSection(announced, trailer_signed, result.trailers)
         self._sts_prefix = (
             f"AWS4-HMAC-SHA256-PAYLOAD\n{signing.amz_date}\n{signing.scope}\n" if signing else ""
         )
@@ -200,15 +188,16 @@ class _Decoder:
                 self._size_line(piece[pos:stop])
                 pos = stop + 2
             elif state == _TRAILERS:
-                room = MAX_TRAILER - self._trailer_bytes
+                room = MAX_TRAILER - self._trailers.size
                 stop = piece.find(b"\r\n", pos, pos + room)
                 if stop < 0:
                     if end - pos >= room:
-                        raise _malformed_trailer(f"trailer section longer than {MAX_TRAILER} bytes")
+                        raise malformed_trailer(f"trailer section longer than {MAX_TRAILER} bytes")
                     self._pending = piece[pos:]
                     break
-                self._trailer_bytes += stop + 2 - pos
-                self._trailer_line(piece[pos:stop])
+                self._trailers.size += stop + 2 - pos
+                if self._trailers.line(piece[pos:stop]):
+                    self._end_trailers()
                 pos = stop + 2
             else:  # _DONE: some clients add CRLFs after the last line; anything else is wrong
                 rest = piece[pos:]
@@ -224,9 +213,9 @@ class _Decoder:
     def finish(self) -> None:
         """The body ended: everything must have arrived and checked out."""
         if self._state != _DONE:
-            if self._state == _TRAILERS and self._blank_seen and not self._pending:
+            if self._state == _TRAILERS and self._trailers.blank_seen and not self._pending:
                 # "0\r\n\r\n" and EOF: the optional blank line came, the trailers never did.
-                self._check_announced_present()
+                self._trailers.check_announced_present()
             raise _incomplete("The request body terminated unexpectedly.")
 
     # -- framing --------------------------------------------------------------------------
@@ -279,76 +268,22 @@ class _Decoder:
         self._previous_signature = self._chunk_signature.decode()
         self._chunk_hash = None
 
-    # -- trailers -------------------------------------------------------------------------
-
-    def _trailer_line(self, line: bytes) -> None:
-        if not line:
-            if not self._trailer_lines and not self._blank_seen and self._announced:
-                self._blank_seen = True  # an optional blank line before the trailers
-                return
-            self._end_trailers()
-            return
-        name_bytes, colon, value_bytes = line.partition(b":")
-        try:
-            name = name_bytes.decode("ascii").strip().lower()
-            value = value_bytes.decode("ascii").strip()
-        except UnicodeDecodeError:
-            raise _malformed_trailer("trailer is not ASCII") from None
-        if not colon or not name or any(c in name for c in " \t"):
-            raise _malformed_trailer("trailer line is not name:value")
-        if self._trailer_signature is not None:
-            raise _malformed_trailer("trailer after the trailer signature")
-        if name == TRAILER_SIGNATURE:
-            if not self._trailer_signed:
-                raise _malformed_trailer("trailer signature on an unsigned trailer")
-            self._trailer_signature = value
-            return
-        if name not in self._announced:
-            raise _malformed_trailer(f"trailer {name} was not announced in x-amz-trailer")
-        if name in self._result.trailers:
-            raise _malformed_trailer(f"trailer {name} sent twice")
-        self._result.trailers[name] = value
-        self._trailer_lines.append(f"{name}:{value}\n")
-
-    def _check_announced_present(self) -> None:
-        for name in self._announced:
-            if name not in self._result.trailers:
-                raise _malformed_trailer(f"announced trailer {name} is missing")
+    # -- the end --------------------------------------------------------------------------
 
     def _end_trailers(self) -> None:
-        self._check_announced_present()
+        trailers = self._trailers
+        trailers.check_announced_present()
         if self._trailer_signed:
-            self._check_trailer_signature()
+            assert self._signing is not None
+            if not trailers.signature_matches(self._signing, self._previous_signature):
+                raise _bad_signature("trailer")
         if self._decoded_length is not None and self._result.decoded_bytes != self._decoded_length:
             raise _incomplete(
                 f"The aws-chunked body carries {self._result.decoded_bytes} bytes, "
                 f"x-amz-decoded-content-length says {self._decoded_length}."
             )
-        for checksum in self._checksums:
-            header = checksum.header
-            provided = self._result.trailers[header]
-            if not checksums.valid_value(checksum.algorithm, provided):
-                raise S3Error("InvalidRequest", f"Value for {header} trailing header is invalid.")
-            if checksum.b64digest() != provided:
-                raise S3Error(
-                    "BadDigest",
-                    f"The {checksum.algorithm} you specified did not match the calculated "
-                    "checksum.",
-                )
+        trailers.check_checksums(self._checksums)
         self._state = _DONE
-
-    def _check_trailer_signature(self) -> None:
-        assert self._signing is not None
-        if self._trailer_signature is None:
-            raise _bad_signature("trailer")
-        trailer_hash = hashlib.sha256("".join(self._trailer_lines).encode()).hexdigest()
-        string_to_sign = (
-            f"AWS4-HMAC-SHA256-TRAILER\n{self._signing.amz_date}\n{self._signing.scope}\n"
-            f"{self._previous_signature}\n{trailer_hash}"
-        )
-        expected = hmac.digest(self._signing.signing_key, string_to_sign.encode(), "sha256")
-        if not hmac.compare_digest(expected.hex(), self._trailer_signature.lower()):
-            raise _bad_signature("trailer")
 
 
 async def decode_aws_chunked(

@@ -23,6 +23,7 @@ from ..backends.transfer import Progress
 from ..config.model import Config
 from ..multi.copyacross import CopyResult, copy_object_across
 from ..multi.listing import merged_list
+from ..multi.partcursor import ListingSource
 from ..multi.splitbucket import backend_error
 from ..routing.bucketparts import Part, routes_for_bucket
 from ..routing.facts import RequestFacts
@@ -116,7 +117,11 @@ async def list_objects(
         try:
             body = await stores.retrying(
                 lambda query=query: merged_list(
-                    "ListObjectsV2", location.bucket, query, parts, fetch, stores.secret
+                    "ListObjectsV2",
+                    location.bucket,
+                    query,
+                    ListingSource(parts, fetch),
+                    stores.secret,
                 )
             )
         except S3Error as error:

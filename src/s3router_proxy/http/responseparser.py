@@ -22,9 +22,9 @@ from typing import Protocol
 
 import httptools
 
-# Bounds like the client side's in `server.py`, checked while the head arrives; the line and count
-# bounds are aiohttp's client defaults (this client replaced aiohttp's), so no answer aiohttp
-# refused for its size gets through here.
+# Bounds like the client side's in `requestparser.py`, checked while the head arrives; the line
+# and count bounds are aiohttp's client defaults (this client replaced aiohttp's), so no answer
+# aiohttp refused for its size gets through here.
 MAX_STATUS_LINE = 8190
 MAX_FIELD_SIZE = 8190  # one header or trailer line
 MAX_HEADERS = 128

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
 
 from lxml import etree
 
+from ..backends.backend import Backend
 from ..backends.forward import backend_call
 from ..body.payload import BodyOutcome, PayloadPlan, upstream_body
 from ..http.server import Body
@@ -33,6 +35,7 @@ from ..s3.request import S3Request
 from ..s3.xml import S3_NS, child_text, local_name, parse_xml, serialize_xml
 from .journal import Divergence, record_divergence
 from .listing import merged_list
+from .partcursor import ListingSource
 
 log = logging.getLogger("s3router_proxy.fanout")
 
@@ -50,15 +53,21 @@ def backend_error(status: int, body: bytes) -> S3Error:
     return S3Error(code, message, status=status)
 
 
-async def merged_listing(
-    request: S3Request,
-    parts: Sequence[Part],
-    backends: dict,
-    secret: bytes,
-    keep: Callable[[str], bool] | None = None,
-) -> bytes:
+@dataclass(frozen=True, slots=True)
+class SplitListing:
+    """A listing of a split or mapped bucket, as one client request asks for it."""
+
+    request: S3Request
+    parts: Sequence[Part]
+    backends: dict
+    secret: bytes
+    keep: Callable[[str], bool] | None = None  # the keys the client may see (None: every key)
+
+
+async def merged_listing(listing: SplitListing) -> bytes:
     """The client's listing of a split or mapped bucket, from every part; with `keep`, only
     the keys it accepts (a client's key grants)."""
+    backends, request = listing.backends, listing.request
 
     async def fetch(part: Part, query: list[tuple[str, str]]) -> bytes:
         status, body = await backend_call(backends[part.backend], "GET", part.bucket, "", query)
@@ -66,8 +75,9 @@ async def merged_listing(
             raise backend_error(status, body)
         return body
 
+    source = ListingSource(listing.parts, fetch, keep=listing.keep)
     return await merged_list(
-        request.operation, request.bucket, request.query, parts, fetch, secret, keep=keep
+        request.operation, request.bucket, request.query, source, listing.secret
     )
 
 
@@ -112,27 +122,26 @@ async def split_delete_objects(
     results: list[tuple[bytes, NameMapping]] = []
     for group, group_body in groups.items():
         route = routes[group]
-        headers = {"content-type": "application/xml"}
-        headers.update(body_integrity_headers(group_body, {"content-md5": ""}))
         mirrors = route.rule.mirror if route.rule is not None else ()
         strict = route.rule is not None and route.rule.mirror_mode == "strict"
         if mirrors and strict:
             await _delete_on_mirrors(route, group_body, backends, journal, strict=True)
-        status, answer = await backend_call(
-            backends[route.backend],
-            "POST",
-            route.bucket,
-            "",
-            [("delete", "")],
-            body=group_body,
-            headers=headers,
-        )
+        status, answer = await _post_deletes(backends[route.backend], route.bucket, group_body)
         if status != 200:
             raise backend_error(status, answer)
         if mirrors and not strict:
             await _delete_on_mirrors(route, group_body, backends, journal, strict=False)
         results.append((answer, route.names))
     return merge_delete_results(results)
+
+
+async def _post_deletes(backend: Backend, bucket: str, body: bytes) -> tuple[int, bytes]:
+    """One DeleteObjects request to one store, with the integrity header it demands."""
+    headers = {"content-type": "application/xml"}
+    headers.update(body_integrity_headers(body, {"content-md5": ""}))
+    return await backend_call(
+        backend, "POST", bucket, "", [("delete", "")], body=body, headers=headers
+    )
 
 
 async def _delete_on_mirrors(
@@ -153,18 +162,8 @@ async def _delete_on_mirrors(
 
         there = mirror_route("")
         mirror_body = rewrite_delete_objects(body, lambda key: mirror_route(key).key)
-        mirror_headers = {"content-type": "application/xml"}
-        mirror_headers.update(body_integrity_headers(mirror_body, {"content-md5": ""}))
         try:
-            status, answer = await backend_call(
-                backends[mirror],
-                "POST",
-                there.bucket,
-                "",
-                [("delete", "")],
-                body=mirror_body,
-                headers=mirror_headers,
-            )
+            status, answer = await _post_deletes(backends[mirror], there.bucket, mirror_body)
         except S3Error as error:
             status, answer = 503, error.code.encode()
         if status != 200 and strict:
@@ -277,16 +276,12 @@ async def bucket_on_every_part(
     return 204 if method == "DELETE" else 200
 
 
-async def merged_upload_listing(
-    request: S3Request,
-    parts: Sequence[Part],
-    backends: dict,
-    secret: bytes,
-    keep: Callable[[str], bool] | None = None,
-) -> bytes:
+async def merged_upload_listing(listing: SplitListing) -> bytes:
     """ListMultipartUploads of a split bucket: every part asked, ids sealed, names mapped,
     keys a part does not own (or `keep` rejects) dropped, merged in key order and cut at
     max-uploads, so the markers name only uploads the client was shown."""
+    request, parts, backends = listing.request, listing.parts, listing.backends
+    secret, keep = listing.secret, listing.keep
     query = request.query
     limit = int(query["max-uploads"]) if query.get("max-uploads", "").isdigit() else 1000
     limit = max(1, min(limit, 1000))

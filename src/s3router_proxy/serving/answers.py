@@ -15,6 +15,7 @@ from ..http.server import Response
 from ..multi.copyacross import answer_copy_across
 from ..multi.mirror import MirroredWrite, mirrored, then_mirror
 from ..multi.splitbucket import (
+    SplitListing,
     bucket_on_every_part,
     list_buckets,
     merged_listing,
@@ -108,7 +109,7 @@ async def _fan_out(exchange: Exchange, parts: list[Part]) -> Response:
         return Response(status=status, headers=headers)
     if request.operation == "ListMultipartUploads":
         body = await merged_upload_listing(
-            request, parts, state.backends, config.secret, visible_keys(exchange)
+            SplitListing(request, parts, state.backends, config.secret, visible_keys(exchange))
         )
         return xml_answer(record, body)
     if request.operation == "DeleteObjects":
@@ -128,7 +129,7 @@ async def _fan_out(exchange: Exchange, parts: list[Part]) -> Response:
         )
     else:
         body = await merged_listing(
-            request, parts, state.backends, config.secret, visible_keys(exchange)
+            SplitListing(request, parts, state.backends, config.secret, visible_keys(exchange))
         )
     return xml_answer(record, body)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import prometheus_client.metrics
 from prometheus_client import REGISTRY, CollectorRegistry
@@ -91,6 +91,9 @@ class PlainMetric(Collector):
     child: `SHED.inc()` goes straight to the value's bound method.
     """
 
+    family_type: ClassVar[type[Metric]]
+    reserved_labels: ClassVar[frozenset[str]] = frozenset()
+
     def __init__(
         self,
         name: str,
@@ -101,6 +104,8 @@ class PlainMetric(Collector):
         self.name = name
         self.documentation = documentation
         self.labelnames = tuple(labelnames)
+        for label in self.reserved_labels.intersection(self.labelnames):
+            raise ValueError(f"{name}: the label {label!r} is reserved")
         self.children: dict[tuple[str, ...], Any] = {}
         if not self.labelnames:
             only = self.labels()
@@ -128,6 +133,15 @@ class PlainMetric(Collector):
         return found
 
     def family(self, *, samples: bool = True) -> Metric:
+        family = self.family_type(self.name, self.documentation, labels=self.labelnames)
+        if samples:
+            created = _created_series()
+            for key, value in list(self.children.items()):
+                self.add_samples(family, key, value, created)
+        return family
+
+    def add_samples(self, family: Any, key: tuple[str, ...], value: Any, created: bool) -> None:
+        """One child's samples, `_created` among them when `created`."""
         raise NotImplementedError
 
     def collect(self) -> Iterator[Metric]:
@@ -138,75 +152,61 @@ class PlainMetric(Collector):
 
 
 class PlainCounter(PlainMetric):
+    family_type = CounterMetricFamily
+
     def new_value(self) -> CounterValue:
         return CounterValue()
 
-    def family(self, *, samples: bool = True) -> Metric:
-        family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
-        if samples:
-            created = _created_series()
-            for key, value in list(self.children.items()):
-                family.add_metric(key, value.value, created=value.created if created else None)
-        return family
+    def add_samples(
+        self, family: Any, key: tuple[str, ...], value: CounterValue, created: bool
+    ) -> None:
+        family.add_metric(key, value.value, created=value.created if created else None)
 
 
 class PlainGauge(PlainMetric):
-    def __init__(
-        self,
-        name: str,
-        documentation: str,
-        labelnames: Iterable[str] = (),
-        registry: CollectorRegistry | None = REGISTRY,
-        multiprocess_mode: str = "all",  # accepted like Gauge's; one process has one value
-    ) -> None:
-        super().__init__(name, documentation, labelnames, registry)
+    family_type = GaugeMetricFamily
+
+    # `multiprocess_mode` is accepted like Gauge's; one process has one value.
+    def __init__(self, *args: Any, multiprocess_mode: str = "all", **named: Any) -> None:
+        super().__init__(*args, **named)
 
     def new_value(self) -> GaugeValue:
         return GaugeValue()
 
-    def family(self, *, samples: bool = True) -> Metric:
-        family = GaugeMetricFamily(self.name, self.documentation, labels=self.labelnames)
-        if samples:
-            for key, value in list(self.children.items()):
-                family.add_metric(key, value.value)
-        return family
+    def add_samples(
+        self, family: Any, key: tuple[str, ...], value: GaugeValue, created: bool
+    ) -> None:
+        family.add_metric(key, value.value)  # a gauge has no `_created` sample
 
 
 class PlainHistogram(PlainMetric):
+    family_type = HistogramMetricFamily
+    reserved_labels = frozenset({"le"})  # the buckets' own label
+
     def __init__(
-        self,
-        name: str,
-        documentation: str,
-        labelnames: Iterable[str] = (),
-        registry: CollectorRegistry | None = REGISTRY,
-        buckets: Sequence[float] = LATENCY_BUCKETS,
+        self, name: str, *args: Any, buckets: Sequence[float] = LATENCY_BUCKETS, **named: Any
     ) -> None:
         bounds = [float(bound) for bound in buckets]
         if bounds and bounds[-1] == float("inf"):
             bounds.pop()
         if not bounds or bounds != sorted(bounds):
             raise ValueError(f"{name}: buckets must be ascending, got {buckets!r}")
-        if "le" in labelnames:
-            raise ValueError(f"{name}: 'le' is reserved for histogram buckets")
         self.bounds = tuple(bounds)
         self.les = [floatToGoString(bound) for bound in self.bounds] + ["+Inf"]
-        super().__init__(name, documentation, labelnames, registry)
+        super().__init__(name, *args, **named)
 
     def new_value(self) -> HistogramValue:
         return HistogramValue(self.bounds)
 
-    def family(self, *, samples: bool = True) -> Metric:
-        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
-        if samples:
-            created = _created_series()
-            for key, value in list(self.children.items()):
-                buckets = []
-                total = 0
-                for le, count in zip(self.les, list(value.counts), strict=True):
-                    total += count
-                    buckets.append((le, float(total)))
-                family.add_metric(key, buckets, value.sum)
-                if created:
-                    labels = dict(zip(self.labelnames, key, strict=True))
-                    family.samples.append(Sample(f"{self.name}_created", labels, value.created))
-        return family
+    def add_samples(
+        self, family: Any, key: tuple[str, ...], value: HistogramValue, created: bool
+    ) -> None:
+        buckets = []
+        total = 0
+        for le, count in zip(self.les, list(value.counts), strict=True):
+            total += count
+            buckets.append((le, float(total)))
+        family.add_metric(key, buckets, value.sum)
+        if created:
+            labels = dict(zip(self.labelnames, key, strict=True))
+            family.samples.append(Sample(f"{self.name}_created", labels, value.created))

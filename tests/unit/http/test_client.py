@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from s3router_proxy.http.client import ConnectFailed, Disconnected, UpstreamError, UpstreamPool
+from s3router_proxy.http.client import ConnectFailed, Disconnected, UpstreamError
+from s3router_proxy.http.pool import UpstreamPool
 
 DATA = os.urandom(300_000)
 

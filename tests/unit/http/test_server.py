@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import aiohttp
 import pytest
 
+from s3router_proxy.http import requestparser
 from s3router_proxy.http import server as front
 from s3router_proxy.http.server import FrontServer, Request, Response, StreamResponse
 
@@ -164,19 +165,19 @@ async def test_expect_continue_refused_closes_without_waiting_for_the_body() -> 
     ("raw", "status", "code"),
     [
         (
-            b"GET /" + b"a" * (front.MAX_LINE_SIZE + 10) + b" HTTP/1.1\r\n\r\n",
+            b"GET /" + b"a" * (requestparser.MAX_LINE_SIZE + 10) + b" HTTP/1.1\r\n\r\n",
             414,
             b"RequestURITooLong",
         ),
         (
             b"GET / HTTP/1.1\r\n"
-            + b"".join(b"X-H%d: v\r\n" % i for i in range(front.MAX_HEADERS + 1))
+            + b"".join(b"X-H%d: v\r\n" % i for i in range(requestparser.MAX_HEADERS + 1))
             + b"\r\n",
             400,
             b"RequestHeaderSectionTooLarge",
         ),
         (
-            b"GET / HTTP/1.1\r\nX-Big: " + b"v" * (front.MAX_FIELD_SIZE + 10) + b"\r\n\r\n",
+            b"GET / HTTP/1.1\r\nX-Big: " + b"v" * (requestparser.MAX_FIELD_SIZE + 10) + b"\r\n\r\n",
             400,
             b"RequestHeaderSectionTooLarge",
         ),

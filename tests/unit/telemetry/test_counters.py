@@ -178,6 +178,9 @@ def test_labels_are_checked_and_converted_to_strings() -> None:
         counter.labels(rule="0")
     with pytest.raises(ValueError):
         PlainHistogram("t_bad", "B.", registry=registry, buckets=(2, 1))
+    with pytest.raises(ValueError, match="'le' is reserved"):  # the buckets' own label
+        PlainHistogram("t_le", "L.", ["op", "le"], registry=registry, buckets=(1,))
+    assert "t_le" not in text(registry)
     assert counter.labels(0, "store") is counter.labels("0", "store")
     assert counter.labels(rule="0", backend="store") is counter.labels("0", "store")
     with pytest.raises(ValueError):  # a name already registered, as prometheus_client refuses
