@@ -24,7 +24,10 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from . import __version__
-from .config.model import EMBEDDED, Config, ConfigError, load_config, parse_listen_address
+from .config.load import load_config
+from .config.model import EMBEDDED, Config
+from .config.reader import ConfigError
+from .config.router import parse_listen_address
 from .serving.embedded import EmbeddedStores
 from .telemetry.logsetup import configure_logging
 

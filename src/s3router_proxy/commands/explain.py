@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..config.model import ConfigError, load_config
+from ..config.load import load_config
+from ..config.reader import ConfigError
 from ..routing.explain import (
     check,
     did_you_mean,

@@ -36,7 +36,9 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from ..backends.backend import Backend
-from ..config.model import EMBEDDED, Config, ConfigError, load_config
+from ..config.load import load_config
+from ..config.model import EMBEDDED, Config
+from ..config.reader import ConfigError
 from ..multi.copyacross import CopyResult
 from ..routing.rules import Route
 from ..s3.errors import S3Error

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from ..backends.backend import Backend
 from ..backends.forward import backend_call, backend_exchange
-from ..config.model import ConfigError, load_config
+from ..config.load import load_config
+from ..config.reader import ConfigError
 from ..multi.copyacross import copy_object_across
 from ..multi.journal import Divergence, read_journal, record_divergence
 from ..s3.errors import S3Error
