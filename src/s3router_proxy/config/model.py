@@ -1,5 +1,5 @@
-"""The validated configuration: immutable data, built only by `load.load_config` (or
-`load.config_from_document`), so a `Config` in hand is always a whole, valid one.
+"""The validated configuration: immutable data, built by `load.load_config` (or
+`load.config_from_document`) from a whole document that passed every check.
 
 Two forms of the file are accepted and may be mixed: the short one (`lakefs:` and `s3:`
 sections, which are backends of those names) and the general one (`backends:` by name,

@@ -27,7 +27,7 @@ from ..routing.rules import (
     parse_operation,
 )
 from ..s3.operations import GROUPS, OPERATIONS
-from .conditions import parse_conditions
+from .conditions import parse_conditions as _conditions
 from .reader import ConfigError, Reader
 from .yamlfile import LineDict
 
@@ -219,7 +219,7 @@ def _parse_rules(
                 line=item.line,
                 key_pattern=_pattern(reader, item, "key_pattern", where),
                 operations=_operations(reader, item, where),
-                conditions=parse_conditions(reader, item, where),
+                conditions=_conditions(reader, item, where),
                 mapped_bucket=_bucket_name(reader, item, "mapped_bucket", where),
                 mapped_prefix=_prefix(reader, item, "mapped_prefix", where),
                 name=where,
