@@ -18,7 +18,7 @@ from pathlib import Path
 from . import __version__
 from .config.load import load_config
 from .config.reader import ConfigError
-from .config.router import parse_listen_address
+from .config.router import LOG_LEVELS, parse_listen_address
 from .reload import Loader
 from .serve import run
 from .serving.embedded import EmbeddedStores
@@ -26,7 +26,6 @@ from .telemetry.logsetup import configure_logging
 from .workers import supervise
 
 log = logging.getLogger("s3router_proxy")
-LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 SERVE_SUMMARY = "run the proxy (the default: the same as no command)"

@@ -31,7 +31,7 @@ _ROUTER_KEYS = {
     "mirror_journal",
     "s3_health_paths",
 }
-_LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def parse_listen_address(value: str) -> tuple[str, int]:
@@ -112,10 +112,10 @@ def _router_extras(reader: Reader, router: LineDict, source: str) -> dict[str, A
         )
     extras["log_format"] = log_format
     level = reader.string(router, "log_level", "router")
-    if level is not None and level.lower() not in _LOG_LEVELS:
+    if level is not None and level.lower() not in LOG_LEVELS:
         raise reader.fail(
             "router.log_level",
-            f"must be one of {list(_LOG_LEVELS)}",
+            f"must be one of {list(LOG_LEVELS)}",
             reader.line_of(router, "log_level"),
         )
     extras["log_level"] = level.lower() if level else None
