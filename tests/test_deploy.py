@@ -35,7 +35,8 @@ from typing import Any
 import pytest
 import yaml
 
-from s3router_proxy.config.model import Config, load_config
+from s3router_proxy.config.load import load_config
+from s3router_proxy.config.model import Config
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKERFILE = REPO / "Dockerfile"

@@ -24,7 +24,7 @@ from harness import (
     unique_bucket_name,
 )
 
-from s3router_proxy.config.model import load_config
+from s3router_proxy.config.load import load_config
 from s3router_proxy.routing.explain import DescribedRequest, explain
 
 REPO = Path(__file__).resolve().parents[2]

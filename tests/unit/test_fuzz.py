@@ -32,7 +32,7 @@ from s3router_proxy.body.chunked import (
     ChunkSigning,
     decode_aws_chunked,
 )
-from s3router_proxy.config.model import config_from_document, load_config
+from s3router_proxy.config.load import config_from_document, load_config
 from s3router_proxy.config.reader import ConfigError
 from s3router_proxy.config.yamlfile import YamlError, load_documents
 from s3router_proxy.multi.listparams import decode_token

@@ -1,13 +1,19 @@
 """What every subcommand of `lakefs-s3-router` shares: its parser (`--config`, `--environment`,
-examples printed as written) and argparse types whose ValueError becomes the usage error.
+examples printed as written), the config those name, and argparse types whose ValueError becomes
+the usage error.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Callable
 from typing import TypeVar
+
+from ..config.load import load_config
+from ..config.model import Config
+from ..config.reader import ConfigError
 
 ENVIRONMENT_HELP = (
     "which document of a multi-environment config to use "
@@ -34,14 +40,19 @@ def command_parser(name: str, description: str, example: str) -> argparse.Argume
         epilog=example,
         formatter_class=ExamplesHelpFormatter,
     )
+    config_option(parser, "the proxy's YAML config file")
+    parser.add_argument("--environment", metavar="NAME", help=ENVIRONMENT_HELP)
+    return parser
+
+
+def config_option(parser: argparse.ArgumentParser, what: str) -> None:
+    """`--config FILE`, `what` in its help; the serving command's and every subcommand's."""
     parser.add_argument(
         "--config",
         metavar="FILE",
         default=os.environ.get("S3_ROUTER_CONFIG"),
-        help="the proxy's YAML config file (default: $S3_ROUTER_CONFIG)",
+        help=f"{what} (default: $S3_ROUTER_CONFIG)",
     )
-    parser.add_argument("--environment", metavar="NAME", help=ENVIRONMENT_HELP)
-    return parser
 
 
 def parse_command_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
@@ -49,6 +60,16 @@ def parse_command_args(parser: argparse.ArgumentParser, argv: list[str]) -> argp
     if not args.config:
         parser.error("no config: pass --config FILE (or set S3_ROUTER_CONFIG)")
     return args
+
+
+def command_config(args: argparse.Namespace, prog: str = "lakefs-s3-router") -> Config | None:
+    """The config `--config` and `--environment` name; None once why it cannot be used is
+    printed (the command exits 2)."""
+    try:
+        return load_config(args.config, environment=args.environment)
+    except ConfigError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return None
 
 
 def argument_type(parse: Callable[[str], T]) -> Callable[[str], T]:

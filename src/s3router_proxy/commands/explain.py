@@ -10,9 +10,7 @@ bucket) rather than explain something that never happens.
 from __future__ import annotations
 
 import argparse
-import sys
 
-from ..config.model import ConfigError, load_config
 from ..routing.check import check
 from ..routing.conditions import HTTP_METHODS
 from ..routing.explain import (
@@ -24,7 +22,7 @@ from ..routing.explain import (
     request_url,
 )
 from ..s3.operations import OPERATIONS
-from .base import argument_type, command_parser, parse_command_args
+from .base import argument_type, command_config, command_parser, parse_command_args
 
 _method = argument_type(request_method)
 _s3_url = argument_type(request_url)
@@ -83,10 +81,8 @@ def explain_main(argv: list[str]) -> int:
         "--operation", type=_operation, help="S3 operation name, e.g. ListObjectsV2"
     )
     args = parse_command_args(parser, argv)
-    try:
-        config = load_config(args.config, environment=args.environment)
-    except ConfigError as exc:
-        print(f"lakefs-s3-router: {exc}", file=sys.stderr)
+    config = command_config(args)
+    if config is None:
         return 2
     bucket, key = args.url
     asked = DescribedRequest(args.method, bucket, key, args.header, operation=args.operation)
@@ -109,10 +105,8 @@ def check_main(argv: list[str]) -> int:
         "check", "Validate a config and warn about rules that can never match.", CHECK_EXAMPLE
     )
     args = parse_command_args(parser, argv)
-    try:
-        config = load_config(args.config, environment=args.environment)
-    except ConfigError as exc:
-        print(f"lakefs-s3-router: {exc}", file=sys.stderr)
+    config = command_config(args)
+    if config is None:
         return 2
     findings = check(config)
     for finding in findings:

@@ -16,11 +16,10 @@ from dataclasses import dataclass
 
 from ..backends.backend import Backend
 from ..backends.forward import backend_call, backend_exchange
-from ..config.model import ConfigError, load_config
 from ..multi.copyacross import copy_object_across
 from ..multi.journal import Divergence, read_journal, record_divergence
 from ..s3.errors import S3Error
-from .base import command_parser, parse_command_args
+from .base import command_config, command_parser, parse_command_args
 
 
 @dataclass(frozen=True)
@@ -151,10 +150,8 @@ def repair_main(argv: list[str]) -> int:
     )
     parser.add_argument("--dry-run", action="store_true", help="say what would be done")
     args = parse_command_args(parser, argv)
-    try:
-        config = load_config(args.config, environment=args.environment)
-    except ConfigError as exc:
-        print(f"lakefs-s3-router repair: {exc}", file=sys.stderr)
+    config = command_config(args, "lakefs-s3-router repair")
+    if config is None:
         return 2
     journal = args.journal or config.mirror_journal
     if not journal:

@@ -26,7 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..config.model import EMBEDDED, Config, ConfigError
+from ..config.model import EMBEDDED, Config
+from ..config.reader import ConfigError
 
 log = logging.getLogger("s3router_proxy.embedded")
 

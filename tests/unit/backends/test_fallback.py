@@ -11,7 +11,8 @@ import pytest
 
 from s3router_proxy.backends.fallback import fallback_test, with_fallback
 from s3router_proxy.backends.forward import TryNextBackend
-from s3router_proxy.config.model import Config, load_config
+from s3router_proxy.config.load import load_config
+from s3router_proxy.config.model import Config
 from s3router_proxy.http.server import Response
 from s3router_proxy.routing.facts import RequestFacts
 from s3router_proxy.routing.rules import Route, match_route

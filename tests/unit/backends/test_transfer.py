@@ -20,7 +20,8 @@ from s3router_proxy.backends.transfer import (
     part_layout,
     part_number,
 )
-from s3router_proxy.config.model import BackendConfig, load_config
+from s3router_proxy.config.load import load_config
+from s3router_proxy.config.model import BackendConfig
 from s3router_proxy.config.reader import ConfigError
 from s3router_proxy.http.server import FrontServer, Request, Response
 from s3router_proxy.multi.copyacross import CopyResult, answer_copy

@@ -1,4 +1,5 @@
-"""The routing section of the config: rules, conditions, mapping, boto-s3-router profiles."""
+"""The routing section of the config: rules, mapping, fallbacks and mirrors, boto-s3-router
+profiles (a rule's conditions: test_conditions.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from s3router_proxy.config.model import Config, ConfigError, config_from_document, load_config
-from s3router_proxy.config.reader import parse_size
-from s3router_proxy.config.rules import parse_clock
+from s3router_proxy.config.load import config_from_document, load_config
+from s3router_proxy.config.model import Config
+from s3router_proxy.config.reader import ConfigError, parse_size
 from s3router_proxy.config.yamlfile import load_documents
 from s3router_proxy.routing.bucketparts import routes_for_bucket
 from s3router_proxy.routing.check import check
@@ -178,65 +179,6 @@ client_mapping:
         ),
         ("routing:\n  rules:\n    - {pattern: a, target: nope}\n", 6, "unknown backend 'nope'"),
         ("routing:\n  rules:\n    - {pattern: a, target: minio, bucket: x}\n", 6, "unknown key"),
-        (
-            "routing:\n  rules:\n    - pattern: a\n      target: minio\n      conditions: [x]\n",
-            8,
-            "must be a mapping",
-        ),
-        (
-            "routing:\n  rules:\n    - pattern: a\n      target: minio\n      conditions:\n"
-            "        max_size: 10 parsecs\n",
-            9,
-            "is not a size",
-        ),
-        (
-            "routing:\n  rules:\n    - pattern: a\n      target: minio\n      conditions:\n"
-            "        min_size: 10MB\n        max_size: 1MB\n",
-            9,
-            "min_size is larger",
-        ),
-        (
-            "routing:\n  rules:\n    - pattern: a\n      target: minio\n      conditions:\n"
-            "        content_types: [image]\n",
-            9,
-            "not a media type",
-        ),
-        (
-            "routing:\n  rules:\n    - pattern: a\n      target: minio\n      conditions:\n"
-            "        time_range: {start: '09:00', end: 17:00}\n",
-            9,
-            'write the time in quotes, e.g. "17:00"',
-        ),
-        (
-            "routing:\n  rules:\n    - pattern: a\n      target: minio\n      conditions:\n"
-            "        time_range: {start: '09:00', end: '25:00'}\n",
-            9,
-            "is not a time",
-        ),
-        (
-            "routing:\n  rules:\n    - pattern: a\n      target: minio\n      conditions:\n"
-            "        time_range: {start: '09:00', end: '09:00'}\n",
-            9,
-            "same time",
-        ),
-        (
-            "routing:\n  rules:\n    - pattern: a\n      target: minio\n      conditions:\n"
-            "        time_range: {start: '09:00'}\n",
-            9,
-            "needs `end:`",
-        ),
-        (
-            "routing:\n  rules:\n    - pattern: a\n      target: minio\n      conditions:\n"
-            "        time_range: {start: '09:00', end: '10:00', timezone: Mars/Olympus}\n",
-            9,
-            "unknown time zone 'Mars/Olympus'",
-        ),
-        (
-            "routing:\n  rules:\n    - pattern: a\n      target: minio\n      conditions:\n"
-            "        colour: red\n",
-            9,
-            "unknown key",
-        ),
         ("routing:\n  environment: 3\n", 5, "routing.environment"),
     ],
 )
@@ -304,15 +246,6 @@ def test_profiles_with_routing_environment_only() -> None:
     assert config.rules == () and config.default_target == "minio"
 
 
-def test_conditions_with_only_a_description_are_none() -> None:
-    config = load(
-        BACKENDS
-        + "routing:\n  rules:\n    - pattern: a\n      target: minio\n"
-        + "      conditions: {description: nothing to check}\n"
-    )
-    assert config.rules[0].conditions is None
-
-
 def test_null_mapped_prefix_means_no_rewrite() -> None:
     config = load(
         BACKENDS
@@ -321,22 +254,6 @@ def test_null_mapped_prefix_means_no_rewrite() -> None:
     )
     assert config.rules[0].mapped_prefix is None
     assert match_route(config.rules, None, RequestFacts("GET", "a", "k/x")).key == "k/x"
-
-
-def test_time_range_across_midnight_and_24() -> None:
-    config = load(
-        BACKENDS
-        + "routing:\n  rules:\n    - pattern: a\n      target: minio\n      conditions:\n"
-        + "        time_range: {start: '22:00', end: '06:00'}\n"
-        + "    - pattern: b\n      target: minio\n      conditions:\n"
-        + "        time_range: {start: '18:00', end: '24:00'}\n"
-    )
-    night, evening = (rule.conditions.time_range for rule in config.rules)  # type: ignore[union-attr]
-    assert night is not None and evening is not None
-    assert night.contains(datetime(2024, 1, 1, 23, 0, tzinfo=UTC))
-    assert not night.contains(datetime(2024, 1, 1, 6, 0, tzinfo=UTC))
-    assert evening.contains(datetime(2024, 1, 1, 23, 59, 59, tzinfo=UTC))
-    assert not evening.contains(datetime(2024, 1, 1, 0, 0, tzinfo=UTC))
 
 
 @pytest.mark.parametrize(
@@ -362,15 +279,6 @@ def test_parse_size(value: object, size: int) -> None:
 def test_parse_size_rejects(value: object) -> None:
     with pytest.raises(ValueError):
         parse_size(value)
-
-
-def test_parse_clock() -> None:
-    assert parse_clock("00:00") == 0
-    assert parse_clock("23:59") == 86340
-    assert parse_clock("24:00", end=True) == 86400
-    for bad in ("24:00", "7:00", "12:60", "noon", 1020):
-        with pytest.raises(ValueError):
-            parse_clock(bad)
 
 
 # -- the example configs --------------------------------------------------------------------------

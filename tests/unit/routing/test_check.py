@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from s3router_proxy.config.model import Config, config_from_document
+from s3router_proxy.config.load import config_from_document
+from s3router_proxy.config.model import Config
 from s3router_proxy.config.yamlfile import load_documents
 from s3router_proxy.routing.check import CheckWarning, check
 

@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from s3router_proxy.config.model import Config, config_from_document
+from s3router_proxy.config.load import config_from_document
+from s3router_proxy.config.model import Config
 from s3router_proxy.config.yamlfile import load_documents
 from s3router_proxy.routing.explain import (
     DescribedRequest,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from s3router_proxy.config.model import load_config
+from s3router_proxy.config.load import load_config
 from s3router_proxy.http.server import Response
 from s3router_proxy.serving.contentmd5 import with_content_md5
 from s3router_proxy.serving.exchange import Exchange

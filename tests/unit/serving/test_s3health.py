@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from s3router_proxy.config.model import ConfigError, load_config
+from s3router_proxy.config.load import load_config
+from s3router_proxy.config.reader import ConfigError
 from s3router_proxy.serving.s3health import requested_check
 
 CONFIG = """\

@@ -1,0 +1,145 @@
+"""Who may call the proxy: the `clients:` key pairs with their `allow:`/`deny:` grants, the
+`anonymous:` section for unsigned requests, or, with no `clients:`, the backends' own keys."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ..auth.policy import NOBODY, ClientPolicy, Grant, validate_operations
+from .model import BackendConfig, ClientConfig
+from .reader import Reader
+from .yamlfile import LineDict
+
+
+def parse_clients(reader: Reader, doc: LineDict) -> tuple[ClientConfig, ...] | None:
+    """The `clients:` section; None when there is none."""
+    if "clients" not in doc:
+        return None
+    items = doc["clients"]
+    if not isinstance(items, list):
+        raise reader.fail(
+            "clients",
+            "must be a list of {name, access_key_id, secret_access_key}",
+            reader.line_of(doc, "clients"),
+        )
+    clients = []
+    seen: dict[str, str] = {}
+    for index, item in enumerate(items):
+        where = f"clients[{index}]"
+        if not isinstance(item, LineDict):
+            raise reader.fail(where, "must be a mapping", reader.line_of(doc, "clients"))
+        reader.only_keys(
+            item,
+            {"name", "access_key_id", "secret_access_key", "session_token", "allow", "deny"},
+            where,
+        )
+        key_id = reader.string(item, "access_key_id", where)
+        secret = reader.string(item, "secret_access_key", where)
+        if not key_id or not secret:
+            raise reader.fail(where, "needs access_key_id and secret_access_key", item.line)
+        if key_id in seen:
+            raise reader.fail(
+                f"{where}.access_key_id",
+                f"access key id is already used by client {seen[key_id]!r}",
+                reader.line_of(item, "access_key_id"),
+            )
+        name = reader.string(item, "name", where, key_id) or key_id
+        seen[key_id] = name
+        clients.append(
+            ClientConfig(
+                name=name,
+                access_key_id=key_id,
+                secret_access_key=secret,
+                policy=_policy(reader, item, where),
+                session_token=reader.string(item, "session_token", where) or None,
+            )
+        )
+    return tuple(clients)
+
+
+def _grants(reader: Reader, section: LineDict, key: str, where: str) -> tuple[Grant, ...]:
+    items = section.get(key)
+    if not isinstance(items, list):
+        raise reader.fail(
+            f"{where}.{key}",
+            'must be a list of {buckets: ["glob"], keys: ["glob"], operations: [read, list]}',
+            reader.line_of(section, key),
+        )
+    grants = []
+    for index, item in enumerate(items):
+        place = f"{where}.{key}[{index}]"
+        if not isinstance(item, LineDict):
+            raise reader.fail(place, "must be a mapping", reader.line_of(section, key))
+        reader.only_keys(item, {"buckets", "keys", "operations"}, place)
+
+        def strings(name: str, entry: LineDict = item, place: str = place) -> list[str] | None:
+            value = entry.get(name)
+            if value is None:
+                return None
+            if isinstance(value, str):
+                value = [value]
+            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+                raise reader.fail(f"{place}.{name}", "must be a list of strings", entry.line)
+            return value
+
+        buckets = strings("buckets")
+        if not buckets:
+            raise reader.fail(place, 'needs `buckets:` (globs, e.g. ["analytics-*"])', item.line)
+        operations = strings("operations")
+        known = None
+        if operations is not None:
+            known, unknown = validate_operations(operations)
+            if unknown:
+                raise reader.fail(
+                    f"{place}.operations",
+                    f"unknown operation {unknown[0]!r}; use an S3 operation name or one of "
+                    "read, write, list, delete, admin",
+                    reader.line_of(item, "operations"),
+                )
+        keys = strings("keys")
+        grants.append(Grant(tuple(buckets), tuple(keys) if keys else None, known))
+    return tuple(grants)
+
+
+def _policy(reader: Reader, section: LineDict, where: str) -> ClientPolicy:
+    allow = _grants(reader, section, "allow", where) if "allow" in section else None
+    deny = _grants(reader, section, "deny", where) if "deny" in section else ()
+    return ClientPolicy(allow=allow, deny=deny)
+
+
+def parse_anonymous(reader: Reader, doc: LineDict) -> ClientPolicy:
+    """The `anonymous:` section: what unsigned requests may do (nothing by default)."""
+    if "anonymous" not in doc:
+        return NOBODY
+    section = reader.mapping(doc, "anonymous", "anonymous")
+    reader.only_keys(section, {"allow"}, "anonymous")
+    if "allow" not in section:
+        return NOBODY
+    return ClientPolicy(allow=_grants(reader, section, "allow", "anonymous"))
+
+
+def clients_of_backends(
+    reader: Reader, doc: LineDict, backends: Mapping[str, BackendConfig]
+) -> tuple[ClientConfig, ...]:
+    """With no `clients:` section, clients sign with the backends' own key pairs."""
+    clients = tuple(
+        ClientConfig(
+            name=f"backend:{b.name}",
+            access_key_id=b.access_key_id,  # type: ignore[arg-type]
+            secret_access_key=b.secret_access_key,  # type: ignore[arg-type]
+        )
+        for b in backends.values()
+        if b.static_credentials
+    )
+    by_key: dict[str, str] = {}
+    for client in clients:
+        if by_key.setdefault(client.access_key_id, client.secret_access_key) != (
+            client.secret_access_key
+        ):
+            raise reader.fail(
+                "clients",
+                f"two backends share access key id {client.access_key_id!r} with different "
+                "secrets, so clients cannot be derived from them: add a `clients:` section",
+                doc.line,
+            )
+    return clients

@@ -1,0 +1,86 @@
+"""Who may call the proxy: `clients:` with their grants, `anonymous:`, and the clients derived
+from the backends' key pairs when there is no `clients:` section."""
+
+from __future__ import annotations
+
+import pytest
+
+from s3router_proxy.auth.policy import NOBODY, UNRESTRICTED, Grant
+from s3router_proxy.config.clients import clients_of_backends, parse_anonymous, parse_clients
+from s3router_proxy.config.model import BackendConfig
+from s3router_proxy.config.reader import ConfigError, Reader
+from s3router_proxy.config.yamlfile import LineDict, load_documents
+
+READER = Reader("r.yaml")
+
+
+def document(text: str) -> LineDict:
+    (doc,) = load_documents(text, {})
+    return doc
+
+
+def test_no_clients_section_is_none_not_an_empty_list() -> None:
+    assert parse_clients(READER, document("backends: {}\n")) is None
+    assert parse_clients(READER, document("clients: []\n")) == ()
+
+
+def test_a_client_with_grants() -> None:
+    (client,) = parse_clients(
+        READER,
+        document(
+            "clients:\n  - access_key_id: AK\n    secret_access_key: SK\n"
+            "    allow: [{buckets: ['logs-*'], operations: [read]}]\n"
+            "    deny: [{buckets: [logs-secret], keys: ['*']}]\n"
+        ),
+    )
+    assert (client.name, client.access_key_id, client.secret_access_key) == ("AK", "AK", "SK")
+    assert client.policy.allow is not None and client.policy.allow[0].buckets == ("logs-*",)
+    assert client.policy.deny == (Grant(("logs-secret",), ("*",), None),)
+    (plain,) = parse_clients(
+        READER, document("clients: [{access_key_id: A, secret_access_key: S}]\n")
+    )
+    assert plain.policy == UNRESTRICTED
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("clients: {a: b}\n", "must be a list"),
+        ("clients: [{access_key_id: A}]\n", "needs access_key_id and secret_access_key"),
+        ("clients: [{access_key_id: A, secret_access_key: S, allow: [{keys: [x]}]}]\n", "buckets"),
+        (
+            "clients: [{access_key_id: A, secret_access_key: S,"
+            " allow: [{buckets: [b], operations: [fly]}]}]\n",
+            "unknown operation 'fly'",
+        ),
+    ],
+)
+def test_bad_clients_say_what_to_fix(text: str, fragment: str) -> None:
+    with pytest.raises(ConfigError, match=r"^r\.yaml:1: clients") as caught:
+        parse_clients(READER, document(text))
+    assert fragment in str(caught.value)
+
+
+def test_anonymous_may_do_nothing_unless_allowed() -> None:
+    assert parse_anonymous(READER, document("backends: {}\n")) is NOBODY
+    allowed = parse_anonymous(READER, document("anonymous: {allow: [{buckets: [public]}]}\n"))
+    assert allowed.allow == (Grant(("public",), None, None),)
+
+
+def test_clients_derived_from_backends_with_static_keys_only() -> None:
+    backends = {
+        "a": BackendConfig("a", "http://h:1", access_key_id="AK", secret_access_key="SK"),
+        "b": BackendConfig("b", "http://h:2", access_key_id="AK", secret_access_key="SK"),
+        "c": BackendConfig("c", "http://h:3", profile="dev"),
+    }
+    clients = clients_of_backends(READER, document("backends: {}\n"), backends)
+    assert [(c.name, c.access_key_id) for c in clients] == [
+        ("backend:a", "AK"),
+        ("backend:b", "AK"),
+    ]
+    clash = {
+        **backends,
+        "b": BackendConfig("b", "http://h:2", access_key_id="AK", secret_access_key="x"),
+    }
+    with pytest.raises(ConfigError, match="add a `clients:` section"):
+        clients_of_backends(READER, document("backends: {}\n"), clash)
