@@ -1,7 +1,7 @@
 """Requests one logical bucket answers from several backends: merged listings, split deletes.
 
 When key rules split a bucket over backends (or map its names), the proxy cannot pass such a
-request through: it asks each part itself (`proxy.backend_call`, signed per backend) and
+request through: it asks each part itself (`backend_exchange`, signed per backend) and
 builds the one answer S3 would give, in the client's names.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Callable, Hashable, Sequence
 
 from lxml import etree
 
-from ..backends.forward import backend_call
+from ..backends.call import backend_exchange
 from ..body.payload import BodyOutcome, PayloadPlan, upstream_body
 from ..http.server import Body
 from ..routing import uploadid
@@ -59,7 +59,9 @@ async def merged_listing(
     the keys it accepts (a client's key grants)."""
 
     async def fetch(part: Part, query: list[tuple[str, str]]) -> bytes:
-        status, body = await backend_call(backends[part.backend], "GET", part.bucket, "", query)
+        status, _, body = await backend_exchange(
+            backends[part.backend], "GET", part.bucket, "", query
+        )
         if status != 200:
             raise backend_error(status, body)
         return body
@@ -116,7 +118,7 @@ async def split_delete_objects(
         strict = route.rule is not None and route.rule.mirror_mode == "strict"
         if mirrors and strict:
             await _delete_on_mirrors(route, group_body, backends, journal, strict=True)
-        status, answer = await backend_call(
+        status, _, answer = await backend_exchange(
             backends[route.backend],
             "POST",
             route.bucket,
@@ -154,7 +156,7 @@ async def _delete_on_mirrors(
         mirror_headers = {"content-type": "application/xml"}
         mirror_headers.update(body_integrity_headers(mirror_body, {"content-md5": ""}))
         try:
-            status, answer = await backend_call(
+            status, _, answer = await backend_exchange(
                 backends[mirror],
                 "POST",
                 there.bucket,
@@ -206,7 +208,7 @@ async def list_buckets(
         if backend.credentials.current is None:
             continue  # a backend without credentials cannot be asked; it shows nothing
         try:
-            status, body = await backend_call(backend, "GET", "", "", [])
+            status, _, body = await backend_exchange(backend, "GET", "", "", [])
         except S3Error as error:
             if error.code != "ServiceUnavailable":
                 raise
@@ -251,7 +253,9 @@ async def bucket_on_every_part(
         if (part.backend, part.bucket) in seen:
             continue
         seen.add((part.backend, part.bucket))
-        status, body = await backend_call(backends[part.backend], method, part.bucket, "", query)
+        status, _, body = await backend_exchange(
+            backends[part.backend], method, part.bucket, "", query
+        )
         if method == "PUT" and status == 409:
             continue  # already there (owned by the proxy's credentials): nothing to create
         if status >= 300:
@@ -306,7 +310,7 @@ async def merged_upload_listing(
         mapped = map_list_query(items, part.mapping)
         if mapped.query is None:
             continue
-        status, body = await backend_call(
+        status, _, body = await backend_exchange(
             backends[part.backend], "GET", part.bucket, "", mapped.query
         )
         if status == 404:

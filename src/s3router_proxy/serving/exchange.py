@@ -18,7 +18,7 @@ from ..auth.sigv4 import SigV4Auth
 from ..backends.backend import Backend
 from ..body.payload import PayloadPlan
 from ..http.server import Request
-from ..multi.mirror import NO_MIRRORS, Mirrors
+from ..multi.mirrorwrite import NO_MIRRORS, Mirrors
 from ..routing.names import CopySource
 from ..routing.rules import Route
 from ..routing.uploadid import UploadPin
