@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 from ..http.server import Response
 from ..routing.rules import Route, Rule, route_on
 from ..s3.errors import S3Error
 from ..s3.operationsets import FALLBACK_OPERATIONS
 from .backend import Backend
-from .forward import E, Forward, Leg, TryNextBackend
+from .forward import Forward, Forwarded, Leg, TryNextBackend
+
+F = TypeVar("F", bound=Forwarded)
 
 
 def fallback_test(rule: Rule | None) -> Callable[[int], bool]:
@@ -34,11 +37,11 @@ def backend_chain(route: Route, operation: str) -> list[str]:
     return [route.backend]
 
 
-def with_fallback(forward: Forward[E], backends: Mapping[str, Backend]) -> Forward[E]:
+def with_fallback(forward: Forward[F], backends: Mapping[str, Backend]) -> Forward[F]:
     """`forward`, answered by the first backend along the chain whose answer is not a miss.
     The access log names the backend that answered, and its names."""
 
-    async def forwarded(exchange: E, leg: Leg) -> Response:
+    async def forwarded(exchange: F, leg: Leg) -> Response:
         request, record = exchange.request, exchange.record
         rule = leg.route.rule
         chain = backend_chain(leg.route, request.operation)

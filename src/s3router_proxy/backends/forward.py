@@ -81,14 +81,14 @@ class Rewriters:
     location: Rewrite[str] | None = None
 
 
-E = TypeVar("E", bound=Forwarded, contravariant=True)
+E_contra = TypeVar("E_contra", bound=Forwarded, contravariant=True)
 
 
-class Forward(Protocol[E]):
+class Forward(Protocol[E_contra]):
     """A request sent along a leg and answered: `forward` with the client's names, or a
     decorator around one (`with_fallback`, `mirrored`, `with_content_md5`)."""
 
-    def __call__(self, exchange: E, leg: Leg, /) -> Awaitable[Response]: ...
+    def __call__(self, exchange: E_contra, leg: Leg, /) -> Awaitable[Response]: ...
 
 
 class TryNextBackend(Exception):

@@ -22,12 +22,12 @@ target is journaled (`router.mirror_journal`) for `lakefs-s3-router repair`, whi
 equal to the target, and the client gets an error (`503` naming the mirror, or the target's
 own), which S3 clients retry: as with S3's own 5xx, the write may have been applied.
 
-`mirrored` is the decorator around `forward` that does this for a write with mirrors; the
-legs are in `mirrorwrite.py`, uploads in `mirrorupload.py`, copies in `mirrorcopy.py`.
-
 `best_effort`: the target's answer is the client's; a mirror that failed is logged, counted
 (`s3router_mirror_failures_total`) and written to the journal (`router.mirror_journal`), from
 which `lakefs-s3-router repair` makes the mirror equal to the target again.
+
+`mirrored` is the decorator around `forward` that does this for a write with mirrors; the
+legs are in `mirrorwrite.py`, uploads in `mirrorupload.py`, copies in `mirrorcopy.py`.
 """
 
 from __future__ import annotations
