@@ -74,7 +74,7 @@ _MARKERS = (
         "s3router_proxy/backends/forward.py",
         "forward",
     ),
-    ("_relay (response back to the client)", "s3router_proxy/backends/forward.py", "_relay"),
+    ("relay (response back to the client)", "s3router_proxy/backends/relay.py", "relay"),
     (
         "backend leg: UpstreamPool.request (http/client.py)",
         "s3router_proxy/http/client.py",

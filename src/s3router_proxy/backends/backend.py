@@ -36,6 +36,20 @@ _DNS_BUCKET = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 
 
 @dataclass(frozen=True, slots=True)
+class BackendRequest:
+    """A request as a backend gets it, before it is signed: the backend's bucket and key,
+    `query` canonical (as `sigv4.canonical_query_string` makes it, sent exactly as signed),
+    `headers` to sign (lower-case names) and the payload hash they are signed with."""
+
+    method: str
+    bucket: str
+    key: str
+    query: str
+    headers: Mapping[str, str]
+    payload_hash: str
+
+
+@dataclass(frozen=True, slots=True)
 class Credentials:
     access_key_id: str
     secret_access_key: str = field(repr=False)
@@ -158,33 +172,23 @@ class Backend:
             path += "/" + encoded_key
         return self.netloc, path
 
-    def signed_target(
-        self,
-        method: str,
-        bucket: str,
-        key: str,
-        query: str,
-        headers: Mapping[str, str],
-        payload_hash: str,
-    ) -> tuple[str, str, dict[str, str]]:
-        """(Host, request target: path and query, signed headers) of a request to this backend,
-        signed with its current credentials. `query` is canonical (as
-        `sigv4.canonical_query_string` makes it) and is sent exactly as signed; every header in
-        `headers` (lower-case names) is signed."""
+    def signed_target(self, request: BackendRequest) -> tuple[str, str, dict[str, str]]:
+        """(Host, request target: path and query, signed headers) of `request` to this backend,
+        signed with its current credentials."""
         credentials = self.credentials.current
         if credentials is None:
             raise S3Error(
                 "AccessDenied", f"The proxy has no credentials for backend {self.name!r}."
             )
-        host, canonical_uri = self.address(bucket, key)
-        signed = {**headers, "host": host}
+        host, canonical_uri = self.address(request.bucket, request.key)
+        signed = {**request.headers, "host": host}
         signed.update(
             sign_request(
-                method=method,
+                method=request.method,
                 canonical_uri=canonical_uri,
-                canonical_query=query,
+                canonical_query=request.query,
                 headers=signed,
-                payload_hash=payload_hash,
+                payload_hash=request.payload_hash,
                 access_key_id=credentials.access_key_id,
                 secret_access_key=credentials.secret_access_key,
                 session_token=credentials.session_token,
@@ -192,6 +196,7 @@ class Backend:
                 amz_date=amz_date(time.time()),
             )
         )
+        query = request.query
         return host, (f"{canonical_uri}?{query}" if query else canonical_uri), signed
 
     async def close(self) -> None:

@@ -2,21 +2,25 @@
 `failover_on_error` a 5xx or an unreachable backend) is asked of the rule's `fallback:`
 backends in order, as during a migration the new store answers first and the old one next.
 Only reads fall back: a write's body cannot be sent twice.
+
+Each backend is asked along a leg of its own, at the names the rule gives it, so its answer is
+put in the client's names by those names and by nothing an earlier backend was asked with.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 from ..http.server import Response
 from ..routing.rules import Route, Rule, route_on
 from ..s3.errors import S3Error
 from ..s3.operationsets import FALLBACK_OPERATIONS
-from .forward import TryNextBackend
+from .backend import Backend
+from .forward import Forward, Forwarded, Leg, TryNextBackend
 
-# Ask one backend (by name) at a route's names; `try_next(status)` says which answers to drop
-# for the next backend (None for the last one, whose answer is the client's).
-Ask = Callable[[Route, str, Callable[[int], bool] | None], Awaitable[Response]]
+F = TypeVar("F", bound=Forwarded)
 
 
 def fallback_test(rule: Rule | None) -> Callable[[int], bool]:
@@ -33,24 +37,36 @@ def backend_chain(route: Route, operation: str) -> list[str]:
     return [route.backend]
 
 
-async def with_fallback(
-    ask: Ask, route: Route, operation: str, key: str
-) -> tuple[Response, str, Route]:
-    """The first answer along the chain that is not a miss: (answer, backend, its route)."""
-    rule = route.rule
-    chain = backend_chain(route, operation)
-    for position, name in enumerate(chain):
-        last = position == len(chain) - 1
-        asked = route if position == 0 else route_on(route, name, key)
-        try:
-            response = await ask(asked, name, None if last else fallback_test(rule))
-        except TryNextBackend:
-            continue
-        except S3Error as error:
-            if last or not (
-                rule is not None and rule.failover_on_error and error.code == "ServiceUnavailable"
-            ):
-                raise
-            continue
-        return response, name, asked
-    raise AssertionError("the last backend of a chain answers or raises")
+def with_fallback(forward: Forward[F], backends: Mapping[str, Backend]) -> Forward[F]:
+    """`forward`, answered by the first backend along the chain whose answer is not a miss.
+    The access log names the backend that answered, and its names."""
+
+    async def forwarded(exchange: F, leg: Leg) -> Response:
+        request, record = exchange.request, exchange.record
+        rule = leg.route.rule
+        chain = backend_chain(leg.route, request.operation)
+        for position, name in enumerate(chain):
+            last = position == len(chain) - 1
+            asked = leg
+            if position:
+                asked = Leg(route_on(leg.route, name, request.key), backends[name])
+            if not last:
+                asked = dataclasses.replace(asked, try_next=fallback_test(rule))
+            try:
+                response = await forward(exchange, asked)
+            except TryNextBackend:
+                continue
+            except S3Error as error:
+                if last or not (
+                    rule is not None
+                    and rule.failover_on_error
+                    and error.code == "ServiceUnavailable"
+                ):
+                    raise
+                continue
+            record.backend, record.backend_bucket = name, asked.route.bucket
+            record.backend_key = asked.route.key
+            return response
+        raise AssertionError("the last backend of a chain answers or raises")
+
+    return forwarded

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from ..auth.sigv4 import EMPTY_SHA256
-from ..backends.backend import Backend
-from ..backends.forward import _unreachable, backend_call, backend_exchange, backend_response
-from ..backends.transfer import Progress
+from ..backends.backend import Backend, BackendRequest
+from ..backends.call import backend_exchange, backend_response, unreachable
+from ..backends.transfer import Progress, StoredObject
 from ..config.model import Config
 from ..multi.copyacross import CopyResult, copy_object_across
 from ..multi.listing import merged_list
@@ -102,7 +102,7 @@ async def list_objects(
     """Every object under `location`, in key order, in logical names, a page at a time."""
 
     async def fetch(part: Part, query: list[tuple[str, str]]) -> bytes:
-        status, body = await backend_call(
+        status, _, body = await backend_exchange(
             stores.backends[part.backend], "GET", part.bucket, "", query
         )
         if status != 200:
@@ -190,9 +190,8 @@ async def object_sha256(backend: Backend, route: Route) -> str:
     """The SHA-256 of an object's bytes, read as a stream."""
     digest = hashlib.sha256()
     try:
-        response = await backend_response(
-            backend, "GET", route.bucket, route.key, "", {}, EMPTY_SHA256
-        )
+        request = BackendRequest("GET", route.bucket, route.key, "", {}, EMPTY_SHA256)
+        response = await backend_response(backend, request)
         try:
             if response.status != 200:
                 raise backend_error(response.status, (await response.next_piece())[:4096])
@@ -201,7 +200,7 @@ async def object_sha256(backend: Backend, route: Route) -> str:
         finally:
             response.release()
     except (TimeoutError, OSError) as exc:
-        raise _unreachable(backend, exc) from None
+        raise unreachable(backend, exc) from None
     return digest.hexdigest()
 
 
@@ -216,18 +215,13 @@ async def copy_key(
     conditions = {"x-amz-copy-source-if-match": f'"{plain_etag(etag)}"'} if etag else {}
     if source.backend != dest.backend:
         return await copy_object_across(
-            stores.backends[source.backend],
-            source.bucket,
-            source.key,
-            None,
-            stores.backends[dest.backend],
-            dest.bucket,
-            dest.key,
+            StoredObject(stores.backends[source.backend], source.bucket, source.key),
+            StoredObject(stores.backends[dest.backend], dest.bucket, dest.key),
             conditions,
             progress=progress,
         )
     headers = {"x-amz-copy-source": format_copy_source(source.bucket, source.key), **conditions}
-    status, body = await backend_call(
+    status, _, body = await backend_exchange(
         stores.backends[dest.backend], "PUT", dest.bucket, dest.key, [], headers=headers
     )
     if status != 200:

@@ -15,7 +15,8 @@ import sys
 from dataclasses import dataclass
 
 from ..backends.backend import Backend
-from ..backends.forward import backend_call, backend_exchange
+from ..backends.call import backend_exchange
+from ..backends.transfer import StoredObject
 from ..multi.copyacross import copy_object_across
 from ..multi.journal import Divergence, read_journal, record_divergence
 from ..s3.errors import S3Error
@@ -45,7 +46,7 @@ async def repair_one(entry: Divergence, backends: dict[str, Backend], dry_run: b
         if status == 404:
             if dry_run:
                 return Outcome(entry, "would-delete")
-            gone, _ = await backend_call(mirror, "DELETE", mirror_bucket, mirror_key, [])
+            gone, _, _ = await backend_exchange(mirror, "DELETE", mirror_bucket, mirror_key, [])
             if gone >= 300 and gone != 404:
                 return Outcome(entry, "failed", f"deleting on the mirror: status {gone}")
             return Outcome(entry, "deleted")
@@ -57,7 +58,9 @@ async def repair_one(entry: Divergence, backends: dict[str, Backend], dry_run: b
         if dry_run:
             return Outcome(entry, "would-copy")
         await copy_object_across(
-            primary, entry.bucket, entry.key, None, mirror, mirror_bucket, mirror_key, {}
+            StoredObject(primary, entry.bucket, entry.key),
+            StoredObject(mirror, mirror_bucket, mirror_key),
+            {},
         )
         return Outcome(entry, "copied")
     except S3Error as error:

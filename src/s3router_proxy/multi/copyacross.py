@@ -2,7 +2,8 @@
 
 S3 copies server-side only within one store, so when a copy's source and destination route to
 different backends the proxy streams a GET of the source into a PUT on the destination (a
-multipart upload above the destination's `multipart_copy_threshold`: see backends/transfer.py) and
+multipart upload above the destination's `multipart_copy_threshold`: see
+backends/multipartcopy.py) and
 answers what S3 would. Metadata follows `x-amz-metadata-directive` (COPY: the source's content
 headers and user metadata; REPLACE: the request's), tags follow `x-amz-tagging-directive`
 (COPY: the source's tag set; REPLACE: the request's `x-amz-tagging`), the conditional
@@ -17,6 +18,7 @@ an `<Error>` document if the copy failed after all (SDKs read both).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -27,16 +29,15 @@ from xml.sax.saxutils import escape
 from multidict import CIMultiDict
 
 from ..backends.backend import Backend
-from ..backends.forward import backend_exchange
+from ..backends.call import backend_exchange
+from ..backends.multipartcopy import SourceObject, copy_multipart
+from ..backends.partcopy import PartCopyResult, copy_part_across
 from ..backends.transfer import (
     MAX_PART,
     Feed,
-    PartCopyResult,
     Progress,
-    SourceObject,
+    StoredObject,
     backend_failure,
-    copy_multipart,
-    copy_part_across,
     now_iso8601,
     put_stream,
     source_conditions,
@@ -116,12 +117,13 @@ def _directive(headers: Mapping[str, str], name: str) -> str:
     return value
 
 
-async def source_tagging(
-    backend: Backend, bucket: str, key: str, version_id: str | None
-) -> str | None:
+async def source_tagging(source: StoredObject) -> str | None:
     """The source object's tag set as an `x-amz-tagging` value (None: no tags)."""
+    version_id = source.version_id
     query = [("tagging", "")] + ([("versionId", version_id)] if version_id else [])
-    status, _, body = await backend_exchange(backend, "GET", bucket, key, query)
+    status, _, body = await backend_exchange(
+        source.backend, "GET", source.bucket, source.key, query
+    )
     if status in (405, 501) or (status == 400 and b"<Code>NotImplemented</Code>" in body):
         return None  # a store without object tags (lakeFS, for one) has none to copy
     if status != 200:
@@ -135,20 +137,16 @@ async def source_tagging(
 
 
 async def copy_object_across(
-    source_backend: Backend,
-    source_bucket: str,
-    source_key: str,
-    version_id: str | None,
-    backend: Backend,
-    bucket: str,
-    key: str,
+    source: StoredObject,
+    destination: StoredObject,
     headers: Mapping[str, str],
     *,
     multipart_threshold: int | None = None,
     part_size: int | None = None,
     progress: Progress | None = None,
 ) -> CopyResult:
-    """Stream one object from a backend to another (backend names on both sides).
+    """Stream one object from a backend to another (backend names on both sides; the
+    destination's version is the one the write makes).
 
     `headers` are a CopyObject request's (case-insensitive lookups): the metadata and tagging
     directives, the `x-amz-copy-source-if-*` conditions and the destination's headers. Objects
@@ -159,24 +157,25 @@ async def copy_object_across(
     headers = CIMultiDict(headers)
     metadata = _directive(headers, "x-amz-metadata-directive")
     tagging = _directive(headers, "x-amz-tagging-directive")
+    backend = destination.backend
     threshold = min(
         MAX_SINGLE_PUT,
         backend.config.multipart_copy_threshold
         if multipart_threshold is None
         else multipart_threshold,
     )
-    source = await source_get(
-        source_backend, source_bucket, source_key, version_id, source_conditions(headers)
-    )
+    response = await source_get(source, source_conditions(headers))
     try:
-        if source.status != 200:
+        if response.status != 200:
             raise S3Error("InternalError", "The copy source answered a partial object.")
-        length = int(source.header_map.get("content-length", "-1"))
+        length = int(response.header_map.get("content-length", "-1"))
         if length < 0:
             raise S3Error("NotImplemented", "The copy source did not tell its length.")
-        copied_version = source.header_map.get("x-amz-version-id")
+        copied_version = response.header_map.get("x-amz-version-id")
+        # Tags and parts come from the version the first GET found.
+        found = dataclasses.replace(source, version_id=source.version_id or copied_version)
         write_headers: dict[str, str] = {}
-        origin = headers.items() if metadata == "REPLACE" else source.headers
+        origin = headers.items() if metadata == "REPLACE" else response.headers
         for name, value in origin:
             lower = name.lower()
             if lower in _CONTENT_HEADERS or lower.startswith("x-amz-meta-"):
@@ -186,46 +185,33 @@ async def copy_object_across(
                 write_headers[name] = headers[name]
         if tagging == "REPLACE":
             tags = headers.get("x-amz-tagging")
-        elif source.header_map.get("x-amz-tagging-count", "0") != "0":
+        elif response.header_map.get("x-amz-tagging-count", "0") != "0":
             # S3 (and MinIO, Ceph, moto) count an object's tags on GET and say nothing when
             # there are none: only tagged sources cost a GetObjectTagging.
-            tags = await source_tagging(
-                source_backend, source_bucket, source_key, version_id or copied_version
-            )
+            tags = await source_tagging(found)
         else:
             tags = None
         if tags:
             write_headers["x-amz-tagging"] = tags
         if length > threshold:
             etag, put_version = await copy_multipart(
-                SourceObject(
-                    source_backend,
-                    source_bucket,
-                    source_key,
-                    version_id or copied_version,  # parts come from the version found first
-                    source,
-                    length,
-                ),
-                backend,
-                bucket,
-                key,
+                SourceObject(found, response, length),
+                destination,
                 write_headers,
                 backend.config.copy_part_size if part_size is None else part_size,
                 progress,
             )
         else:
             answer = await put_stream(
-                backend,
-                bucket,
-                key,
+                destination,
                 [],
                 write_headers,
-                Feed(source, source_backend, length, progress),
+                Feed(response, source.backend, length, progress),
                 "writing the copy",
             )
             etag, put_version = answer.get("ETag", ""), answer.get("x-amz-version-id")
     finally:
-        source.release()
+        response.release()
     return CopyResult(etag, now_iso8601(), put_version, copied_version)
 
 
@@ -249,9 +235,7 @@ class CopyDestination(Protocol):
 
 async def answer_copy_across(
     exchange: CopyDestination,
-    source_route: Route,
-    source_backend: Backend,
-    version_id: str | None,
+    source: StoredObject,
     *,
     then: Callable[[Awaitable[Any]], Awaitable[Any]] | None = None,
 ) -> Response:
@@ -259,32 +243,15 @@ async def answer_copy_across(
 
     `then(copy)` wraps the copy in what must follow it before the client's answer (the
     mirrors' copies)."""
-    request, route, backend = exchange.request, exchange.route, exchange.backend
+    request, route = exchange.request, exchange.route
+    destination = StoredObject(exchange.backend, route.bucket, route.key)
     work: Awaitable[CopyResult | PartCopyResult]
     if request.operation == "UploadPartCopy":
-        work = copy_part_across(
-            source_backend,
-            source_route.bucket,
-            source_route.key,
-            version_id,
-            backend,
-            route.bucket,
-            route.key,
-            dict(request.query_items).get("uploadId", ""),
-            request.query.get("partNumber"),
-            request.headers,
-        )
+        upload_id = dict(request.query_items).get("uploadId", "")
+        number = request.query.get("partNumber")
+        work = copy_part_across(source, destination, upload_id, number, request.headers)
     else:
-        work = copy_object_across(
-            source_backend,
-            source_route.bucket,
-            source_route.key,
-            version_id,
-            backend,
-            route.bucket,
-            route.key,
-            request.headers,
-        )
+        work = copy_object_across(source, destination, request.headers)
     if then is not None:
         work = then(work)
     return await answer_copy(exchange.http, exchange.record, work)

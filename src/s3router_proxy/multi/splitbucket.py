@@ -1,7 +1,7 @@
 """Requests one logical bucket answers from several backends: merged listings, split deletes.
 
 When key rules split a bucket over backends (or map its names), the proxy cannot pass such a
-request through: it asks each part itself (`proxy.backend_call`, signed per backend) and
+request through: it asks each part itself (`backend_exchange`, signed per backend) and
 builds the one answer S3 would give, in the client's names.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from lxml import etree
 
 from ..backends.backend import Backend
-from ..backends.forward import backend_call
+from ..backends.call import backend_exchange
 from ..body.payload import BodyOutcome, PayloadPlan, upstream_body
 from ..http.server import Body
 from ..routing import uploadid
@@ -70,7 +70,9 @@ async def merged_listing(listing: SplitListing) -> bytes:
     backends, request = listing.backends, listing.request
 
     async def fetch(part: Part, query: list[tuple[str, str]]) -> bytes:
-        status, body = await backend_call(backends[part.backend], "GET", part.bucket, "", query)
+        status, _, body = await backend_exchange(
+            backends[part.backend], "GET", part.bucket, "", query
+        )
         if status != 200:
             raise backend_error(status, body)
         return body
@@ -139,9 +141,10 @@ async def _post_deletes(backend: Backend, bucket: str, body: bytes) -> tuple[int
     """One DeleteObjects request to one store, with the integrity header it demands."""
     headers = {"content-type": "application/xml"}
     headers.update(body_integrity_headers(body, {"content-md5": ""}))
-    return await backend_call(
+    status, _, answer = await backend_exchange(
         backend, "POST", bucket, "", [("delete", "")], body=body, headers=headers
     )
+    return status, answer
 
 
 async def _delete_on_mirrors(
@@ -207,7 +210,7 @@ async def list_buckets(
         if backend.credentials.current is None:
             continue  # a backend without credentials cannot be asked; it shows nothing
         try:
-            status, body = await backend_call(backend, "GET", "", "", [])
+            status, _, body = await backend_exchange(backend, "GET", "", "", [])
         except S3Error as error:
             if error.code != "ServiceUnavailable":
                 raise
@@ -252,7 +255,9 @@ async def bucket_on_every_part(
         if (part.backend, part.bucket) in seen:
             continue
         seen.add((part.backend, part.bucket))
-        status, body = await backend_call(backends[part.backend], method, part.bucket, "", query)
+        status, _, body = await backend_exchange(
+            backends[part.backend], method, part.bucket, "", query
+        )
         if method == "PUT" and status == 409:
             continue  # already there (owned by the proxy's credentials): nothing to create
         if status >= 300:
@@ -303,7 +308,7 @@ async def merged_upload_listing(listing: SplitListing) -> bytes:
         mapped = map_list_query(items, part.mapping)
         if mapped.query is None:
             continue
-        status, body = await backend_call(
+        status, _, body = await backend_exchange(
             backends[part.backend], "GET", part.bucket, "", mapped.query
         )
         if status == 404:

@@ -1,19 +1,19 @@
-"""How a request that passed the stages is answered: most are forwarded to their backend
-(asking the rule's fallbacks on a read miss); the operations that span stores each have an
-answer named for them, picked by `bucket_answer` and the handler.
+"""The answers of requests that span stores, each named for what it does: ListBuckets and a
+bucket split over stores (`BUCKET_ANSWERS`, picked by `bucket_answer` before routing) and a
+copy whose source is on another store. Every other request is forwarded (`forwarder.py`).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
-from ..backends.fallback import with_fallback
-from ..backends.forward import Rewrite, forward
-from ..body.payload import BodyOutcome, plan_payload
+from ..backends.transfer import StoredObject
+from ..body.payload import plan_payload
 from ..http.server import Response
 from ..multi.copyacross import answer_copy_across
-from ..multi.mirror import MirroredWrite, mirrored, then_mirror
+from ..multi.mirrorcopy import then_mirror
+from ..multi.mirrorwrite import MirroredWrite
 from ..multi.splitbucket import (
     SplitListing,
     bucket_on_every_part,
@@ -22,21 +22,17 @@ from ..multi.splitbucket import (
     merged_upload_listing,
     split_delete_objects,
 )
-from ..routing import uploadid
 from ..routing.bucketparts import Part, listing_is_plain, routes_for_bucket
 from ..routing.facts import RequestFacts
-from ..routing.location import client_location, rewrite_location_header
-from ..routing.responsexml import ClientRequest, rewrite_response_xml
+from ..routing.location import client_location
 from ..routing.rules import Route, match_route
 from ..s3.errors import S3Error
 from ..s3.operationsets import (
     KEY_LISTINGS,
     OBJECT_LISTINGS,
     SPLIT_BUCKET_OPERATIONS,
-    XML_ANSWERS,
 )
 from ..telemetry.accessrecord import RequestRecord
-from .contentmd5 import with_content_md5
 from .exchange import Exchange
 
 
@@ -174,158 +170,10 @@ async def answer_copy_across_stores(exchange: Exchange) -> Response:
             exchange.copy_source,
         )
         then = functools.partial(then_mirror, write)
-    return await answer_copy_across(
-        exchange, source_route, state.backends[source_route.backend], source.version_id, then=then
+    stored = StoredObject(
+        state.backends[source_route.backend],
+        source_route.bucket,
+        source_route.key,
+        source.version_id,
     )
-
-
-@with_content_md5
-async def answer_mirrored(exchange: Exchange) -> Response:
-    """A write that goes to the route's backend and to every mirror of its rule."""
-    state, request, route, mirrors = (
-        exchange.state,
-        exchange.request,
-        exchange.route,
-        exchange.mirrors,
-    )
-    rewrite, rewrite_errors = response_rewriters(exchange, route, pin=exchange.pin)
-    write = MirroredWrite(
-        request,
-        exchange.auth,
-        exchange.plan,
-        route,
-        state.backends,
-        mirrors,
-        state.config.mirror_journal,
-        exchange.copy_source,
-    )
-
-    async def primary(
-        stream: tuple[AsyncIterator[bytes], BodyOutcome] | None = None,
-        rewrite: Rewrite[bytes] | None = rewrite,
-    ) -> Response:
-        return await forward(
-            exchange,
-            route,
-            exchange.backend,
-            rewrite=rewrite,
-            rewrite_errors=rewrite_errors,
-            location=location_rewriter(exchange, route),
-            stream=stream,
-        )
-
-    async def created(ids: tuple[tuple[str, str, str, str], ...]) -> Response:
-        pinned = uploadid.UploadPin(route.backend, route.bucket, route.key, "", ids, mirrors.mode)
-        wrap, _ = response_rewriters(exchange, route, pin=pinned)
-        return await primary(None, wrap)
-
-    return await mirrored(write, exchange.http.content, exchange.body_override, primary, created)
-
-
-@with_content_md5
-async def answer_forwarded(exchange: Exchange) -> Response:
-    """The route's backend's answer; for a read it misses, the next fallback's."""
-    request, record, route, state = (
-        exchange.request,
-        exchange.record,
-        exchange.route,
-        exchange.state,
-    )
-    own = response_rewriters(exchange, route, pin=exchange.pin)
-
-    async def ask(asked: Route, name: str, try_next: Callable[[int], bool] | None) -> Response:
-        # A fallback with names of its own maps its answer by them; one with the route's
-        # names by the route's, whatever a fallback asked before it had.
-        same = asked.names == route.names
-        rewrite, rewrite_errors = own if same else response_rewriters(exchange, asked)
-        return await forward(
-            exchange,
-            asked,
-            state.backends[name],
-            rewrite=rewrite,
-            rewrite_errors=rewrite_errors,
-            location=location_rewriter(exchange, asked),
-            try_next=try_next,
-        )
-
-    response, name, asked = await with_fallback(ask, route, request.operation, request.key)
-    # The access log names the backend that answered, and its names.
-    record.backend, record.backend_bucket, record.backend_key = name, asked.bucket, asked.key
-    return response
-
-
-def response_rewriters(
-    exchange: Exchange,
-    route: Route,
-    *,
-    pin: uploadid.UploadPin | None = None,
-) -> tuple[Rewrite[bytes] | None, Rewrite[bytes] | None]:
-    """(rewrite of a 200 XML answer, rewrite of an error body) this request needs, if any.
-
-    `pin` is the upload a ListParts is about (or a mirrored one being created): the id in the
-    answer names its mirrors too."""
-    request, record = exchange.request, exchange.record
-    secret = exchange.state.config.secret
-    names = route.names
-    steps: list[Rewrite[bytes]] = []
-    if request.operation in ("CreateMultipartUpload", "ListParts"):
-        # The upload id is the answer's: the rest says where the upload lives.
-        where = uploadid.UploadPin(
-            route.backend,
-            route.bucket,
-            route.key,
-            "",
-            () if pin is None else pin.mirrors,
-            "strict" if pin is None else pin.mirror_mode,
-        )
-        steps.append(
-            lambda body: uploadid.wrap_in_response(
-                body, secret, where, bucket=request.bucket, key=request.key
-            )
-        )
-    elif request.operation == "ListMultipartUploads":
-        steps.append(
-            lambda body: uploadid.wrap_in_upload_listing(
-                body,
-                secret,
-                backend=route.backend,
-                backend_bucket=route.bucket,
-                bucket=request.bucket,
-                logical_key=lambda backend_key: names.to_client_key(backend_key) or backend_key,
-            )
-        )
-    # Even where no name changes, answers are rewritten: a backend names itself in them
-    # (CompleteMultipartUpload's Location, an error's Endpoint and HostId).
-
-    client = ClientRequest(key=request.key, query=request.query, request_id=record.request_id)
-
-    def to_client(body: bytes) -> bytes:
-        return rewrite_response_xml(body, names, client)
-
-    if request.operation in XML_ANSWERS:
-        steps.append(to_client)
-    return _chain(steps), to_client
-
-
-def location_rewriter(exchange: Exchange, route: Route) -> Rewrite[str]:
-    """A backend's Location header in the client's names and at the proxy's address (never
-    the backend's, even where no name changes)."""
-    request = exchange.request
-    base = f"{exchange.http.scheme}://{request.host}"
-    return lambda value: rewrite_location_header(
-        value, route.names, client_base_url=base, client_key=request.key
-    )
-
-
-def _chain(steps: list[Rewrite[bytes]]) -> Rewrite[bytes] | None:
-    if not steps:
-        return None
-    if len(steps) == 1:
-        return steps[0]
-
-    def chained(body: bytes) -> bytes:
-        for step in steps:
-            body = step(body)
-        return body
-
-    return chained
+    return await answer_copy_across(exchange, stored, then=then)

@@ -1,14 +1,14 @@
 """Content-MD5 added for backends that demand it (`add_content_md5`) on the small
 configuration and tagging bodies S3 itself requires it for, when the client sent none.
 
-It wraps an answer rather than `forward` itself because a mirrored write sends the same
-computed body and header to every store.
+It wraps the mirrored forward rather than each backend's because a mirrored write sends the
+same computed body and header to every store.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
+from ..backends.backend import Backend
+from ..backends.forward import Forward, Leg
 from ..http.server import Response
 from ..multi.splitbucket import read_small_body
 from ..s3.checksums import content_md5
@@ -17,22 +17,21 @@ from .exchange import Exchange
 
 MAX_MD5_BODY = 4 * 1024 * 1024
 
-Answer = Callable[[Exchange], Awaitable[Response]]
 
-
-def needs_content_md5(exchange: Exchange) -> bool:
+def needs_content_md5(exchange: Exchange, backend: Backend) -> bool:
     return (
-        exchange.backend.config.add_content_md5
+        backend.config.add_content_md5
         and exchange.request.operation in CONTENT_MD5_OPERATIONS
         and "Content-MD5" not in exchange.request.headers
     )
 
 
-def with_content_md5(answer: Answer) -> Answer:
-    """`answer`, with the body read (it is small) and its Content-MD5 added where needed."""
+def with_content_md5(forward: Forward[Exchange]) -> Forward[Exchange]:
+    """`forward`, with the body read (it is small) and its Content-MD5 added where the leg's
+    backend needs it."""
 
-    async def answered(exchange: Exchange) -> Response:
-        if needs_content_md5(exchange):
+    async def forwarded(exchange: Exchange, leg: Leg) -> Response:
+        if needs_content_md5(exchange, leg.backend):
             if exchange.body_override is None:
                 exchange.body_override = await read_small_body(
                     exchange.http.content, exchange.plan, MAX_MD5_BODY
@@ -41,6 +40,6 @@ def with_content_md5(answer: Answer) -> Answer:
                 **(exchange.header_overrides or {}),
                 "content-md5": content_md5(exchange.body_override),
             }
-        return await answer(exchange)
+        return await forward(exchange, leg)
 
-    return answered
+    return forwarded

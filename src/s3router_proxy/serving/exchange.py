@@ -3,7 +3,8 @@
 The stages (`stages.py`) fill it in order: parse sets `request`; authenticate sets `auth`,
 `signing_key` and `policy`; authorize may set `keys_body`; route sets `route`, `backend`,
 `pin` and `mirrors`; locate_copy_source sets `copy`; the body stage sets `plan`. What replaces
-the client's headers or body is set by the stage or answer wrapper that reads or rewrites it.
+the client's headers or body is set by the stage or decorator that reads or rewrites it;
+a mirrored CreateMultipartUpload sets `pin` to the upload it creates, once the mirrors' exist.
 A field a stage has not set yet is unset (reading it raises), never a stand-in value that a
 later stage could mistake for a real one.
 """
@@ -18,7 +19,7 @@ from ..auth.sigv4 import SigV4Auth
 from ..backends.backend import Backend
 from ..body.payload import PayloadPlan
 from ..http.server import Request
-from ..multi.mirror import NO_MIRRORS, Mirrors
+from ..multi.mirrorwrite import NO_MIRRORS, Mirrors
 from ..routing.names import CopySource
 from ..routing.rules import Route
 from ..routing.uploadid import UploadPin

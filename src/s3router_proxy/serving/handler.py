@@ -2,8 +2,8 @@
 runs the pure core; the admin listener (`admin.py`) is a small aiohttp app beside it.
 
 Per request, over one `Exchange`: the stages (`stages.py`: parse → authenticate → authorize →
-route → copy source → body), then the answer (`answers.py`: forwarded, mirrored, or one that
-spans stores). Any `S3Error` on the way becomes S3 error
+route → copy source → body), then the answer: one that spans stores (`answers.py`) or the
+exchange's forwarder (`forwarder.py`). Any `S3Error` on the way becomes S3 error
 XML; anything unexpected becomes `InternalError`, logged with its traceback, never shown.
 
 The handler serves from one immutable `ProxyState` at a time. A reload builds a new state
@@ -28,8 +28,9 @@ from ..s3.errors import S3Error, error_xml, new_request_id
 from ..telemetry import metrics
 from ..telemetry.accessrecord import RequestRecord
 from ..telemetry.logsetup import ACCESS_LOGGER
-from .answers import answer_copy_across_stores, answer_forwarded, answer_mirrored, bucket_answer
+from .answers import answer_copy_across_stores, bucket_answer
 from .exchange import Exchange
+from .forwarder import answer_forwarded
 from .s3health import health_response, requested_check
 from .stages import (
     authenticate,
@@ -147,8 +148,7 @@ class ProxyHandler:
             if copies_across(exchange):
                 return await answer_copy_across_stores(exchange)
             await plan_body(exchange)
-            answer = answer_mirrored if exchange.mirrors.names else answer_forwarded
-            response = await answer(exchange)
+            response = await answer_forwarded(exchange)
             record.status = response.status
             return response
         except S3Error as error:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..auth.sigv4 import EMPTY_SHA256
-from ..backends.backend import Backend
-from ..backends.forward import backend_response
+from ..backends.backend import Backend, BackendRequest
+from ..backends.call import backend_response
 
 PROBE_TIMEOUT = 3.0
 
@@ -27,7 +27,9 @@ async def probe(backend: Backend) -> str | None:
         return "no credentials"
     try:
         async with asyncio.timeout(PROBE_TIMEOUT):
-            response = await backend_response(backend, "GET", "", "", "", {}, EMPTY_SHA256)
+            response = await backend_response(
+                backend, BackendRequest("GET", "", "", "", {}, EMPTY_SHA256)
+            )
     except (TimeoutError, OSError) as exc:
         return type(exc).__name__
     response.release()  # only the status matters; the body is never read

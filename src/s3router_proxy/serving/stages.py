@@ -17,7 +17,7 @@ from ..auth.policy import authorize_keys, authorize_vendor_headers
 from ..body.cap import check_body_cap
 from ..body.payload import PayloadPlan, plan_payload
 from ..config.model import ClientConfig
-from ..multi.mirror import NO_MIRRORS, Mirrors, mirrors_for
+from ..multi.mirrorwrite import NO_MIRRORS, Mirrors, mirrors_for
 from ..multi.splitbucket import read_small_body
 from ..routing import uploadid
 from ..routing.facts import RequestFacts

@@ -13,13 +13,7 @@ from aiohttp import ClientSession
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from s3router_proxy.backends.transfer import (
-    MAX_PARTS,
-    backend_failure,
-    copy_source_range,
-    part_layout,
-    part_number,
-)
+from s3router_proxy.backends.transfer import backend_failure
 from s3router_proxy.config.load import load_config
 from s3router_proxy.config.model import BackendConfig
 from s3router_proxy.config.reader import ConfigError
@@ -29,36 +23,6 @@ from s3router_proxy.s3.errors import S3Error
 from s3router_proxy.telemetry.accessrecord import RequestRecord
 
 MiB = 1024 * 1024
-
-
-def test_copy_source_range_is_first_and_last_byte() -> None:
-    assert copy_source_range(None) is None
-    assert copy_source_range("bytes=0-0") == (0, 0)
-    assert copy_source_range("bytes=5242880-10485759") == (5 * MiB, 10 * MiB - 1)
-    for bad in ("bytes=0-", "bytes=-5", "0-5", "bytes=5-1", "bytes=0-1,3-4", "bytes=a-b"):
-        with pytest.raises(S3Error) as caught:
-            copy_source_range(bad)
-        assert caught.value.code == "InvalidArgument"
-        assert caught.value.details["ArgumentValue"] == bad
-
-
-def test_part_numbers_are_those_s3_accepts() -> None:
-    assert part_number("1") == 1
-    assert part_number("10000") == 10_000
-    for bad in (None, "0", "10001", "-1", "x", ""):
-        with pytest.raises(S3Error) as caught:
-            part_number(bad)
-        assert caught.value.code == "InvalidArgument"
-
-
-def test_part_layout_grows_parts_to_stay_within_10000() -> None:
-    assert part_layout(0, 64 * MiB) == (64 * MiB, 1)
-    assert part_layout(64 * MiB, 64 * MiB) == (64 * MiB, 1)
-    assert part_layout(64 * MiB + 1, 64 * MiB) == (64 * MiB, 2)
-    size, count = part_layout(5 * 1024**4, 64 * MiB)  # 5 TiB, S3's largest object
-    assert count <= MAX_PARTS
-    assert size * count >= 5 * 1024**4
-    assert size * (count - 1) < 5 * 1024**4
 
 
 def test_backend_failures_keep_the_code_but_not_the_backend_message() -> None:

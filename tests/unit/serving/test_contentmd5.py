@@ -1,5 +1,6 @@
-"""Content-MD5 added around an answer, without sockets: the answer sees the header computed
-over the exact body it sends, only where the backend asks for it and the client sent none."""
+"""Content-MD5 added around a forward, without sockets: the forward it wraps (a scripted one,
+the decorator's collaborator) sees the header computed over the exact body it sends, only
+where the leg's backend asks for it and the client sent none."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from s3router_proxy.backends.forward import Leg
 from s3router_proxy.config.load import load_config
 from s3router_proxy.http.server import Response
 from s3router_proxy.serving.contentmd5 import with_content_md5
@@ -43,7 +45,7 @@ def state(tmp_path_factory: pytest.TempPathFactory) -> ProxyState:
 
 
 def headers_seen(state: ProxyState, path: str, **headers: str) -> dict[str, str] | None:
-    """The header overrides the wrapped answer was called with, for a body already read."""
+    """The header overrides the wrapped forward was called with, for a body already read."""
     exchange = Exchange(signed("PUT", path, **headers), state, RequestRecord("req-1"))
     parse(exchange)
     authenticate(exchange)
@@ -51,11 +53,12 @@ def headers_seen(state: ProxyState, path: str, **headers: str) -> dict[str, str]
     exchange.body_override = TAGGING
     seen: list[dict[str, str] | None] = []
 
-    async def answer(exchange: Exchange) -> Response:
+    async def forward(exchange: Exchange, leg: Leg) -> Response:
         seen.append(exchange.header_overrides)
         return Response(status=200)
 
-    assert asyncio.run(with_content_md5(answer)(exchange)).status == 200
+    leg = Leg(exchange.route, exchange.backend)
+    assert asyncio.run(with_content_md5(forward)(exchange, leg)).status == 200
     assert exchange.body_override == TAGGING  # the body sent is the one hashed
     return seen[0]
 

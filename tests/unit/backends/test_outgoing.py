@@ -12,8 +12,8 @@ from botocore.credentials import Credentials
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from s3router_proxy.auth.policy import ClientPolicy, Grant, authorize_vendor_headers
-from s3router_proxy.backends.backend import Backend, key_path
-from s3router_proxy.backends.forward import backend_headers
+from s3router_proxy.backends.backend import Backend, BackendRequest, key_path
+from s3router_proxy.backends.outgoing import backend_headers
 from s3router_proxy.config.model import BackendConfig
 from s3router_proxy.s3.errors import S3Error
 from s3router_proxy.s3.request import parse_request
@@ -66,7 +66,7 @@ def test_the_escaped_path_is_signed_as_botocore_signs_it() -> None:
         "b", "http://127.0.0.1:9000", access_key_id="AKID", secret_access_key="s"
     )
     host, target, signed = Backend(config).signed_target(
-        "GET", "bkt", "a/../b", "", {}, "UNSIGNED-PAYLOAD"
+        BackendRequest("GET", "bkt", "a/../b", "", {}, "UNSIGNED-PAYLOAD")
     )
     assert target == "/bkt/a/%2E%2E/b"
     reference = AWSRequest(
