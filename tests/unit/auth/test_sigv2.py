@@ -29,7 +29,7 @@ from s3router_proxy.auth.sigv2 import (
     string_to_sign_v2,
     verify_signature_v2,
 )
-from s3router_proxy.s3 import operations
+from s3router_proxy.s3 import operationtable
 from s3router_proxy.s3.errors import S3Error, error_xml
 from s3router_proxy.s3.request import S3Request, parse_request
 
@@ -798,7 +798,7 @@ def test_every_operation_selector_is_signed() -> None:
     """An unsigned selector would let a GetObject signature drive GetObjectAttributes, a
     CreateBucket signature drive PutPublicAccessBlock, and so on. `list-type` only picks
     between two listings, and botocore does not sign it."""
-    selectors = {sub for _, _, sub, _ in operations._ROWS if sub}
+    selectors = {sub for _, _, sub, _ in operationtable.ROWS if sub}
     assert selectors - {"list-type"} <= SUBRESOURCES
     assert "list-type" not in SUBRESOURCES
 
