@@ -16,12 +16,13 @@ import logging
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from yarl import URL
 
-from ..auth.sigv4 import amz_date, sign_request, uri_encode
+from ..auth.canonical import uri_encode
+from ..auth.requesttime import amz_date
+from ..auth.signer import Credentials, OutgoingRequest, sign_request
 from ..config.model import BackendConfig
 from ..http.client import UpstreamPool
 from ..s3.errors import S3Error
@@ -33,13 +34,6 @@ CREDENTIAL_REFRESH_SECONDS = 60.0
 # Anything else (dots, upper case, `:`, `@`, `?`, `#`, …) goes path style: a client's bucket
 # name must never decide which host the proxy connects to.
 _DNS_BUCKET = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
-
-
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    access_key_id: str
-    secret_access_key: str = field(repr=False)
-    session_token: str | None = field(default=None, repr=False)
 
 
 class CredentialSource:
@@ -169,7 +163,7 @@ class Backend:
     ) -> tuple[str, str, dict[str, str]]:
         """(Host, request target: path and query, signed headers) of a request to this backend,
         signed with its current credentials. `query` is canonical (as
-        `sigv4.canonical_query_string` makes it) and is sent exactly as signed; every header in
+        `canonical.canonical_query_string` makes it) and is sent exactly as signed; every header in
         `headers` (lower-case names) is signed."""
         credentials = self.credentials.current
         if credentials is None:
@@ -180,14 +174,8 @@ class Backend:
         signed = {**headers, "host": host}
         signed.update(
             sign_request(
-                method=method,
-                canonical_uri=canonical_uri,
-                canonical_query=query,
-                headers=signed,
-                payload_hash=payload_hash,
-                access_key_id=credentials.access_key_id,
-                secret_access_key=credentials.secret_access_key,
-                session_token=credentials.session_token,
+                OutgoingRequest(method, canonical_uri, query, signed, payload_hash),
+                credentials,
                 region=self.config.region,
                 amz_date=amz_date(time.time()),
             )

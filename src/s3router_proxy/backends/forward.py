@@ -18,10 +18,8 @@ from typing import Protocol, TypeVar
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from ..auth.sigv4 import (
-    SigV4Auth,
-    canonical_query_string,
-)
+from ..auth.canonical import canonical_query_string
+from ..auth.sigv4 import SigV4Auth
 from ..body.payload import BodyAborted, BodyOutcome, PayloadPlan, check_empty_body, upstream_body
 from ..http.client import ConnectFailed, Disconnected, TooLarge, UpstreamError, UpstreamResponse
 from ..http.server import Request, Response, StreamResponse

@@ -29,7 +29,8 @@ from xml.sax.saxutils import escape
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from ..auth.sigv4 import EMPTY_SHA256, UNSIGNED_PAYLOAD, canonical_query_string
+from ..auth.canonical import canonical_query_string
+from ..auth.sigv4 import EMPTY_SHA256, UNSIGNED_PAYLOAD
 from ..http.client import UpstreamResponse
 from ..s3.errors import ERRORS, S3Error
 from ..s3.xml import child_text, local_name, parse_xml
