@@ -12,6 +12,11 @@ from ..s3.errors import S3Error
 from .canonical import utf8
 
 NO_DATE = "AWS authentication requires a valid Date or x-amz-date header"
+# Query parameters that select query-string authentication, per version; any of them next to
+# an Authorization header, or one version's next to the other's, makes a request ambiguous.
+V4_QUERY_MARKERS = frozenset({"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature"})
+V2_QUERY_MARKERS = frozenset({"AWSAccessKeyId", "Signature"})
+QUERY_AUTH_MARKERS = V4_QUERY_MARKERS | V2_QUERY_MARKERS
 _TWO_MECHANISMS = (
     "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature "
     "query string parameter or the Authorization header should be specified"

@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING
 
 from ..s3.errors import S3Error
 from .canonical import utf8
-from .refusals import NO_DATE, for_display, two_mechanisms
+from .refusals import (
+    NO_DATE,
+    QUERY_AUTH_MARKERS,
+    V2_QUERY_MARKERS,
+    V4_QUERY_MARKERS,
+    for_display,
+    two_mechanisms,
+)
 from .requesttime import http_date_epoch, iso
 from .sigv2canonical import candidates_v2, query_values, string_to_sign_v2
 
@@ -32,9 +39,6 @@ _HEADER_MALFORMED = "AWS authorization header is invalid.  Expected AwsAccessKey
 _QUERY_MISSING = (
     "Query-string authentication requires the Signature, Expires and AWSAccessKeyId parameters"
 )
-# Query parameters that mean query-string authentication, V2 and V4.
-_V2_QUERY_MARKERS = ("AWSAccessKeyId", "Signature")
-_V4_QUERY_MARKERS = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature")
 _TOKEN = "x-amz-security-token"
 _MAX_EXPIRES_DIGITS = 18  # far beyond any real epoch; keeps int() cheap on hostile input
 
@@ -70,13 +74,11 @@ def parse_auth_v2(request: S3Request) -> SigV2Auth | None:
     query = request.query
     authorizations = headers.getall("Authorization", [])
     if any(_is_v2_header(value) for value in authorizations):
-        if len(authorizations) > 1 or any(
-            name in query for name in _V2_QUERY_MARKERS + _V4_QUERY_MARKERS
-        ):
+        if len(authorizations) > 1 or any(name in query for name in QUERY_AUTH_MARKERS):
             raise two_mechanisms()
         return _parse_header_auth(authorizations[0], request)
-    if any(name in query for name in _V2_QUERY_MARKERS):
-        if authorizations or any(name in query for name in _V4_QUERY_MARKERS):
+    if any(name in query for name in V2_QUERY_MARKERS):
+        if authorizations or any(name in query for name in V4_QUERY_MARKERS):
             raise two_mechanisms()
         return _parse_query_auth(request)
     return None

@@ -18,7 +18,14 @@ from urllib.parse import quote, unquote_to_bytes
 
 from ..s3.errors import S3Error
 from .canonical import headers_block, raw_canonical_query, trim, utf8
-from .refusals import NO_DATE, for_display, two_mechanisms
+from .refusals import (
+    NO_DATE,
+    QUERY_AUTH_MARKERS,
+    V2_QUERY_MARKERS,
+    V4_QUERY_MARKERS,
+    for_display,
+    two_mechanisms,
+)
 from .requesttime import amz_epoch, iso
 from .signingkey import ALGORITHM, cached_key, signature, string_to_sign
 from .sigv4syntax import (
@@ -60,13 +67,6 @@ _PRESIGNED_MISSING = (
     "Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, "
     "X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters."
 )
-# Query parameters that select an authentication mechanism; any of them next to an
-# Authorization header makes the request ambiguous.
-_QUERY_AUTH_MARKERS = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature")
-_SIGV2_QUERY_MARKERS = ("AWSAccessKeyId", "Signature")
-_QUERY_AUTH_SET = frozenset(_QUERY_AUTH_MARKERS)
-_SIGV2_QUERY_SET = frozenset(_SIGV2_QUERY_MARKERS)
-_ANY_QUERY_AUTH_SET = _QUERY_AUTH_SET | _SIGV2_QUERY_SET
 _PRESIGNED_SET = frozenset(_PRESIGNED_PARAMS)
 _NOTHING: frozenset[str] = frozenset()
 # Values never echoed in a SignatureDoesNotMatch CanonicalRequest.
@@ -124,14 +124,14 @@ def parse_auth(request: S3Request) -> SigV4Auth | None:
     query = request.query
     authorizations = headers.getall("Authorization", ())
     if authorizations:
-        if len(authorizations) > 1 or (query and not _ANY_QUERY_AUTH_SET.isdisjoint(query)):
+        if len(authorizations) > 1 or (query and not QUERY_AUTH_MARKERS.isdisjoint(query)):
             raise two_mechanisms()
         return _parse_header_auth(authorizations[0], headers)
     if not query:
         return None
-    if not _QUERY_AUTH_SET.isdisjoint(query):
+    if not V4_QUERY_MARKERS.isdisjoint(query):
         return _parse_presigned_auth(query, headers)
-    if not _SIGV2_QUERY_SET.isdisjoint(query):
+    if not V2_QUERY_MARKERS.isdisjoint(query):
         raise S3Error("NotImplemented", SIGV2_NOT_IMPLEMENTED)
     return None
 
