@@ -68,7 +68,8 @@ _MARKERS = (
         "",
     ),
     ("parse_request", "s3router_proxy/s3/request.py", ""),
-    ("SigV4 verify + sign (auth/sigv4.py)", "s3router_proxy/auth/sigv4.py", ""),
+    ("SigV4 verify (auth/sigv4.py)", "s3router_proxy/auth/sigv4.py", ""),
+    ("SigV4 re-sign (auth/signer.py)", "s3router_proxy/auth/signer.py", ""),
     (
         "forward (backends/forward.py: backend round trip + relay)",
         "s3router_proxy/backends/forward.py",

@@ -74,10 +74,12 @@ def _botocore_request(now: float) -> Any:
 
 def main() -> int:
     from botocore.auth import S3SigV4Auth
-    from botocore.credentials import Credentials
+    from botocore.credentials import Credentials as BotocoreCredentials
     from multidict import CIMultiDict, CIMultiDictProxy
 
     from s3router_proxy.auth import sigv4
+    from s3router_proxy.auth.requesttime import amz_date
+    from s3router_proxy.auth.signer import Credentials, OutgoingRequest, sign_request
     from s3router_proxy.s3.request import parse_request
 
     quick = "--quick" in sys.argv
@@ -111,43 +113,27 @@ def main() -> int:
     )
     presigned_request = parse_request("GET", raw, presigned_headers)
 
+    backend_credentials = Credentials("backend-key", "backend-secret")
+
+    def sign() -> object:
+        # Built per request, as `Backend.signed_target` builds it.
+        outgoing = OutgoingRequest("GET", PATH, "", {"host": BACKEND_HOST}, sigv4.EMPTY_SHA256)
+        return sign_request(
+            outgoing, backend_credentials, region="us-east-1", amz_date=amz_date(time.time())
+        )
+
     def ours(request: Any) -> Callable[[], object]:
         def run() -> object:
             auth = sigv4.parse_auth(request)
             assert auth is not None
             sigv4.check_time(auth, now)
             sigv4.verify_signature(request, auth, SECRET)
-            return sigv4.sign_request(
-                method="GET",
-                canonical_uri=PATH,
-                canonical_query="",
-                headers={"host": BACKEND_HOST},
-                payload_hash=sigv4.EMPTY_SHA256,
-                access_key_id="backend-key",
-                secret_access_key="backend-secret",
-                session_token=None,
-                region="us-east-1",
-                amz_date=sigv4.amz_date(time.time()),
-            )
+            return sign()
 
         return run
 
     auth = sigv4.parse_auth(header_request)
     assert auth is not None
-
-    def sign() -> object:
-        return sigv4.sign_request(
-            method="GET",
-            canonical_uri=PATH,
-            canonical_query="",
-            headers={"host": BACKEND_HOST},
-            payload_hash=sigv4.EMPTY_SHA256,
-            access_key_id="backend-key",
-            secret_access_key="backend-secret",
-            session_token=None,
-            region="us-east-1",
-            amz_date=sigv4.amz_date(time.time()),
-        )
 
     def calibration() -> int:
         total = 0
@@ -156,7 +142,9 @@ def main() -> int:
         return total
 
     botocore_request = _botocore_request(now)
-    botocore_signer = S3SigV4Auth(Credentials("backend-key", "backend-secret"), "s3", "us-east-1")
+    botocore_signer = S3SigV4Auth(
+        BotocoreCredentials("backend-key", "backend-secret"), "s3", "us-east-1"
+    )
 
     results: dict[str, dict[str, float] | str] = {}
     cases: dict[str, Callable[[], object]] = {

@@ -34,7 +34,7 @@ from harness import (
 )
 from rawclient import aws_chunked, send, sign
 
-from s3router_proxy.auth.sigv4 import signing_key
+from s3router_proxy.auth.signingkey import signing_key
 from s3router_proxy.s3.checksums import new_checksum
 
 KEY, SECRET = "AKIAPAYLOADS", "payload-secret"

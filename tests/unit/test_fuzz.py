@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from s3router_proxy.auth import sigv2, sigv4
-from s3router_proxy.auth.sigv4 import signing_key
+from s3router_proxy.auth.signingkey import signing_key
 from s3router_proxy.body.chunked import (
     ChunkedBodyError,
     ChunkedResult,

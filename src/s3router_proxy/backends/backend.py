@@ -16,12 +16,14 @@ import logging
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from yarl import URL
 
-from ..auth.sigv4 import amz_date, sign_request, uri_encode
+from ..auth.canonical import uri_encode
+from ..auth.requesttime import amz_date
+from ..auth.signer import Credentials, OutgoingRequest, sign_request
 from ..config.model import BackendConfig
 from ..http.pool import UpstreamPool
 from ..s3.errors import S3Error
@@ -38,7 +40,7 @@ _DNS_BUCKET = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 @dataclass(frozen=True, slots=True)
 class BackendRequest:
     """A request as a backend gets it, before it is signed: the backend's bucket and key,
-    `query` canonical (as `sigv4.canonical_query_string` makes it, sent exactly as signed),
+    `query` canonical (as `canonical.canonical_query_string` makes it, sent exactly as signed),
     `headers` to sign (lower-case names) and the payload hash they are signed with."""
 
     method: str
@@ -47,13 +49,6 @@ class BackendRequest:
     query: str
     headers: Mapping[str, str]
     payload_hash: str
-
-
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    access_key_id: str
-    secret_access_key: str = field(repr=False)
-    session_token: str | None = field(default=None, repr=False)
 
 
 class CredentialSource:
@@ -184,14 +179,10 @@ class Backend:
         signed = {**request.headers, "host": host}
         signed.update(
             sign_request(
-                method=request.method,
-                canonical_uri=canonical_uri,
-                canonical_query=request.query,
-                headers=signed,
-                payload_hash=request.payload_hash,
-                access_key_id=credentials.access_key_id,
-                secret_access_key=credentials.secret_access_key,
-                session_token=credentials.session_token,
+                OutgoingRequest(
+                    request.method, canonical_uri, request.query, signed, request.payload_hash
+                ),
+                credentials,
                 region=self.config.region,
                 amz_date=amz_date(time.time()),
             )

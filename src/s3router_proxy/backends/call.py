@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Mapping
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from ..auth.sigv4 import canonical_query_string
+from ..auth.canonical import canonical_query_string
 from ..http.client import ConnectFailed, Disconnected, TooLarge, UpstreamError, UpstreamResponse
 from ..s3.errors import S3Error
 from ..telemetry import metrics

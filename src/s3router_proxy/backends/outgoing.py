@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from multidict import CIMultiDictProxy
 
-from ..auth.sigv4 import SigV4Auth, canonical_query_string
+from ..auth.canonical import canonical_query_string
+from ..auth.sigv4 import SigV4Auth
 from ..body.payload import PayloadPlan
 from ..s3.request import S3Request
 

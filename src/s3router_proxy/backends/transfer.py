@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from ..auth.sigv4 import EMPTY_SHA256, UNSIGNED_PAYLOAD, canonical_query_string
+from ..auth.canonical import canonical_query_string
+from ..auth.sigv4 import EMPTY_SHA256, UNSIGNED_PAYLOAD
 from ..http.client import UpstreamResponse
 from ..s3.errors import ERRORS, S3Error
 from .backend import Backend, BackendRequest

@@ -10,9 +10,9 @@ check request by request.
 
 How a name is chosen, and why:
 
-- `_TABLE` maps `(method, level, sub-resource)` to a name, or to a small function for the few
-  slots where S3 looks further (an `id`, an `annotationName`, a header). It is one dict lookup on
-  the per-request hot path, built once at import.
+- `operationtable.TABLE` maps `(method, level, sub-resource)` to a name, or to a small function
+  for the few slots where S3 looks further (an `id`, an `annotationName`, a header). It is one
+  dict lookup on the per-request hot path, built once at import.
 - Two different sub-resources in one request (`PUT /b?acl&policy`) give `Unknown`: S3
   implementations disagree about which one wins, and a name we are not sure of must never pass a
   policy written for another operation. The one exception is a sub-resource that the other takes
@@ -62,8 +62,19 @@ a plain dict must use lower-case names).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Final, Literal, get_args
+
+from .operationtable import (
+    ARGUMENTS,
+    BUCKET,
+    NO_ARGUMENTS,
+    OBJECT,
+    REFINED,
+    SERVICE,
+    SUBRESOURCES,
+    TABLE,
+)
 
 __all__ = ["GROUPS", "OPERATIONS", "UNKNOWN", "Group", "operation_group", "operation_name"]
 
@@ -72,74 +83,6 @@ Group = Literal["read", "write", "list", "delete", "admin"]
 GROUPS: Final[frozenset[str]] = frozenset(get_args(Group))
 UNKNOWN: Final = "Unknown"
 OPTIONS_PREFLIGHT: Final = "OptionsPreflight"
-
-# Levels of a request path: "/" is the service, "/b" a bucket, "/b/k" an object.
-_SERVICE: Final = 0
-_BUCKET: Final = 1
-_OBJECT: Final = 2
-
-_Refine = Callable[[Mapping[str, str], Mapping[str, str]], str]
-_Slot = tuple[str, int, str]
-
-# Names only a refinement (below) or the slow path returns; each is added next to its code, so
-# `OPERATIONS` is assembled from the same place that produces the names.
-_REFINED: set[str] = {OPTIONS_PREFLIGHT, UNKNOWN}
-
-
-# -- refinements: the few slots where S3 looks past method, level and sub-resource -------------
-
-
-def _copy_or(plain: str, copy: str) -> _Refine:
-    """PutObject/UploadPart become their Copy variant when the request names a copy source."""
-    _REFINED.update((plain, copy))
-
-    def refine(query: Mapping[str, str], headers: Mapping[str, str]) -> str:
-        return copy if "x-amz-copy-source" in headers else plain
-
-    return refine
-
-
-def _get_or_list(get: str, listing: str, selector: str) -> _Refine:
-    """Analytics/inventory/metrics/… configurations: `?id=` reads one, no id lists them all."""
-    _REFINED.update((get, listing))
-
-    def refine(query: Mapping[str, str], headers: Mapping[str, str]) -> str:
-        return get if selector in query else listing
-
-    return refine
-
-
-def _hinted(default: str, *aliases: str) -> _Refine:
-    """Operations identical on the wire: trust `x-id` only to pick among them."""
-    allowed = frozenset(aliases)
-    _REFINED.update((default, *aliases))
-
-    def refine(query: Mapping[str, str], headers: Mapping[str, str]) -> str:
-        hint = query.get("x-id")
-        return hint if hint is not None and hint in allowed else default
-
-    return refine
-
-
-_REFINED.update(("ListBuckets", "ListDirectoryBuckets"))
-
-
-def _list_buckets(query: Mapping[str, str], headers: Mapping[str, str]) -> str:
-    """`GET /` is ListBuckets, or ListDirectoryBuckets when it pages by directory bucket."""
-    if "max-directory-buckets" in query or query.get("x-id") == "ListDirectoryBuckets":
-        return "ListDirectoryBuckets"
-    return "ListBuckets"
-
-
-_REFINED.update(("ListObjects", "ListObjectsV2"))
-
-
-def _list_objects(query: Mapping[str, str], headers: Mapping[str, str]) -> str:
-    """`list-type=2` selects ListObjectsV2; any other value is the original ListObjects."""
-    return "ListObjectsV2" if query.get("list-type") == "2" else "ListObjects"
-
-
-_REFINED.update(("PostObject", "WriteGetObjectResponse"))
 
 
 def _is_write_get_object_response(name: str, headers: Mapping[str, str]) -> bool:
@@ -160,242 +103,6 @@ def _post_bucket(bucket: str, headers: Mapping[str, str]) -> str:
     return UNKNOWN
 
 
-# -- the table ----------------------------------------------------------------------------------
-
-_ROWS: tuple[tuple[str, int, str, str | _Refine], ...] = (
-    # Service.
-    ("GET", _SERVICE, "", _list_buckets),
-    # Buckets.
-    ("PUT", _BUCKET, "", "CreateBucket"),
-    ("DELETE", _BUCKET, "", "DeleteBucket"),
-    ("HEAD", _BUCKET, "", "HeadBucket"),
-    ("GET", _BUCKET, "", "ListObjects"),
-    ("GET", _BUCKET, "list-type", _list_objects),
-    ("GET", _BUCKET, "versions", "ListObjectVersions"),
-    ("GET", _BUCKET, "uploads", "ListMultipartUploads"),
-    ("POST", _BUCKET, "delete", "DeleteObjects"),
-    ("GET", _BUCKET, "session", "CreateSession"),
-    ("GET", _BUCKET, "location", "GetBucketLocation"),
-    ("GET", _BUCKET, "policyStatus", "GetBucketPolicyStatus"),
-    ("GET", _BUCKET, "abac", "GetBucketAbac"),
-    ("PUT", _BUCKET, "abac", "PutBucketAbac"),
-    ("GET", _BUCKET, "accelerate", "GetBucketAccelerateConfiguration"),
-    ("PUT", _BUCKET, "accelerate", "PutBucketAccelerateConfiguration"),
-    ("GET", _BUCKET, "acl", "GetBucketAcl"),
-    ("PUT", _BUCKET, "acl", "PutBucketAcl"),
-    ("GET", _BUCKET, "cors", "GetBucketCors"),
-    ("PUT", _BUCKET, "cors", "PutBucketCors"),
-    ("DELETE", _BUCKET, "cors", "DeleteBucketCors"),
-    ("GET", _BUCKET, "default-storage-class", "GetBucketDefaultStorageClass"),
-    ("PUT", _BUCKET, "default-storage-class", "PutBucketDefaultStorageClass"),
-    ("GET", _BUCKET, "encryption", "GetBucketEncryption"),
-    ("PUT", _BUCKET, "encryption", "PutBucketEncryption"),
-    ("DELETE", _BUCKET, "encryption", "DeleteBucketEncryption"),
-    ("GET", _BUCKET, "lifecycle", _hinted("GetBucketLifecycleConfiguration", "GetBucketLifecycle")),
-    ("PUT", _BUCKET, "lifecycle", _hinted("PutBucketLifecycleConfiguration", "PutBucketLifecycle")),
-    ("DELETE", _BUCKET, "lifecycle", "DeleteBucketLifecycle"),
-    ("GET", _BUCKET, "logging", "GetBucketLogging"),
-    ("PUT", _BUCKET, "logging", "PutBucketLogging"),
-    (
-        "GET",
-        _BUCKET,
-        "notification",
-        _hinted("GetBucketNotificationConfiguration", "GetBucketNotification"),
-    ),
-    (
-        "PUT",
-        _BUCKET,
-        "notification",
-        _hinted("PutBucketNotificationConfiguration", "PutBucketNotification"),
-    ),
-    ("GET", _BUCKET, "object-lock", "GetObjectLockConfiguration"),
-    ("PUT", _BUCKET, "object-lock", "PutObjectLockConfiguration"),
-    ("GET", _BUCKET, "ownershipControls", "GetBucketOwnershipControls"),
-    ("PUT", _BUCKET, "ownershipControls", "PutBucketOwnershipControls"),
-    ("DELETE", _BUCKET, "ownershipControls", "DeleteBucketOwnershipControls"),
-    ("GET", _BUCKET, "policy", "GetBucketPolicy"),
-    ("PUT", _BUCKET, "policy", "PutBucketPolicy"),
-    ("DELETE", _BUCKET, "policy", "DeleteBucketPolicy"),
-    ("GET", _BUCKET, "publicAccessBlock", "GetPublicAccessBlock"),
-    ("PUT", _BUCKET, "publicAccessBlock", "PutPublicAccessBlock"),
-    ("DELETE", _BUCKET, "publicAccessBlock", "DeletePublicAccessBlock"),
-    ("GET", _BUCKET, "replication", "GetBucketReplication"),
-    ("PUT", _BUCKET, "replication", "PutBucketReplication"),
-    ("DELETE", _BUCKET, "replication", "DeleteBucketReplication"),
-    ("GET", _BUCKET, "requestPayment", "GetBucketRequestPayment"),
-    ("PUT", _BUCKET, "requestPayment", "PutBucketRequestPayment"),
-    ("GET", _BUCKET, "tagging", "GetBucketTagging"),
-    ("PUT", _BUCKET, "tagging", "PutBucketTagging"),
-    ("DELETE", _BUCKET, "tagging", "DeleteBucketTagging"),
-    ("GET", _BUCKET, "versioning", "GetBucketVersioning"),
-    ("PUT", _BUCKET, "versioning", "PutBucketVersioning"),
-    ("GET", _BUCKET, "website", "GetBucketWebsite"),
-    ("PUT", _BUCKET, "website", "PutBucketWebsite"),
-    ("DELETE", _BUCKET, "website", "DeleteBucketWebsite"),
-    (
-        "GET",
-        _BUCKET,
-        "analytics",
-        _get_or_list("GetBucketAnalyticsConfiguration", "ListBucketAnalyticsConfigurations", "id"),
-    ),
-    ("PUT", _BUCKET, "analytics", "PutBucketAnalyticsConfiguration"),
-    ("DELETE", _BUCKET, "analytics", "DeleteBucketAnalyticsConfiguration"),
-    (
-        "GET",
-        _BUCKET,
-        "intelligent-tiering",
-        _get_or_list(
-            "GetBucketIntelligentTieringConfiguration",
-            "ListBucketIntelligentTieringConfigurations",
-            "id",
-        ),
-    ),
-    ("PUT", _BUCKET, "intelligent-tiering", "PutBucketIntelligentTieringConfiguration"),
-    ("DELETE", _BUCKET, "intelligent-tiering", "DeleteBucketIntelligentTieringConfiguration"),
-    (
-        "GET",
-        _BUCKET,
-        "inventory",
-        _get_or_list("GetBucketInventoryConfiguration", "ListBucketInventoryConfigurations", "id"),
-    ),
-    ("PUT", _BUCKET, "inventory", "PutBucketInventoryConfiguration"),
-    ("DELETE", _BUCKET, "inventory", "DeleteBucketInventoryConfiguration"),
-    (
-        "GET",
-        _BUCKET,
-        "metrics",
-        _get_or_list("GetBucketMetricsConfiguration", "ListBucketMetricsConfigurations", "id"),
-    ),
-    ("PUT", _BUCKET, "metrics", "PutBucketMetricsConfiguration"),
-    ("DELETE", _BUCKET, "metrics", "DeleteBucketMetricsConfiguration"),
-    ("POST", _BUCKET, "metadataConfiguration", "CreateBucketMetadataConfiguration"),
-    ("GET", _BUCKET, "metadataConfiguration", "GetBucketMetadataConfiguration"),
-    ("DELETE", _BUCKET, "metadataConfiguration", "DeleteBucketMetadataConfiguration"),
-    ("POST", _BUCKET, "metadataTable", "CreateBucketMetadataTableConfiguration"),
-    ("GET", _BUCKET, "metadataTable", "GetBucketMetadataTableConfiguration"),
-    ("DELETE", _BUCKET, "metadataTable", "DeleteBucketMetadataTableConfiguration"),
-    (
-        "PUT",
-        _BUCKET,
-        "metadataAnnotationTable",
-        "UpdateBucketMetadataAnnotationTableConfiguration",
-    ),
-    (
-        "PUT",
-        _BUCKET,
-        "metadataInventoryTable",
-        "UpdateBucketMetadataInventoryTableConfiguration",
-    ),
-    ("PUT", _BUCKET, "metadataJournalTable", "UpdateBucketMetadataJournalTableConfiguration"),
-    # Objects.
-    ("GET", _OBJECT, "", "GetObject"),
-    ("HEAD", _OBJECT, "", "HeadObject"),
-    ("PUT", _OBJECT, "", _copy_or("PutObject", "CopyObject")),
-    ("DELETE", _OBJECT, "", "DeleteObject"),
-    ("POST", _OBJECT, "uploads", "CreateMultipartUpload"),
-    ("PUT", _OBJECT, "uploadId", _copy_or("UploadPart", "UploadPartCopy")),
-    ("POST", _OBJECT, "uploadId", "CompleteMultipartUpload"),
-    ("DELETE", _OBJECT, "uploadId", "AbortMultipartUpload"),
-    ("GET", _OBJECT, "uploadId", "ListParts"),
-    ("GET", _OBJECT, "part", "GetPart"),
-    ("GET", _OBJECT, "acl", "GetObjectAcl"),
-    ("PUT", _OBJECT, "acl", "PutObjectAcl"),
-    ("GET", _OBJECT, "tagging", "GetObjectTagging"),
-    ("PUT", _OBJECT, "tagging", "PutObjectTagging"),
-    ("DELETE", _OBJECT, "tagging", "DeleteObjectTagging"),
-    ("GET", _OBJECT, "retention", "GetObjectRetention"),
-    ("PUT", _OBJECT, "retention", "PutObjectRetention"),
-    ("GET", _OBJECT, "legal-hold", "GetObjectLegalHold"),
-    ("PUT", _OBJECT, "legal-hold", "PutObjectLegalHold"),
-    ("GET", _OBJECT, "attributes", "GetObjectAttributes"),
-    ("GET", _OBJECT, "torrent", "GetObjectTorrent"),
-    ("POST", _OBJECT, "restore", "RestoreObject"),
-    ("POST", _OBJECT, "select", "SelectObjectContent"),
-    ("PUT", _OBJECT, "renameObject", "RenameObject"),
-    ("PUT", _OBJECT, "encryption", "UpdateObjectEncryption"),
-    (
-        "GET",
-        _OBJECT,
-        "annotation",
-        _get_or_list("GetObjectAnnotation", "ListObjectAnnotations", "annotationName"),
-    ),
-    ("PUT", _OBJECT, "annotation", "PutObjectAnnotation"),
-    ("DELETE", _OBJECT, "annotation", "DeleteObjectAnnotation"),
-)
-
-_TABLE: Final[dict[_Slot, str | _Refine]] = {(m, lvl, sub): op for m, lvl, sub, op in _ROWS}
-if len(_TABLE) != len(_ROWS):  # pragma: no cover - a typo in the rows above
-    raise RuntimeError("operations: duplicate (method, level, sub-resource) row")
-
-# The query parameters that select an operation.
-_SUBRESOURCES: Final = frozenset(sub for _, _, sub, _ in _ROWS if sub)
-
-# -- arguments: the other query parameters each operation takes (botocore's `querystring` members)
-
-_RESPONSE_OVERRIDES = (
-    "response-cache-control response-content-disposition response-content-encoding "
-    "response-content-language response-content-type response-expires"
-)
-_CONFIGURATIONS = ("Analytics", "IntelligentTiering", "Inventory", "Metrics")
-_ARGUMENT_ROWS: tuple[tuple[str, str], ...] = (
-    ("ListBuckets", "bucket-region continuation-token max-buckets prefix"),
-    ("ListDirectoryBuckets", "continuation-token max-directory-buckets"),
-    ("ListObjects", "delimiter encoding-type marker max-keys prefix"),
-    (
-        "ListObjectsV2",
-        "continuation-token delimiter encoding-type fetch-owner max-keys prefix start-after",
-    ),
-    ("ListObjectVersions", "delimiter encoding-type key-marker max-keys prefix version-id-marker"),
-    (
-        "ListMultipartUploads",
-        "delimiter encoding-type key-marker max-uploads prefix upload-id-marker",
-    ),
-    *(
-        (f"{verb}Bucket{kind}Configuration", "id")
-        for verb in ("Get", "Put", "Delete")
-        for kind in _CONFIGURATIONS
-    ),
-    *((f"ListBucket{kind}Configurations", "continuation-token") for kind in _CONFIGURATIONS),
-    ("GetObject", f"{_RESPONSE_OVERRIDES} partNumber versionId"),
-    ("HeadObject", f"{_RESPONSE_OVERRIDES} partNumber versionId"),
-    *(
-        (name, "versionId")
-        for name in (
-            "DeleteObject",
-            "GetObjectAcl",
-            "PutObjectAcl",
-            "GetObjectAttributes",
-            "GetObjectLegalHold",
-            "PutObjectLegalHold",
-            "GetObjectRetention",
-            "PutObjectRetention",
-            "GetObjectTagging",
-            "PutObjectTagging",
-            "DeleteObjectTagging",
-            "RestoreObject",
-            "UpdateObjectEncryption",
-        )
-    ),
-    *(
-        (name, "annotationName versionId")
-        for name in ("GetObjectAnnotation", "PutObjectAnnotation", "DeleteObjectAnnotation")
-    ),
-    (
-        "ListObjectAnnotations",
-        "annotation-prefix continuation-token max-annotation-results versionId",
-    ),
-    ("UploadPart", "partNumber uploadId"),
-    ("UploadPartCopy", "partNumber uploadId"),
-    ("GetPart", "partNumber uploadId"),
-    ("ListParts", "max-parts part-number-marker uploadId"),
-    ("AbortMultipartUpload", "uploadId"),
-    ("CompleteMultipartUpload", "uploadId"),
-    ("SelectObjectContent", "select-type"),
-)
-_ARGUMENTS: Final[dict[str, frozenset[str]]] = {
-    name: frozenset(names.split()) for name, names in _ARGUMENT_ROWS
-}
-_NO_ARGUMENTS: Final[frozenset[str]] = frozenset()
 # Parameters any request may carry: the SDK's hint and SigV2 presigned-URL authentication.
 # (SigV4's `X-Amz-*` ones are headers in the query, below.)
 _ANY_REQUEST: Final = frozenset({"x-id", "AWSAccessKeyId", "Signature", "Expires"})
@@ -405,7 +112,7 @@ _NAMING_HEADERS: Final = frozenset({"x-amz-copy-source"})
 
 def _takes(operation: str, sub: str, query: Mapping[str, str]) -> bool:
     """Whether every query parameter is the sub-resource or an argument of `operation`."""
-    arguments = _ARGUMENTS.get(operation, _NO_ARGUMENTS)
+    arguments = ARGUMENTS.get(operation, NO_ARGUMENTS)
     for name in query:
         if name == sub or name in arguments or name in _ANY_REQUEST:
             continue
@@ -421,8 +128,8 @@ def _sub_resource(method: str, level: int, subs: set[str]) -> str | None:
     (`?part&uploadId=…`), if exactly one does."""
     found = None
     for sub in subs:
-        entry = _TABLE.get((method, level, sub))
-        if isinstance(entry, str) and subs - {sub} <= _ARGUMENTS.get(entry, _NO_ARGUMENTS):
+        entry = TABLE.get((method, level, sub))
+        if isinstance(entry, str) and subs - {sub} <= ARGUMENTS.get(entry, NO_ARGUMENTS):
             if found is not None:
                 return None
             found = sub
@@ -438,22 +145,22 @@ def operation_name(
 ) -> str:
     """The S3 operation name of a request, `OptionsPreflight` for CORS, else `Unknown`."""
     if bucket:
-        level = _OBJECT if key else _BUCKET
+        level = OBJECT if key else BUCKET
     elif key:
         return UNKNOWN  # a key without a bucket names nothing S3 serves
     else:
-        level = _SERVICE
+        level = SERVICE
     if method == "OPTIONS":
-        return OPTIONS_PREFLIGHT if level != _SERVICE else UNKNOWN
+        return OPTIONS_PREFLIGHT if level != SERVICE else UNKNOWN
     if not query:
-        entry = _TABLE.get((method, level, ""))
+        entry = TABLE.get((method, level, ""))
         if isinstance(entry, str):
             return entry
         if entry is None:
             return _unmatched(method, level, "", bucket, key, headers)
         return entry(query, headers)
     sub = ""
-    subs = {name for name in query if name in _SUBRESOURCES}
+    subs = {name for name in query if name in SUBRESOURCES}
     if len(subs) == 1:
         sub = subs.pop()
     elif subs:
@@ -461,7 +168,7 @@ def operation_name(
         if found is None:
             return UNKNOWN
         sub = found
-    entry = _TABLE.get((method, level, sub))
+    entry = TABLE.get((method, level, sub))
     if entry is None:
         name = _unmatched(method, level, sub, bucket, key, headers)
     elif isinstance(entry, str):
@@ -476,10 +183,10 @@ def _unmatched(
 ) -> str:
     """The slow path: form uploads, Object Lambda replies; otherwise `Unknown`."""
     if method == "POST" and not sub:
-        if level == _BUCKET:
+        if level == BUCKET:
             return _post_bucket(bucket, headers)
         # Virtual-hosted Object Lambda: the route is the "bucket", the path is the key.
-        if level == _OBJECT and _is_write_get_object_response(key, headers):
+        if level == OBJECT and _is_write_get_object_response(key, headers):
             return "WriteGetObjectResponse"
     return UNKNOWN
 
@@ -539,9 +246,17 @@ _DELETE = (
 )
 
 
-_GROUPS: Final[dict[str, Group]] = {
-    name: "admin" for name in (*(op for op in _TABLE.values() if isinstance(op, str)), *_REFINED)
-}
+# Names the table holds, those only its refinements return, and those only the slow path
+# (`_unmatched`) or `operation_name` itself returns.
+_NAMED = (
+    *(op for op in TABLE.values() if isinstance(op, str)),
+    *REFINED,
+    "PostObject",
+    "WriteGetObjectResponse",
+    OPTIONS_PREFLIGHT,
+    UNKNOWN,
+)
+_GROUPS: Final[dict[str, Group]] = {name: "admin" for name in _NAMED}
 _GROUPED: tuple[tuple[Group, tuple[str, ...]], ...] = (
     ("read", _READ),
     ("list", _LIST),

@@ -17,7 +17,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from s3router_proxy.auth import sigv4
+from s3router_proxy.auth import canonical, sigv4, sigv4syntax
 from s3router_proxy.auth.sigv4 import SigV4Auth
 from s3router_proxy.s3 import request as s3request
 from s3router_proxy.s3.errors import S3Error
@@ -66,7 +66,7 @@ raw_queries = st.lists(st.sampled_from(QUERY_PIECES), max_size=14).map("".join)
 
 
 def _reference_part(raw: str) -> str:
-    return quote(unquote_to_bytes(sigv4._utf8(raw.replace("+", " "))), safe="")
+    return quote(unquote_to_bytes(canonical.utf8(raw.replace("+", " "))), safe="")
 
 
 def _reference_canonical_query(
@@ -94,7 +94,7 @@ def test_raw_canonical_query_equals_decode_and_encode(raw: str) -> None:
         (sigv4._SIGNATURE_PARAM, sigv4._REDACTED_QUERY),
     ):
         expected = _reference_canonical_query(raw, drop, redact)
-        assert sigv4._raw_canonical_query(raw, drop=drop, redact=redact) == expected
+        assert canonical.raw_canonical_query(raw, drop=drop, redact=redact) == expected
 
 
 @pytest.mark.parametrize(
@@ -122,17 +122,17 @@ def test_raw_canonical_query_equals_decode_and_encode(raw: str) -> None:
     ],
 )
 def test_raw_canonical_query_examples(raw: str) -> None:
-    assert sigv4._raw_canonical_query(raw) == _reference_canonical_query(raw)
-    assert sigv4._raw_canonical_query(
+    assert canonical.raw_canonical_query(raw) == _reference_canonical_query(raw)
+    assert canonical.raw_canonical_query(
         raw, drop=sigv4._SIGNATURE_PARAM
     ) == _reference_canonical_query(raw, sigv4._SIGNATURE_PARAM)
 
 
 def test_encoded_query_regex_accepts_only_canonical_queries() -> None:
     for raw in ("", "a=b", "a=b&c", "&&", "x=%2F%E2%82%AC~", "=&="):
-        assert sigv4._ENCODED_QUERY.fullmatch(raw) is not None, raw
+        assert canonical._ENCODED_QUERY.fullmatch(raw) is not None, raw
     for raw in ("a=b=c", "a=%2f", "a=+", "a=/", "a=%4", "a=%41", "a=%7E", "a=%zz", "a= "):
-        assert sigv4._ENCODED_QUERY.fullmatch(raw) is None, raw
+        assert canonical._ENCODED_QUERY.fullmatch(raw) is None, raw
 
 
 def test_canonical_regexes_fail_in_linear_time() -> None:
@@ -140,12 +140,12 @@ def test_canonical_regexes_fail_in_linear_time() -> None:
     once backtracked exponentially; run in a subprocess so a regression fails, not hangs."""
     code = textwrap.dedent(
         """
-        from s3router_proxy.auth import sigv4
+        from s3router_proxy.auth import canonical
         run = "photos-summer-vacation-" * 400
         for tail in ("/", "+", "%2f", "%4", "!", "=x=y"):
-            sigv4._reencode_query_part(run + tail)
-            sigv4._raw_canonical_query("a=" + run + tail + "&" + run + "=" + run + tail)
-            sigv4._raw_canonical_query(("k=" + run + "&") * 50 + "k=" + run + tail)
+            canonical._reencode_query_part(run + tail)
+            canonical.raw_canonical_query("a=" + run + tail + "&" + run + "=" + run + tail)
+            canonical.raw_canonical_query(("k=" + run + "&") * 50 + "k=" + run + tail)
         print("ok")
         """
     )
@@ -290,14 +290,14 @@ def _split_outcome(call: object, authorization: str) -> object:
 def _check_split_twice(head: str, tail: str) -> None:
     """Parse `head + "Signature=" + HEX_A` (fills the cache), then the same head with
     another tail: the cached parse must give what the uncached one gives."""
-    sigv4._AUTH_HEAD_CACHE.clear()
+    sigv4syntax._AUTH_HEAD_CACHE.clear()
     first = head + "Signature=" + HEX_A
-    assert _split_outcome(sigv4._split_header_auth, first) == _split_outcome(
-        sigv4._split_header_auth_uncached, first
+    assert _split_outcome(sigv4syntax.split_header_auth, first) == _split_outcome(
+        sigv4syntax._split_header_auth_uncached, first
     )
     second = head + "Signature=" + tail
-    assert _split_outcome(sigv4._split_header_auth, second) == _split_outcome(
-        sigv4._split_header_auth_uncached, second
+    assert _split_outcome(sigv4syntax.split_header_auth, second) == _split_outcome(
+        sigv4syntax._split_header_auth_uncached, second
     )
 
 
@@ -329,12 +329,12 @@ def test_cached_authorization_head_examples(head: str, tail: str) -> None:
 
 
 def test_misplaced_signature_is_not_cached() -> None:
-    sigv4._AUTH_HEAD_CACHE.clear()
+    sigv4syntax._AUTH_HEAD_CACHE.clear()
     head = f"AWS4-HMAC-SHA256 Credential={CREDENTIAL}, Signature={HEX_A}, SignedHeaders=hSignature="
-    _, signed, signature = sigv4._split_header_auth(head + HEX_A)
+    _, signed, signature = sigv4syntax.split_header_auth(head + HEX_A)
     assert signed == (f"hSignature={HEX_A}",) and signature == HEX_A
-    assert not sigv4._AUTH_HEAD_CACHE
-    assert sigv4._split_header_auth(head + HEX_B) == (
+    assert not sigv4syntax._AUTH_HEAD_CACHE
+    assert sigv4syntax.split_header_auth(head + HEX_B) == (
         CREDENTIAL,
         (f"hSignature={HEX_B}",),
         HEX_A,
@@ -342,30 +342,34 @@ def test_misplaced_signature_is_not_cached() -> None:
 
 
 def test_parse_caches_stay_bounded() -> None:
-    for n in range(sigv4._PARSE_CACHE_SIZE + 20):
-        sigv4._split_header_auth(
+    for n in range(sigv4syntax._PARSE_CACHE_SIZE + 20):
+        sigv4syntax.split_header_auth(
             f"AWS4-HMAC-SHA256 Credential=K{n}/20130524/r/s3/aws4_request, "
             f"SignedHeaders=host;x-{n}, Signature={HEX_A}"
         )
-        sigv4._parse_credential(
+        sigv4syntax.parse_credential(
             f"K{n}/20130524/r/s3/aws4_request", "20130524T000000Z", presigned=True
         )
-    assert len(sigv4._AUTH_HEAD_CACHE) <= sigv4._PARSE_CACHE_SIZE
-    assert len(sigv4._CREDENTIAL_CACHE) <= sigv4._PARSE_CACHE_SIZE
-    assert len(sigv4._SIGNED_HEADERS_CACHE) <= sigv4._PARSE_CACHE_SIZE
+    assert len(sigv4syntax._AUTH_HEAD_CACHE) <= sigv4syntax._PARSE_CACHE_SIZE
+    assert len(sigv4syntax._CREDENTIAL_CACHE) <= sigv4syntax._PARSE_CACHE_SIZE
+    assert len(sigv4syntax._SIGNED_HEADERS_CACHE) <= sigv4syntax._PARSE_CACHE_SIZE
 
 
 @pytest.mark.parametrize("presigned", [False, True])
 def test_cached_credential_still_checks_the_date(presigned: bool) -> None:
-    sigv4._CREDENTIAL_CACHE.clear()
-    parsed = sigv4._parse_credential(CREDENTIAL, "20130524T000000Z", presigned=presigned)
+    sigv4syntax._CREDENTIAL_CACHE.clear()
+    parsed = sigv4syntax.parse_credential(CREDENTIAL, "20130524T000000Z", presigned=presigned)
     assert parsed == ("AKID", "20130524", "us-east-1", "s3")
-    assert sigv4._parse_credential(CREDENTIAL, "20130524T235959Z", presigned=presigned) == parsed
+    assert (
+        sigv4syntax.parse_credential(CREDENTIAL, "20130524T235959Z", presigned=presigned) == parsed
+    )
     for _ in range(2):
         with pytest.raises(S3Error) as caught:
-            sigv4._parse_credential(CREDENTIAL, "20130525T000000Z", presigned=presigned)
+            sigv4syntax.parse_credential(CREDENTIAL, "20130525T000000Z", presigned=presigned)
         with pytest.raises(S3Error) as uncached:
-            sigv4._parse_credential_uncached(CREDENTIAL, "20130525T000000Z", presigned=presigned)
+            sigv4syntax._parse_credential_uncached(
+                CREDENTIAL, "20130525T000000Z", presigned=presigned
+            )
         assert (caught.value.code, caught.value.message) == (
             uncached.value.code,
             uncached.value.message,
@@ -373,15 +377,15 @@ def test_cached_credential_still_checks_the_date(presigned: bool) -> None:
 
 
 def test_cached_signed_headers_error_kind_follows_the_caller() -> None:
-    sigv4._SIGNED_HEADERS_CACHE.clear()
-    assert sigv4._parse_signed_headers("host;x", presigned=True) == ("host", "x")
-    assert sigv4._parse_signed_headers("host;x", presigned=False) == ("host", "x")
+    sigv4syntax._SIGNED_HEADERS_CACHE.clear()
+    assert sigv4syntax.parse_signed_headers("host;x", presigned=True) == ("host", "x")
+    assert sigv4syntax.parse_signed_headers("host;x", presigned=False) == ("host", "x")
     for presigned, code in (
         (True, "AuthorizationQueryParametersError"),
         (False, "AuthorizationHeaderMalformed"),
     ):
         with pytest.raises(S3Error) as caught:
-            sigv4._parse_signed_headers("host;;x", presigned=presigned)
+            sigv4syntax.parse_signed_headers("host;;x", presigned=presigned)
         assert caught.value.code == code
 
 

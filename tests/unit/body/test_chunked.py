@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from s3router_proxy.auth.sigv4 import signing_key
+from s3router_proxy.auth.signingkey import signing_key
 from s3router_proxy.body.chunked import (
     MAX_CHUNK,
     ChunkedBodyError,

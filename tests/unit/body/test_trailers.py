@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from s3router_proxy.auth.sigv4 import signing_key
+from s3router_proxy.auth.signingkey import signing_key
 from s3router_proxy.body.chunked import ChunkSigning
 from s3router_proxy.body.trailers import TrailerSection
 from s3router_proxy.s3 import checksums
