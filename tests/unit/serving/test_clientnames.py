@@ -12,8 +12,8 @@ from s3router_proxy.routing.rules import route_on
 from s3router_proxy.routing.uploadid import UploadPin, unwrap
 from s3router_proxy.serving.clientnames import client_rewriters
 from s3router_proxy.serving.exchange import Exchange
-from s3router_proxy.serving.handler import ProxyState
 from s3router_proxy.serving.stages import authenticate, parse, route
+from s3router_proxy.serving.state import ProxyState
 from s3router_proxy.telemetry.accessrecord import RequestRecord
 
 from .test_stages import signed
