@@ -214,7 +214,10 @@ def pin_upload(exchange: Exchange) -> None:
     """An existing multipart upload goes where its (sealed) upload id says it lives."""
     state, request = exchange.state, exchange.request
     pin = uploadid.unwrap(
-        state.config.secret, request.query["uploadId"], bucket=request.bucket, key=request.key
+        state.config.sealing_keys(),
+        request.query["uploadId"],
+        bucket=request.bucket,
+        key=request.key,
     )
     if pin.backend not in state.backends:
         raise S3Error(
@@ -242,7 +245,7 @@ def unwrap_upload_marker(exchange: Exchange) -> None:
         request.query_items = [(n, v) for n, v in request.query_items if n != "upload-id-marker"]
         return
     pin = uploadid.unwrap(
-        exchange.state.config.secret,
+        exchange.state.config.sealing_keys(),
         marker,
         bucket=request.bucket,
         key=request.query.get("key-marker", ""),

@@ -101,7 +101,7 @@ def test_a_created_upload_id_is_sealed_with_its_route_and_the_pinned_mirrors(
         body = rewrite(INITIATED)
         assert b"<Bucket>data-1</Bucket>" in body and b"<Key>k/1</Key>" in body
         sealed = body.split(b"<UploadId>")[1].split(b"</UploadId>")[0].decode()
-        pin = unwrap(secret, sealed, bucket="data-1", key="k/1")
+        pin = unwrap((secret,), sealed, bucket="data-1", key="k/1")
         assert (pin.backend, pin.bucket, pin.key, pin.upload_id) == (
             "lake",
             "lake-store",
