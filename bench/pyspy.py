@@ -18,13 +18,25 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from bench import load
-from bench.procs import CLIENT_CPU, pinned
+from bench.procs import CLIENT_CPU, Processes, pinned
+from bench.stack import Stack
 
-if TYPE_CHECKING:
-    from bench.runner import Bench
+
+class Profiled(Protocol):
+    """The running benchmark the proxy is profiled in (`runner.Bench`)."""
+
+    python: str
+    procs: Processes
+    root: Path
+    pin: bool
+    stack: Stack
+    workloads: dict[str, load.Workload]
+
+    def log(self, message: str) -> None: ...
+
 
 # "function (path/to/file.py:123)" or, for native frames, "symbol (library.so)" / "(file.c:12)".
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<where>[^()]*)\)$")
@@ -203,7 +215,7 @@ def _py_spy(python: str) -> str:
     return str(candidate)
 
 
-def profile(bench: Bench, out: Path, seconds: float) -> str:
+def profile(bench: Profiled, out: Path, seconds: float) -> str:
     """Record the proxy for `seconds` under c=64 GET load; write the raw stacks; summarise."""
     spy = _py_spy(bench.python)
     raw = out.with_suffix(".collapsed.txt")

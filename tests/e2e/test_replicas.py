@@ -41,7 +41,18 @@ PART_BUCKET = unique_bucket_name("replicas-part")
 MIB = 1 << 20
 
 
-def config_text(lake: MotoBackend, part: MotoBackend, *, late_client: bool = False) -> str:
+FIRST_SECRET = "shared-by-every-replica-0123456789"
+NEXT_SECRET = "the-secret-after-rotation-9876543"
+
+
+def config_text(
+    lake: MotoBackend,
+    part: MotoBackend,
+    *,
+    late_client: bool = False,
+    secret: str = FIRST_SECRET,
+    previous: tuple[str, ...] = (),
+) -> str:
     """One bucket split over two stores: `team2/*` in `part` under `data/team2/`."""
     late = (
         f'  - {{name: late, access_key_id: "{LATE_KEY}", secret_access_key: "{LATE_SECRET}"}}\n'
@@ -51,7 +62,8 @@ def config_text(lake: MotoBackend, part: MotoBackend, *, late_client: bool = Fal
     return f"""
 router:
   log_format: json
-  secret: "shared-by-every-replica-0123456789"
+  secret: "{secret}"
+  previous_secrets: [{", ".join(f'"{p}"' for p in previous)}]
 backends:
   lake:
     endpoint: "{lake.endpoint}"
@@ -297,3 +309,72 @@ def test_a_reload_on_one_replica_while_the_others_serve(
         refused = boto3_client(other.endpoint, LATE_KEY, LATE_SECRET)
         with pytest.raises(Exception, match="InvalidAccessKeyId"):
             refused.get_object(Bucket=BUCKET, Key="team2/steady.bin")
+
+
+def reload_all(cluster: Cluster, text: str) -> None:
+    """Every replica reads `text` (a file replaced in one step) and reloads, one after another."""
+    for replica, config in zip(cluster.replicas, cluster.configs, strict=True):
+        seen = replica.log_text().count("config reloaded")
+        staged = config.with_suffix(".new")
+        staged.write_text(text)
+        staged.replace(config)
+        os.kill(replica.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while replica.log_text().count("config reloaded") <= seen:
+            assert time.monotonic() < deadline, replica.log_tail()
+            time.sleep(0.1)
+
+
+def test_a_secret_rotation_keeps_uploads_and_listings_in_flight(
+    cluster: Cluster, moto_auth: MotoBackend, moto_plain: MotoBackend
+) -> None:
+    client = cluster.client()
+    key = "team2/rotation/object.bin"
+    parts_data = [os.urandom(5 * MIB), b"the last part"]
+    upload = client.create_multipart_upload(Bucket=BUCKET, Key=key)["UploadId"]
+    kept = client.create_multipart_upload(Bucket=BUCKET, Key=key + ".kept")["UploadId"]
+    first = client.upload_part(
+        Bucket=BUCKET, Key=key, UploadId=upload, PartNumber=1, Body=parts_data[0]
+    )
+    # A listing of the whole bucket spans both stores: its token is the proxy's, sealed.
+    every = [o["Key"] for o in client.list_objects_v2(Bucket=BUCKET)["Contents"]]
+    page = client.list_objects_v2(Bucket=BUCKET, MaxKeys=2)
+    token = page["NextContinuationToken"]
+    # Rotate: the new secret seals, the old one is still accepted, on every replica.
+    reload_all(
+        cluster,
+        config_text(moto_auth, moto_plain, secret=NEXT_SECRET, previous=(FIRST_SECRET,)),
+    )
+    last = client.upload_part(
+        Bucket=BUCKET, Key=key, UploadId=upload, PartNumber=2, Body=parts_data[1]
+    )
+    rest = client.list_objects_v2(Bucket=BUCKET, MaxKeys=1000, ContinuationToken=token)
+    assert [o["Key"] for o in page["Contents"] + rest["Contents"]] == every
+    client.complete_multipart_upload(
+        Bucket=BUCKET,
+        Key=key,
+        UploadId=upload,
+        MultipartUpload={
+            "Parts": [
+                {"PartNumber": 1, "ETag": first["ETag"]},
+                {"PartNumber": 2, "ETag": last["ETag"]},
+            ]
+        },
+    )
+    got = client.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    assert sha(got) == sha(b"".join(parts_data))
+    # An upload started after the rotation is sealed with the new secret: it outlives the
+    # old secret, while what only the old one sealed is then refused like a forged id.
+    later = client.create_multipart_upload(Bucket=BUCKET, Key=key)["UploadId"]
+    reload_all(cluster, config_text(moto_auth, moto_plain, secret=NEXT_SECRET))
+    client.abort_multipart_upload(Bucket=BUCKET, Key=key, UploadId=later)
+    with pytest.raises(Exception, match="NoSuchUpload"):
+        client.upload_part(Bucket=BUCKET, Key=key + ".kept", UploadId=kept, PartNumber=1, Body=b"x")
+    with pytest.raises(Exception, match="InvalidArgument"):
+        client.list_objects_v2(Bucket=BUCKET, MaxKeys=2, ContinuationToken=token)
+    direct = moto_plain.client()  # the refused upload is the operator's to abort, directly
+    for found in direct.list_multipart_uploads(Bucket=PART_BUCKET).get("Uploads", []):
+        if found["Key"].endswith(".kept"):
+            direct.abort_multipart_upload(
+                Bucket=PART_BUCKET, Key=found["Key"], UploadId=found["UploadId"]
+            )

@@ -443,7 +443,7 @@ def test_group_delete_objects_with_an_entity_reference() -> None:
     prefix=st.text(max_size=10),
 )
 def test_decode_token_raises_only_s3_errors(token: str, prefix: str) -> None:
-    expect_s3_error_only(lambda: decode_token(b"k" * 32, token, "bucket", prefix, "/"))
+    expect_s3_error_only(lambda: decode_token((b"k" * 32,), token, "bucket", prefix, "/"))
 
 
 # -- config --------------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import hmac
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -28,7 +27,7 @@ from .refusals import (
     two_mechanisms,
 )
 from .requesttime import http_date_epoch, iso
-from .sigv2canonical import candidates_v2, query_values, string_to_sign_v2
+from .sigv2canonical import SigV2Auth, candidates_v2, query_values, string_to_sign_v2
 
 if TYPE_CHECKING:
     from ..s3.request import S3Request
@@ -45,17 +44,6 @@ _MAX_EXPIRES_DIGITS = 18  # far beyond any real epoch; keeps int() cheap on host
 # SigV2 has always matched this with Unicode `\d` (int() reads any script's digits); kept so,
 # unlike SigV4's ASCII-only timestamps, so that no date accepted before is refused now.
 _AMZ_BASIC = re.compile(r"(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z")
-
-
-@dataclass(frozen=True, slots=True)
-class SigV2Auth:
-    """The SigV2 credentials a request carries, parsed but not yet verified."""
-
-    access_key_id: str
-    signature: str  # base64, as provided
-    presigned: bool
-    expires: int | None  # query form: epoch seconds
-    security_token: str | None  # x-amz-security-token header / query, if any
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""What a SigV2 (HMAC-SHA1) signature signs: the string to sign, and the readings clients use.
+"""What a SigV2 (HMAC-SHA1) request presents (`SigV2Auth`) and what its signature signs: the
+string to sign, and the readings clients use.
 
 SigV2 signs far less than SigV4 (no body, no Host, only a listed set of query parameters), so
 the list of signed "sub-resources" is a security boundary: a query parameter that selects an
@@ -20,6 +21,7 @@ signs the same request, so accepting either never accepts a different one.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from operator import itemgetter
 from typing import TYPE_CHECKING
 from urllib.parse import unquote_plus
@@ -28,7 +30,18 @@ from .canonical import raw_query_parts
 
 if TYPE_CHECKING:
     from ..s3.request import S3Request
-    from .sigv2 import SigV2Auth
+
+
+@dataclass(frozen=True, slots=True)
+class SigV2Auth:
+    """The SigV2 credentials a request carries, parsed but not yet verified."""
+
+    access_key_id: str
+    signature: str  # base64, as provided
+    presigned: bool
+    expires: int | None  # query form: epoch seconds
+    security_token: str | None  # x-amz-security-token header / query, if any
+
 
 _TOKEN = "x-amz-security-token"
 _REDACTED = "<redacted>"

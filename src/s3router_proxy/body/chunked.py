@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 
 from ..s3 import checksums
 from ..s3.errors import S3Error
+from .chunksigning import ChunkSigning
 from .trailers import MAX_TRAILER, TrailerSection, malformed_trailer
 
 MAX_LINE = 4096  # a chunk-size line, without its CRLF
@@ -55,16 +56,6 @@ MAX_CHUNK = 16 << 20  # as MinIO
 _EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 _HEX_SIZE = re.compile(rb"[0-9a-fA-F]{1,8}")  # 8 digits already exceed MAX_CHUNK
 _HEX_SIGNATURE = re.compile(rb"[0-9a-f]{64}")
-
-
-@dataclass(slots=True)
-class ChunkSigning:
-    """What chunk signatures are checked against (STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER])."""
-
-    signing_key: bytes  # from sigv4.verify_signature
-    amz_date: str  # YYYYMMDDTHHMMSSZ
-    scope: str  # date/region/s3/aws4_request
-    seed_signature: str  # the request's own signature (hex)
 
 
 @dataclass(slots=True)

@@ -31,10 +31,10 @@ from ..s3.request import S3Request
 from .chunked import (
     ChunkedBodyError,
     ChunkedResult,
-    ChunkSigning,
     decode_aws_chunked,
     encode_unsigned_trailer,
 )
+from .chunksigning import ChunkSigning
 
 UNSIGNED_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
 # Headers that describe aws-chunked framing; dropped when the backend gets a plain body.

@@ -13,13 +13,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from ..s3 import checksums
 from ..s3.errors import S3Error
-
-if TYPE_CHECKING:
-    from .chunked import ChunkSigning
+from .chunksigning import ChunkSigning
 
 MAX_TRAILER = 4096  # the whole trailer section after the 0-size chunk line
 

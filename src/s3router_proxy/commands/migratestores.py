@@ -121,7 +121,7 @@ async def list_objects(
                     location.bucket,
                     query,
                     ListingSource(parts, fetch),
-                    stores.secret,
+                    (stores.secret,),
                 )
             )
         except S3Error as error:

@@ -9,6 +9,7 @@ sections, which are backends of those names) and the general one (`backends:` by
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -58,6 +59,15 @@ class ClientConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PreviousSecret:
+    """A sealing key that `router.secret` replaced: what it sealed is still opened, until
+    `until` (epoch seconds; None: for as long as it is listed)."""
+
+    secret: bytes = field(repr=False)
+    until: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """Everything the proxy needs to serve, validated."""
 
@@ -89,5 +99,13 @@ class Config:
     admin_token: str | None = field(default=None, repr=False)  # bearer token for /explain
     anonymous: ClientPolicy = NOBODY  # what unsigned requests may do
     secret: bytes = field(default=b"", repr=False)  # HMAC key for upload ids and list tokens
+    previous_secrets: tuple[PreviousSecret, ...] = ()  # still accepted, never used to seal
     mirror_journal: str | None = None  # where best-effort mirror failures are recorded
     s3_health_paths: bool = False  # /minio/health/{live,ready} unauthenticated on the S3 port
+
+    def sealing_keys(self, now: float | None = None) -> tuple[bytes, ...]:
+        """The keys that open upload ids and listing tokens: `secret` (the one that seals)
+        first, then each previous secret whose grace period has not ended."""
+        moment = time.time() if now is None else now
+        still = [p.secret for p in self.previous_secrets if p.until is None or moment < p.until]
+        return (self.secret, *still)

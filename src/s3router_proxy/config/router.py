@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .reader import Reader
+from .secrets import parse_secrets
 from .yamlfile import LineDict
 
 _ROUTER_KEYS = {
@@ -26,6 +27,7 @@ _ROUTER_KEYS = {
     "shutdown_timeout",
     "watch_config",
     "secret",
+    "previous_secrets",
     "sigv2",
     "admin_token",
     "mirror_journal",
@@ -137,15 +139,7 @@ def _router_extras(reader: Reader, router: LineDict, source: str) -> dict[str, A
     journal = reader.string(router, "mirror_journal", "router")
     if journal:
         extras["mirror_journal"] = str(Path(source).parent / journal)
-    secret = reader.string(router, "secret", "router")
-    if secret is not None and len(secret) < 16:
-        raise reader.fail(
-            "router.secret",
-            "must be at least 16 characters (it signs upload ids and listing tokens)",
-            reader.line_of(router, "secret"),
-        )
-    if secret:
-        extras["secret"] = secret.encode()
+    extras.update(parse_secrets(reader, router))
     return extras
 
 

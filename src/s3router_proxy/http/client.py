@@ -30,18 +30,26 @@ import socket
 from collections import deque
 from collections.abc import AsyncIterator
 from http import HTTPStatus
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from .responseparser import BadAnswer, ResponseParser
-
-if TYPE_CHECKING:
-    from .pool import UpstreamPool
 
 # Answer bytes buffered before the backend socket stops being read (per connection).
 READ_HIGH_WATER = 1024 * 1024
 READ_LOW_WATER = 256 * 1024
 
 REASONS = {status.value: status.phrase for status in HTTPStatus}
+
+
+class Lender(Protocol):
+    """Where a connection is lent from (the pool): it is handed back there after a whole answer,
+    and forgotten there when it closes."""
+
+    read_timeout: float
+
+    def take_back(self, conn: BackendConnection) -> None: ...
+
+    def forget(self, conn: BackendConnection) -> None: ...
 
 
 class UpstreamError(ConnectionError):
@@ -93,7 +101,7 @@ class BackendConnection(asyncio.Protocol):
         "write_paused",
     )
 
-    def __init__(self, pool: UpstreamPool, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, pool: Lender, loop: asyncio.AbstractEventLoop) -> None:
         self.pool = pool
         self.loop = loop
         self.transport: asyncio.Transport | None = None
@@ -156,7 +164,7 @@ class BackendConnection(asyncio.Protocol):
         waiter = self.drain_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
-        self.pool._forget(self)
+        self.pool.forget(self)
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -330,4 +338,4 @@ class UpstreamResponse:
         if conn is None:
             return
         self._conn = None
-        conn.pool._release(conn)
+        conn.pool.take_back(conn)

@@ -16,9 +16,10 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 from collections import deque
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Protocol
 
 import httptools
 
@@ -33,10 +34,20 @@ from .messages import (
 )
 from .requestparser import BadRequest, RequestParser, refusal
 
-if TYPE_CHECKING:
-    from .server import FrontServer
-
 log = logging.getLogger("s3router_proxy.front")
+
+
+class Serving(Protocol):
+    """The server a connection belongs to (`server.FrontServer`): its loop, TLS and limits,
+    whether it drains, its handler and the connections it holds."""
+
+    loop: asyncio.AbstractEventLoop
+    tls: ssl.SSLContext | None
+    max_head_size: int
+    draining: bool
+    connections: set[ClientConnection]
+    handler: Callable[[Request], Awaitable[Response]]
+
 
 # Answer bytes buffered in the transport before a streamed answer waits.
 WRITE_HIGH_WATER = 1024 * 1024
@@ -50,7 +61,7 @@ _TIMED_OUT = (
 class ClientConnection(asyncio.Protocol):
     """One client connection: requests parsed in, answers written out, in order."""
 
-    def __init__(self, server: FrontServer) -> None:
+    def __init__(self, server: Serving) -> None:
         self.server = server
         self.loop = server.loop
         self.transport: asyncio.Transport | None = None

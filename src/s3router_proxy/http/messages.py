@@ -15,12 +15,9 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from multidict import CIMultiDict, CIMultiDictProxy
-
-if TYPE_CHECKING:
-    from .clientconnection import ClientConnection
 
 # Body bytes buffered before the client socket stops being read.
 READ_HIGH_WATER = 1024 * 1024
@@ -49,6 +46,30 @@ def http_date() -> str:
     return _date_value
 
 
+class Connection(Protocol):
+    """What a request and its answer ask of the client connection they travel on
+    (`clientconnection.ClientConnection`)."""
+
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport | None
+    remote: str | None
+    scheme: str
+
+    def pause_body(self) -> None: ...
+
+    def resume_body(self) -> None: ...
+
+    def write(self, data: bytes) -> None: ...
+
+    def writelines(self, data: Iterable[bytes]) -> None: ...
+
+    async def drain(self) -> None: ...
+
+    def must_close(self, request: Request, response: Response) -> bool: ...
+
+    def answered(self, request: Request, close: bool) -> None: ...
+
+
 class BodyTimeout(ConnectionError):
     """The client stopped sending a body (or sent it too slowly): its reader fails with this."""
 
@@ -58,7 +79,7 @@ class Body:
 
     __slots__ = ("_conn", "_error", "_pieces", "_size", "_waiter", "complete", "discard")
 
-    def __init__(self, conn: ClientConnection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self._pieces: deque[bytes] = deque()
         self._size = 0
@@ -144,7 +165,7 @@ class Request:
 
     def __init__(
         self,
-        conn: ClientConnection,
+        conn: Connection,
         method: str,
         raw_path: str,
         headers: CIMultiDictProxy[str],

@@ -99,7 +99,7 @@ class UpstreamPool:
             await conn.wait_headers()
         except BaseException:
             conn.reusable = False
-            self._release(conn)
+            self.take_back(conn)
             raise
         return UpstreamResponse(conn)
 
@@ -155,7 +155,7 @@ class UpstreamPool:
                 conn.reusable = False
                 if conn.transport is not None:
                     conn.transport.close()
-                self._forget(conn)
+                self.forget(conn)
             # Only here, off the pooled path: get_running_loop costs a getpid() system call.
             loop = asyncio.get_running_loop()
             if self.open < self.limit and self.connecting < MAX_CONNECTING:
@@ -172,7 +172,7 @@ class UpstreamPool:
                 conn_or_none = await waiter
             except asyncio.CancelledError:
                 if waiter.done() and not waiter.cancelled() and waiter.result() is not None:
-                    self._release(waiter.result())  # type: ignore[arg-type]
+                    self.take_back(waiter.result())  # type: ignore[arg-type]
                 raise
             if conn_or_none is not None:
                 return conn_or_none
@@ -189,19 +189,19 @@ class UpstreamPool:
                     server_hostname=self.host if self.ssl is not None else None,
                 )
         except TimeoutError:
-            self._forget(conn)
+            self.forget(conn)
             if conn.transport is not None:
                 conn.transport.abort()
             raise ConnectTimeout("the connection was not made in time") from None
         except (OSError, ssl.SSLError) as exc:
-            self._forget(conn)
+            self.forget(conn)
             raise ConnectFailed(str(exc) or type(exc).__name__) from exc
         except BaseException:
-            self._forget(conn)
+            self.forget(conn)
             raise
         return conn
 
-    def _release(self, conn: BackendConnection) -> None:
+    def take_back(self, conn: BackendConnection) -> None:
         conn.in_use = False
         if (
             conn.reusable
@@ -221,9 +221,9 @@ class UpstreamPool:
         conn.reusable = False
         if conn.transport is not None and not conn.closed:
             conn.transport.abort() if not conn.complete else conn.transport.close()
-        self._forget(conn)
+        self.forget(conn)
 
-    def _forget(self, conn: BackendConnection) -> None:
+    def forget(self, conn: BackendConnection) -> None:
         """`conn` no longer counts against the limit; a waiter may open a new one."""
         if not conn.counted:
             return

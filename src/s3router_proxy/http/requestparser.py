@@ -17,17 +17,36 @@ proxy and every backend agree on, or a refusal (`BadRequest`).
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from .messages import Request
-
-if TYPE_CHECKING:
-    from .clientconnection import ClientConnection
+from .messages import Connection, Request
 
 log = logging.getLogger("s3router_proxy.front")
+
+
+class HeadLimit(Protocol):
+    max_head_size: int  # the most a request head may be, request line and headers together
+
+
+class ParsedFor(Connection, Protocol):
+    """The connection a parser reads for (`clientconnection.ClientConnection`): its limits and
+    state, and where each parsed request, body piece and end goes (its requests travel on it)."""
+
+    @property
+    def server(self) -> HeadLimit: ...
+
+    close_after: bool
+    ended: bool
+
+    def on_request(self, request: Request) -> None: ...
+
+    def on_body(self, body: bytes) -> None: ...
+
+    def on_message_complete(self) -> None: ...
+
 
 MAX_LINE_SIZE = 16 * 1024  # the request line (method, target, version)
 MAX_FIELD_SIZE = 16 * 1024  # one header line
@@ -105,7 +124,7 @@ class RequestParser:
     since when (`head_since`).
     """
 
-    def __init__(self, conn: ClientConnection) -> None:
+    def __init__(self, conn: ParsedFor) -> None:
         self.conn = conn
         self.parser = httptools.HttpRequestParser(self)
         self.in_head = False

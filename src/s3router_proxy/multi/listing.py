@@ -11,7 +11,7 @@ contributes nothing, unless every part does.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lxml import etree
@@ -28,16 +28,16 @@ async def merged_list(
     bucket: str,
     query: Mapping[str, str],
     source: ListingSource,
-    token_secret: bytes,
+    token_keys: Sequence[bytes],
 ) -> bytes:
     """The client's listing of logical `bucket`, merged from every part, as S3 XML.
 
     `operation` is ListObjects, ListObjectsV2 or ListObjectVersions; `query` the client's decoded
     query (first value per name). `source.parts` come from `routing.routes_for_bucket` with the
     client's prefix. With `source.keep`, markers and tokens only ever name an entry the client
-    was shown.
+    was shown. `token_keys[0]` signs the continuation token it hands out; any of them opens one.
     """
-    params = parse_list_params(operation, bucket, query, token_secret)
+    params = parse_list_params(operation, bucket, query, token_keys)
     if not source.parts:
         raise S3Error("NoSuchBucket", details={"BucketName": bucket})
     size = source.page_size or min(MAX_KEYS, params.limit + 1)
@@ -70,7 +70,7 @@ async def merged_list(
     if requested and all(c.missing for c in requested):
         raise S3Error("NoSuchBucket", details={"BucketName": bucket})
     try:
-        return _render(params, shown, truncated, token_secret)
+        return _render(params, shown, truncated, token_keys[0])
     except ValueError:  # a key with a character XML 1.0 cannot carry
         raise S3Error(
             "InvalidArgument",

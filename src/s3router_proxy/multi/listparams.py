@@ -12,7 +12,7 @@ import base64
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ..s3.errors import S3Error
@@ -55,8 +55,12 @@ def encode_token(secret: bytes, params: ListParams, after: str) -> str:
     return base64.urlsafe_b64encode(payload + mac).decode("ascii").rstrip("=")
 
 
-def decode_token(secret: bytes, token: str, bucket: str, prefix: str, delimiter: str) -> str:
-    """The name a token resumes after; `S3Error(InvalidArgument)` if forged, altered or foreign."""
+def decode_token(
+    keys: Sequence[bytes], token: str, bucket: str, prefix: str, delimiter: str
+) -> str:
+    """The name a token resumes after; `S3Error(InvalidArgument)` if forged, altered or foreign.
+
+    `keys`: the current secret first, then the previous ones still accepted."""
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
     except (ValueError, TypeError):
@@ -64,8 +68,8 @@ def decode_token(secret: bytes, token: str, bucket: str, prefix: str, delimiter:
     if len(raw) <= 32:
         raise _bad_token()
     payload, mac = raw[:-32], raw[-32:]
-    expected = hmac.new(secret, _TOKEN_CONTEXT + payload, hashlib.sha256).digest()
-    if not hmac.compare_digest(mac, expected):
+    signed = [hmac.new(k, _TOKEN_CONTEXT + payload, hashlib.sha256).digest() for k in keys]
+    if not any(hmac.compare_digest(mac, expected) for expected in signed):
         raise _bad_token()
     try:
         fields = json.loads(payload.decode("utf-8"))
@@ -88,7 +92,7 @@ def _bad_token() -> S3Error:
 
 
 def parse_list_params(
-    operation: str, bucket: str, query: Mapping[str, str], token_secret: bytes
+    operation: str, bucket: str, query: Mapping[str, str], token_keys: Sequence[bytes]
 ) -> ListParams:
     """Validate a client's ListObjects / ListObjectsV2 / ListObjectVersions query."""
     kind = _KINDS.get(operation)
@@ -118,7 +122,7 @@ def parse_list_params(
         if token is not None:
             if not token:
                 raise S3Error("InvalidArgument", "The continuation token provided is incorrect")
-            after = decode_token(token_secret, token, bucket, prefix, delimiter)
+            after = decode_token(token_keys, token, bucket, prefix, delimiter)
         else:
             after = query.get("start-after", "")
     else:

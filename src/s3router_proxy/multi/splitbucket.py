@@ -60,7 +60,7 @@ class SplitListing:
     request: S3Request
     parts: Sequence[Part]
     backends: dict
-    secret: bytes
+    keys: Sequence[bytes]  # sealing keys: the current secret first, then previous ones accepted
     keep: Callable[[str], bool] | None = None  # the keys the client may see (None: every key)
 
 
@@ -78,9 +78,7 @@ async def merged_listing(listing: SplitListing) -> bytes:
         return body
 
     source = ListingSource(listing.parts, fetch, keep=listing.keep)
-    return await merged_list(
-        request.operation, request.bucket, request.query, source, listing.secret
-    )
+    return await merged_list(request.operation, request.bucket, request.query, source, listing.keys)
 
 
 async def read_small_body(content: Body, plan: PayloadPlan, limit: int) -> bytes:
@@ -286,14 +284,14 @@ async def merged_upload_listing(listing: SplitListing) -> bytes:
     keys a part does not own (or `keep` rejects) dropped, merged in key order and cut at
     max-uploads, so the markers name only uploads the client was shown."""
     request, parts, backends = listing.request, listing.parts, listing.backends
-    secret, keep = listing.secret, listing.keep
+    keys, keep = listing.keys, listing.keep
     query = request.query
     limit = int(query["max-uploads"]) if query.get("max-uploads", "").isdigit() else 1000
     limit = max(1, min(limit, 1000))
     marker_pin: UploadPin | None = None
     if query.get("upload-id-marker") and query.get("key-marker"):
         marker_pin = uploadid.unwrap(
-            secret, query["upload-id-marker"], bucket=request.bucket, key=query["key-marker"]
+            keys, query["upload-id-marker"], bucket=request.bucket, key=query["key-marker"]
         )
     uploads: list[tuple[str, int, etree._Element]] = []
     prefixes: set[str] = set()
@@ -317,7 +315,7 @@ async def merged_upload_listing(listing: SplitListing) -> bytes:
             raise backend_error(status, body)
         body = uploadid.wrap_in_upload_listing(
             body,
-            secret,
+            keys[0],
             backend=part.backend,
             backend_bucket=part.bucket,
             bucket=request.bucket,

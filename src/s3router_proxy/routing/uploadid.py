@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import dataclasses
 import functools
 import hashlib
 import hmac
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -83,13 +85,16 @@ def wrap(secret: bytes, pin: UploadPin, *, bucket: str, key: str) -> str:
     return base64.urlsafe_b64encode(sealed).decode().rstrip("=")
 
 
-def unwrap(secret: bytes, upload_id: str, *, bucket: str, key: str) -> UploadPin:
-    """The pin inside a client's upload id, or `NoSuchUpload` if it is not one we issued."""
+def unwrap(keys: Sequence[bytes], upload_id: str, *, bucket: str, key: str) -> UploadPin:
+    """The pin inside a client's upload id, or `NoSuchUpload` if it is not one we issued.
+
+    `keys` are the sealing keys that may have sealed it: the current secret first, then the
+    previous ones still accepted (a rotation keeps uploads in flight working)."""
     try:
         sealed = base64.urlsafe_b64decode(upload_id + "=" * (-len(upload_id) % 4))
         if len(sealed) < 12 + 16:
             raise ValueError("too short")
-        plain = _cipher(secret).decrypt(sealed[:12], sealed[12:], _aad(bucket, key))
+        plain = _open(keys, sealed, _aad(bucket, key))
         backend, backend_bucket, backend_key, inner, *mirrored = json.loads(plain)
         mirrors = tuple(
             (str(m[0]), str(m[1]), str(m[2]), str(m[3])) for m in (mirrored[0] if mirrored else ())
@@ -102,6 +107,14 @@ def unwrap(secret: bytes, upload_id: str, *, bucket: str, key: str) -> UploadPin
             "the upload may have been aborted or completed.",
         ) from None
     return UploadPin(backend, backend_bucket, backend_key, inner, mirrors, mode)
+
+
+def _open(keys: Sequence[bytes], sealed: bytes, aad: bytes) -> bytes:
+    """The message sealed under one of `keys` (InvalidTag when under none)."""
+    for secret in keys[:-1]:
+        with contextlib.suppress(_InvalidTag()):
+            return _cipher(secret).decrypt(sealed[:12], sealed[12:], aad)
+    return _cipher(keys[-1]).decrypt(sealed[:12], sealed[12:], aad)
 
 
 def wrap_in_response(body: bytes, secret: bytes, pin: UploadPin, *, bucket: str, key: str) -> bytes:

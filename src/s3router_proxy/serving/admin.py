@@ -7,23 +7,23 @@ those that do not; `/metrics` is the Prometheus exposition.
 from __future__ import annotations
 
 import hmac
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from aiohttp import web
 
 from ..telemetry.metrics import exposition
 from .readiness import readiness
-
-if TYPE_CHECKING:
-    from .handler import ProxyServer
+from .state import ProxyState
 
 
-def admin_app(server: ProxyServer) -> web.Application:
+def admin_app(state: Callable[[], ProxyState], draining: Callable[[], bool]) -> web.Application:
+    """The admin endpoints over whatever state the proxy serves from at the time asked."""
+
     async def health(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
     async def ready(_: web.Request) -> web.Response:
-        answer = await readiness(server.state.backends, draining=server.handler.draining)
+        answer = await readiness(state().backends, draining=draining())
         return web.json_response(answer.document(), status=200 if answer.ready else 503)
 
     async def metrics(_: web.Request) -> web.Response:
@@ -39,7 +39,7 @@ def admin_app(server: ProxyServer) -> web.Application:
             request_url,
         )
 
-        config = server.state.config
+        config = state().config
         token = config.admin_token
         if not token:
             return web.json_response(

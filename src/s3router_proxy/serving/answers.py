@@ -105,7 +105,9 @@ async def _fan_out(exchange: Exchange, parts: list[Part]) -> Response:
         return Response(status=status, headers=headers)
     if request.operation == "ListMultipartUploads":
         body = await merged_upload_listing(
-            SplitListing(request, parts, state.backends, config.secret, visible_keys(exchange))
+            SplitListing(
+                request, parts, state.backends, config.sealing_keys(), visible_keys(exchange)
+            )
         )
         return xml_answer(record, body)
     if request.operation == "DeleteObjects":
@@ -125,7 +127,9 @@ async def _fan_out(exchange: Exchange, parts: list[Part]) -> Response:
         )
     else:
         body = await merged_listing(
-            SplitListing(request, parts, state.backends, config.secret, visible_keys(exchange))
+            SplitListing(
+                request, parts, state.backends, config.sealing_keys(), visible_keys(exchange)
+            )
         )
     return xml_answer(record, body)
 

@@ -12,7 +12,6 @@ later stage could mistake for a real one.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from ..auth.policy import ClientPolicy
 from ..auth.sigv4 import SigV4Auth
@@ -25,9 +24,7 @@ from ..routing.rules import Route
 from ..routing.uploadid import UploadPin
 from ..s3.request import S3Request
 from ..telemetry.accessrecord import RequestRecord
-
-if TYPE_CHECKING:
-    from .handler import ProxyState
+from .state import ProxyState
 
 
 @dataclass(slots=True)

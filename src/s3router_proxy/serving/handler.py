@@ -17,12 +17,11 @@ import asyncio
 import logging
 import ssl
 import time
-from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from ..backends.backend import Backend
-from ..config.model import ClientConfig, Config
+from ..config.model import Config
 from ..http.server import FrontServer, Request, Response
 from ..s3.errors import S3Error, error_xml, new_request_id
 from ..telemetry import metrics
@@ -41,34 +40,10 @@ from .stages import (
     plan_body,
     route,
 )
+from .state import ProxyState
 
 log = logging.getLogger("s3router_proxy")
 access_log = logging.getLogger(ACCESS_LOGGER)
-
-
-@dataclass
-class ProxyState:
-    """What the handler serves from: one config and the backends built from it."""
-
-    config: Config
-    backends: dict[str, Backend]
-    clients: dict[str, ClientConfig] = field(default_factory=dict)
-    in_flight: int = 0
-
-    @classmethod
-    def build(cls, config: Config, previous: ProxyState | None = None) -> ProxyState:
-        """A state for `config`; backends whose settings did not change are taken over."""
-        backends = {}
-        for name, backend_config in config.backends.items():
-            old = previous.backends.get(name) if previous else None
-            backends[name] = (
-                old if old and old.config == backend_config else Backend(backend_config)
-            )
-        return cls(
-            config=config,
-            backends=backends,
-            clients={c.access_key_id: c for c in config.clients},
-        )
 
 
 def error_response(error: S3Error, *, resource: str, request_id: str, method: str) -> Response:
@@ -231,7 +206,8 @@ class ProxyServer:
         if config.admin_host is not None:
             from .admin import admin_app
 
-            admin_runner = web.AppRunner(admin_app(self), handle_signals=False, access_log=None)
+            app = admin_app(lambda: self.state, lambda: self.handler.draining)
+            admin_runner = web.AppRunner(app, handle_signals=False, access_log=None)
             await admin_runner.setup()
             await web.TCPSite(
                 admin_runner,

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from ..auth import sigv2, sigv4
 from ..auth.policy import authorize as authorize_operation
 from ..auth.policy import authorize_keys, authorize_vendor_headers
+from ..auth.sigv2canonical import SigV2Auth
 from ..body.cap import check_body_cap
 from ..body.payload import PayloadPlan, plan_payload
 from ..config.model import ClientConfig
@@ -119,7 +120,7 @@ def _client(exchange: Exchange, access_key_id: str, token: str | None) -> Client
     return client
 
 
-def sigv2_as_auth(v2: sigv2.SigV2Auth) -> sigv4.SigV4Auth:
+def sigv2_as_auth(v2: SigV2Auth) -> sigv4.SigV4Auth:
     """A verified SigV2 request in the shape the rest of the proxy reads: it signs no payload."""
     return sigv4.SigV4Auth(
         access_key_id=v2.access_key_id,
@@ -213,7 +214,10 @@ def pin_upload(exchange: Exchange) -> None:
     """An existing multipart upload goes where its (sealed) upload id says it lives."""
     state, request = exchange.state, exchange.request
     pin = uploadid.unwrap(
-        state.config.secret, request.query["uploadId"], bucket=request.bucket, key=request.key
+        state.config.sealing_keys(),
+        request.query["uploadId"],
+        bucket=request.bucket,
+        key=request.key,
     )
     if pin.backend not in state.backends:
         raise S3Error(
@@ -241,7 +245,7 @@ def unwrap_upload_marker(exchange: Exchange) -> None:
         request.query_items = [(n, v) for n, v in request.query_items if n != "upload-id-marker"]
         return
     pin = uploadid.unwrap(
-        exchange.state.config.secret,
+        exchange.state.config.sealing_keys(),
         marker,
         bucket=request.bucket,
         key=request.query.get("key-marker", ""),

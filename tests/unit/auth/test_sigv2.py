@@ -21,13 +21,12 @@ from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from s3router_proxy.auth.sigv2 import (
-    SigV2Auth,
     check_time_v2,
     parse_auth_v2,
     sign_v2,
     verify_signature_v2,
 )
-from s3router_proxy.auth.sigv2canonical import SUBRESOURCES, string_to_sign_v2
+from s3router_proxy.auth.sigv2canonical import SUBRESOURCES, SigV2Auth, string_to_sign_v2
 from s3router_proxy.s3.errors import S3Error, error_xml
 from s3router_proxy.s3.request import S3Request, parse_request
 

@@ -26,10 +26,10 @@ from s3router_proxy.body.chunked import (
     MAX_CHUNK,
     ChunkedBodyError,
     ChunkedResult,
-    ChunkSigning,
     decode_aws_chunked,
     encode_unsigned_trailer,
 )
+from s3router_proxy.body.chunksigning import ChunkSigning
 
 # S3 documentation: sigv4-streaming and sigv4-streaming-trailers.
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"

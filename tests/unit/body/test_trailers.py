@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from s3router_proxy.auth.signingkey import signing_key
-from s3router_proxy.body.chunked import ChunkSigning
+from s3router_proxy.body.chunksigning import ChunkSigning
 from s3router_proxy.body.trailers import TrailerSection
 from s3router_proxy.s3 import checksums
 from s3router_proxy.s3.errors import S3Error

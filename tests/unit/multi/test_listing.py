@@ -182,7 +182,9 @@ def run_merged(
     operation: str, bucket: str, query: dict[str, str], parts: Sequence[Part], fetch: Fetch
 ) -> bytes:
     """One merged listing of every part, as the client gets it."""
-    return asyncio.run(merged_list(operation, bucket, query, ListingSource(parts, fetch), SECRET))
+    return asyncio.run(
+        merged_list(operation, bucket, query, ListingSource(parts, fetch), (SECRET,))
+    )
 
 
 # -- reading the merged answer --------------------------------------------------------------------
@@ -263,7 +265,11 @@ async def merged_pages(
     query = dict(base)
     for _ in range(10_000):
         body = await merged_list(
-            operation, "lb", query, ListingSource(parts, fake.fetch, page_size=page_size), SECRET
+            operation,
+            "lb",
+            query,
+            ListingSource(parts, fake.fetch, page_size=page_size),
+            (SECRET,),
         )
         page = read_page(body)
         assert len(page.entries) <= max_keys
@@ -451,7 +457,9 @@ def test_missing_backend_bucket_is_an_empty_part() -> None:
 
 def test_no_parts_is_no_such_bucket() -> None:
     with pytest.raises(S3Error) as caught:
-        asyncio.run(merged_list("ListObjects", "b", {}, ListingSource([], FakeS3().fetch), SECRET))
+        asyncio.run(
+            merged_list("ListObjects", "b", {}, ListingSource([], FakeS3().fetch), (SECRET,))
+        )
     assert caught.value.code == "NoSuchBucket"
 
 
@@ -786,14 +794,14 @@ def test_keep_shows_only_kept_keys_and_no_marker_names_another(kind: str, delimi
                 "example-bucket",
                 query,
                 ListingSource(parts, fake.fetch, keep=keep),
-                SECRET,
+                (SECRET,),
             )
         )
         page = read_page(body)
         token = page.text("NextContinuationToken") or ""
         seen = body.decode()
         if token:
-            seen += decode_token(SECRET, token, "example-bucket", "", delimiter)
+            seen += decode_token((SECRET,), token, "example-bucket", "", delimiter)
         for hidden in ("obj2", "team1/x", "readme", "secret/b.bin", "z.bin"):
             assert hidden not in seen
         shown += [name for name, _, _ in page.entries]

@@ -20,7 +20,6 @@ from s3router_proxy.multi.mirror import mirrored
 from s3router_proxy.multi.mirrorwrite import MirroredWrite
 from s3router_proxy.s3.errors import S3Error
 from s3router_proxy.serving.exchange import Exchange
-from s3router_proxy.serving.handler import ProxyState
 from s3router_proxy.serving.stages import (
     authenticate,
     locate_copy_source,
@@ -28,6 +27,7 @@ from s3router_proxy.serving.stages import (
     plan_body,
     route,
 )
+from s3router_proxy.serving.state import ProxyState
 from s3router_proxy.telemetry.accessrecord import RequestRecord
 
 from ..serving.test_stages import signed

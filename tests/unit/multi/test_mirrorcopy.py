@@ -8,7 +8,7 @@ import asyncio
 
 from s3router_proxy.multi.mirrorcopy import then_mirror
 from s3router_proxy.s3.errors import S3Error
-from s3router_proxy.serving.handler import ProxyState
+from s3router_proxy.serving.state import ProxyState
 
 from .test_mirror import exchange_for, journaled, state, write_for
 

@@ -11,7 +11,7 @@ import pytest
 from s3router_proxy.http.server import Response
 from s3router_proxy.multi.mirrorupload import complete_upload, create_upload
 from s3router_proxy.s3.errors import S3Error
-from s3router_proxy.serving.handler import ProxyState
+from s3router_proxy.serving.state import ProxyState
 
 from .test_mirror import exchange_for, journaled, state, write_for
 

@@ -21,7 +21,7 @@ from s3router_proxy.multi.mirrorwrite import (
 )
 from s3router_proxy.routing.uploadid import UploadPin
 from s3router_proxy.s3.errors import S3Error
-from s3router_proxy.serving.handler import ProxyState
+from s3router_proxy.serving.state import ProxyState
 
 from .test_mirror import exchange_for, journaled, state, write_for
 

@@ -50,7 +50,7 @@ def entries(cursor: PartCursor) -> list[str]:
 
 
 def cursor_over(store: Store, query: dict[str, str], *, page_size: int = 1000, keep=None):  # type: ignore[no-untyped-def]
-    params = parse_list_params("ListObjectsV2", "lb", query, SECRET)
+    params = parse_list_params("ListObjectsV2", "lb", query, (SECRET,))
     return PartCursor(TEAM, params, ListingSource([TEAM], store.fetch, keep=keep), page_size)
 
 

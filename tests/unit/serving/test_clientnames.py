@@ -12,8 +12,8 @@ from s3router_proxy.routing.rules import route_on
 from s3router_proxy.routing.uploadid import UploadPin, unwrap
 from s3router_proxy.serving.clientnames import client_rewriters
 from s3router_proxy.serving.exchange import Exchange
-from s3router_proxy.serving.handler import ProxyState
 from s3router_proxy.serving.stages import authenticate, parse, route
+from s3router_proxy.serving.state import ProxyState
 from s3router_proxy.telemetry.accessrecord import RequestRecord
 
 from .test_stages import signed
@@ -101,7 +101,7 @@ def test_a_created_upload_id_is_sealed_with_its_route_and_the_pinned_mirrors(
         body = rewrite(INITIATED)
         assert b"<Bucket>data-1</Bucket>" in body and b"<Key>k/1</Key>" in body
         sealed = body.split(b"<UploadId>")[1].split(b"</UploadId>")[0].decode()
-        pin = unwrap(secret, sealed, bucket="data-1", key="k/1")
+        pin = unwrap((secret,), sealed, bucket="data-1", key="k/1")
         assert (pin.backend, pin.bucket, pin.key, pin.upload_id) == (
             "lake",
             "lake-store",

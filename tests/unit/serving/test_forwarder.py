@@ -15,8 +15,8 @@ from s3router_proxy.config.load import load_config
 from s3router_proxy.http.server import Response
 from s3router_proxy.serving.exchange import Exchange
 from s3router_proxy.serving.forwarder import forwarder
-from s3router_proxy.serving.handler import ProxyState
 from s3router_proxy.serving.stages import authenticate, parse, plan_body, route
+from s3router_proxy.serving.state import ProxyState
 from s3router_proxy.telemetry.accessrecord import RequestRecord
 
 from .test_stages import signed

@@ -19,7 +19,6 @@ from s3router_proxy.config.load import load_config
 from s3router_proxy.http.server import Request
 from s3router_proxy.s3.errors import S3Error
 from s3router_proxy.serving.exchange import Exchange
-from s3router_proxy.serving.handler import ProxyState
 from s3router_proxy.serving.stages import (
     ANONYMOUS,
     authenticate,
@@ -29,6 +28,7 @@ from s3router_proxy.serving.stages import (
     parse,
     route,
 )
+from s3router_proxy.serving.state import ProxyState
 from s3router_proxy.telemetry.accessrecord import RequestRecord
 
 CONFIG = """
