@@ -607,9 +607,11 @@ def test_kustomization_lists_every_manifest_but_the_examples_and_the_pod_monitor
     kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text(encoding="utf-8"))
     manifests = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
     # The PodMonitor's CRD exists only where the Prometheus Operator runs: applied on its own.
+    # The migrate Job is a one-off run to adapt first: applied on its own too.
     assert set(kustomization["resources"]) == manifests - {
         "sidecar-example.yaml",
         "podmonitor.yaml",
+        "migrate-job.yaml",
     }
     assert "podmonitor.yaml" in manifests
 
@@ -628,18 +630,27 @@ def test_pod_monitor_scrapes_the_admin_port() -> None:
     # What that port and path serve is checked by test_probes_and_scrapes_reach_what_it_serves.
 
 
+def _hardened_container(pod: dict[str, Any]) -> dict[str, Any]:
+    """The pod's one container, once sure it runs as the proxy's pods must: not root, no
+    service-account token, a read-only root, no privilege to gain, no capabilities."""
+    (container,) = pod["spec"]["containers"]
+    assert pod["spec"]["automountServiceAccountToken"] is False
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert pod["spec"]["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"]["drop"] == ["ALL"]
+    return container
+
+
 def test_kubernetes_deployment_is_hardened_and_consistent() -> None:
     deployment = _one("Deployment", "lakefs-s3-router")
     assert deployment["spec"]["replicas"] == 2
     pod = deployment["spec"]["template"]
     labels = pod["metadata"]["labels"]
     assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
-    (container,) = pod["spec"]["containers"]
-    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
-    security = container["securityContext"]
-    assert security["readOnlyRootFilesystem"] is True
-    assert security["allowPrivilegeEscalation"] is False
-    assert security["capabilities"]["drop"] == ["ALL"]
+    container = _hardened_container(pod)
     probes = {k: v["httpGet"] for k, v in container.items() if k.endswith("Probe")}
     assert probes == {
         "startupProbe": {"path": "/health", "port": "admin"},
@@ -735,6 +746,61 @@ def test_kubernetes_config_loads_with_the_pod_environment(name: str, tmp_path: P
     assert f"{config.listen_host}:{config.listen_port}" == listen
     admin = args[args.index("--admin") + 1]
     assert f"{config.admin_host}:{config.admin_port}" == admin, "the file says what runs"
+
+
+_K8S_VAR = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
+
+
+def _k8s_expanded(arg: str, env: Mapping[str, str]) -> str:
+    """An arg as the kubelet runs it: `$(NAME)` is the container's variable NAME."""
+    return _K8S_VAR.sub(lambda m: env[m.group(1)], arg)
+
+
+def test_migrate_job_shards_the_copy_as_the_deployment_runs_the_proxy(tmp_path: Path) -> None:
+    """The Indexed Job: hardened like the Deployment, the same image, config and Secret; each
+    of its `completions` pods, its index put in its args as Kubernetes would, passes migrate's
+    own argument parser with a different shard of the same count."""
+    from s3router_proxy.commands.migrate import build_parser
+    from s3router_proxy.commands.migratefiles import StoreFile, parse_file_location
+
+    job = _one("Job", "lakefs-s3-router-migrate")
+    spec = job["spec"]
+    assert spec["completionMode"] == "Indexed" and spec["parallelism"] <= spec["completions"]
+    assert spec["template"]["spec"]["restartPolicy"] == "Never"
+    container = _hardened_container(spec["template"])
+    deployment = _one("Deployment", "lakefs-s3-router")
+    proxy = _proxy_container(deployment)
+    assert container["image"] == proxy["image"]
+    assert container["volumeMounts"] == proxy["volumeMounts"]
+    assert (
+        spec["template"]["spec"]["volumes"][0]
+        == deployment["spec"]["template"]["spec"]["volumes"][0]
+    )
+    index_from = {
+        e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"]
+        for e in container["env"]
+        if "fieldRef" in e.get("valueFrom", {})
+    }
+    assert index_from == {
+        "SHARD_INDEX": "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+    }
+    secrets = [e for e in container["env"] if e["name"] not in index_from]
+    assert secrets == [e for e in proxy["env"] if "secretKeyRef" in e.get("valueFrom", {})]
+    env = _container_env({"env": secrets})
+    config = load_config(_mounted_config(job, tmp_path), env=env)
+    _routes_like_the_docs(config)
+
+    shards = set()
+    for index in range(spec["completions"]):
+        pod_env = {**env, "SHARD_INDEX": str(index)}
+        args = [_k8s_expanded(arg, pod_env) for arg in container["args"]]
+        assert args[0] == "migrate"
+        parsed = build_parser().parse_args(args[1:])
+        assert parsed.config == f"{CONFIG_DIR}/config.yaml"
+        shards.add((parsed.shard.index, parsed.shard.count))
+        report = parse_file_location(parsed.report, config.backends)
+        assert isinstance(report, StoreFile), "a pod's report must outlive the pod"
+    assert shards == {(i, spec["completions"]) for i in range(spec["completions"])}
 
 
 def test_sidecar_example_talks_to_the_proxy_on_loopback() -> None:

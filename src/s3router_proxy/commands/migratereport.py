@@ -232,6 +232,6 @@ def load_evidence(paths: Iterable[str | Path]) -> dict[str, Evidence]:
     return evidence
 
 
-def default_report_name(now: float | None = None) -> str:
+def default_report_name(now: float | None = None, suffix: str = "") -> str:
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
-    return f"migrate-report-{stamp}.csv"
+    return f"migrate-report-{stamp}{suffix}.csv"

@@ -5,6 +5,10 @@ workers, one report row per key.
 The walk hands keys to the workers through a bounded queue, so memory does not grow with the
 bucket; a second listing of the source (the census) runs ahead to count it for totals and an
 ETA. Once `stopping` is set no new key is started; the copies in flight finish.
+
+A run may take one shard of the keys (`migrateshard`) and read them from a key list instead of
+a listing (`migratekeylist`): then each key is looked up with a HEAD on both sides, since a
+list (an inventory a day old) says nothing sure of either.
 """
 
 from __future__ import annotations
@@ -12,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..multi.copyacross import CopyResult
 from ..routing.rules import Route
 from ..s3.errors import S3Error
+from .migratefiles import FileLocation
+from .migratekeylist import listed_keys
 from .migrateprogress import ProgressDisplay, Tally
 from .migratereport import (
     Decision,
@@ -28,6 +34,7 @@ from .migratereport import (
     decide,
     dest_key,
 )
+from .migrateshard import Shard
 from .migratestores import (
     Stores,
     copy_key,
@@ -39,6 +46,17 @@ from .migratestores import (
 )
 
 log = logging.getLogger("s3router_proxy.migrate")
+UNKNOWN_SIZE = -1  # a listed key before its HEAD
+PROBLEMS_SHOWN = 20  # keys named on stderr when some fail, are missing or differ
+PROBLEMS = frozenset({"failed", "missing", "different"})
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which source keys a run takes: the keys of one shard, from a listing or a key list."""
+
+    shard: Shard = field(default_factory=Shard)
+    keys: FileLocation | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +67,7 @@ class Options:
     dry_run: bool = False
     verify: bool = False
     evidence: dict[str, Evidence] | None = None
+    scope: Scope = field(default_factory=Scope)
 
 
 class Migration:
@@ -60,13 +79,16 @@ class Migration:
         self.report = report
         self.tally = tally
         self.stopping = asyncio.Event()
-        self.queue: asyncio.Queue[tuple[ObjectInfo, ObjectInfo | None] | None] = asyncio.Queue(
-            max(2 * options.concurrency, 8)
+        self.queue: asyncio.Queue[tuple[ObjectInfo, ObjectInfo | None] | str | None] = (
+            asyncio.Queue(max(2 * options.concurrency, 8))
         )
         self.progress: ProgressDisplay | None = None
+        self.problems: list[tuple[str, str]] = []  # the first few (status, key) gone wrong
 
     def record(self, row: ReportRow) -> None:
         self.report.write(row)
+        if row.status in PROBLEMS and len(self.problems) < PROBLEMS_SHOWN:
+            self.problems.append((row.status, row.key))
         self.tally.add(row.status, row.size or 0)
         if self.progress is not None:
             self.progress.update()
@@ -77,7 +99,7 @@ class Migration:
             options.source.bucket,
             src.key,
             status,
-            size=src.size,
+            size=None if src.size == UNKNOWN_SIZE else src.size,
             etag=src.etag,
             dest_bucket=options.dest.bucket,
             dest_key=dest_key(src.key, options.source, options.dest),
@@ -85,8 +107,33 @@ class Migration:
         )
 
     async def walk(self) -> None:
-        """List both sides, decide what the listings can, queue the rest for the workers."""
+        """List both sides (or read the key list), decide what the listings can, queue the
+        rest for the workers."""
+        if self.options.scope.keys is not None:
+            await self.walk_list(self.options.scope.keys)
+        else:
+            await self.walk_listings()
+        for _ in range(self.options.concurrency):
+            await self.queue.put(None)  # workers skip what is left once stopping
+
+    async def walk_list(self, where: FileLocation) -> None:
+        """Queue the key list's keys of this shard under the source prefix, as a listing of
+        the source would show them."""
+        prefix, shard = self.options.source.prefix, self.options.scope.shard
+        keys = listed_keys(self.stores.backends, where)
+        try:
+            async for key in keys:
+                if self.stopping.is_set():
+                    break
+                if key.startswith(prefix) and shard.holds(key):
+                    self.tally.listed += 1
+                    await self.queue.put(key)
+        finally:
+            await keys.aclose()
+
+    async def walk_listings(self) -> None:
         stores, options = self.stores, self.options
+        shard = options.scope.shard
         sources = list_objects(stores, options.source, stores.source_parts(options.source))
         dests = list_objects(stores, options.dest, stores.dest_parts(options.dest))
         pairs = paired(sources, dests, options.source, options.dest)
@@ -95,8 +142,8 @@ class Migration:
                 if self.stopping.is_set():
                     break
                 if src is None:
-                    if options.verify and dst is not None:
-                        key = options.source.prefix + dst.key[len(options.dest.prefix) :]
+                    key = "" if dst is None else dest_key(dst.key, options.dest, options.source)
+                    if options.verify and dst is not None and shard.holds(key):
                         self.record(
                             ReportRow(
                                 options.source.bucket,
@@ -109,6 +156,8 @@ class Migration:
                                 size=dst.size,
                             )
                         )
+                    continue
+                if not shard.holds(src.key):
                     continue
                 self.tally.listed += 1
                 self.tally.listed_bytes += src.size
@@ -126,15 +175,18 @@ class Migration:
             await pairs.aclose()
             await sources.aclose()
             await dests.aclose()
-        for _ in range(self.options.concurrency):
-            await self.queue.put(None)  # workers skip what is left once stopping
 
     async def census(self) -> None:
         """Count the source (objects and bytes) ahead of the walk, for totals and an ETA."""
         stores, source, tally = self.stores, self.options.source, self.tally
+        shard = self.options.scope.shard
+        if self.options.scope.keys is not None:
+            return  # a key list is read once: the walk's count becomes the total
         objects = list_objects(stores, source, stores.source_parts(source))
         try:
             async for item in objects:
+                if not shard.holds(item.key):
+                    continue
                 tally.total_objects += 1
                 tally.total_bytes += item.size
         except S3Error as error:  # the walk lists too, and reports what fails
@@ -154,9 +206,12 @@ class Migration:
                 return
             if self.stopping.is_set():
                 continue  # not started: the next run takes it
-            src, dst = item
+            src, dst = (ObjectInfo(item, UNKNOWN_SIZE, ""), None) if isinstance(item, str) else item
             try:
-                await self.handle(src, dst)
+                if isinstance(item, str):
+                    await self.handle_listed(item)
+                else:
+                    await self.handle(src, dst)
             except asyncio.CancelledError:
                 self.record(self.row(src, "failed", error_code="Interrupted", reason="cancelled"))
                 raise
@@ -174,6 +229,21 @@ class Migration:
                 log.exception("copying %r failed", src.key)
                 reason = f"{type(exc).__name__}: {exc}"
                 self.record(self.row(src, "failed", error_code="InternalError", reason=reason))
+
+    async def handle_listed(self, key: str) -> None:
+        """A key of a key list: both sides asked with a HEAD, then decided as a listed one."""
+        stores, options = self.stores, self.options
+        source_route = stores.source_route(options.source.bucket, key)
+        source_backend = stores.backends[source_route.backend]
+        src = await stores.retrying(lambda: head_object(source_backend, source_route, key))
+        if src is None:
+            raise S3Error("NoSuchKey", "The key list names a key the source does not hold.")
+        self.tally.listed_bytes += src.size
+        target = dest_key(key, options.source, options.dest)
+        dest_route = stores.dest_route(options.dest.bucket, target, src.size)
+        dest_backend = stores.backends[dest_route.backend]
+        dst = await stores.retrying(lambda: head_object(dest_backend, dest_route, target))
+        await self.handle(src, dst)
 
     async def handle(self, src: ObjectInfo, dst: ObjectInfo | None) -> None:
         stores, options = self.stores, self.options
