@@ -44,35 +44,37 @@ class Walk:
     """The stages each request passed, by the request's bucket and key as the client named."""
 
     def __init__(self) -> None:
-        self.steps: list[tuple[str, str]] = []
+        self.steps: list[tuple[str, Any]] = []
         self.lock = threading.Lock()
 
     def note(self, name: str, exchange: Any) -> None:
-        request = exchange.request
-        where = "" if request is None else f"{request.operation} {request.bucket}/{request.key}"
         with self.lock:
-            self.steps.append((name, where))
+            self.steps.append((name, exchange))
 
     def take(self) -> list[tuple[str, str]]:
+        """The stages entered since the last take, each with the request as `parse` named it."""
         with self.lock:
             steps, self.steps = self.steps, []
-        return steps
+        return [(name, _named(exchange.request)) for name, exchange in steps]
+
+
+def _named(request: Any) -> str:
+    return "" if request is None else f"{request.operation} {request.bucket}/{request.key}"
 
 
 def watched(walk: Walk, name: str, stage: Callable[..., Any]) -> Callable[..., Any]:
+    """`stage`, noted as it is entered: before its answer can reach the client."""
     if asyncio.iscoroutinefunction(stage):
 
         async def async_stage(exchange: Any) -> Any:
-            result = await stage(exchange)
-            walk.note(name, exchange)  # after: `parse` is what names the request
-            return result
+            walk.note(name, exchange)
+            return await stage(exchange)
 
         return async_stage
 
     def sync_stage(exchange: Any) -> Any:
-        result = stage(exchange)
         walk.note(name, exchange)
-        return result
+        return stage(exchange)
 
     return sync_stage
 
@@ -161,5 +163,5 @@ def test_a_refused_request_stops_at_the_stage_that_refused_it(proxy: tuple[str, 
     wrong = boto3_client(endpoint, KEY, "not-the-secret")
     with pytest.raises(Exception, match="SignatureDoesNotMatch"):
         wrong.get_object(Bucket=BUCKET, Key="walk/object.bin")
-    # `authenticate` raised: it is not noted (notes come after a stage returns), nor anything after.
-    assert [name for name, _ in walk.take()] == ["parse"]
+    # `authenticate` refused it: no stage after it ran.
+    assert [name for name, _ in walk.take()] == ["parse", "authenticate"]
