@@ -70,7 +70,8 @@ def _serve_aiohttp(port: int) -> None:
 
 
 def _serve_front(port: int) -> None:
-    from s3router_proxy.http.server import FrontServer, Request, Response
+    from s3router_proxy.http.messages import Request, Response
+    from s3router_proxy.http.server import FrontServer
 
     async def handler(request: Request) -> Response:
         if request.method == "PUT":

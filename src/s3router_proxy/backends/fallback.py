@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
-from ..http.server import Response
+from ..http.messages import Response
 from ..routing.rules import Route, Rule, route_on
 from ..s3.errors import S3Error
 from ..s3.operationsets import FALLBACK_OPERATIONS

@@ -20,7 +20,7 @@ from typing import Protocol, TypeVar
 from ..auth.sigv4 import SigV4Auth
 from ..body.payload import BodyAborted, BodyOutcome, PayloadPlan, check_empty_body, upstream_body
 from ..http.client import ConnectFailed, Disconnected
-from ..http.server import Request, Response
+from ..http.messages import Request, Response
 from ..routing.rules import Route
 from ..s3.errors import S3Error
 from ..s3.operationsets import NEEDS_LENGTH

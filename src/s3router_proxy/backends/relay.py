@@ -16,7 +16,7 @@ from typing import TypeVar
 from multidict import CIMultiDict
 
 from ..http.client import TooLarge, UpstreamError, UpstreamResponse
-from ..http.server import Request, Response, StreamResponse
+from ..http.messages import Request, Response, StreamResponse
 from ..s3.errors import S3Error
 from ..telemetry import metrics
 from ..telemetry.accessrecord import RequestRecord

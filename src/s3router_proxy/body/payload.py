@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from ..auth.sigv4 import STREAMING_PAYLOADS, UNSIGNED_PAYLOAD, SigV4Auth
-from ..http.server import Body, BodyTimeout
+from ..http.messages import Body, BodyTimeout
 from ..s3 import checksums
 from ..s3.errors import S3Error
 from ..s3.request import S3Request

@@ -29,15 +29,7 @@ import ssl
 from collections.abc import Awaitable, Callable
 
 from .clientconnection import ClientConnection
-from .messages import (
-    READ_HIGH_WATER,
-    SERVER_NAME,
-    Body,
-    BodyTimeout,
-    Request,
-    Response,
-    StreamResponse,
-)
+from .messages import Request, Response
 from .requestparser import MAX_HEAD_SIZE
 
 HEADER_TIMEOUT = 20.0  # seconds for a whole head to arrive once its first byte came
@@ -157,16 +149,3 @@ class FrontServer:
         if self.server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.server.wait_closed(), 1.0)
-
-
-__all__ = [
-    "MAX_HEAD_SIZE",
-    "READ_HIGH_WATER",
-    "SERVER_NAME",
-    "Body",
-    "BodyTimeout",
-    "FrontServer",
-    "Request",
-    "Response",
-    "StreamResponse",
-]

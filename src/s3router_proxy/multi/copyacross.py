@@ -43,7 +43,7 @@ from ..backends.transfer import (
     source_conditions,
     source_get,
 )
-from ..http.server import Request, Response, StreamResponse
+from ..http.messages import Request, Response, StreamResponse
 from ..routing.rules import Route
 from ..s3.errors import S3Error, error_xml
 from ..s3.request import S3Request

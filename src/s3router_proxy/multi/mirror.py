@@ -41,7 +41,7 @@ from ..backends.backend import Backend
 from ..backends.forward import Forward, Forwarded, Leg
 from ..backends.outgoing import request_has_body
 from ..body.payload import BodyOutcome, upstream_body
-from ..http.server import Body, Response
+from ..http.messages import Body, Response
 from ..routing.uploadid import UploadPin
 from ..s3.errors import S3Error
 from .mirrorcopy import check_mirrors_ready, mirror_copy

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from xml.sax.saxutils import escape
 
 from ..backends.outgoing import outgoing_headers
-from ..http.server import Response
+from ..http.messages import Response
 from ..s3.errors import S3Error
 from ..s3.xml import child, children, parse_xml
 from .mirrorwrite import (

@@ -18,7 +18,7 @@ from ..backends.call import MAX_SMALL_ANSWER, backend_exchange, backend_response
 from ..backends.outgoing import backend_query, outgoing_headers
 from ..body.payload import BodyAborted, PayloadPlan
 from ..http.client import TooLarge
-from ..http.server import Response
+from ..http.messages import Response
 from ..routing.names import NameMapping
 from ..routing.rules import Route, Rule, route_on
 from ..routing.uploadid import UploadPin

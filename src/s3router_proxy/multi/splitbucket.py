@@ -16,7 +16,7 @@ from lxml import etree
 from ..backends.backend import Backend
 from ..backends.call import backend_exchange
 from ..body.payload import BodyOutcome, PayloadPlan, upstream_body
-from ..http.server import Body
+from ..http.messages import Body
 from ..routing import uploadid
 from ..routing.bucketparts import Part, visible_buckets
 from ..routing.names import NameMapping, map_list_query

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from ..backends.transfer import StoredObject
 from ..body.payload import plan_payload
-from ..http.server import Response
+from ..http.messages import Response
 from ..multi.copyacross import answer_copy_across
 from ..multi.mirrorcopy import then_mirror
 from ..multi.mirrorwrite import MirroredWrite

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..backends.backend import Backend
 from ..backends.forward import Forward, Leg
-from ..http.server import Response
+from ..http.messages import Response
 from ..multi.splitbucket import read_small_body
 from ..s3.checksums import content_md5
 from ..s3.operationsets import CONTENT_MD5_OPERATIONS

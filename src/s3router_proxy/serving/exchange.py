@@ -17,7 +17,7 @@ from ..auth.policy import ClientPolicy
 from ..auth.sigv4 import SigV4Auth
 from ..backends.backend import Backend
 from ..body.payload import PayloadPlan
-from ..http.server import Request
+from ..http.messages import Request
 from ..multi.mirrorwrite import NO_MIRRORS, Mirrors
 from ..routing.names import CopySource
 from ..routing.rules import Route

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 
 from ..backends.fallback import with_fallback
 from ..backends.forward import Forward, Leg, Rewriters, forward
-from ..http.server import Response
+from ..http.messages import Response
 from ..multi.mirror import mirrored
 from .clientnames import client_rewriters
 from .contentmd5 import with_content_md5

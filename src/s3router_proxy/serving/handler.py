@@ -22,7 +22,8 @@ from aiohttp import web
 
 from ..backends.backend import Backend
 from ..config.model import Config
-from ..http.server import FrontServer, Request, Response
+from ..http.messages import Request, Response
+from ..http.server import FrontServer
 from ..s3.errors import S3Error, error_xml, new_request_id
 from ..telemetry import metrics
 from ..telemetry.accessrecord import RequestRecord

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Literal
 
 from ..backends.backend import Backend
-from ..http.server import Response
+from ..http.messages import Response
 from ..s3.request import virtual_host_bucket
 from .readiness import SharedReadiness
 

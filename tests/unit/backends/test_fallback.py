@@ -15,7 +15,7 @@ from s3router_proxy.backends.fallback import fallback_test, with_fallback
 from s3router_proxy.backends.forward import Leg, TryNextBackend
 from s3router_proxy.config.load import load_config
 from s3router_proxy.config.model import Config
-from s3router_proxy.http.server import Response
+from s3router_proxy.http.messages import Response
 from s3router_proxy.routing.facts import RequestFacts
 from s3router_proxy.routing.names import NameMapping
 from s3router_proxy.routing.rules import Route, match_route

@@ -16,7 +16,7 @@ from s3router_proxy.backends.backend import Backend, BackendRequest
 from s3router_proxy.backends.call import backend_response
 from s3router_proxy.backends.relay import relay, relay_rewritten
 from s3router_proxy.config.model import BackendConfig
-from s3router_proxy.http.server import Request
+from s3router_proxy.http.messages import Request
 from s3router_proxy.telemetry.accessrecord import RequestRecord
 
 ERROR = b"<Error><Code>NoSuchKey</Code><Message>backend words</Message></Error>"

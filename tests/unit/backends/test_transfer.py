@@ -17,7 +17,8 @@ from s3router_proxy.backends.transfer import backend_failure
 from s3router_proxy.config.load import load_config
 from s3router_proxy.config.model import BackendConfig
 from s3router_proxy.config.reader import ConfigError
-from s3router_proxy.http.server import FrontServer, Request, Response
+from s3router_proxy.http.messages import Request, Response
+from s3router_proxy.http.server import FrontServer
 from s3router_proxy.multi.copyacross import CopyResult, answer_copy
 from s3router_proxy.s3.errors import S3Error
 from s3router_proxy.telemetry.accessrecord import RequestRecord

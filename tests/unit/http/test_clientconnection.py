@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 
 from s3router_proxy.http.clientconnection import ClientConnection
-from s3router_proxy.http.server import FrontServer, Request, Response
+from s3router_proxy.http.messages import Request, Response
+from s3router_proxy.http.server import FrontServer
 
 
 async def until(condition, seconds: float = 5.0) -> None:  # type: ignore[no-untyped-def]

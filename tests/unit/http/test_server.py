@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import aiohttp
 import pytest
 
-from s3router_proxy.http import requestparser
-from s3router_proxy.http import server as front
-from s3router_proxy.http.server import FrontServer, Request, Response, StreamResponse
+from s3router_proxy.http import messages, requestparser
+from s3router_proxy.http.messages import Request, Response, StreamResponse
+from s3router_proxy.http.server import FrontServer
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -72,7 +72,7 @@ async def test_keep_alive_answers_in_order_with_framing_headers() -> None:
         assert status == 200
         assert body == f"PUT /b/k?x=1 3 {hashlib.sha256(b'abc').hexdigest()}".encode()
         assert headers["x-test"] == "yes"
-        assert headers["server"] == front.SERVER_NAME
+        assert headers["server"] == messages.SERVER_NAME
         assert headers["date"].endswith("GMT")
         assert "connection" not in headers  # HTTP/1.1: kept alive
         # Two pipelined requests on the same connection come back in order.
@@ -99,7 +99,7 @@ async def test_a_big_body_streams_with_bounded_buffering() -> None:
     ):
         text = await answer.text()
     assert text == f"PUT /big {len(data)} {hashlib.sha256(data).hexdigest()}"
-    assert seen and seen[0] <= front.READ_HIGH_WATER + 512 * 1024
+    assert seen and seen[0] <= messages.READ_HIGH_WATER + 512 * 1024
 
 
 async def test_an_answer_before_the_body_closes_the_connection_after_it() -> None:
@@ -409,4 +409,4 @@ async def test_a_stalled_body_fails_its_reader_and_gets_request_timeout() -> Non
         assert (status, headers["connection"]) == (400, "close")
         assert b"<Code>RequestTimeout</Code>" in body
         assert await closed(reader)
-    assert len(failures) == 1 and isinstance(failures[0], front.BodyTimeout)
+    assert len(failures) == 1 and isinstance(failures[0], messages.BodyTimeout)

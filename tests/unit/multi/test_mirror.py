@@ -14,7 +14,7 @@ import pytest
 
 from s3router_proxy.backends.forward import Leg
 from s3router_proxy.config.load import load_config
-from s3router_proxy.http.server import Response
+from s3router_proxy.http.messages import Response
 from s3router_proxy.multi.journal import read_journal
 from s3router_proxy.multi.mirror import mirrored
 from s3router_proxy.multi.mirrorwrite import MirroredWrite

@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from s3router_proxy.http.server import Response
+from s3router_proxy.http.messages import Response
 from s3router_proxy.multi.mirrorupload import complete_upload, create_upload
 from s3router_proxy.s3.errors import S3Error
 from s3router_proxy.serving.state import ProxyState

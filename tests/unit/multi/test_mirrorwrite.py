@@ -8,7 +8,7 @@ import asyncio
 
 from multidict import CIMultiDict
 
-from s3router_proxy.http.server import Response
+from s3router_proxy.http.messages import Response
 from s3router_proxy.multi.mirrorwrite import (
     Answer,
     Mirrors,

@@ -13,7 +13,7 @@ import pytest
 
 from s3router_proxy.backends.forward import Leg
 from s3router_proxy.config.load import load_config
-from s3router_proxy.http.server import Response
+from s3router_proxy.http.messages import Response
 from s3router_proxy.serving.contentmd5 import with_content_md5
 from s3router_proxy.serving.exchange import Exchange
 from s3router_proxy.serving.stages import authenticate, parse, route

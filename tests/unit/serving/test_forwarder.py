@@ -12,7 +12,7 @@ import pytest
 
 from s3router_proxy.backends.forward import Leg, Rewriters, TryNextBackend
 from s3router_proxy.config.load import load_config
-from s3router_proxy.http.server import Response
+from s3router_proxy.http.messages import Response
 from s3router_proxy.serving.exchange import Exchange
 from s3router_proxy.serving.forwarder import forwarder
 from s3router_proxy.serving.stages import authenticate, parse, plan_body, route

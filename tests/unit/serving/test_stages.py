@@ -16,7 +16,7 @@ from botocore.credentials import Credentials
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from s3router_proxy.config.load import load_config
-from s3router_proxy.http.server import Request
+from s3router_proxy.http.messages import Request
 from s3router_proxy.s3.errors import S3Error
 from s3router_proxy.serving.exchange import Exchange
 from s3router_proxy.serving.stages import (
