@@ -8,6 +8,7 @@ that wrote it. An entry names backends and backend bucket/key, never credentials
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -16,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 
 from ..backends.backend import Backend
-from ..config.journal import journal_place
+from ..config.journal import JournalPlace, journal_place
 from ..s3.errors import S3Error
 from ..telemetry import metrics
 from .journalstore import JournalError, entry_body, new_entry_key, put_entry
@@ -66,11 +67,16 @@ async def record_divergence(
     if place is None:
         _append(journal, stamped)
         return
-    key = new_entry_key(place.prefix)
+    # Shielded: a client that hangs up must not cancel the record of what its write missed.
+    await asyncio.shield(_journaled(entry, place, backends, entry_body(stamped)))
+
+
+async def _journaled(
+    entry: Divergence, place: JournalPlace, backends: Mapping[str, Backend], body: bytes
+) -> None:
     try:
-        backend = backends[place.backend]
-        await put_entry(backend, place, key, entry_body(stamped))
-    except (JournalError, S3Error, OSError, TimeoutError, KeyError) as exc:
+        await put_entry(backends[place.backend], place, new_entry_key(place.prefix), body)
+    except Exception as exc:  # whatever it is, the client's write has already succeeded
         metrics.child(metrics.MIRROR_JOURNAL_FAILURES, str(place)).inc()
         log.error(
             "cannot journal that mirror %s missed %s/%s (%s) in %s: %s",
