@@ -17,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError
 from harness import (
     PLAIN_ACCESS_KEY_ID,
     PLAIN_SECRET_ACCESS_KEY,
@@ -216,3 +217,42 @@ def test_a_journal_store_that_is_down_does_not_fail_the_write(
     assert len(errors) == 1 and errors[0]["level"] in ("ERROR", "error"), errors
     assert f"copy missed {bucket}/kept" in errors[0]["message"], errors
     assert SECRET not in proxy.log_text()
+
+
+def test_a_live_claim_is_left_to_its_holder_and_an_expired_one_taken_over(
+    moto_auth: MotoBackend, moto_plain: MotoBackend, tmp_path: Path
+) -> None:
+    """Claims another repair holds: a live one keeps its entry untouched, an expired one (a run
+    that died) is taken over and the entry repaired."""
+    bucket, journal_bucket = unique_bucket_name("loose"), unique_bucket_name("journal")
+    for store in (moto_auth, moto_plain):
+        store.client().create_bucket(Bucket=bucket)
+    moto_plain.client().create_bucket(Bucket=journal_bucket)
+    journal = moto_plain.client()
+    names = {}
+    for key, expires in (("live", time.time() + 3600), ("dead", time.time() - 1)):
+        moto_auth.client().put_object(Bucket=bucket, Key=key, Body=key.encode() * 1000)
+        entry = {"primary": "main", "mirror": "copy", "bucket": bucket, "key": key}
+        entry |= {"operation": "PutObject", "reason": "status 503", "time": "", "mirror_key": ""}
+        name = names[key] = f"{PREFIX}20260101T000000.000000Z-{key}.json"
+        journal.put_object(Bucket=journal_bucket, Key=name, Body=json.dumps(entry))
+        claim = {"holder": "another-run", "expires": expires}
+        journal.put_object(Bucket=journal_bucket, Key=name + ".claim", Body=json.dumps(claim))
+    # The mirror is moto_plain itself: the config's `copy` and `journal` are the same store.
+    config = write_config(
+        tmp_path, config_text(moto_auth, moto_plain.endpoint, moto_plain.endpoint, journal_bucket)
+    )
+    result = subprocess.run(repair_command(config), capture_output=True, text=True, timeout=90)
+    assert result.returncode == 0, result.stderr
+    assert f"claimed      copy {bucket}/live" in result.stdout, result.stdout
+    assert f"copied       copy {bucket}/dead" in result.stdout, result.stdout
+    read = moto_plain.client().get_object(Bucket=bucket, Key="dead")["Body"].read()
+    assert read == b"dead" * 1000
+    assert journal_keys(moto_plain, journal_bucket) == [names["live"], names["live"] + ".claim"]
+    live = json.loads(
+        journal.get_object(Bucket=journal_bucket, Key=names["live"] + ".claim")["Body"].read()
+    )
+    assert live["holder"] == "another-run"
+    with pytest.raises(ClientError) as missing:
+        moto_plain.client().head_object(Bucket=bucket, Key="live")
+    assert missing.value.response["Error"]["Code"] in ("404", "NoSuchKey")
