@@ -728,7 +728,7 @@ def test_repair_cronjob_runs_the_deployment_image_config_and_keys_hardened(
 
 
 def cronjob_as_deployment(cronjob: dict[str, Any]) -> dict[str, Any]:
-    """The CronJob's pod in the shape the Deployment helpers read."""
+    """The CronJob's pod in the shape `_mounted_config` reads a Deployment in."""
     template = cronjob["spec"]["jobTemplate"]["spec"]["template"]
     return {"metadata": cronjob["metadata"], "spec": {"template": template}}
 
