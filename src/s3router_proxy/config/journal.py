@@ -7,8 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .reader import Reader
-from .router import JOURNAL_SCHEME
 from .yamlfile import LineDict
+
+JOURNAL_SCHEME = "s3://"
 
 
 @dataclass(frozen=True)
@@ -41,13 +42,13 @@ def journal_place(journal: str) -> JournalPlace | None:
     return JournalPlace(backend, bucket, prefix)
 
 
-def check_mirror_journal(
-    reader: Reader, doc: LineDict, journal: str | None, backends: Mapping[str, object]
-) -> None:
-    """An s3:// `router.mirror_journal` is well formed and names a configured backend."""
-    if not journal:
-        return
+def s3_mirror_journal(reader: Reader, doc: LineDict, backends: Mapping[str, object]) -> str | None:
+    """An s3:// `router.mirror_journal` as written, once it is well formed and names a configured
+    backend; None when the journal is a file (or none), which `router.py` resolves as a path."""
     router = doc.get("router")
+    journal = router.get("mirror_journal") if isinstance(router, LineDict) else None
+    if not isinstance(journal, str) or not journal.startswith(JOURNAL_SCHEME):
+        return None
     line = reader.line_of(router, "mirror_journal")
     try:
         place = journal_place(journal)
@@ -59,3 +60,4 @@ def check_mirror_journal(
             f"backend {place.backend!r} is not in backends: (one of {sorted(backends)})",
             line,
         )
+    return journal

@@ -31,7 +31,6 @@ _ROUTER_KEYS = {
     "mirror_journal",
     "s3_health_paths",
 }
-JOURNAL_SCHEME = "s3://"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -137,9 +136,7 @@ def _router_extras(reader: Reader, router: LineDict, source: str) -> dict[str, A
     extras["s3_health_paths"] = reader.flag(router, "s3_health_paths", "router", False)
     journal = reader.string(router, "mirror_journal", "router")
     if journal:
-        # An s3:// journal names a backend, checked once the backends are read (load.py).
-        remote = journal.startswith(JOURNAL_SCHEME)
-        extras["mirror_journal"] = journal if remote else str(Path(source).parent / journal)
+        extras["mirror_journal"] = str(Path(source).parent / journal)
     secret = reader.string(router, "secret", "router")
     if secret is not None and len(secret) < 16:
         raise reader.fail(
