@@ -605,7 +605,8 @@ def _quantity(value: str | int) -> float:
 
 def test_kustomization_lists_every_manifest_but_the_examples_and_the_pod_monitor() -> None:
     kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text(encoding="utf-8"))
-    manifests = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+    # The repair CronJob has work only where the config journals to s3://: applied on its own.
+    manifests = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml", "repair-cronjob.yaml"}
     # The PodMonitor's CRD exists only where the Prometheus Operator runs: applied on its own.
     # The migrate Job is a one-off run to adapt first: applied on its own too.
     assert set(kustomization["resources"]) == manifests - {
@@ -820,6 +821,58 @@ def test_sidecar_example_talks_to_the_proxy_on_loopback() -> None:
     app_env = _container_env(app)
     assert app_env["AWS_ACCESS_KEY_ID"] == proxy_env["S3_ROUTER_CLIENT_ACCESS_KEY_ID"]
     assert app_env["AWS_SECRET_ACCESS_KEY"] == proxy_env["S3_ROUTER_CLIENT_SECRET_ACCESS_KEY"]
+
+
+def _assert_hardened(pod: dict[str, Any], container: dict[str, Any]) -> None:
+    """Runs as the proxy's pods must: not root, no service-account token, a read-only root, no
+    privilege to gain, no capabilities, requests within limits."""
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["automountServiceAccountToken"] is False
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"]["drop"] == ["ALL"]
+    resources = container["resources"]
+    for resource in ("cpu", "memory"):
+        assert _quantity(resources["requests"][resource]) <= _quantity(
+            resources["limits"][resource]
+        )
+
+
+def test_repair_cronjob_runs_the_deployment_image_config_and_keys_hardened(
+    tmp_path: Path,
+) -> None:
+    """The CronJob runs `repair` from the Deployment's image, ConfigMap and Secret, one run at a
+    time, in a pod as locked down as the proxy's and outside the Service's selector."""
+    from s3router_proxy.multi.journalstore import CLAIM_LEASE
+
+    cronjob = _one("CronJob", "lakefs-s3-router-repair")
+    deployment = _one("Deployment", "lakefs-s3-router")
+    assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+    job = cronjob["spec"]["jobTemplate"]["spec"]
+    pod = job["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    (container,) = pod["containers"]
+    _assert_hardened(pod, container)
+    _assert_hardened(deployment["spec"]["template"]["spec"], _proxy_container(deployment))
+    proxy = _proxy_container(deployment)
+    assert container["image"] == proxy["image"]
+    args = container["args"]
+    assert args[0] == "repair" and args[args.index("--config") + 1] == f"{CONFIG_DIR}/config.yaml"
+    assert container["env"] == proxy["env"], "the same ${VAR}s from the same Secret"
+    assert pod["volumes"] == deployment["spec"]["template"]["spec"]["volumes"]
+    assert container["volumeMounts"] == proxy["volumeMounts"]
+    # Longer than a claim's lease, so a run still copying is not stopped by Kubernetes.
+    assert job["activeDeadlineSeconds"] > CLAIM_LEASE
+    # Not one of the Service's (or the PodDisruptionBudget's) pods.
+    labels = job["template"]["metadata"]["labels"]
+    service = _one("Service", "lakefs-s3-router")
+    assert not service["spec"]["selector"].items() <= labels.items()
+    # The pod's config, as mounted, loads with the pod's environment.
+    as_deployment = {"metadata": cronjob["metadata"], "spec": {"template": job["template"]}}
+    config = load_config(_mounted_config(as_deployment, tmp_path), env=_container_env(container))
+    _routes_like_the_docs(config)
 
 
 # ---- Compose ------------------------------------------------------------------------------------

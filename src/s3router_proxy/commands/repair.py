@@ -3,8 +3,13 @@
 Best-effort mirroring records every write a mirror missed in `router.mirror_journal`. Repair
 reads it and, for each (target, mirror, bucket, key) once: when the target has the object and
 the mirror does not have the same one (size and ETag), it is copied target → mirror (streamed);
-when the target does not have it, the mirror's copy is deleted. Entries that cannot be repaired
-now are written back to the journal; entries the proxy appends meanwhile are kept.
+when the target does not have it, the mirror's copy is deleted. Replaying an entry twice changes
+nothing, since each replay compares the stores as they are now.
+
+A local journal file is taken whole by one repair; entries that cannot be repaired now are
+written back to it, and entries the proxy appends meanwhile are kept. An s3:// journal may be
+repaired from several places at once (`repairshared`): each entry is claimed before it is
+replayed, deleted once repaired, and kept with its reason updated when it failed.
 """
 
 from __future__ import annotations
@@ -12,61 +17,15 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from dataclasses import dataclass
 
 from ..backends.backend import Backend
-from ..backends.call import backend_exchange
-from ..backends.transfer import StoredObject
-from ..multi.copyacross import copy_object_across
+from ..config.journal import journal_place
 from ..multi.journal import Divergence, read_journal, record_divergence
+from ..multi.journalstore import JournalError
 from ..s3.errors import S3Error
 from .base import command_config, command_parser, parse_command_args
-
-
-@dataclass(frozen=True)
-class Outcome:
-    entry: Divergence
-    action: str  # copied, deleted, in-sync, failed, would-copy, would-delete
-    reason: str = ""
-
-
-async def _head(backend: Backend, bucket: str, key: str) -> tuple[int, str, str]:
-    """(status, Content-Length, ETag) of an object."""
-    status, headers, _ = await backend_exchange(backend, "HEAD", bucket, key, [])
-    return status, headers.get("Content-Length", ""), headers.get("ETag", "")
-
-
-async def repair_one(entry: Divergence, backends: dict[str, Backend], dry_run: bool) -> Outcome:
-    primary, mirror = backends.get(entry.primary), backends.get(entry.mirror)
-    if primary is None or mirror is None:
-        return Outcome(entry, "failed", "backend no longer configured")
-    mirror_bucket, mirror_key = entry.on_mirror
-    try:
-        status, size, etag = await _head(primary, entry.bucket, entry.key)
-        if status == 404:
-            if dry_run:
-                return Outcome(entry, "would-delete")
-            gone, _, _ = await backend_exchange(mirror, "DELETE", mirror_bucket, mirror_key, [])
-            if gone >= 300 and gone != 404:
-                return Outcome(entry, "failed", f"deleting on the mirror: status {gone}")
-            return Outcome(entry, "deleted")
-        if status != 200:
-            return Outcome(entry, "failed", f"reading the target: status {status}")
-        theirs = await _head(mirror, mirror_bucket, mirror_key)
-        if theirs == (200, size, etag):
-            return Outcome(entry, "in-sync")
-        if dry_run:
-            return Outcome(entry, "would-copy")
-        await copy_object_across(
-            StoredObject(primary, entry.bucket, entry.key),
-            StoredObject(mirror, mirror_bucket, mirror_key),
-            {},
-        )
-        return Outcome(entry, "copied")
-    except S3Error as error:
-        return Outcome(entry, "failed", f"{error.code}: {error.message}")
-    except (OSError, TimeoutError) as exc:
-        return Outcome(entry, "failed", type(exc).__name__)
+from .repairentry import Outcome, repair_one
+from .repairshared import repair_shared
 
 
 async def repair(
@@ -98,7 +57,7 @@ async def repair(
     if not dry_run:
         for outcome in outcomes:
             if outcome.action == "failed":
-                record_divergence(
+                await record_divergence(
                     journal,
                     Divergence(
                         primary=outcome.entry.primary,
@@ -110,6 +69,7 @@ async def repair(
                         mirror_bucket=outcome.entry.mirror_bucket,
                         mirror_key=outcome.entry.mirror_key,
                     ),
+                    backends,
                 )
         os.unlink(working)
     return list(outcomes)
@@ -120,9 +80,14 @@ examples:
   lakefs-s3-router repair --config router.yaml --dry-run    # what would be copied or deleted
   lakefs-s3-router repair --config router.yaml
   lakefs-s3-router repair --config router.yaml --journal /var/lib/s3-router/mirror.jsonl
+  lakefs-s3-router repair --config router.yaml --journal s3://minio/s3-router-journal/mirror/
+
+An s3:// journal (one object per entry on a configured backend) may be repaired from several
+places at once: each entry is claimed first, and one another repair holds is left to it.
 
 Exit status: 0 when every entry was repaired (or nothing was journaled yet), 1 when some
-failed (they stay in the journal), 2 for a bad config or a --journal that does not exist."""
+failed (they stay in the journal) or the journal could not be read, 2 for a bad config or a
+--journal that does not exist."""
 
 
 def _missing_journal(journal: str, explicit: bool) -> str | None:
@@ -149,7 +114,9 @@ def repair_main(argv: list[str]) -> int:
         REPAIR_EXAMPLE,
     )
     parser.add_argument(
-        "--journal", metavar="FILE", help="the journal file (default: router.mirror_journal)"
+        "--journal",
+        metavar="FILE|s3://BACKEND/BUCKET/PREFIX",
+        help="the journal (default: router.mirror_journal)",
     )
     parser.add_argument("--dry-run", action="store_true", help="say what would be done")
     args = parse_command_args(parser, argv)
@@ -163,7 +130,19 @@ def repair_main(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
-    if not os.path.exists(journal) and not os.path.exists(journal + ".repairing"):
+    try:
+        place = journal_place(journal)
+    except ValueError as exc:
+        print(f"lakefs-s3-router repair: --journal: {exc}", file=sys.stderr)
+        return 2
+    if place is not None and place.backend not in config.backends:
+        print(
+            f"lakefs-s3-router repair: --journal: backend {place.backend!r} is not in the "
+            f"config's backends ({', '.join(sorted(config.backends))})",
+            file=sys.stderr,
+        )
+        return 2
+    if place is None and not os.path.exists(journal) and not os.path.exists(journal + ".repairing"):
         problem = _missing_journal(journal, explicit=bool(args.journal))
         if problem is not None:
             print(f"lakefs-s3-router repair: {problem}", file=sys.stderr)
@@ -175,19 +154,28 @@ def repair_main(argv: list[str]) -> int:
         )
         return 0
 
-    async def run() -> list[Outcome]:
+    async def run() -> tuple[list[Outcome], list[str]]:
         backends = {name: Backend(c) for name, c in config.backends.items()}
         try:
-            return await repair(journal, backends, dry_run=args.dry_run)
+            if place is None:
+                return await repair(journal, backends, dry_run=args.dry_run), []
+            return await repair_shared(place, backends, dry_run=args.dry_run)
         finally:
             await asyncio.gather(*(b.close() for b in backends.values()))
 
-    outcomes = asyncio.run(run())
+    try:
+        outcomes, problems = asyncio.run(run())
+    except (JournalError, S3Error) as exc:
+        why = f"{exc.code}: {exc.message}" if isinstance(exc, S3Error) else str(exc)
+        print(f"lakefs-s3-router repair: cannot read the journal {journal}: {why}", file=sys.stderr)
+        return 1
     for outcome in outcomes:
         entry = outcome.entry
         bucket, key = entry.on_mirror
         line = f"{outcome.action:12} {entry.mirror} {bucket}/{key}"
         print(line + (f"  ({outcome.reason})" if outcome.reason else ""))
-    failed = sum(1 for o in outcomes if o.action == "failed")
+    for problem in problems:
+        print(f"lakefs-s3-router repair: {problem}", file=sys.stderr)
+    failed = sum(1 for o in outcomes if o.action == "failed") + len(problems)
     print(f"{len(outcomes)} entries, {failed} failed", file=sys.stderr)
     return 1 if failed else 0

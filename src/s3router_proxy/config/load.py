@@ -16,6 +16,7 @@ from typing import Any
 from .backends import parse_backends
 from .clients import clients_of_backends, parse_anonymous, parse_clients
 from .environments import chosen_environment, select_environment
+from .journal import s3_mirror_journal
 from .model import BackendConfig, ClientConfig, Config
 from .reader import ConfigError, Reader
 from .router import parse_router
@@ -49,6 +50,9 @@ def config_from_document(
     reader.only_keys(doc, _TOP_KEYS, "(top level)")
     settings = parse_router(reader, doc, source)
     backends = parse_backends(reader, doc, env)
+    journal = s3_mirror_journal(reader, doc, backends)
+    if journal is not None:
+        settings["mirror_journal"] = journal  # a backend's bucket, not a path to resolve
     clients = parse_clients(reader, doc)
     rules, default_target = parse_routing(reader, doc, backends)
     anonymous = parse_anonymous(reader, doc)

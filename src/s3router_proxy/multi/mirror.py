@@ -185,10 +185,10 @@ async def streamed_write(write: MirroredWrite, content: Body, primary: PrimaryCa
     if not strict:
         if target_ok:
             for name, reason in failed:
-                write.diverged(name, reason)
+                await write.diverged(name, reason)
             return response  # type: ignore[return-value]
         for name in written:  # the target refused what a mirror took: repair decides
-            write.diverged(name, "taken by the mirror, refused by the target")
+            await write.diverged(name, "taken by the mirror, refused by the target")
     elif write.request.operation == "PutObject":
         committed = {
             name: version_named(result)
@@ -230,7 +230,7 @@ async def delete_object(
                 # target keeps the object, and the client (told it failed) retries.
                 for other, other_result in zip(write.mirrors.names, results, strict=True):
                     if leg_outcome(other_result)[0]:
-                        write.diverged(other, "deleted on the mirror, kept on the target")
+                        await write.diverged(other, "deleted on the mirror, kept on the target")
                 raise mirror_failed(name, reason)
         return await primary()
     return await target_then_mirrors(write, primary, delete)

@@ -53,7 +53,7 @@ async def mirror_copy(write: MirroredWrite) -> None:
         return
     if not write.mirrors.strict:
         for name, reason in failed:
-            write.diverged(name, reason)
+            await write.diverged(name, reason)
         return
     kept = ""
     if operation == "CopyObject":

@@ -55,7 +55,7 @@ async def create_upload(
         await abort_all(write, created)
         raise mirror_failed(*failed[0])
     for name, reason in failed:
-        write.diverged(name, reason)
+        await write.diverged(name, reason)
     try:
         response = await primary(tuple(created))
     except BaseException:

@@ -106,9 +106,9 @@ class MirroredWrite:
             return self.route
         return route_on(self.route, backend, self.request.key)
 
-    def diverged(self, mirror: str, reason: str) -> None:
+    async def diverged(self, mirror: str, reason: str) -> None:
         there = self.route_for(mirror)
-        record_divergence(
+        await record_divergence(
             self.journal,
             Divergence(
                 primary=self.route.backend,
@@ -120,6 +120,7 @@ class MirroredWrite:
                 mirror_bucket=there.bucket,
                 mirror_key=there.key,
             ),
+            self.backends,
         )
 
     def _query(self, mirror: str) -> str:
@@ -253,10 +254,12 @@ async def settle(write: MirroredWrite, committed: dict[str, str | None]) -> str:
     if target in kept:
         for name in write.mirrors.names:
             if name not in kept:
-                write.diverged(name, "the target kept a failed strict write the mirror did not")
+                await write.diverged(
+                    name, "the target kept a failed strict write the mirror did not"
+                )
         return "target"
     for name in kept:
-        write.diverged(name, "the mirror kept a failed strict write the target did not")
+        await write.diverged(name, "the mirror kept a failed strict write the target did not")
     return "mirror" if kept else ""
 
 
@@ -273,7 +276,7 @@ async def target_then_mirrors(
         for name, result in zip(write.mirrors.names, results, strict=True):
             ok, reason = leg_outcome(result)
             if not ok:
-                write.diverged(name, reason)
+                await write.diverged(name, reason)
     return response
 
 

@@ -180,7 +180,7 @@ async def _delete_on_mirrors(
             missed = [child_text(e, "Key") or "" for e in root if local_name(e) == "Error"]
         to_target = {mirror_route(key).key: key for key in delete_objects_keys(body)}
         for key in missed:
-            record_divergence(
+            await record_divergence(
                 journal,
                 Divergence(
                     route.backend,
@@ -192,6 +192,7 @@ async def _delete_on_mirrors(
                     mirror_bucket=there.bucket,
                     mirror_key=key,
                 ),
+                backends,
             )
 
 

@@ -87,6 +87,11 @@ MIRROR_FAILURES = _counter(
     "Writes a mirror backend did not take (best_effort) or that failed a strict write.",
     ["backend", "operation"],
 )
+MIRROR_JOURNAL_FAILURES = _counter(
+    "s3router_mirror_journal_failures_total",
+    "Mirror misses that could not be written to the journal (router.mirror_journal).",
+    ["journal"],
+)
 SHED = _counter(
     "s3router_requests_shed_total",
     "Requests refused with 503 SlowDown because the concurrency limit was reached.",
