@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -359,9 +360,10 @@ def summary(outcomes: Mapping[str, Mapping[str, str]]) -> str:
 
 
 def record(outcomes: Mapping[str, Mapping[str, str]]) -> None:
-    pinned = (SUITE / "PINNED.txt").read_text(encoding="utf-8").split()
+    pinned = (SUITE / "PINNED.txt").read_text(encoding="utf-8")
+    commit = re.search(r"\b[0-9a-f]{40}\b", pinned)
     document = {
-        "suite": f"{pinned[0]} {pinned[3]}",
+        "suite": f"ceph/s3-tests {commit.group(0) if commit else 'unknown commit'}",
         "moto": version("moto"),
         "deselected_markers": list(DESELECTED_MARKERS),
         "outcomes": outcomes,
