@@ -23,6 +23,7 @@ from ..auth.sigv4 import UNSIGNED_PAYLOAD
 from ..backends.backend import Backend, BackendRequest
 from ..backends.call import backend_response, unreachable
 from ..backends.transfer import StoredObject, backend_failure, read_answer, source_get
+from ..config.storeurl import parse_store_url
 from ..s3.errors import S3Error
 
 log = logging.getLogger("s3router_proxy.migrate")
@@ -51,10 +52,10 @@ FileLocation = Path | StoreFile
 
 def parse_file_location(text: str, backends: Mapping[str, object]) -> FileLocation:
     """A local path, or `s3://<backend>/<bucket>/<key>` on one of `backends`."""
-    if not text.startswith("s3://"):
+    place = parse_store_url(text)
+    if place is None:
         return Path(text)
-    backend, _, rest = text[len("s3://") :].partition("/")
-    bucket, _, key = rest.partition("/")
+    backend, bucket, key = place.backend, place.bucket, place.rest
     if not backend or not bucket or not key:
         raise ValueError(f"{text!r}: expected s3://<backend>/<bucket>/<key>")
     if backend not in backends:

@@ -7,9 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .reader import Reader
+from .storeurl import STORE_SCHEME, parse_store_url
 from .yamlfile import LineDict
 
-JOURNAL_SCHEME = "s3://"
+JOURNAL_SCHEME = STORE_SCHEME
 
 
 @dataclass(frozen=True)
@@ -28,10 +29,10 @@ class JournalPlace:
 def journal_place(journal: str) -> JournalPlace | None:
     """The backend, bucket and prefix of an s3:// journal; None for a local file. Raises
     ValueError for an s3:// form without a backend or a bucket."""
-    if not journal.startswith(JOURNAL_SCHEME):
+    place = parse_store_url(journal)
+    if place is None:
         return None
-    backend, _, rest = journal[len(JOURNAL_SCHEME) :].partition("/")
-    bucket, _, prefix = rest.partition("/")
+    backend, bucket, prefix = place.backend, place.bucket, place.rest
     if not backend or not bucket:
         raise ValueError(
             f"{journal!r} is not s3://BACKEND/BUCKET/PREFIX "
