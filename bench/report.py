@@ -358,6 +358,7 @@ bench/run.sh --baseline REV --write-docs              # and the proxy as of git 
 bench/run.sh --rounds 0 --profile                     # py-spy the proxy under c=64 GET load
 python -m bench.client_micro                          # backend leg alone: aiohttp vs lean client
 python -m bench.workers --workers 1 2                 # c=64 GET ops/s per --workers count
+python -m bench.migrate_rate                          # one migrate process: CPU per object and GiB
 ```
 
 The machine these runs come from is shared (other people's test suites run on the same two
