@@ -19,9 +19,9 @@ from ..multi.splitbucket import (
     bucket_on_every_part,
     list_buckets,
     merged_listing,
-    merged_upload_listing,
     split_delete_objects,
 )
+from ..multi.uploadlisting import merged_upload_listing
 from ..routing.bucketparts import Part, listing_is_plain, routes_for_bucket
 from ..routing.facts import RequestFacts
 from ..routing.location import client_location
