@@ -52,7 +52,8 @@ def proxy(
 ) -> Iterator[ProxyProcess]:
     """`moto` takes chunked uploads, and as `moto-refuse` (buckets `refuse-*`) it does not (the
     default); the RawBackend is `raw-forward` (takes them) and `raw-refuse`; buckets `capped-*`
-    hold bodies to 1 KiB; buckets `checked-*` are on a moto that checks every signature."""
+    hold bodies to 1 KiB; buckets `checked-*` are on a moto that checks every signature;
+    `mirrored-*` go to both motos, `half-*` to one that takes them and one that does not."""
     directory = tmp_path_factory.mktemp("chunked-proxy")
     keys = f'access_key_id: "{PLAIN_ACCESS_KEY_ID}", secret_access_key: "{PLAIN_SECRET_ACCESS_KEY}"'
     config = write_config(
@@ -77,6 +78,8 @@ routing:
     - {{pattern: "refuse-*", target: moto-refuse}}
     - {{pattern: "capped-*", target: moto, max_body_size: 1KiB}}
     - {{pattern: "checked-*", target: checked}}
+    - {{pattern: "mirrored-*", target: moto, mirror: [checked], mirror_mode: strict}}
+    - {{pattern: "half-*", target: moto, mirror: [moto-refuse], mirror_mode: strict}}
   default_target: moto
 """,
     )
@@ -397,3 +400,34 @@ def test_a_chunk_framed_badly_is_bad_request_and_never_completes_at_the_backend(
     assert [a.status for a in answers] == [400], answers
     assert answers[0].headers["connection"] == "close"
     assert backend_requests(raw, mark) == []
+
+
+def test_a_mirrored_chunked_upload_reaches_every_store(
+    proxy: ProxyProcess, moto_plain: MotoBackend, moto_auth: MotoBackend
+) -> None:
+    bucket = unique_bucket_name("mirrored")
+    moto_plain.client().create_bucket(Bucket=bucket)
+    moto_auth.client().create_bucket(Bucket=bucket)
+    pieces = pieces_of(300 * 1024)
+    data = b"".join(pieces)
+    assert put(proxy, f"/{bucket}/k", pieces, payload_hash=sha256(data)).status == 200
+    assert sha256(stored(moto_plain, bucket, "k") or b"") == sha256(data)
+    back = moto_auth.client().get_object(Bucket=bucket, Key="k")["Body"].read()
+    assert sha256(back) == sha256(data)
+    # A failed check leaves both without it.
+    answer = put(proxy, f"/{bucket}/bad", pieces, payload_hash=sha256(b"other"))
+    assert answer.code == "XAmzContentSHA256Mismatch"
+    assert stored(moto_plain, bucket, "bad") is None
+    with pytest.raises(ClientError):
+        moto_auth.client().head_object(Bucket=bucket, Key="bad")
+
+
+def test_a_mirror_that_refuses_refuses_the_whole_write(
+    proxy: ProxyProcess, moto_plain: MotoBackend
+) -> None:
+    bucket = unique_bucket_name("half")
+    moto_plain.client().create_bucket(Bucket=bucket)
+    served = moto_plain.request_count()
+    answer = put(proxy, f"/{bucket}/k", [b"x" * 100])
+    assert (answer.status, answer.code) == (411, "MissingContentLength")
+    assert moto_plain.requests_since(served) == []
