@@ -108,10 +108,11 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+@pytest.mark.parametrize("signature_version", ["s3v4", "s3"], ids=["sigv4", "sigv2"])
 def test_objects_listings_and_deletes(
-    proxy: ProxyProcess, moto_auth: MotoBackend, bucket: str
+    proxy: ProxyProcess, moto_auth: MotoBackend, bucket: str, signature_version: str
 ) -> None:
-    client = virtual_client(proxy)
+    client = virtual_client(proxy, signature_version=signature_version)
     urls = recorded(client)
     keys = ["a/1.txt", "a/2 two+.txt", "a/b/3.txt", "z.txt"]
     for key in keys:
