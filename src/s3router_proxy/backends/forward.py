@@ -114,7 +114,9 @@ async def forward(exchange: Forwarded, leg: Leg, rewriters: Rewriters) -> Respon
         plan.upstream_length is None
         and not plan.forward_trailers
         and request.operation in NEEDS_LENGTH
+        and backend.config.chunked_uploads != "forward"
     ):
+        # `plan_body` refused it already unless every store took it; this leg's must too.
         raise S3Error("MissingContentLength")
 
     signed, unsigned = outgoing_headers(

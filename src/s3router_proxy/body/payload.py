@@ -6,13 +6,17 @@
   checksums (decoded and verified by `chunked.py`);
 - how it goes upstream: a plain body with its decoded length (every backend takes that), or,
   where the backend is configured with `checksum_trailers: true`, unsigned aws-chunked with the
-  client's trailer, so the backend stores the client's checksum too.
+  client's trailer, so the backend stores the client's checksum too;
+- whether a PutObject or UploadPart with `Transfer-Encoding: chunked` and no length may go on
+  (chunked again, by the backend client) or is S3's 411 MissingContentLength, as the
+  backend's `chunked_uploads` says.
 
 `forward_body` then yields the body piece by piece as it arrives, feeding every check in
 passing and holding the newest piece back: only once the whole body arrived and every check
 passed does that piece go upstream. On a failure the generator raises instead, the upstream
 request is aborted before its last byte, and the backend, having seen a short body, commits
-nothing. Memory per request is one piece, whatever the object size.
+nothing. A body of unknown length under a cap (`size_limit`) fails that way at its first byte
+over the cap. Memory per request is one piece, whatever the object size.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from ..auth.sigv4 import STREAMING_PAYLOADS, UNSIGNED_PAYLOAD, SigV4Auth
 from ..http.messages import Body, BodyTimeout
 from ..s3 import checksums
 from ..s3.errors import S3Error
+from ..s3.operationsets import NEEDS_LENGTH
 from ..s3.request import S3Request
 from .chunked import (
     ChunkedBodyError,
@@ -77,6 +82,7 @@ class PayloadPlan:
     drop_headers: frozenset[str] = frozenset()
     content_encoding: str | None = None  # replacement Content-Encoding ("" drops it)
     chunked_result: ChunkedResult = field(default_factory=ChunkedResult)
+    size_limit: int | None = None  # the most bytes a body of unknown length may carry
 
 
 def _sha256_check(expected: str) -> BodyCheck:
@@ -140,8 +146,10 @@ def plan_payload(
     signing_key: bytes | None,
     *,
     backend_trailers: bool,
+    chunked_uploads: bool = False,
 ) -> PayloadPlan:
-    """Decide how to verify and frame the body, or refuse the request before reading it."""
+    """Decide how to verify and frame the body, or refuse the request before reading it.
+    `chunked_uploads`: every backend the body goes to takes an upload of unknown length."""
     headers = request.headers
     plan = PayloadPlan()
     payload_hash = auth.payload_hash
@@ -163,6 +171,13 @@ def plan_payload(
         if len(payload_hash) == 64:
             plan.checks.append(_sha256_check(payload_hash.lower()))
             plan.upstream_payload_hash = payload_hash.lower()
+        if (
+            content_length is None
+            and not chunked_uploads
+            and request.operation in NEEDS_LENGTH
+            and "chunked" in headers.get("Transfer-Encoding", "").lower()
+        ):
+            raise S3Error("MissingContentLength")
         plan.upstream_length = content_length
         return plan
 
@@ -234,7 +249,7 @@ def upstream_body(content: Body, plan: PayloadPlan, outcome: BodyOutcome) -> Asy
             trailer_signed=plan.trailer_signed,
             result=plan.chunked_result,
         )
-    body = forward_body(source, checks=plan.checks, outcome=outcome)
+    body = forward_body(source, checks=plan.checks, outcome=outcome, limit=plan.size_limit)
     if plan.forward_trailers:
         return encode_unsigned_trailer(
             body,
@@ -244,13 +259,24 @@ def upstream_body(content: Body, plan: PayloadPlan, outcome: BodyOutcome) -> Asy
 
 
 async def forward_body(
-    source: AsyncIterator[bytes], *, checks: list[BodyCheck], outcome: BodyOutcome
+    source: AsyncIterator[bytes],
+    *,
+    checks: list[BodyCheck],
+    outcome: BodyOutcome,
+    limit: int | None = None,
 ) -> AsyncIterator[bytes]:
-    """`source`, with every check fed in passing and the last piece held until all pass."""
+    """`source`, with every check fed in passing and the last piece held until all pass;
+    more than `limit` bytes fail as EntityTooLarge before the byte over it is sent."""
     held = b""
     hold_back = bool(checks)
+    seen = 0
     try:
         async for piece in source:
+            if limit is not None:
+                seen += len(piece)
+                if seen > limit:
+                    outcome.failure = _too_large(limit)
+                    raise BodyAborted
             for check in checks:
                 check.hasher.update(piece)  # type: ignore[attr-defined]
             if not hold_back:
@@ -279,6 +305,14 @@ async def forward_body(
         outcome.sent += len(held)
         yield held
     outcome.complete = True
+
+
+def _too_large(limit: int) -> S3Error:
+    return S3Error(
+        "EntityTooLarge",
+        f"Your proposed upload exceeds the maximum allowed size for this bucket ({limit} bytes).",
+        details={"MaxSizeAllowed": str(limit)},
+    )
 
 
 class BodyAborted(Exception):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from .model import EMBEDDED, BackendConfig
+from .model import EMBEDDED, BackendConfig, ChunkedUploads
 from .reader import Reader
 from .yamlfile import LineDict
 
@@ -21,6 +21,7 @@ _BACKEND_KEYS = {
     "connect_timeout",
     "read_timeout",
     "checksum_trailers",
+    "chunked_uploads",
     "add_content_md5",
     "max_connections",
     "multipart_copy_threshold",
@@ -92,6 +93,7 @@ def _backend(
         connect_timeout=reader.number(section, "connect_timeout", where, 5.0),
         read_timeout=reader.number(section, "read_timeout", where, 60.0),
         checksum_trailers=reader.flag(section, "checksum_trailers", where, False),
+        chunked_uploads=_chunked_uploads(reader, section, where),
         add_content_md5=reader.flag(section, "add_content_md5", where, False),
         max_connections=reader.count(section, "max_connections", where, 256, "connections"),
         multipart_copy_threshold=_copy_size(
@@ -101,6 +103,19 @@ def _backend(
             reader, section, "copy_part_size", where, 64 * 1024**2, 5 * 1024**2
         ),
     )
+
+
+def _chunked_uploads(reader: Reader, section: LineDict, where: str) -> ChunkedUploads:
+    """`chunked_uploads`: what a PutObject or UploadPart sent with Transfer-Encoding: chunked
+    and no length meets. `refuse` (S3's own 411 MissingContentLength) whatever the store, unless
+    the operator knows it takes chunked bodies: one that read such a body as empty would store
+    an empty object, and the proxy cannot tell from an endpoint which kind it is."""
+    value = reader.value(section, "chunked_uploads")
+    if value is None:
+        return "refuse"
+    if value not in ("refuse", "forward"):
+        raise reader.bad_value(section, "chunked_uploads", where, 'must be "refuse" or "forward"')
+    return value  # type: ignore[return-value]
 
 
 def _copy_size(

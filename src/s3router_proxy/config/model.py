@@ -18,6 +18,7 @@ from ..auth.policy import NOBODY, UNRESTRICTED, ClientPolicy
 from ..routing.rules import Rule
 
 EMBEDDED = "embedded"
+ChunkedUploads = Literal["refuse", "forward"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,9 @@ class BackendConfig:
     connect_timeout: float = 5.0
     read_timeout: float = 60.0
     checksum_trailers: bool = False  # forward aws-chunked checksum trailers (unsigned) as sent
+    # A PutObject or UploadPart with Transfer-Encoding: chunked and no length: refused (411), or
+    # streamed on chunked.
+    chunked_uploads: ChunkedUploads = "refuse"
     add_content_md5: bool = False  # compute Content-MD5 for small bodies that lack one
     max_connections: int = 256  # open connections to this backend; more requests queue
     # Copies into this backend from another one: larger objects are written as multipart

@@ -40,14 +40,16 @@ class ClientRequest:
 
     `key` names the object of a single-object answer; `query` is the client's decoded query
     (echoed listing parameters are restored from it); with `base_url` (e.g.
-    "http://127.0.0.1:8080") Location elements point at the proxy; `request_id` replaces an
-    error's RequestId/HostId.
+    "http://127.0.0.1:8080") Location elements point at the proxy, and with `bucket_in_host`
+    (virtual-hosted: the base's host names the bucket) their path is the key alone;
+    `request_id` replaces an error's RequestId/HostId.
     """
 
     key: str = ""
     query: Mapping[str, str] | None = None
     base_url: str | None = None
     request_id: str | None = None
+    bucket_in_host: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +101,10 @@ def _rewrite_root(
         location = child(root, "Location")
         if location is not None:
             location.text = client_location(
-                client.base_url or "", mapping.client_bucket, client.key
+                client.base_url or "",
+                mapping.client_bucket,
+                client.key,
+                bucket_in_host=client.bucket_in_host,
             )
     elif name == "DeleteResult":
         map_delete_result(root, mapping)

@@ -101,7 +101,9 @@ async def _fan_out(exchange: Exchange, parts: list[Part]) -> Response:
         record.status = status
         headers = {"x-amz-request-id": record.request_id}
         if request.operation == "CreateBucket":
-            headers["Location"] = client_location("", request.bucket)
+            virtual = request.addressing == "virtual"
+            base = f"{exchange.http.scheme}://{request.host}" if virtual else ""
+            headers["Location"] = client_location(base, request.bucket, bucket_in_host=virtual)
         return Response(status=status, headers=headers)
     if request.operation == "ListMultipartUploads":
         body = await merged_upload_listing(

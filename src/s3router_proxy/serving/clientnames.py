@@ -53,7 +53,15 @@ def client_rewriters(exchange: Exchange, route: Route) -> Rewriters:
             )
         )
 
-    client = ClientRequest(key=request.key, query=request.query, request_id=record.request_id)
+    # A virtual-hosted client's Location names its bucket by the host it asked, so is absolute.
+    virtual = request.addressing == "virtual"
+    client = ClientRequest(
+        key=request.key,
+        query=request.query,
+        request_id=record.request_id,
+        base_url=f"{exchange.http.scheme}://{request.host}" if virtual else None,
+        bucket_in_host=virtual,
+    )
 
     def to_client(body: bytes) -> bytes:
         return rewrite_response_xml(body, names, client)
@@ -69,7 +77,11 @@ def _location_rewriter(exchange: Exchange, route: Route) -> Rewrite[str]:
     request = exchange.request
     base = f"{exchange.http.scheme}://{request.host}"
     return lambda value: rewrite_location_header(
-        value, route.names, client_base_url=base, client_key=request.key
+        value,
+        route.names,
+        client_base_url=base,
+        client_key=request.key,
+        bucket_in_host=request.addressing == "virtual",
     )
 
 

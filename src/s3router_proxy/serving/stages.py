@@ -322,6 +322,10 @@ async def plan_body(exchange: Exchange) -> None:
             exchange.signing_key,
             backend_trailers=backend.config.checksum_trailers
             and all(state.backends[m].config.checksum_trailers for m in exchange.mirrors.names),
+            chunked_uploads=all(
+                b.config.chunked_uploads == "forward"
+                for b in (backend, *(state.backends[m] for m in exchange.mirrors.names))
+            ),
         )
     exchange.plan = plan
     rule = exchange.route.rule

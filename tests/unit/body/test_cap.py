@@ -34,7 +34,10 @@ def test_aws_chunked_bodies_are_capped_by_their_decoded_length() -> None:
     assert refusal(PayloadPlan(chunked=True, decoded_length=1025), 1024).code == "EntityTooLarge"
 
 
-def test_a_body_of_unknown_length_is_refused_only_where_it_could_be_any_size() -> None:
-    chunked = CIMultiDict({"Transfer-Encoding": "chunked"})
-    assert refusal(PayloadPlan(), 1024, chunked).code == "MissingContentLength"
-    check_body_cap(PayloadPlan(), NO_HEADERS, 1024)  # no body at all
+def test_a_body_of_unknown_length_is_held_to_the_cap_as_it_streams() -> None:
+    plan = PayloadPlan()
+    check_body_cap(plan, CIMultiDict({"Transfer-Encoding": "chunked"}), 1024)
+    assert plan.size_limit == 1024
+    empty = PayloadPlan()
+    check_body_cap(empty, NO_HEADERS, 1024)  # no body at all
+    assert empty.size_limit is None

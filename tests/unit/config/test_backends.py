@@ -55,6 +55,29 @@ def test_general_backends_read_every_setting() -> None:
     )
 
 
+def test_chunked_uploads_are_refused_unless_a_backend_says_it_takes_them() -> None:
+    stores = backends(
+        "s3: {}\nlakefs: {endpoint: 'http://l:8000'}\nbackends:\n"
+        "  minio: {endpoint: 'http://m:9000'}\n"
+        "  ceph: {endpoint: 'http://c:7480', chunked_uploads: forward}\n"
+    )
+    assert {name: b.chunked_uploads for name, b in stores.items()} == {
+        "lakefs": "refuse",
+        "s3": "refuse",
+        "minio": "refuse",
+        "ceph": "forward",
+    }
+
+
+@pytest.mark.parametrize("value", ["yes", "stream", "1"])
+def test_a_bad_chunked_uploads_names_its_line_and_the_choices(value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        backends(f"backends:\n  x:\n    endpoint: 'http://h:1'\n    chunked_uploads: {value}\n")
+    assert str(caught.value) == (
+        'r.yaml:4: backends.x.chunked_uploads: must be "refuse" or "forward"'
+    )
+
+
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [

@@ -181,6 +181,15 @@ def test_multipart_results() -> None:
     )
     parsed = botocore_parse("CompleteMultipartUpload", out)
     assert parsed["Location"] == "http://proxy:8080/example-bucket/team2/big%20x"
+    virtual = ClientRequest(
+        key="team2/big x", base_url="http://example-bucket.s3.local:8080", bucket_in_host=True
+    )
+    assert (
+        botocore_parse("CompleteMultipartUpload", rewrite_response_xml(complete, TEAM2, virtual))[
+            "Location"
+        ]
+        == "http://example-bucket.s3.local:8080/team2/big%20x"
+    )
     assert (parsed["Bucket"], parsed["Key"], parsed["ETag"]) == (
         "example-bucket",
         "team2/big x",
