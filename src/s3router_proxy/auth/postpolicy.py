@@ -23,9 +23,10 @@ from .requesttime import amz_epoch
 from .signingkey import ALGORITHM, cached_key, signature
 from .sigv2 import sign_v2
 
-# Fields no condition has to name: the signature's own, the file, and those S3 ignores.
+# Fields no condition has to name: the signature's own and the file.
 _UNCONDITIONED = frozenset({"policy", "x-amz-signature", "signature", "awsaccesskeyid", "file"})
-_IGNORED_PREFIX = "x-ignore-"
+# Fields no condition has to name either: those S3 ignores, and checksums of the file.
+_UNCONDITIONED_PREFIXES = ("x-ignore-", "x-amz-checksum-")
 MAX_POLICY_CONDITIONS = 256
 
 
@@ -154,7 +155,7 @@ def _condition(raw: object) -> Condition:
         if isinstance(value, str):
             return Condition("eq", name.lower(), value)
     elif isinstance(raw, list) and len(raw) == 3 and isinstance(raw[0], str):
-        op = raw[0]
+        op = raw[0].lower()  # S3 reads operators without case, document keys with it
         if op == "content-length-range":
             low, high = raw[1], raw[2]
             if isinstance(low, int) and isinstance(high, int) and 0 <= low <= high:
@@ -201,7 +202,9 @@ def check_policy(
     extra = [
         name
         for name in (*fields, "bucket")
-        if name not in named and name not in _UNCONDITIONED and not name.startswith(_IGNORED_PREFIX)
+        if name not in named
+        and name not in _UNCONDITIONED
+        and not name.startswith(_UNCONDITIONED_PREFIXES)
     ]
     if extra:
         raise not_allowed(f"Extra input fields: {', '.join(sorted(set(extra)))}")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from ..http.messages import BodyTimeout
 from ..s3.errors import S3Error
-from .payload import BodyAborted, BodyOutcome
+from .payload import BodyAborted, BodyCheck, BodyOutcome
 
 MAX_FIELD_BYTES = 20 * 1024  # one text field's value
 MAX_PART_HEAD_BYTES = 8 * 1024  # one part's header lines
@@ -204,17 +204,22 @@ class FormReader:
                 "The file must be the last part of the form, followed by the closing boundary."
             )
 
-    async def file_body(self, outcome: BodyOutcome) -> AsyncIterator[bytes]:
-        """The file's bytes, the last piece held until the form's end is proven; any failure
-        is in `outcome.failure`, and `BodyAborted` raised so the upload is aborted."""
+    async def file_body(
+        self, outcome: BodyOutcome, checks: tuple[BodyCheck, ...] = ()
+    ) -> AsyncIterator[bytes]:
+        """The file's bytes, the last piece held until the form's end is proven and every
+        check passed; any failure is in `outcome.failure`, and `BodyAborted` raised so the
+        upload is aborted."""
         try:
-            async for piece in self._file_pieces(outcome):
+            async for piece in self._file_pieces(outcome, checks):
                 yield piece
         except S3Error as error:
             outcome.failure = error
             raise BodyAborted from error
 
-    async def _file_pieces(self, outcome: BodyOutcome) -> AsyncIterator[bytes]:
+    async def _file_pieces(
+        self, outcome: BodyOutcome, checks: tuple[BodyCheck, ...]
+    ) -> AsyncIterator[bytes]:
         remaining = self._file_size()
         delimiter = self._delimiter
         carry = b""  # the file's newest bytes: a delimiter may span two pieces
@@ -234,6 +239,8 @@ class FormReader:
                     "The file must be the last part of the form: its bytes hold the boundary."
                 )
             carry = window[-(len(delimiter) - 1) :]
+            for check in checks:
+                check.hasher.update(data)  # type: ignore[attr-defined]
             if held:
                 outcome.sent += len(held)
                 yield held
@@ -245,6 +252,9 @@ class FormReader:
                 break
             rest += piece
         self._check_end(rest)
+        for check in checks:
+            if not check.matches():
+                raise check.failure()
         if held:
             outcome.sent += len(held)
             yield held

@@ -44,7 +44,7 @@ def put_headers(fields: dict[str, str]) -> dict[str, str]:
     """The PutObject headers the form's fields ask for (lower-case names)."""
     headers: dict[str, str] = {}
     for name, value in fields.items():
-        if name in _AS_HEADERS or name.startswith(_META_PREFIX):
+        if name in _AS_HEADERS or name.startswith((_META_PREFIX, "x-amz-checksum-")):
             target = name
         elif name == "acl":
             target = "x-amz-acl"

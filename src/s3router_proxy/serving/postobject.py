@@ -30,8 +30,9 @@ from ..auth.postpolicy import (
 from ..backends.forward import Leg, forward
 from ..body.cap import check_body_cap
 from ..body.formdata import Form, FormReader, form_boundary
-from ..body.payload import BodyOutcome, PayloadPlan
+from ..body.payload import BodyCheck, BodyOutcome, PayloadPlan
 from ..http.messages import Response
+from ..s3 import checksums
 from ..s3.errors import S3Error
 from ..s3.request import MAX_KEY_BYTES, S3Request
 from ..telemetry import metrics
@@ -74,7 +75,8 @@ async def answer_post_object(exchange: Exchange) -> Response:
     if form.file_size == 0:
         await reader.check_empty_file()
     outcome = BodyOutcome()
-    leg = Leg(exchange.route, exchange.backend, stream=(reader.file_body(outcome), outcome))
+    body = reader.file_body(outcome, file_checks(fields))
+    leg = Leg(exchange.route, exchange.backend, stream=(body, outcome))
     response = await forward(exchange, leg, client_rewriters(exchange, exchange.route))
     if response.status != 200 or response.prepared:
         return response  # the backend's refusal, in the client's names
@@ -93,17 +95,20 @@ def _with_filename(form: Form) -> dict[str, str]:
 
 
 def _authenticate(exchange: Exchange, form: Form, fields: dict[str, str]) -> None:
-    """`auth`, `policy`: who signed the form's policy, which the form keeps to."""
+    """`auth`, `policy`: who signed the form's policy; then the form keeps to that policy."""
     try:
         signer = post_signer(fields)
         if signer is None:
             _anonymous(exchange)
             return
-        _signed(exchange, signer, form, fields)
+        _signed(exchange, signer, fields)
     except S3Error as error:
         reason = error.code if error.code in metrics.AUTH_CODES else "other"
         metrics.child(metrics.AUTH_FAILURES, reason).inc()
         raise
+    # Signed by a client: the form must keep to what it signed (not an auth failure if not).
+    policy = parse_policy(fields["policy"])
+    check_policy(policy, fields, exchange.request.bucket, form.file_size, time.time())
 
 
 def _anonymous(exchange: Exchange) -> None:
@@ -114,8 +119,8 @@ def _anonymous(exchange: Exchange) -> None:
     exchange.auth, exchange.policy = ANONYMOUS, config.anonymous
 
 
-def _signed(exchange: Exchange, signer: PostSigner, form: Form, fields: dict[str, str]) -> None:
-    config, request = exchange.state.config, exchange.request
+def _signed(exchange: Exchange, signer: PostSigner, fields: dict[str, str]) -> None:
+    config = exchange.state.config
     if signer.version == 2 and not config.sigv2:
         raise S3Error(
             "AccessDenied", "AWS Signature Version 2 is disabled here; sign with AWS4-HMAC-SHA256."
@@ -123,8 +128,6 @@ def _signed(exchange: Exchange, signer: PostSigner, form: Form, fields: dict[str
     exchange.record.client = signer.access_key_id
     client = _client(exchange, signer.access_key_id, signer.security_token)
     verify_post_signature(signer, fields["policy"], client.secret_access_key)
-    policy = parse_policy(fields["policy"])
-    check_policy(policy, fields, request.bucket, form.file_size, time.time())
     exchange.auth = dataclasses.replace(ANONYMOUS, access_key_id=signer.access_key_id)
     exchange.policy = client.policy
 
@@ -146,4 +149,31 @@ def put_request(post: S3Request, key: str, fields: dict[str, str], size: int) ->
         addressing=post.addressing,
         operation="PutObject",
         query_items=[],
+    )
+
+
+def file_checks(fields: dict[str, str]) -> tuple[BodyCheck, ...]:
+    """An `x-amz-checksum-*` field, as a check of the file's bytes (S3 checks it, and so
+    must the proxy before the last byte goes on: the backend keeps what it is sent)."""
+    checks = []
+    for name, value in fields.items():
+        if not name.startswith(checksums.HEADER_PREFIX):
+            continue
+        algorithm = checksums.algorithm_for_header(name)
+        if algorithm is None or not checksums.valid_value(algorithm, value):
+            raise S3Error("InvalidRequest", f"Value for {name} is invalid.")
+        checks.append(_checksum_check(algorithm, value))
+    if len(checks) > 1:
+        raise S3Error("InvalidRequest", "Expecting a single x-amz-checksum- field.")
+    return tuple(checks)
+
+
+def _checksum_check(algorithm: str, value: str) -> BodyCheck:
+    checksum = checksums.new_checksum(algorithm)
+    return BodyCheck(
+        checksum,
+        lambda: checksum.b64digest() == value,
+        lambda: S3Error(
+            "BadDigest", f"The {algorithm} you specified did not match the calculated checksum."
+        ),
     )
