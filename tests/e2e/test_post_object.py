@@ -14,7 +14,9 @@ import hashlib
 import hmac
 import json
 import os
+import shutil
 import socket
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 from xml.etree import ElementTree
@@ -283,6 +285,22 @@ def test_sigv2_form(proxy, client, bucket) -> None:
     answer = post(proxy, bucket, fields, b"two")
     assert answer.status_code == 204, answer.text
     assert client.get_object(Bucket=bucket, Key="v2/k")["Body"].read() == b"two"
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_curl_form_with_expect_100_continue(proxy, client, bucket, tmp_path) -> None:
+    data = os.urandom(3 * 1024 * 1024 + 7)
+    path = tmp_path / "upload.bin"
+    path.write_bytes(data)
+    fields = presigned(client, bucket, "curl/${filename}")["fields"]
+    argv = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Expect: 100-continue"]
+    for name, value in fields.items():
+        argv += ["--form-string", f"{name}={value}"]
+    argv += ["-F", f"file=@{path}", f"{proxy.endpoint}/{bucket}"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    assert done.stdout == "204", done.stderr
+    got = client.get_object(Bucket=bucket, Key="curl/upload.bin")["Body"].read()
+    assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
 
 
 def test_virtual_hosted_post(proxy, client, bucket) -> None:

@@ -233,12 +233,13 @@ class FormReader:
                 raise S3Error("IncompleteBody")
             data, pending = piece[:remaining], piece[remaining:]
             remaining -= len(data)
-            window = carry + data
-            if delimiter in window:
+            # The piece itself, and where it meets the one before, without copying it whole.
+            edge = carry + data[: len(delimiter) - 1]
+            if delimiter in data or delimiter in edge:
                 raise malformed(
                     "The file must be the last part of the form: its bytes hold the boundary."
                 )
-            carry = window[-(len(delimiter) - 1) :]
+            carry = (edge if len(data) < len(delimiter) else data)[-(len(delimiter) - 1) :]
             for check in checks:
                 check.hasher.update(data)  # type: ignore[attr-defined]
             if held:

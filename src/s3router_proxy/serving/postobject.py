@@ -41,6 +41,8 @@ from .exchange import Exchange
 from .postanswer import object_url, post_answer, put_headers
 from .stages import ANONYMOUS, _client, route
 
+MAX_POST_FILE = 5 * 1024**3  # S3's limit for one PutObject, and so for a form's file
+
 
 async def answer_post_object(exchange: Exchange) -> Response:
     """Read the form, check its policy, store its file as the form's key, answer as S3."""
@@ -52,6 +54,8 @@ async def answer_post_object(exchange: Exchange) -> Response:
     http.send_continue()
     reader = FormReader(http.content.readany, boundary, int(length))
     form = await reader.read_fields()
+    if form.file_size > MAX_POST_FILE:
+        raise S3Error("EntityTooLarge", "A POST upload is at most 5 GiB, as a PutObject is.")
     fields = _with_filename(form)
     _authenticate(exchange, form, fields)
     key = fields.get("key")

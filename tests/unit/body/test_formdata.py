@@ -138,9 +138,10 @@ def test_the_last_piece_waits_for_the_closing_boundary() -> None:
         (body({"a": "1"}, b"f").replace(b'name="a"', b'name="\xff"'), "MalformedPOSTRequest"),
     ],
 )
-def test_broken_forms_are_refused(data: bytes, code: str) -> None:
-    assert failure(data).code == code
-    assert failure(data).status == 400
+@pytest.mark.parametrize("piece", [1, 3, 7, 64, 1 << 20])
+def test_broken_forms_are_refused(data: bytes, code: str, piece: int) -> None:
+    error = failure(data, piece)
+    assert (error.code, error.status) == (code, 400)
 
 
 def test_a_body_that_ends_early_is_incomplete() -> None:
