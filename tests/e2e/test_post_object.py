@@ -29,6 +29,8 @@ from harness import LOOPBACK, MotoBackend, ProxyProcess, unique_bucket_name, wri
 CLIENT_KEY = "AKIAPOSTTESTER000001"
 CLIENT_SECRET = "post-tester-secret-key-0000000000000001"
 LIMITED_KEY = "AKIAPOSTLIMITED00001"
+TEMPORARY_KEY = "ASIAPOSTTEMPORARY001"
+TOKEN = "post-session-token-0001"
 MAPPED_STORE = unique_bucket_name("post-store")
 DOMAIN = "s3.test"
 
@@ -55,6 +57,10 @@ def proxy(
           - name: "tester"
             access_key_id: "{CLIENT_KEY}"
             secret_access_key: "{CLIENT_SECRET}"
+          - name: "temporary"
+            access_key_id: "{TEMPORARY_KEY}"
+            secret_access_key: "{CLIENT_SECRET}"
+            session_token: "{TOKEN}"
           - name: "limited"
             access_key_id: "{LIMITED_KEY}"
             secret_access_key: "{CLIENT_SECRET}"
@@ -139,6 +145,10 @@ def test_a_presigned_post_stores_the_file(proxy, client, bucket) -> None:
     assert got["Body"].read() == b"hello form"
     assert got["ContentType"] == "text/plain"
     assert got["Metadata"] == {"owner": "ann"}
+    line = next(x for x in proxy.log_text().splitlines() if "backend_key=docs/upload.bin" in x)
+    assert (
+        "operation=PostObject" in line and "status=204" in line and f"client={CLIENT_KEY}" in line
+    )
 
 
 def test_a_large_file_streams_with_bounded_memory(proxy, client, bucket) -> None:
@@ -413,6 +423,20 @@ def test_the_clients_grants_apply_as_to_a_put_object(proxy, bucket, moto_auth) -
     answer = post(proxy, bucket, presigned(limited, bucket, "theirs/a")["fields"], b"no")
     assert (answer.status_code, error_code(answer)) == (403, "AccessDenied")
     assert stored(moto_auth, bucket, "theirs/a") is None
+
+
+def test_a_temporary_clients_form_carries_its_token(proxy, bucket, moto_auth) -> None:
+    temporary = proxy.client(
+        TEMPORARY_KEY, CLIENT_SECRET, session_token=TOKEN, signature_version="s3v4"
+    )
+    fields = presigned(temporary, bucket, "t")["fields"]
+    assert fields["x-amz-security-token"] == TOKEN
+    assert post(proxy, bucket, fields, b"token").status_code == 204
+    answer = post(proxy, bucket, {**fields, "key": "u", "x-amz-security-token": "forged"}, b"u")
+    assert (answer.status_code, error_code(answer)) == (400, "InvalidToken")
+    assert TOKEN not in answer.text
+    assert stored(moto_auth, bucket, "t") == b"token"
+    assert stored(moto_auth, bucket, "u") is None
 
 
 def test_a_checksum_field_is_checked_before_the_object_is_written(
