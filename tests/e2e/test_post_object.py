@@ -17,6 +17,7 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from typing import Any
 from xml.etree import ElementTree
@@ -459,6 +460,23 @@ def test_a_missing_bucket_is_the_backends_answer(proxy, client) -> None:
     answer = post(proxy, bucket, presigned(client, bucket, "k")["fields"], b"x" * 100_000)
     assert (answer.status_code, error_code(answer)) == (404, "NoSuchBucket")
     assert f"<BucketName>{bucket}</BucketName>" in answer.text
+
+
+def test_a_client_that_goes_away_mid_file_writes_nothing(proxy, client, bucket, moto_auth) -> None:
+    body = form_bytes(presigned(client, bucket, "gone")["fields"], b"G" * 2_000_000)
+    head = (
+        f"POST /{bucket} HTTP/1.1\r\nHost: {LOOPBACK}:{proxy.port}\r\n"
+        f"Content-Type: multipart/form-data; boundary=XyZ\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection((LOOPBACK, proxy.port), timeout=30) as sock:
+        sock.sendall(head + body[:1_500_000])
+        time.sleep(0.5)
+    deadline = time.monotonic() + 10
+    while "error_code=IncompleteBody" not in proxy.log_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "error_code=IncompleteBody" in proxy.log_text()
+    assert stored(moto_auth, bucket, "gone") is None
 
 
 def test_anonymous_form_is_refused_without_anonymous_access(proxy, bucket) -> None:
