@@ -27,7 +27,8 @@ MAX_FIELDS = 64
 MAX_FORM_BYTES = 64 * 1024  # everything before the file's first byte
 FILE_FIELD = "file"
 
-# RFC 2046 `bchars`: no CR, LF or `-`-run games beyond what the grammar allows.
+# RFC 2046 `bchars`, 1 to 70, not ending in a space: never CR or LF, so a delimiter cannot
+# overlap itself and a scan that carries its length less one byte finds every occurrence.
 _BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _PARAM = re.compile(rf'[ \t]*;[ \t]*({_TOKEN})[ \t]*=[ \t]*(?:"((?:[^"\\]|\\.)*)"|({_TOKEN}))')
