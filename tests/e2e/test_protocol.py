@@ -324,7 +324,7 @@ def test_rule_body_size_cap(start_proxy, moto_plain: MotoBackend) -> None:
     ]
 
 
-def test_post_object_and_disabled_sigv2_are_refused_clearly(
+def test_disabled_sigv2_is_refused_clearly_for_requests_and_forms(
     start_proxy, moto_plain: MotoBackend
 ) -> None:
     proxy = start_proxy(
@@ -347,13 +347,16 @@ def test_post_object_and_disabled_sigv2_are_refused_clearly(
         v2.list_buckets()
     assert caught.value.response["Error"]["Code"] == "AccessDenied"
     assert "Version 2" in caught.value.response["Error"]["Message"]
+    # A browser form signed with SigV2 (botocore signs presigned POSTs so by default).
+    fields = v2.generate_presigned_post(Bucket="some-bucket", Key="k")["fields"]
     form = urllib3.PoolManager(retries=False).request(
         "POST",
         f"{proxy.endpoint}/some-bucket",
-        fields={"key": "k", "policy": "e30=", "file": ("f.txt", b"data")},
+        fields={**fields, "file": ("f.txt", b"data")},
     )
-    assert form.status == 501
-    assert b"<Code>NotImplemented</Code>" in form.data
+    assert form.status == 403
+    assert b"<Code>AccessDenied</Code>" in form.data
+    assert b"Version 2" in form.data
 
 
 @pytest.mark.parametrize(

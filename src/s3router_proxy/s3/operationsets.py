@@ -95,8 +95,6 @@ UPLOAD_STEPS: Final = frozenset(
 
 # Operations the proxy refuses whatever the client may do, and why.
 NOT_PROXIED: Final[dict[str, str]] = {
-    "PostObject": "Browser form uploads (POST Object) are not supported by this proxy; use "
-    "PutObject or a presigned PUT URL.",
     # The answer holds credentials minted from the backend's own keys: a client holding them
     # would talk to the backend directly, past every rule, grant and name mapping.
     "CreateSession": "CreateSession is not supported by this proxy: it would hand out the "

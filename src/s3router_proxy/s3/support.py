@@ -32,7 +32,8 @@ NOTES: dict[str, str] = {
     "PutObject": "passed through; body verified while streaming (SHA-256, Content-MD5, "
     "x-amz-checksum-*, aws-chunked signatures and trailers)",
     "DeleteObjects": "passed through; split per backend and merged on split buckets",
-    "PostObject": "refused: NotImplemented (browser form uploads; use a presigned PUT)",
+    "PostObject": "served as a PutObject of the form's file: policy signature (SigV4, SigV2) "
+    "and conditions checked, the file streamed (see docs/post-uploads.md)",
     "OptionsPreflight": "refused: AccessDenied (CORS preflight carries no credentials)",
     "WriteGetObjectResponse": "passed through (S3 Object Lambda endpoint)",
     "GetPart": "routed by its sealed UploadId",
