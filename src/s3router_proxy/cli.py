@@ -19,6 +19,7 @@ from . import __version__
 from .config.load import load_config
 from .config.reader import ConfigError
 from .config.router import LOG_LEVELS, parse_listen_address
+from .http import splice
 from .reload import Loader
 from .serve import run
 from .serving.embedded import EmbeddedStores
@@ -149,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(
             f"S3_ROUTER_LOG_LEVEL={args.log_level!r} is not one of {', '.join(LOG_LEVELS)}"
         )
+    try:
+        splice.ENABLED = splice.AVAILABLE and splice.setting(os.environ.get("S3_ROUTER_SPLICE"))
+    except ValueError as exc:
+        parser.error(str(exc))
     configure_logging(args.log_level or "info", "text")
     if not args.config:
         print(

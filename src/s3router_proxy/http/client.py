@@ -280,6 +280,27 @@ class BackendConnection(asyncio.Protocol):
             self.transport.resume_reading()  # type: ignore[union-attr]
         return data
 
+    def hand_over_body(self) -> tuple[bytes, int]:
+        """Stop reading: the rest of a Content-Length body is moved past this connection by the
+        kernel (`splice.py`). Returns the body bytes read already and how many are to come."""
+        if self.error is not None:
+            raise self.error
+        if not self.read_paused and self.transport is not None:
+            self.read_paused = True
+            self.transport.pause_reading()
+        held = b"".join(self.body)
+        self.body.clear()
+        self.buffered = 0
+        return held, self.parser.body_left
+
+    def body_moved(self) -> None:
+        """All of the body handed over reached the client: the answer is whole, and bytes that
+        come after it are stray again."""
+        self.parser.body_skipped()
+        if self.read_paused and not self.closed:
+            self.read_paused = False
+            self.transport.resume_reading()  # type: ignore[union-attr]
+
     async def drain(self) -> None:
         while self.write_paused and not self.closed:
             waiter = self.drain_waiter = self.loop.create_future()
@@ -298,6 +319,12 @@ class UpstreamResponse:
         self.reason = REASONS.get(conn.status, "")
         self.headers = conn.headers  # (name, value) in the order sent
         self.header_map = conn.header_map  # lower-case name -> value (repeats joined)
+
+    @property
+    def connection(self) -> BackendConnection:
+        """The connection the answer arrives on (for a body spliced past it)."""
+        assert self._conn is not None
+        return self._conn
 
     @property
     def body_complete(self) -> bool:
