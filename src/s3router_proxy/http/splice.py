@@ -19,10 +19,12 @@ pool; a backend that ends early or stalls past its read timeout fails with `Upst
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
 import fcntl
 import os
+import termios
 from collections.abc import Callable, Mapping
 
 from .client import UpstreamError, UpstreamResponse
@@ -153,6 +155,7 @@ class _Pump:
         self.read_timeout = read_timeout
         self.counted = counted
         self.reading = self.writing = False
+        self.pipe_full = False
         self.last_read = loop.time()
         self.done: asyncio.Future[None] = loop.create_future()
 
@@ -181,10 +184,9 @@ class _Pump:
         """Move what moves now, then wait for the side that blocks."""
         if self.done.done():
             return
-        pipe_full = False
         while True:
             moved = False
-            if self.left and not pipe_full and self.held < self.room:
+            if self.left and not self.pipe_full and self.held < self.room:
                 try:
                     n = os.splice(
                         self.source,
@@ -193,8 +195,9 @@ class _Pump:
                         flags=_FLAGS,
                     )
                 except BlockingIOError:
-                    # An empty socket, or a pipe whose slots are used up by small pieces.
-                    pipe_full = self.held > 0
+                    # An empty socket, or a pipe whose slots small pieces used up: then the
+                    # socket stays readable, and only a write out of the pipe makes room.
+                    self.pipe_full = self.held > 0 and _unread(self.source) > 0
                 except OSError as exc:
                     return self._fail(UpstreamError(f"the backend connection failed: {exc}"))
                 else:
@@ -221,7 +224,7 @@ class _Pump:
                 if n:
                     self.held -= n
                     self.counted(n)
-                    pipe_full = False
+                    self.pipe_full = False
                     moved = True
             if not self.left and not self.held:
                 self._watch(read=False, write=False)
@@ -229,7 +232,9 @@ class _Pump:
                 return
             if not moved:
                 break
-        self._watch(read=bool(self.left) and not self.held, write=bool(self.held))
+        # Both ends at once: the backend fills the pipe while the client empties it.
+        read = bool(self.left) and not self.pipe_full and self.held < self.room
+        self._watch(read=read, write=bool(self.held))
 
     def _watch(self, *, read: bool, write: bool) -> None:
         loop = self.loop
@@ -261,3 +266,11 @@ class _Pump:
         self._watch(read=False, write=False)
         if not self.done.done():
             self.done.set_exception(error)
+
+
+def _unread(fd: int) -> int:
+    """Bytes waiting in a socket's receive queue."""
+    count = array.array("i", [0])
+    with contextlib.suppress(OSError):
+        fcntl.ioctl(fd, termios.FIONREAD, count, True)
+    return count[0]
