@@ -1215,7 +1215,7 @@ def test_two_workers_share_the_port_reload_and_stop_together(
     assert not pid_listens_on(proxy.pid, proxy.port)  # the supervisor only supervises
     bucket = both_buckets(moto_auth, moto_plain, "moving")
     # Under the size the kernel splices: wchar counts only the bytes write(2) sent.
-    body = os.urandom(MiB // 2)
+    body = os.urandom(MiB // 4)
     direct_client(moto_auth).put_object(Bucket=bucket, Key="blob", Body=body)
     written = {pid: written_bytes(pid) for pid in workers}
 

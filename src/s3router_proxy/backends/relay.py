@@ -152,6 +152,13 @@ async def relay(
         # The client went away; releasing the upstream response drops that connection.
         record.error_code = "ClientDisconnected"
         return response
+    except OSError as exc:
+        # No descriptor or pipe for a splice (EMFILE, say): the head is out, so cut the answer.
+        log.warning("an answer from backend %s could not be relayed: %s", backend.name, exc)
+        record.error_code = "InternalError"
+        if http_request.transport is not None:
+            http_request.transport.abort()
+        return response
     finally:
         metrics.child(metrics.BYTES_OUT, backend.name).inc(record.bytes_out)
     await response.write_eof()

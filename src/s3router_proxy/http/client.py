@@ -37,6 +37,9 @@ from .responseparser import BadAnswer, ResponseParser
 # Answer bytes buffered before the backend socket stops being read (per connection).
 READ_HIGH_WATER = 1024 * 1024
 READ_LOW_WATER = 256 * 1024
+# A Content-Length body at least this large is not read past what came with its head until
+# it is asked for: it may be spliced past this connection (`splice.py`) instead.
+HOLD_BODY = 512 * 1024
 
 REASONS = {status.value: status.phrase for status in HTTPStatus}
 
@@ -184,6 +187,9 @@ class BackendConnection(asyncio.Protocol):
         self.header_map = parser.header_map
         if not parser.keep_alive:
             self.reusable = False
+        if parser.body_left >= HOLD_BODY and not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()  # type: ignore[union-attr]
         self.headers_done = True
         waiter = self.headers_waiter
         if waiter is not None and not waiter.done():
@@ -269,6 +275,9 @@ class BackendConnection(asyncio.Protocol):
                 return b""
             if self.error is not None:
                 raise self.error
+            if self.read_paused and not self.closed:  # a held body (HOLD_BODY), now wanted
+                self.read_paused = False
+                self.transport.resume_reading()  # type: ignore[union-attr]
             waiter = self.body_waiter = self.loop.create_future()
             await self._wait(waiter)
         body = self.body

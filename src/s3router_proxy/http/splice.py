@@ -27,12 +27,13 @@ import os
 import termios
 from collections.abc import Callable, Mapping
 
-from .client import UpstreamError, UpstreamResponse
+from .client import HOLD_BODY, UpstreamError, UpstreamResponse
 from .messages import Request, StreamResponse
 
 AVAILABLE = hasattr(os, "splice")
-# Below this the copy loop costs about what the pipe and the extra system calls cost.
-MIN_SPLICE = 1024 * 1024
+# Below this the copy loop costs about what the pipe and the extra system calls cost (measured:
+# the same CPU per GET at 256 KiB, 30% less at 512 KiB, 45% less at 1 MiB, 65% less at 4 MiB).
+MIN_SPLICE = HOLD_BODY
 # The pipe between the sockets: bytes in flight per splice call (the default is 64 KiB).
 PIPE_SIZE = 1024 * 1024
 _FLAGS = getattr(os, "SPLICE_F_MOVE", 0) | getattr(os, "SPLICE_F_NONBLOCK", 0)
