@@ -4,8 +4,9 @@ A moto backend serves real objects (whole, a Range, HEAD, 304); `RawBackend` scr
 failures (a backend that ends early, one that stalls past its read timeout) and shows which
 backend connection carried each request. The client is a raw socket on one keep-alive
 connection, so a body is complete only when every announced byte arrived, and the next
-request on the same connection shows the connection is whole. Each spliced body is in the
-proxy's debug log; with `S3_ROUTER_SPLICE=off` the copy loop must give the same bytes.
+request on the same connection (or pipelined behind it) shows the connection is whole. Each
+spliced body is in the proxy's debug log; with `S3_ROUTER_SPLICE=off`, and over TLS, the copy
+loop must give the same bytes.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import ssl
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import trustme
 from harness import (
     LOOPBACK,
     PLAIN_ACCESS_KEY_ID,
@@ -46,9 +49,11 @@ class Answer:
 class Client:
     """One keep-alive client connection to the proxy, read answer by answer."""
 
-    def __init__(self, proxy: ProxyProcess) -> None:
+    def __init__(self, proxy: ProxyProcess, tls: ssl.SSLContext | None = None) -> None:
         self.proxy = proxy
         self.sock = socket.create_connection((LOOPBACK, proxy.port), timeout=60)
+        if tls is not None:
+            self.sock = tls.wrap_socket(self.sock, server_hostname=LOOPBACK)
         self.buf = bytearray()
 
     def close(self) -> None:
@@ -205,8 +210,14 @@ def test_keep_alive_on_both_sides_after_a_spliced_body(
     for path, body in (("/b/first", first), ("/b/second", second), ("/b/small", b"small")):
         got = client.get(path)
         assert (got.status, got.complete, got.body == body) == (200, True, True), path
+    # Pipelined: the next requests arrive while a body is being spliced, and wait their turn.
+    for path in ("/b/first", "/b/small", "/b/second"):
+        client.send("GET", path)
+    for body in (first, b"small", second):
+        got = client.answer()
+        assert (got.status, got.complete, got.body == body) == (200, True, True)
     client.close()
-    assert spliced(proxy) == 2
+    assert spliced(proxy) == 4
     connections = {r["conn"] for r in raw.requests() if r.get("target", "").startswith("/b/")}
     assert len(connections) == 1, raw.requests()
 
@@ -287,3 +298,27 @@ def test_client_that_goes_away_mid_body(start_proxy: StartProxy, raw: RawBackend
         fresh.close()
     assert "error_code=ClientDisconnected" in proxy.log_text()
     assert proxy.running
+
+
+def test_tls_to_the_client_uses_the_copy_loop(
+    start_proxy: StartProxy,
+    moto_plain: MotoBackend,
+    big_object: tuple[str, bytes],
+    tmp_path: Path,
+) -> None:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    chain, key = tmp_path / "chain.pem", tmp_path / "key.pem"
+    cert.private_key_pem.write_to_path(str(key))
+    cert.cert_chain_pems[0].write_to_path(str(chain))
+    tls = f'\n        router:\n          tls: {{cert_file: "{chain}", key_file: "{key}"}}'
+    proxy = start_proxy(tls + moto_config(moto_plain))
+    prefix, body = big_object
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    client = Client(proxy, context)
+    got = client.get(f"{prefix}/big")
+    assert (got.status, got.complete, got.body == body) == (200, True, True)
+    assert client.get(f"{prefix}/small").body == b"small answer"
+    client.close()
+    assert spliced(proxy) == 0
