@@ -101,19 +101,23 @@ async def splice_answer(
     """Send the rest of `upstream`'s body to the client of `response` (prepared already).
 
     `counted` is told each run of bytes that reached the client's socket."""
-    client_fd = plain_socket(request.transport)
     backend = upstream.connection
-    backend_fd = plain_socket(backend.transport)
     held, left = backend.hand_over_body()
     if held:
         await response.write(held)
         counted(len(held))
-    if left and (client_fd is None or backend_fd is None):
-        raise UpstreamError("a connection is no longer plain TCP")  # checked by the caller
     if left:
         await _flushed(request)
+        # Looked up only now, after the awaits: a descriptor closed meanwhile may be another
+        # connection's by now.
+        client_fd = plain_socket(request.transport)
+        if client_fd is None:
+            raise ClientGone("the client closed the connection")
+        backend_fd = plain_socket(backend.transport)
+        if backend_fd is None:
+            raise UpstreamError("the backend connection closed")
         transport = request.transport
-        assert transport is not None and client_fd is not None and backend_fd is not None
+        assert transport is not None
         pump = _Pump(backend.loop, backend_fd, client_fd, left, read_timeout, counted)
         await pump.run(transport.is_closing)
     backend.body_moved()
