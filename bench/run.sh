@@ -5,6 +5,7 @@
 #   bench/run.sh --quick              # ~10-20 s smoke run (numbers printed, never meaningful)
 #   bench/run.sh --rounds 3 --duration 5 --write-docs   # and prepend the report to docs/benchmarks.md
 #   bench/run.sh --rounds 0 --profile                   # only py-spy the proxy under c=64 GET load
+#   bench/run.sh --only streams --baseline main         # only the 1 GiB rows, beside main's proxy
 #   bench/run.sh --help
 #
 # Installs what is missing: nginx (its DAV module gives PUT/DELETE), wrk, curl and taskset with

@@ -53,6 +53,7 @@ from bench.stack import BUCKET, CLIENT_KEY_ID, CLIENT_SECRET, REGION, Stack, sta
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs" / "benchmarks.md"
 MIB = 1 << 20
+PARTS = ("small", "streams", "boto3", "sigv4")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -107,6 +108,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--baseline",
         metavar="REV",
         help="also run the proxy as of git revision REV, as a fourth path in the same rounds",
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=PARTS,
+        help="measure only these parts (repeatable): small (wrk rows), streams (the large PUT "
+        "and GET), boto3, sigv4; default all",
     )
     parser.add_argument("--keep-temp", action="store_true", help="keep the temp directory")
     args = parser.parse_args(argv)
@@ -414,12 +422,17 @@ class Bench:
 
     def run(self) -> None:
         self.setup()
-        self.sigv4_micro()
+        parts = set(self.args.only or PARTS)
+        if "sigv4" in parts:
+            self.sigv4_micro()
         for round_index in range(self.args.rounds):
             self.log(f"round {round_index + 1} of {self.args.rounds}")
-            self.small(round_index)
-            self.streams(round_index)
-            self.boto3_loops(round_index)
+            if "small" in parts:
+                self.small(round_index)
+            if "streams" in parts:
+                self.streams(round_index)
+            if "boto3" in parts:
+                self.boto3_loops(round_index)
         self._note_peak()
 
 

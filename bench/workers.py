@@ -4,8 +4,10 @@ Starts the benchmark's object-store nginx and, for each worker count in turn (in
 rounds), the proxy with `--workers N`; wrk replays the same presigned 4 KiB GETs at c=64.
 Nothing is pinned here: with N workers the proxy needs N cores, so wrk, nginx and the proxy
 share every core the machine has, as they would on a node. Reported per worker count: ops/s,
-the proxy's CPU per request (all its processes), and how busy the whole machine was
-(from /proc/stat), which says whether the run was limited by cores or by the proxy.
+the proxy's CPU per request (all its processes), the cores the proxy kept busy and its ops/s
+per busy core (flat when workers scale, falling when they contend), the scaling against one
+worker per worker added, and how busy the whole machine was (from /proc/stat), which says
+whether the run was limited by cores or by the proxy.
 
 Run as `python -m bench.workers [--workers 1 2] [--duration 5] [--rounds 2]`; prints a
 Markdown table and one JSON line.
@@ -46,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     python = os.environ.get("BENCH_PYTHON", sys.executable)
     procs = Processes()
     root = Path(tempfile.mkdtemp(prefix="s3router-workers-", dir="/dev/shm"))
-    runs: dict[int, list[tuple[float, float, float]]] = {n: [] for n in args.workers}
+    runs: dict[int, list[tuple[float, float, float, float]]] = {n: [] for n in args.workers}
     try:
         data = root / "data"
         (data / BUCKET).mkdir(parents=True)
@@ -80,10 +82,12 @@ def main(argv: list[str] | None = None) -> None:
                 after = _machine_busy()
                 machine = (after[0] - busy[0]) / max(after[1] - busy[1], 1.0)
                 per_request = cpu / max(result.requests, 1) * 1e6
-                runs[workers].append((result.ops, per_request, machine))
+                cores = cpu / args.duration  # proxy CPU seconds per second of load
+                runs[workers].append((result.ops, per_request, machine, cores))
                 print(
                     f"[workers] round {round_index + 1}: --workers {workers}: {result.ops:,.0f} "
-                    f"ops/s, {per_request:.0f} µs CPU/req, machine {machine:.0%} busy, "
+                    f"ops/s, {per_request:.0f} µs CPU/req, {cores:.2f} cores, "
+                    f"machine {machine:.0%} busy, "
                     f"{result.errors} errors",
                     file=sys.stderr,
                     flush=True,
@@ -95,16 +99,26 @@ def main(argv: list[str] | None = None) -> None:
     base = sorted(r[0] for r in runs[args.workers[0]])[len(runs[args.workers[0]]) // 2]
     summary = {}
     print(
-        f"| --workers | GET 4 KiB c={args.connections} ops/s | vs 1 | proxy CPU µs/req | "
-        "machine busy |"
+        f"| --workers | GET 4 KiB c={args.connections} ops/s | vs 1 | per worker vs 1 | "
+        "proxy CPU µs/req | proxy cores busy | ops/s per busy core | machine busy |"
     )
-    print("|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    first = args.workers[0]
     for workers, results in runs.items():
-        ops = sorted(r[0] for r in results)[len(results) // 2]
-        cpu = sorted(r[1] for r in results)[len(results) // 2]
-        busy = sorted(r[2] for r in results)[len(results) // 2]
-        summary[workers] = {"ops_per_s": round(ops), "cpu_us_per_req": round(cpu), "busy": busy}
-        print(f"| {workers} | {ops:,.0f} | {ops / base:.2f}x | {cpu:.0f} | {busy:.0%} |")
+        ops, cpu, busy, cores = (sorted(r[i] for r in results)[len(results) // 2] for i in range(4))
+        per_core = ops / cores if cores else 0.0
+        summary[workers] = {
+            "ops_per_s": round(ops),
+            "cpu_us_per_req": round(cpu),
+            "busy": busy,
+            "cores": round(cores, 2),
+            "ops_per_core": round(per_core),
+        }
+        scaling = (ops / base) / (workers / first)
+        print(
+            f"| {workers} | {ops:,.0f} | {ops / base:.2f}x | {scaling:.2f} | {cpu:.0f} "
+            f"| {cores:.2f} | {per_core:,.0f} | {busy:.0%} |"
+        )
     print(json.dumps(summary))
 
 

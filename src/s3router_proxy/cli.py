@@ -19,11 +19,12 @@ from . import __version__
 from .config.load import load_config
 from .config.reader import ConfigError
 from .config.router import LOG_LEVELS, parse_listen_address
+from .http import splice
 from .reload import Loader
 from .serve import run
 from .serving.embedded import EmbeddedStores
 from .telemetry.logsetup import configure_logging
-from .workers import supervise
+from .workers import auto_workers, supervise
 
 log = logging.getLogger("s3router_proxy")
 
@@ -47,9 +48,11 @@ def _commands_text() -> str:
 
 
 def _workers(text: str) -> int:
+    if text.strip().lower() == "auto":
+        return auto_workers()
     if not text.strip().isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a number of processes, 1 or more (from --workers or "
+            f"{text!r} is not a number of processes, 1 or more, or auto (from --workers or "
             "$S3_ROUTER_WORKERS)"
         )
     return int(text)
@@ -85,11 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--environment", metavar="NAME", help=ENVIRONMENT_HELP)
     parser.add_argument(
         "--workers",
-        metavar="N",
+        metavar="N|auto",
         type=_workers,
         # A string default goes through `type`, so a bad $S3_ROUTER_WORKERS is a usage error.
         default=os.environ.get("S3_ROUTER_WORKERS", "1"),
-        help="serving processes sharing the port (default: $S3_ROUTER_WORKERS, else 1)",
+        help="serving processes sharing the port, or auto: one per CPU the container's cgroup "
+        "quota and the CPU affinity allow (default: $S3_ROUTER_WORKERS, else 1)",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
@@ -149,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(
             f"S3_ROUTER_LOG_LEVEL={args.log_level!r} is not one of {', '.join(LOG_LEVELS)}"
         )
+    try:
+        splice.ENABLED = splice.AVAILABLE and splice.setting(os.environ.get("S3_ROUTER_SPLICE"))
+    except ValueError as exc:
+        parser.error(str(exc))
     configure_logging(args.log_level or "info", "text")
     if not args.config:
         print(

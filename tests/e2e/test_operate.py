@@ -1214,7 +1214,8 @@ def test_two_workers_share_the_port_reload_and_stop_together(
     assert len(workers) == 2
     assert not pid_listens_on(proxy.pid, proxy.port)  # the supervisor only supervises
     bucket = both_buckets(moto_auth, moto_plain, "moving")
-    body = os.urandom(2 * MiB)
+    # Under the size the kernel splices: wchar counts only the bytes write(2) sent.
+    body = os.urandom(MiB // 4)
     direct_client(moto_auth).put_object(Bucket=bucket, Key="blob", Body=body)
     written = {pid: written_bytes(pid) for pid in workers}
 
@@ -1294,3 +1295,25 @@ def test_a_replacement_worker_serves_the_reloaded_config(
     with ThreadPoolExecutor(6) as pool:
         holders = list(pool.map(put, range(24)))
     assert all(h == [moto_plain] for h in holders), [h[0].name for h in holders]
+
+
+def test_workers_auto_starts_one_per_cpu_allowed(
+    moto_auth: MotoBackend, moto_plain: MotoBackend, tmp_path: Path
+) -> None:
+    from s3router_proxy.workers import auto_workers
+
+    expected = auto_workers()  # this process runs in the same cgroup as the proxy
+    path = write_config(tmp_path, moving_config(moto_auth, moto_plain, "lake"), "auto.yaml")
+    if expected == 1:  # one process serves by itself, without a supervisor
+        with ProxyProcess(path, tmp_path / "auto", extra_args=["--workers", "auto"]) as proxy:
+            assert children_of(proxy.pid) == []
+        return
+    proxy = WorkersProxy(path, tmp_path / "auto", workers=expected, log_level="info")
+    proxy.extra_args = ["--workers", "auto"]
+    with proxy:
+        assert len(proxy.worker_pids()) == expected
+        assert f"({expected} worker processes)" in proxy.log_text()
+        bucket = both_buckets(moto_auth, moto_plain, "moving")
+        client = proxy.client(KEY, SECRET)
+        client.put_object(Bucket=bucket, Key="auto", Body=b"served")
+        assert client.get_object(Bucket=bucket, Key="auto")["Body"].read() == b"served"

@@ -3,7 +3,8 @@ as they are, the backend's per-hop headers and request id replaced), or, for a s
 document a rule needs in the client's names, read (bounded) and rewritten.
 
 Headers are gone before a streamed body is: a backend that breaks off mid-body leaves the
-client a broken connection, never a short answer that looks complete.
+client a broken connection, never a short answer that looks complete. A large body streamed as
+it is, on plain TCP at both ends, is spliced by the kernel instead (`http/splice.py`).
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from typing import TypeVar
 
 from multidict import CIMultiDict
 
+from ..http import splice
 from ..http.client import TooLarge, UpstreamError, UpstreamResponse
 from ..http.messages import Request, Response, StreamResponse
+from ..http.splice import plain_socket, splice_answer, splice_length
 from ..s3.errors import S3Error
 from ..telemetry import metrics
 from ..telemetry.accessrecord import RequestRecord
@@ -124,15 +127,19 @@ async def relay(
     if head_only:
         await response.write_eof()
         return response
+
+    def counted(moved: int) -> None:
+        record.bytes_out += moved
+
     try:
-        async for piece in upstream.iter_pieces():
-            try:
+        if _spliceable(http_request, upstream):
+            read_timeout = upstream.connection.pool.read_timeout
+            await splice_answer(http_request, response, upstream, read_timeout, counted)
+            log.debug("spliced %d body bytes from backend %s", record.bytes_out, backend.name)
+        else:
+            async for piece in upstream.iter_pieces():
                 await response.write(piece)
-            except ConnectionError:
-                # The client went away; releasing the upstream response drops that connection.
-                record.error_code = "ClientDisconnected"
-                return response
-            record.bytes_out += len(piece)
+                record.bytes_out += len(piece)
     except (TimeoutError, UpstreamError) as exc:
         # Headers are gone already: the only honest signal left is a broken connection.
         log.warning("backend %s broke off a response: %s", backend.name, type(exc).__name__)
@@ -141,7 +148,28 @@ async def relay(
         if http_request.transport is not None:
             http_request.transport.abort()
         return response
+    except ConnectionError:
+        # The client went away; releasing the upstream response drops that connection.
+        record.error_code = "ClientDisconnected"
+        return response
+    except OSError as exc:
+        # No descriptor or pipe for a splice (EMFILE, say): the head is out, so cut the answer.
+        log.warning("an answer from backend %s could not be relayed: %s", backend.name, exc)
+        record.error_code = "InternalError"
+        if http_request.transport is not None:
+            http_request.transport.abort()
+        return response
     finally:
         metrics.child(metrics.BYTES_OUT, backend.name).inc(record.bytes_out)
     await response.write_eof()
     return response
+
+
+def _spliceable(http_request: Request, upstream: UpstreamResponse) -> bool:
+    """Whether the kernel can move the body (`http/splice.py`): nothing here needs its bytes."""
+    return (
+        splice.ENABLED
+        and splice_length(http_request.method, upstream.status, upstream.header_map) is not None
+        and plain_socket(http_request.transport) is not None
+        and plain_socket(upstream.connection.transport) is not None
+    )

@@ -37,6 +37,9 @@ from .responseparser import BadAnswer, ResponseParser
 # Answer bytes buffered before the backend socket stops being read (per connection).
 READ_HIGH_WATER = 1024 * 1024
 READ_LOW_WATER = 256 * 1024
+# A Content-Length body at least this large is not read past what came with its head until
+# it is asked for: it may be spliced past this connection (`splice.py`) instead.
+HOLD_BODY = 512 * 1024
 
 REASONS = {status.value: status.phrase for status in HTTPStatus}
 
@@ -184,6 +187,9 @@ class BackendConnection(asyncio.Protocol):
         self.header_map = parser.header_map
         if not parser.keep_alive:
             self.reusable = False
+        if parser.body_left >= HOLD_BODY and not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()  # type: ignore[union-attr]
         self.headers_done = True
         waiter = self.headers_waiter
         if waiter is not None and not waiter.done():
@@ -269,6 +275,9 @@ class BackendConnection(asyncio.Protocol):
                 return b""
             if self.error is not None:
                 raise self.error
+            if self.read_paused and not self.closed:  # a held body (HOLD_BODY), now wanted
+                self.read_paused = False
+                self.transport.resume_reading()  # type: ignore[union-attr]
             waiter = self.body_waiter = self.loop.create_future()
             await self._wait(waiter)
         body = self.body
@@ -279,6 +288,27 @@ class BackendConnection(asyncio.Protocol):
             self.read_paused = False
             self.transport.resume_reading()  # type: ignore[union-attr]
         return data
+
+    def hand_over_body(self) -> tuple[bytes, int]:
+        """Stop reading: the rest of a Content-Length body is moved past this connection by the
+        kernel (`splice.py`). Returns the body bytes read already and how many are to come."""
+        if self.error is not None:
+            raise self.error
+        if not self.read_paused and self.transport is not None:
+            self.read_paused = True
+            self.transport.pause_reading()
+        held = b"".join(self.body)
+        self.body.clear()
+        self.buffered = 0
+        return held, self.parser.body_left
+
+    def body_moved(self) -> None:
+        """All of the body handed over reached the client: the answer is whole, and bytes that
+        come after it are stray again."""
+        self.parser.body_skipped()
+        if self.read_paused and not self.closed:
+            self.read_paused = False
+            self.transport.resume_reading()  # type: ignore[union-attr]
 
     async def drain(self) -> None:
         while self.write_paused and not self.closed:
@@ -298,6 +328,12 @@ class UpstreamResponse:
         self.reason = REASONS.get(conn.status, "")
         self.headers = conn.headers  # (name, value) in the order sent
         self.header_map = conn.header_map  # lower-case name -> value (repeats joined)
+
+    @property
+    def connection(self) -> BackendConnection:
+        """The connection the answer arrives on (for a body spliced past it)."""
+        assert self._conn is not None
+        return self._conn
 
     @property
     def body_complete(self) -> bool:

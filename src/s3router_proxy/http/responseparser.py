@@ -119,6 +119,17 @@ class ResponseParser:
         """Some byte of the answer in flight arrived (an interim answer counts)."""
         return self.state != HEAD or bool(self._buf) or self.interim > 0
 
+    @property
+    def body_left(self) -> int:
+        """Bytes still to come of a Content-Length body (0 for any other state)."""
+        return self._remaining if self.state == LENGTH else 0
+
+    def body_skipped(self) -> None:
+        """The rest of a Content-Length body went past this parser (spliced): the answer ends."""
+        if self.state == LENGTH:
+            self._remaining = 0
+            self._finish()
+
     def feed(self, data: bytes) -> None:
         """Take bytes as they arrived; raises `BadAnswer` when they cannot be an answer."""
         while data:

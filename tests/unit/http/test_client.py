@@ -10,7 +10,12 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from s3router_proxy.http.client import ConnectFailed, Disconnected, UpstreamError
+from s3router_proxy.http.client import (
+    READ_HIGH_WATER,
+    ConnectFailed,
+    Disconnected,
+    UpstreamError,
+)
 from s3router_proxy.http.pool import UpstreamPool
 
 DATA = os.urandom(300_000)
@@ -172,3 +177,26 @@ async def test_refused_and_closed_connections() -> None:
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_a_large_body_is_held_unread_until_asked_for() -> None:
+    big = os.urandom(8 * 1024 * 1024)
+
+    async def large(request: web.Request) -> web.Response:
+        return web.Response(body=big)
+
+    runner, port = await _backend(large)
+    pool = _pool(port)
+    try:
+        response = await pool.request("GET", "/big", [("Host", "h")], None)
+        await asyncio.sleep(0.3)  # a body read on would be in the buffer by now
+        conn = response.connection
+        # Only what came in the read that brought the head, not up to the read buffer's bound.
+        assert conn.read_paused and conn.buffered < READ_HIGH_WATER, conn.buffered
+        body = b"".join([piece async for piece in response.iter_pieces()])
+        assert body == big
+        response.release()
+        assert len(pool.idle) == 1  # whole, so reused
+    finally:
+        await pool.close()
+        await runner.cleanup()
