@@ -355,7 +355,6 @@ loop is boto3. Newest run first; every run keeps its own dated section.
 bench/run.sh --quick                                  # ~15 s smoke run, numbers meaningless
 bench/run.sh --rounds 3 --duration 5 --write-docs     # a real run, prepended here
 bench/run.sh --baseline REV --write-docs              # and the proxy as of git REV, side by side
-bench/run.sh --baseline REV --only c=64 --rounds 1     # some rows only: small requests at c=64
 bench/run.sh --rounds 0 --profile                     # py-spy the proxy under c=64 GET load
 python -m bench.client_micro                          # backend leg alone: aiohttp vs lean client
 python -m bench.workers --workers 1 2                 # c=64 GET ops/s per --workers count

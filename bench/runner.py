@@ -108,13 +108,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="REV",
         help="also run the proxy as of git revision REV, as a fourth path in the same rounds",
     )
-    parser.add_argument(
-        "--only",
-        action="append",
-        metavar="ROW",
-        help="run only the rows whose name holds ROW (repeatable): 'GET c=64', 'c=64', "
-        "'stream', 'boto3'",
-    )
     parser.add_argument("--keep-temp", action="store_true", help="keep the temp directory")
     args = parser.parse_args(argv)
     if args.rounds is None:
@@ -243,10 +236,6 @@ class Bench:
         self.stream_presigned: dict[str, dict[str, str]] = {}  # path -> op -> target
         self.machine = machine_info(python, self.pin)
 
-    def selected(self, row: str) -> bool:
-        """Whether `row` ("GET c=64", "PUT stream", "boto3 put_object") is to run (--only)."""
-        return not self.args.only or any(part in row for part in self.args.only)
-
     def log(self, message: str) -> None:
         print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
@@ -267,9 +256,7 @@ class Bench:
             baseline_src=baseline_src,
         )
         self.results.rss_start_kib = status_kib(self.stack.proxy.pid, "VmRSS")
-        streams = self.selected("PUT stream") or self.selected("GET stream")
-        # Without streams to run, a small object stands in for the large one (never sent).
-        self.stream_src = _fill_objects(self.stack, self.results.stream_bytes if streams else MIB)
+        self.stream_src = _fill_objects(self.stack, self.results.stream_bytes)
         # Presigned requests carry the Host they were signed for: each proxy gets its own;
         # nginx ignores the query string and takes the proxy's.
         for signer in ("proxy", "before") if self.args.baseline else ("proxy",):
@@ -314,8 +301,6 @@ class Bench:
         for name in load.ROUND_ORDER:
             for connections in (1, 64):
                 row = f"{name} c={connections}"
-                if not self.selected(row):
-                    continue
                 for path in _rotate(round_index, self.paths):
                     pids = _front_pids(self.stack, path)
                     before = _cpu(pids)
@@ -354,8 +339,6 @@ class Bench:
         size = self.results.stream_bytes
         proxy_pid = self.stack.proxy.pid
         for op in ("PUT", "GET"):
-            if not self.selected(f"{op} stream"):
-                continue
             for path in _rotate(round_index, self.paths):
                 pids = _front_pids(self.stack, path)
                 best: tuple[float, float] | None = None  # (MB/s, CPU seconds)
@@ -394,8 +377,6 @@ class Bench:
         (self.stack.data / BUCKET / "stream-dst").unlink(missing_ok=True)
 
     def boto3_loops(self, round_index: int) -> None:
-        if not (self.selected("boto3 put_object") or self.selected("boto3 get_object")):
-            return
         seconds = min(self.args.duration, 5.0) if not self.args.quick else 0.3
         spec = {
             "targets": {p: self.stack.url(p) for p in self.paths},
