@@ -63,6 +63,7 @@ class Case:
     early: bool = False  # the backend answers before the request body is in
     upload: int = 0
     absent: tuple[str, ...] = field(default=("x-smuggled", "set-cookie", "link"))
+    present: tuple[tuple[str, str], ...] = ()  # (lower-case name, value) the client must get
 
 
 BIG = b"x" * 100_000
@@ -93,6 +94,24 @@ CASES = [
         "error",
     ),
     Case("data-after-head-answer", send(ok(b"SMUGGLE") + SMUGGLED), "error", method="HEAD"),
+    # -- a HEAD answer goes on as its head alone: the length it names, no body, no chunks
+    Case(
+        "head-answer-with-length",
+        send(b'HTTP/1.1 200 OK\r\nContent-Length: 12345\r\nETag: "e"\r\n\r\n'),
+        "ok",
+        method="HEAD",
+        retire=False,
+        present=(("content-length", "12345"), ("etag", '"e"')),
+        absent=("transfer-encoding", "x-smuggled"),
+    ),
+    Case(
+        "head-answer-chunked",
+        send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"),
+        "ok",
+        method="HEAD",
+        retire=False,
+        absent=("transfer-encoding", "x-smuggled"),
+    ),
     Case(
         "304-then-204",
         send(b"HTTP/1.1 304 Not Modified\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n"),
@@ -406,6 +425,7 @@ def test_broken_backend_answer(case: Case, raw: RawBackend, proxy: ProxyProcess)
     if case.status_line is not None:
         assert got.status_line == case.status_line
     assert not set(case.absent) & set(got.headers), got.headers
+    assert all(got.headers.get(name) == value for name, value in case.present), got.headers
     assert b"SMUGGLE" not in got.body
 
     time.sleep(case.settle)

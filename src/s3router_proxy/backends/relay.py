@@ -120,6 +120,10 @@ async def relay(
         if body:
             metrics.child(metrics.BYTES_OUT, backend.name).inc(len(body))
         return answer
+    if head_only and (length.isdigit() or upstream.status in (204, 304)):
+        # Nothing to stream: the head goes out in one write, without a streamed answer's
+        # awaits. Response frames a HEAD answer by the Content-Length it is given.
+        return Response(status=upstream.status, reason=upstream.reason, headers=headers)
     response = StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
     if "content-length" not in upstream.header_map and not head_only:
         response.enable_chunked_encoding()

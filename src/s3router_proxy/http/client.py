@@ -100,7 +100,9 @@ class BackendConnection(asyncio.Protocol):
         "read_paused",
         "reusable",
         "status",
+        "timer",
         "transport",
+        "waiting",
         "write_paused",
     )
 
@@ -114,6 +116,9 @@ class BackendConnection(asyncio.Protocol):
         self.drain_waiter: asyncio.Future[None] | None = None
         self.idle_since = 0.0
         self.in_use = False
+        # The read timer outlives a wait (see `_wait`); `waiting` is the wait it guards, if any.
+        self.timer: asyncio.TimerHandle | None = None
+        self.waiting: asyncio.Future[None] | None = None
         # Idle until a request goes out: a byte before that is stray and retires the connection.
         self.parser = ResponseParser(self)
         self._reset()
@@ -158,6 +163,9 @@ class BackendConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.reusable = False
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         # feed_eof completes an answer delimited by the end of the connection.
         if not self.complete and self.error is None and not self.parser.feed_eof():
             if not self.parser.started:
@@ -234,22 +242,30 @@ class BackendConnection(asyncio.Protocol):
                 waiter.set_result(None)
 
     async def _wait(self, waiter: asyncio.Future[None]) -> None:
-        """Wait for the backend, failing after `read_timeout` without a byte from it."""
+        """Wait for the backend, failing after `read_timeout` without a byte from it.
+
+        One timer per connection rather than one per wait: scheduling and cancelling a timer
+        for every answer cost more than the rest of the wait. A timer left from an earlier wait
+        fires early, sees the silence is shorter than `read_timeout`, and is set again for the
+        wait in hand; one that finds no wait lapses until the next wait sets it."""
         loop = self.loop
         self.last_data = loop.time()  # the silence that counts is the one while waiting
-        timer = loop.call_at(self.last_data + self.pool.read_timeout, self._check_timeout, waiter)
+        self.waiting = waiter
+        if self.timer is None:
+            self.timer = loop.call_at(self.last_data + self.pool.read_timeout, self._check_timeout)
         try:
             await waiter
         finally:
-            timer.cancel()
+            self.waiting = None
 
-    def _check_timeout(self, waiter: asyncio.Future[None]) -> None:
-        if waiter.done():
+    def _check_timeout(self) -> None:
+        self.timer = None
+        waiter = self.waiting
+        if waiter is None or waiter.done() or self.closed:
             return
-        timeout = self.pool.read_timeout
-        due = self.last_data + timeout
+        due = self.last_data + self.pool.read_timeout
         if self.loop.time() < due:
-            self.loop.call_at(due, self._check_timeout, waiter)  # bytes came meanwhile
+            self.timer = self.loop.call_at(due, self._check_timeout)  # bytes came meanwhile
             return
         self._fail(TimeoutError("the backend did not answer in time"))
         if self.transport is not None:

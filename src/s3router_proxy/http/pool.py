@@ -73,7 +73,7 @@ class UpstreamPool:
         `headers` must hold Host and, for a body of known size, Content-Length; `chunked`
         frames a streamed body with Transfer-Encoding: chunked (added here)."""
         lines = [f"{method} {target} HTTP/1.1"]
-        lines.extend(f"{name}: {value}" for name, value in headers)
+        lines += [f"{name}: {value}" for name, value in headers]
         if chunked:
             lines.append("Transfer-Encoding: chunked")
         lines.append("\r\n")
@@ -81,7 +81,8 @@ class UpstreamPool:
         if "\n" in target or text.count("\n") != len(lines):
             raise ValueError("a header holds a line break")
         head = text.encode("utf-8", "surrogateescape")
-        conn = await self._acquire()
+        # An idle connection is taken without a coroutine of its own: the usual case.
+        conn = self._idle_connection() or await self._acquire()
         try:
             conn._reset()
             conn.in_use = True
@@ -140,22 +141,29 @@ class UpstreamPool:
         elif pending is not None:
             transport.write(pending)
 
+    def _idle_connection(self) -> BackendConnection | None:
+        """A pooled connection still fit to carry a request, or None; unfit ones are closed."""
+        idle = self.idle
+        while idle:
+            conn = idle.pop()
+            if (
+                conn.reusable
+                and not conn.closed
+                and not conn.transport.is_closing()  # type: ignore[union-attr]
+                and conn.loop.time() - conn.idle_since < IDLE_SECONDS
+            ):
+                return conn
+            conn.reusable = False
+            if conn.transport is not None:
+                conn.transport.close()
+            self.forget(conn)
+        return None
+
     async def _acquire(self) -> BackendConnection:
         while True:
-            idle = self.idle
-            while idle:
-                conn = idle.pop()
-                if (
-                    conn.reusable
-                    and not conn.closed
-                    and not conn.transport.is_closing()  # type: ignore[union-attr]
-                    and conn.loop.time() - conn.idle_since < IDLE_SECONDS
-                ):
-                    return conn
-                conn.reusable = False
-                if conn.transport is not None:
-                    conn.transport.close()
-                self.forget(conn)
+            conn = self._idle_connection()
+            if conn is not None:
+                return conn
             # Only here, off the pooled path: get_running_loop costs a getpid() system call.
             loop = asyncio.get_running_loop()
             if self.open < self.limit and self.connecting < MAX_CONNECTING:

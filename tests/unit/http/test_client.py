@@ -156,6 +156,29 @@ async def test_read_timeout() -> None:
         await runner.cleanup()
 
 
+async def test_read_timeout_on_a_reused_connection() -> None:
+    """The read timer outlives each wait: a slow answer on a connection whose earlier answers
+    were quick still times out, after `read_timeout` of its own silence, not before."""
+    runner, port = await _backend(_echo)
+    pool = _pool(port, read_timeout=0.6)
+    loop = asyncio.get_running_loop()
+    try:
+        for _ in range(3):
+            response = await pool.request("GET", "/obj", [("Host", "h")], None)
+            assert await response.read(len(DATA)) == DATA
+            response.release()
+            await asyncio.sleep(0.25)  # the first wait's timer comes due during a later one
+        assert pool.open == 1
+        started = loop.time()
+        with pytest.raises(TimeoutError):
+            await pool.request("GET", "/slow", [("Host", "h")], None)
+        assert 0.55 <= loop.time() - started < 2.0
+        assert pool.open == 0
+    finally:
+        await pool.close()
+        await runner.cleanup()
+
+
 async def test_refused_and_closed_connections() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

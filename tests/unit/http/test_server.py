@@ -296,15 +296,28 @@ async def test_a_head_that_never_finishes_times_out_on_its_own_clock() -> None:
         assert not server.connections
 
 
-async def test_a_header_value_with_a_line_break_is_never_written() -> None:
+@pytest.mark.parametrize(
+    "header",
+    [
+        ("Location", "/a\r\nSet-Cookie: evil=1"),
+        ("Location", "/a\nSet-Cookie: evil=1"),
+        ("Location", "/a\rSet-Cookie: evil=1"),
+        ("X-A\r\nSet-Cookie", "evil=1"),
+    ],
+)
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+async def test_a_header_with_a_line_break_is_never_written(
+    header: tuple[str, str], method: str
+) -> None:
     async def splitting(request: Request) -> Response:
-        return Response(body=b"x", headers={"Location": "/a\r\nSet-Cookie: evil=1"})
+        return Response(body=b"x", headers=[header])
 
     async with serving(splitting) as (_, port):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"GET /k HTTP/1.1\r\nHost: h\r\n\r\n")
+        writer.write(f"{method} /k HTTP/1.1\r\nHost: h\r\n\r\n".encode())
         everything = await asyncio.wait_for(reader.read(), 5)
         assert b"Set-Cookie" not in everything
+        assert not everything.startswith(b"HTTP/1.1 200")
 
 
 async def test_stop_listening_closes_idle_connections_and_ends_busy_ones_after_the_answer() -> None:
