@@ -39,6 +39,10 @@ def describe(config: Config, port: int | None = None, workers: int = 1) -> str:
         f"  {len(config.rules)} routing rule(s), default target: {config.default_target or 'none'}"
     )
     lines.append(f"  {len(config.clients)} client credential(s)")
+    if config.anonymous_unsigned:
+        lines.append("  unsigned requests: forwarded unsigned, for the stores' ACLs to decide")
+    elif config.anonymous.allow:
+        lines.append("  unsigned requests: where `anonymous:` grants them, signed with store keys")
     return "\n".join(lines)
 
 

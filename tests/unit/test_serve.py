@@ -60,6 +60,17 @@ def test_the_banner_says_where_and_what(tmp_path: Path) -> None:
     assert many[1] == "  admin (health, ready, metrics) on http://127.0.0.1:9090"
 
 
+def test_the_banner_says_how_unsigned_requests_go_out(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text(CONFIG + "anonymous: {forward: unsigned}\n", encoding="utf-8")
+    banner = describe(load_config(path, env={}))
+    assert banner.endswith(
+        "\n  unsigned requests: forwarded unsigned, for the stores' ACLs to decide"
+    )
+    path.write_text(CONFIG + "anonymous: {allow: [{buckets: [site]}]}\n", encoding="utf-8")
+    assert "signed with store keys" in describe(load_config(path, env={}))
+
+
 def test_with_json_logs_the_banner_is_a_log_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:

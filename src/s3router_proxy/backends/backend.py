@@ -190,6 +190,15 @@ class Backend:
         query = request.query
         return host, (f"{canonical_uri}?{query}" if query else canonical_uri), signed
 
+    def unsigned_target(self, request: BackendRequest) -> tuple[str, str, dict[str, str]]:
+        """(Host, request target, headers) of `request` to this backend as it is: no
+        Authorization, x-amz-date, payload hash or session token (an unsigned request,
+        forwarded for the backend's own ACLs to decide)."""
+        host, canonical_uri = self.address(request.bucket, request.key)
+        query = request.query
+        target = f"{canonical_uri}?{query}" if query else canonical_uri
+        return host, target, {**request.headers, "host": host}
+
     async def close(self) -> None:
         if self.refresher is not None:
             self.refresher.cancel()

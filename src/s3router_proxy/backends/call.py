@@ -71,15 +71,19 @@ async def backend_response(
     body: bytes | AsyncIterator[bytes] | None = None,
     *,
     unsigned: Mapping[str, str] | None = None,
+    sign: bool = True,
 ) -> UpstreamResponse:
     """`request`, signed with the backend's credentials and sent on its pool: the answer once
     its head arrived, to read or stream and then `release()`.
 
-    `unsigned` headers are sent as they are. A streamed body is sent chunked unless the
+    `unsigned` headers are sent as they are; with `sign` false, so is the whole request
+    (an unsigned client request, forwarded unsigned). A streamed body is sent chunked unless the
     request's headers give its Content-Length, and its first piece is pulled only once the
     connection is up (see `tee.py`). Raises `UpstreamError` (a `ConnectionError`),
     `TimeoutError`, or what the body raised."""
-    host, target, signed = backend.signed_target(request)
+    host, target, signed = (
+        backend.signed_target(request) if sign else backend.unsigned_target(request)
+    )
     head = list(signed.items())
     if unsigned:
         head.extend(unsigned.items())

@@ -2,7 +2,8 @@
 
 The request is rebuilt for the backend (`outgoing.py`), the URL made from the backend's bucket
 and key (encoded once, exactly as signed), and the request signed with the backend's
-credentials (`call.py`). Bodies stream both ways through bounded buffers (`relay.py`); a failure
+credentials (`call.py`), unless it is an unsigned request forwarded unsigned
+(`auth/anonymous.py`). Bodies stream both ways through bounded buffers (`relay.py`); a failure
 found mid-stream aborts the other side instead of leaving a short object or a short download
 that looks complete.
 
@@ -17,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
+from ..auth.anonymous import forwarded_unsigned
 from ..auth.sigv4 import SigV4Auth
 from ..body.payload import BodyAborted, BodyOutcome, PayloadPlan, check_empty_body, upstream_body
 from ..http.client import ConnectFailed, Disconnected
@@ -147,7 +149,9 @@ async def forward(exchange: Forwarded, leg: Leg, rewriters: Rewriters) -> Respon
     )
     sent_at = time.monotonic()
     try:
-        upstream = await backend_response(backend, outgoing, body, unsigned=unsigned)
+        upstream = await backend_response(
+            backend, outgoing, body, unsigned=unsigned, sign=not forwarded_unsigned(auth)
+        )
     except (ConnectFailed, Disconnected) as exc:
         record.bytes_in = outcome.sent
         raise unreachable(backend, exc) from None

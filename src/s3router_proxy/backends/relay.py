@@ -39,12 +39,27 @@ _DROP_RESPONSE = frozenset(
         "proxy-connection",
         "trailer",
         "upgrade",
-        "x-amz-request-id",  # the proxy's own id replaces it, so logs and clients agree
+        # The proxy's own id replaces the backend's, so logs and clients agree: botocore
+        # takes x-amzn-RequestId first, and x-amz-id-2 is the backend's host id.
+        "x-amz-request-id",
+        "x-amzn-requestid",
+        "x-amz-id-2",
     }
 )
+_BACKEND_REQUEST_IDS = ("x-amz-request-id", "x-amzn-requestid")
 _DROP_SMALL_RESPONSE = _DROP_RESPONSE | {"content-length"}
 SMALL_BODY = 64 * 1024  # answers up to this size are sent in one write
 _ERROR_CODE = re.compile(rb"<Code>([A-Za-z0-9.]{1,64})</Code>")
+
+
+def backend_request_id(upstream: UpstreamResponse) -> str:
+    """The backend's id for its answer, kept in the access log for finding it in the backend's
+    logs (the client sees the proxy's id only)."""
+    for name in _BACKEND_REQUEST_IDS:
+        value = upstream.header_map.get(name)
+        if value:
+            return value[:128]
+    return ""
 
 
 async def relay_rewritten(
@@ -66,6 +81,7 @@ async def relay_rewritten(
     except UpstreamError as exc:
         raise unreachable(backend, exc) from None
     new_body = rewrite(body)
+    record.backend_request_id = backend_request_id(upstream)
     headers = CIMultiDict(
         (name, value)
         for name, value in upstream.headers
@@ -89,6 +105,7 @@ async def relay(
     location: Rewrite[str] | None = None,
 ) -> Response:
     """Stream the backend's answer to the client, headers and status as they are."""
+    record.backend_request_id = backend_request_id(upstream)
     length = upstream.header_map.get("content-length", "")
     # Content-Length of a HEAD, 204 or 304 answer describes a body that is not sent.
     head_only = http_request.method == "HEAD" or upstream.status in (204, 304)

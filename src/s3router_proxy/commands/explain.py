@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..auth.anonymous import explain_unsigned
 from ..routing.check import check
 from ..routing.conditions import HTTP_METHODS
 from ..routing.explain import (
@@ -88,6 +89,8 @@ def explain_main(argv: list[str]) -> int:
     asked = DescribedRequest(args.method, bucket, key, args.header, operation=args.operation)
     explanation = explain(config, asked)
     print(format_explanation(explanation))
+    unsigned = explain_unsigned(explanation, config.anonymous, config.anonymous_unsigned)
+    print(f"  unsigned, this request is {unsigned}")
     return 0 if explanation.error is None else 1
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ..auth.anonymous import FORWARD_MODES
 from ..auth.policy import NOBODY, ClientPolicy, Grant, validate_operations
 from .model import BackendConfig, ClientConfig
 from .reader import Reader
@@ -107,15 +108,26 @@ def _policy(reader: Reader, section: LineDict, where: str) -> ClientPolicy:
     return ClientPolicy(allow=allow, deny=deny)
 
 
-def parse_anonymous(reader: Reader, doc: LineDict) -> ClientPolicy:
-    """The `anonymous:` section: what unsigned requests may do (nothing by default)."""
+def parse_anonymous(reader: Reader, doc: LineDict) -> tuple[ClientPolicy, bool]:
+    """The `anonymous:` section: what unsigned requests may do (nothing by default), and
+    whether they are forwarded unsigned (`forward: unsigned`; every request the backend
+    allows, unless `allow:` narrows it) rather than signed with the backend's keys."""
     if "anonymous" not in doc:
-        return NOBODY
+        return NOBODY, False
     section = reader.mapping(doc, "anonymous", "anonymous")
-    reader.only_keys(section, {"allow"}, "anonymous")
+    reader.only_keys(section, {"allow", "forward"}, "anonymous")
+    forward = reader.string(section, "forward", "anonymous", "signed")
+    if forward not in FORWARD_MODES:
+        raise reader.fail(
+            "anonymous.forward",
+            f"must be one of {', '.join(FORWARD_MODES)}, not {forward!r} (unsigned: the "
+            "backend's ACLs decide; signed: the proxy's grants decide, the backend's keys sign)",
+            reader.line_of(section, "forward"),
+        )
+    unsigned = forward == "unsigned"
     if "allow" not in section:
-        return NOBODY
-    return ClientPolicy(allow=_grants(reader, section, "allow", "anonymous"))
+        return (ClientPolicy(allow=None) if unsigned else NOBODY), unsigned
+    return ClientPolicy(allow=_grants(reader, section, "allow", "anonymous")), unsigned
 
 
 def clients_of_backends(

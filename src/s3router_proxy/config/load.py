@@ -55,7 +55,7 @@ def config_from_document(
         settings["mirror_journal"] = journal  # a backend's bucket, not a path to resolve
     clients = parse_clients(reader, doc)
     rules, default_target = parse_routing(reader, doc, backends)
-    anonymous = parse_anonymous(reader, doc)
+    anonymous, anonymous_unsigned = parse_anonymous(reader, doc)
     clients_from_backends = clients is None
     if clients is None:
         clients = clients_of_backends(reader, doc, backends)
@@ -67,6 +67,7 @@ def config_from_document(
         default_target=default_target,
         source=source,
         anonymous=anonymous,
+        anonymous_unsigned=anonymous_unsigned,
         **{"secret": _derived_secret(backends, clients), **settings},
     )
 

@@ -102,6 +102,7 @@ class Config:
     sigv2: bool = True  # accept AWS Signature Version 2 from legacy clients
     admin_token: str | None = field(default=None, repr=False)  # bearer token for /explain
     anonymous: ClientPolicy = NOBODY  # what unsigned requests may do
+    anonymous_unsigned: bool = False  # ...forwarded unsigned: the backend's ACLs decide
     secret: bytes = field(default=b"", repr=False)  # HMAC key for upload ids and list tokens
     previous_secrets: tuple[PreviousSecret, ...] = ()  # still accepted, never used to seal
     mirror_journal: str | None = None  # where best-effort mirror failures are recorded

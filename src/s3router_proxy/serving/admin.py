@@ -31,6 +31,7 @@ def admin_app(state: Callable[[], ProxyState], draining: Callable[[], bool]) -> 
         return web.Response(body=body, headers={"Content-Type": content_type})
 
     async def explain_route(request: web.Request) -> web.Response:
+        from ..auth.anonymous import explain_unsigned
         from ..routing.explain import (
             DescribedRequest,
             explain,
@@ -58,7 +59,9 @@ def admin_app(state: Callable[[], ProxyState], draining: Callable[[], bool]) -> 
             for name, _, value in (h.partition(":") for h in request.query.getall("header", []))
         ]
         explanation = explain(config, DescribedRequest(method, bucket, key, headers))
-        return web.Response(text=format_explanation(explanation) + "\n")
+        unsigned = explain_unsigned(explanation, config.anonymous, config.anonymous_unsigned)
+        text = f"{format_explanation(explanation)}\n  unsigned, this request is {unsigned}\n"
+        return web.Response(text=text)
 
     app = web.Application()
     app.router.add_get("/explain", explain_route)

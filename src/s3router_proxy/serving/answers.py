@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable
 
+from ..auth.anonymous import refuse_unsigned
 from ..backends.transfer import StoredObject
 from ..body.payload import plan_payload
 from ..http.messages import Response
@@ -40,6 +41,7 @@ async def answer_list_buckets(exchange: Exchange) -> Response | None:
     """ListBuckets: every store's buckets the client may see, in one listing."""
     if exchange.request.operation != "ListBuckets":
         return None
+    refuse_unsigned(exchange.auth, "ListBuckets asks every store with its keys")
     state = exchange.state
     body = await list_buckets(
         state.backends,
@@ -71,6 +73,9 @@ async def answer_split_bucket(exchange: Exchange) -> Response | None:
     )
     if listing_is_plain(parts) and not mirrored_deletes and visible_keys(exchange) is None:
         return None
+    refuse_unsigned(
+        exchange.auth, "the proxy answers this one by asking the stores with their keys"
+    )
     exchange.record.backend = ",".join(sorted({p.backend for p in parts}))
     return await _fan_out(exchange, parts)
 
@@ -161,6 +166,7 @@ def xml_answer(record: RequestRecord, body: bytes) -> Response:
 async def answer_copy_across_stores(exchange: Exchange) -> Response:
     """A copy whose source is on another backend: the proxy copies, then the mirrors do."""
     assert exchange.copy is not None
+    refuse_unsigned(exchange.auth, "a copy across stores reads and writes with their keys")
     source, source_route = exchange.copy
     state, request = exchange.state, exchange.request
     then = None

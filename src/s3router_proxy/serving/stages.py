@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 
 from ..auth import sigv2, sigv4
+from ..auth.anonymous import ANONYMOUS, PASSED_THROUGH, is_anonymous, refuse_unsigned
 from ..auth.policy import authorize as authorize_operation
 from ..auth.policy import authorize_keys, authorize_vendor_headers
 from ..auth.sigv2canonical import SigV2Auth
@@ -33,20 +34,6 @@ from ..telemetry import metrics
 from .exchange import Exchange
 
 log = logging.getLogger("s3router_proxy")
-
-ANONYMOUS = sigv4.SigV4Auth(
-    access_key_id="",
-    date="",
-    region="",
-    service="s3",
-    signed_headers=(),
-    signature="",
-    amz_date="",
-    payload_hash=sigv4.UNSIGNED_PAYLOAD,
-    presigned=False,
-    expires=None,
-    security_token=None,
-)
 
 MAX_COMPLETE_BODY = 4 * 1024 * 1024
 MAX_PARTS = 10_000
@@ -94,10 +81,12 @@ def _authenticate(exchange: Exchange) -> None:
         return
     auth = sigv4.parse_auth(request)
     if auth is None:
-        if not config.anonymous.allow:
+        unsigned = config.anonymous_unsigned
+        if not unsigned and not config.anonymous.allow:
             raise S3Error("AccessDenied", "Anonymous requests are not allowed.")
         record.client = "anonymous"
-        exchange.auth, exchange.policy = ANONYMOUS, config.anonymous
+        exchange.auth = PASSED_THROUGH if unsigned else ANONYMOUS
+        exchange.policy = config.anonymous
         return
     record.client = auth.access_key_id
     sigv4.check_time(auth, time.time(), max_skew=config.max_clock_skew)
@@ -149,7 +138,7 @@ async def authorize(exchange: Exchange) -> None:
     authorize_vendor_headers(
         policy, record.client, request.bucket, request.headers, auth.signed_headers
     )
-    if request.operation != "ListBuckets" or auth is ANONYMOUS:
+    if request.operation != "ListBuckets" or is_anonymous(auth):
         # ListBuckets is every client's; its answer shows only the buckets it may see.
         authorize_operation(
             policy,
@@ -208,6 +197,8 @@ def route(exchange: Exchange) -> None:
     record.rule = "default" if chosen.rule is None else str(chosen.rule.index)
     exchange.backend = exchange.state.backends[chosen.backend]
     exchange.mirrors = live_mirrors(exchange)
+    if exchange.mirrors.names:
+        refuse_unsigned(exchange.auth, "this write is mirrored, which takes the mirrors' keys")
 
 
 def pin_upload(exchange: Exchange) -> None:

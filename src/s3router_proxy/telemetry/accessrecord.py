@@ -25,6 +25,7 @@ class RequestRecord:
     backend_seconds: float | None = None
     error_code: str = ""
     payload: str = ""  # how the body was signed: a hex hash shows as "sha256"
+    backend_request_id: str = ""  # the backend's id for its answer (clients see request_id)
 
     def fields(self, remote: str | None, method: str) -> dict[str, Any]:
         return {
@@ -48,4 +49,5 @@ class RequestRecord:
             else round(self.backend_seconds * 1000, 3),
             "error_code": self.error_code,
             "payload": self.payload,
+            "backend_request_id": self.backend_request_id,
         }

@@ -27,6 +27,8 @@ async def backend() -> AsyncIterator[Backend]:
     async def handler(request: web.Request) -> web.Response:
         headers = {
             "x-amz-request-id": "BACKEND-ID",
+            "x-amzn-RequestId": "BACKEND-AMZN-ID",
+            "x-amz-id-2": "BACKEND-HOST-ID",
             "Location": "http://store.internal/bkt/k",
             "Keep-Alive": "timeout=5",
             "Content-Type": "application/xml",
@@ -71,6 +73,9 @@ async def test_a_small_answer_goes_back_with_the_proxys_id_and_the_clients_locat
         upstream.release()
     assert (response.status, response.body) == (200, b"<Result>backend</Result>")
     assert response.headers.getall("x-amz-request-id") == ["PROXY-ID"]
+    assert "x-amzn-RequestId" not in response.headers  # botocore would take it first
+    assert "x-amz-id-2" not in response.headers
+    assert record.backend_request_id == "BACKEND-ID"
     assert response.headers["Location"] == "http://proxy/b/k"
     assert "Keep-Alive" not in response.headers
     assert record.bytes_out == len(b"<Result>backend</Result>")
@@ -86,6 +91,8 @@ async def test_an_error_answer_names_its_code_in_the_access_log(backend: Backend
     finally:
         upstream.release()
     assert (response.status, response.body, record.error_code) == (404, ERROR, "NoSuchKey")
+    assert response.headers.getall("x-amz-request-id") == ["PROXY-ID"]
+    assert not {"x-amzn-RequestId", "x-amz-id-2"} & set(response.headers)
 
 
 async def test_a_rewritten_answer_is_the_rewrite_of_the_whole_document(backend: Backend) -> None:
@@ -103,4 +110,6 @@ async def test_a_rewritten_answer_is_the_rewrite_of_the_whole_document(backend: 
     assert "Content-Length" not in response.headers  # set from the new body when sent
     assert response.headers["Location"] == "http://store.internal/bkt/k"  # no rewrite given
     assert response.headers.getall("x-amz-request-id") == ["PROXY-ID"]
+    assert not {"x-amzn-RequestId", "x-amz-id-2"} & set(response.headers)
+    assert record.backend_request_id == "BACKEND-ID"
     assert record.bytes_out == len(response.body)

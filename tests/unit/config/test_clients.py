@@ -62,9 +62,41 @@ def test_bad_clients_say_what_to_fix(text: str, fragment: str) -> None:
 
 
 def test_anonymous_may_do_nothing_unless_allowed() -> None:
-    assert parse_anonymous(READER, document("backends: {}\n")) is NOBODY
-    allowed = parse_anonymous(READER, document("anonymous: {allow: [{buckets: [public]}]}\n"))
+    assert parse_anonymous(READER, document("backends: {}\n")) == (NOBODY, False)
+    allowed, unsigned = parse_anonymous(
+        READER, document("anonymous: {allow: [{buckets: [public]}]}\n")
+    )
     assert allowed.allow == (Grant(("public",), None, None),)
+    assert not unsigned
+    explicit = parse_anonymous(READER, document("anonymous: {forward: signed}\n"))
+    assert explicit == (NOBODY, False)
+
+
+def test_anonymous_forwarded_unsigned_is_what_the_store_allows_unless_narrowed() -> None:
+    everything, unsigned = parse_anonymous(READER, document("anonymous: {forward: unsigned}\n"))
+    assert unsigned and everything.allow is None
+    assert everything.permits("PutObject", "any-bucket", "k")
+    narrowed, unsigned = parse_anonymous(
+        READER,
+        document("anonymous:\n  forward: unsigned\n  allow: [{buckets: [public-*]}]\n"),
+    )
+    assert unsigned
+    assert narrowed.permits("GetObject", "public-site", "index.html")
+    assert not narrowed.permits("GetObject", "private", "index.html")
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "fragment"),
+    [
+        ("anonymous:\n  forward: pass_through\n", 2, "must be one of signed, unsigned"),
+        ("anonymous:\n  forward: [unsigned]\n", 2, "anonymous.forward: must be a string"),
+        ("anonymous:\n  mode: unsigned\n", 2, "mode"),
+    ],
+)
+def test_a_bad_anonymous_section_names_its_line(text: str, line: int, fragment: str) -> None:
+    with pytest.raises(ConfigError, match=rf"^r\.yaml:{line}: anonymous") as caught:
+        parse_anonymous(READER, document(text))
+    assert fragment in str(caught.value)
 
 
 def test_clients_derived_from_backends_with_static_keys_only() -> None:

@@ -15,12 +15,12 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from s3router_proxy.auth.anonymous import ANONYMOUS
 from s3router_proxy.config.load import load_config
 from s3router_proxy.http.messages import Request
 from s3router_proxy.s3.errors import S3Error
 from s3router_proxy.serving.exchange import Exchange
 from s3router_proxy.serving.stages import (
-    ANONYMOUS,
     authenticate,
     authorize,
     copies_across,
