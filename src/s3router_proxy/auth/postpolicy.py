@@ -52,7 +52,7 @@ class PostPolicy:
 
 
 def invalid_policy(message: str) -> S3Error:
-    return S3Error("InvalidPolicyDocument", f"Invalid Policy: {message}", status=400)
+    return S3Error("InvalidPolicyDocument", f"Invalid Policy: {message}")
 
 
 def not_allowed(message: str) -> S3Error:
@@ -221,6 +221,5 @@ def check_size(condition: Condition, size: int) -> None:
         raise S3Error(
             "EntityTooSmall",
             "Your proposed upload is smaller than the minimum allowed size",
-            status=400,
             details={"ProposedSize": str(size), "MinSizeAllowed": str(condition.low)},
         )

@@ -40,7 +40,7 @@ Read = Callable[[], Awaitable[bytes]]
 
 
 def malformed(message: str) -> S3Error:
-    return S3Error("MalformedPOSTRequest", message, status=400)
+    return S3Error("MalformedPOSTRequest", message)
 
 
 def form_boundary(content_type: str) -> bytes:
@@ -136,7 +136,6 @@ class FormReader:
                 raise S3Error(
                     "MaxPostPreDataLengthExceeded",
                     f"Your POST request's {what} was larger than {limit} bytes.",
-                    status=400,
                 )
             await self._fill()
 
@@ -147,7 +146,6 @@ class FormReader:
             raise S3Error(
                 "MaxPostPreDataLengthExceeded",
                 "Your POST request fields preceding the upload file were too large.",
-                status=400,
             )
 
     async def read_fields(self) -> Form:
@@ -167,7 +165,6 @@ class FormReader:
                 raise S3Error(
                     "IncorrectNumberOfFilesInPostRequest",
                     "POST requires exactly one file upload per request.",
-                    status=400,
                 )
             if after != b"\r\n":
                 raise malformed("A boundary in the form is followed by neither CRLF nor '--'.")

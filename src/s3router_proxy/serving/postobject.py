@@ -39,7 +39,7 @@ from ..telemetry import metrics
 from .clientnames import client_rewriters
 from .exchange import Exchange
 from .postanswer import object_url, post_answer, put_headers
-from .stages import ANONYMOUS, _client, route
+from .stages import ANONYMOUS, configured_client, route
 
 MAX_POST_FILE = 5 * 1024**3  # S3's limit for one PutObject, and so for a form's file
 
@@ -130,7 +130,7 @@ def _signed(exchange: Exchange, signer: PostSigner, fields: dict[str, str]) -> N
             "AccessDenied", "AWS Signature Version 2 is disabled here; sign with AWS4-HMAC-SHA256."
         )
     exchange.record.client = signer.access_key_id
-    client = _client(exchange, signer.access_key_id, signer.security_token)
+    client = configured_client(exchange, signer.access_key_id, signer.security_token)
     verify_post_signature(signer, fields["policy"], client.secret_access_key)
     exchange.auth = dataclasses.replace(ANONYMOUS, access_key_id=signer.access_key_id)
     exchange.policy = client.policy

@@ -75,7 +75,7 @@ def _authenticate(exchange: Exchange) -> None:
             )
         record.client = v2.access_key_id
         sigv2.check_time_v2(v2, request, time.time(), max_skew=config.max_clock_skew)
-        client = _client(exchange, v2.access_key_id, v2.security_token)
+        client = configured_client(exchange, v2.access_key_id, v2.security_token)
         sigv2.verify_signature_v2(request, v2, client.secret_access_key)
         exchange.auth, exchange.policy = sigv2_as_auth(v2), client.policy
         return
@@ -90,12 +90,12 @@ def _authenticate(exchange: Exchange) -> None:
         return
     record.client = auth.access_key_id
     sigv4.check_time(auth, time.time(), max_skew=config.max_clock_skew)
-    client = _client(exchange, auth.access_key_id, auth.security_token)
+    client = configured_client(exchange, auth.access_key_id, auth.security_token)
     exchange.signing_key = sigv4.verify_signature(request, auth, client.secret_access_key)
     exchange.auth, exchange.policy = auth, client.policy
 
 
-def _client(exchange: Exchange, access_key_id: str, token: str | None) -> ClientConfig:
+def configured_client(exchange: Exchange, access_key_id: str, token: str | None) -> ClientConfig:
     """The configured client for a key id; its session token must match, if it has one."""
     client = exchange.state.clients.get(access_key_id)
     if client is None:
