@@ -4,7 +4,8 @@ Each target gets its own `moto_server`, with signature checks on and the three s
 (main, alt, tenant) as IAM users of three different accounts. "direct" points the suite at
 moto with those users' keys; "proxy" points it at the proxy, which knows the users as its own
 clients (full access each) and forwards everything to moto with main's key, and unsigned
-requests unsigned, for moto to decide. Outcomes come from the suite's junit XML.
+requests unsigned, for moto to decide; moto takes `Transfer-Encoding: chunked` uploads, so
+the proxy forwards them (`chunked_uploads: forward`). Outcomes come from the suite's junit XML.
 `tests/conformance/expected.json` keeps the outcome of every test on both targets, so a change
 in the proxy shows up as a changed outcome.
 
@@ -80,6 +81,7 @@ def proxy_config(backend: MotoBackend) -> str:
             endpoint: "{backend.endpoint}"
             access_key_id: "{backend.access_key_id}"
             secret_access_key: "{backend.secret_access_key}"
+            chunked_uploads: forward
         clients:{clients}
         anonymous:
           forward: unsigned
