@@ -21,6 +21,17 @@ EMBEDDED = "embedded"
 
 
 @dataclass(frozen=True, slots=True)
+class RedisSettings:
+    """Where a `kind: redis` store keeps its objects, and for how long."""
+
+    url: str  # redis://host:port/db (rediss:// for TLS), never with a password in it
+    password: str | None = field(default=None, repr=False)
+    tls: bool = False
+    ttl: float | None = None  # seconds each object lives after its write; None: until deleted
+    max_object_size: int = 16 * 1024**2
+
+
+@dataclass(frozen=True, slots=True)
 class BackendConfig:
     """One S3-compatible store the proxy forwards to."""
 
@@ -41,6 +52,8 @@ class BackendConfig:
     # uploads of parts this size (see backends/transfer.py).
     multipart_copy_threshold: int = 256 * 1024**2
     copy_part_size: int = 64 * 1024**2
+    kind: Literal["s3", "redis"] = "s3"
+    redis: RedisSettings | None = None  # kind: redis
 
     @property
     def static_credentials(self) -> bool:
