@@ -18,6 +18,7 @@ from ..auth.policy import NOBODY, UNRESTRICTED, ClientPolicy
 from ..routing.rules import Rule
 
 EMBEDDED = "embedded"
+DEFAULT_OBJECT_SIZE = 16 * 1024**2  # a `kind: redis` store's max_object_size
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +29,7 @@ class RedisSettings:
     password: str | None = field(default=None, repr=False)
     tls: bool = False
     ttl: float | None = None  # seconds each object lives after its write; None: until deleted
-    max_object_size: int = 16 * 1024**2
+    max_object_size: int = DEFAULT_OBJECT_SIZE
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from .model import BackendConfig, RedisSettings
+from .model import DEFAULT_OBJECT_SIZE, BackendConfig, RedisSettings
 from .reader import Reader
 from .yamlfile import LineDict
 
@@ -79,7 +79,7 @@ def parse_redis_backend(reader: Reader, name: str, section: LineDict, where: str
         password=reader.string(section, "password", where) or None,
         tls=reader.flag(section, "tls", where, False) or url.startswith("rediss://"),
         ttl=ttl,
-        max_object_size=size or RedisSettings.max_object_size,
+        max_object_size=size or DEFAULT_OBJECT_SIZE,
     )
     return BackendConfig(
         name=name,

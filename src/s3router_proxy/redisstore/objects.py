@@ -245,6 +245,10 @@ async def copy_object(
         '<CopyObjectResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
         + element("LastModified", iso_time(copied["mtime"]))
         + element("ETag", f'"{meta["etag"]}"')
+        + "".join(
+            element(f"Checksum{algorithm_for_header(name)}", value)
+            for name, value in meta["checksums"].items()
+        )
         + "</CopyObjectResult>"
     )
     return xml(document)

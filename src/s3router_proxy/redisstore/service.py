@@ -18,7 +18,7 @@ from ..s3.operations import operation_name
 from ..s3.operationsets import MULTIPART_OPERATIONS, VERSION_OPERATIONS
 from ..s3.request import parse_query
 from . import buckets, objects
-from .answers import StoredAnswer, error_answer
+from .answers import StoredAnswer, empty_answer, error_answer
 from .store import RedisStore, unreachable_store
 
 SMALL_BODY = 1024 * 1024  # a CreateBucket document, read and let go
@@ -81,7 +81,7 @@ async def _answer(
             return await buckets.create_bucket(store, bucket)
         case "HeadBucket":
             await buckets.existing(store, bucket)
-            return StoredAnswer(200, [("Content-Length", "0")])
+            return empty_answer(200, [("x-amz-bucket-region", store.region)])
         case "DeleteBucket":
             return await buckets.delete_bucket(store, bucket)
         case "GetBucketLocation":

@@ -27,6 +27,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.maint_notifications import MaintNotificationsConfig
 
 from ..config.model import BackendConfig, RedisSettings
 from ..http.client import ConnectFailed
@@ -152,6 +153,8 @@ def client_for(config: BackendConfig) -> aioredis.Redis:
         timeout=config.connect_timeout,
         socket_connect_timeout=config.connect_timeout,
         socket_timeout=config.read_timeout,
+        # Not a managed cloud Redis: no round trip per connection to ask for notices.
+        maint_notifications_config=MaintNotificationsConfig(enabled=False),
     )
     return aioredis.Redis(connection_pool=pool)
 
@@ -165,6 +168,7 @@ class RedisStore:
 
     def __init__(self, config: BackendConfig) -> None:
         self.settings = config.redis or RedisSettings(url=config.endpoint)
+        self.region = config.region
         self.redis = client_for(config)
         self._put = self.redis.register_script(PUT)
         self._copy = self.redis.register_script(COPY)
