@@ -89,9 +89,8 @@ def byte_range(value: str | None, size: int) -> tuple[int, int] | None:
     if not first_text.isdigit():
         return None
     first = int(first_text)
-    last = int(last_text) if last_text else size - 1
-    if last < first:
+    if last_text and int(last_text) < first:
         return None
     if first >= size:
         raise RangeNotSatisfiable
-    return first, min(last, size - 1)
+    return first, min(int(last_text), size - 1) if last_text else size - 1
