@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from ..auth.policy import NOBODY, UNRESTRICTED, ClientPolicy
@@ -59,6 +59,15 @@ class BackendConfig:
     @property
     def static_credentials(self) -> bool:
         return bool(self.access_key_id and self.secret_access_key)
+
+    def running_at(self, endpoint: str) -> BackendConfig:
+        """This `embedded` demo backend where its store runs: a Redis store's redis:// url,
+        or the http one of the S3 store that stands in for it without redis-server."""
+        if self.redis is None:
+            return replace(self, endpoint=endpoint)
+        if endpoint.startswith("redis://"):
+            return replace(self, endpoint=endpoint, redis=replace(self.redis, url=endpoint))
+        return BackendConfig(self.name, endpoint, access_key_id="demo", secret_access_key="demo")
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from .model import DEFAULT_OBJECT_SIZE, BackendConfig, RedisSettings
+from .model import DEFAULT_OBJECT_SIZE, EMBEDDED, BackendConfig, RedisSettings
 from .reader import Reader
 from .yamlfile import LineDict
 
@@ -38,6 +38,8 @@ def _url(reader: Reader, section: LineDict, where: str) -> str:
         raise reader.fail(
             f"{where}.url", 'is missing; e.g. url: "redis://127.0.0.1:6379/0"', section.line
         )
+    if url == EMBEDDED:
+        return url
     line = reader.line_of(section, "url")
     try:
         parts = urlsplit(url)

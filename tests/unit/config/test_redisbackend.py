@@ -68,3 +68,23 @@ def test_an_unknown_kind_is_refused() -> None:
     (doc,) = load_documents("backends:\n  b:\n    kind: memcached\n", {})
     with pytest.raises(ConfigError, match=r"r\.yaml:3: backends\.b\.kind: 'memcached' is not"):
         parse_backends(Reader("r.yaml"), doc, {})
+
+
+def test_an_embedded_store_runs_where_the_demo_started_it() -> None:
+    embedded = backend('    url: "embedded"\n    ttl: 5\n')
+    assert embedded.endpoint == "embedded"
+    running = embedded.running_at("redis://127.0.0.1:7000/0")
+    assert running.redis is not None
+    assert (running.endpoint, running.redis.url, running.redis.ttl) == (
+        "redis://127.0.0.1:7000/0",
+        "redis://127.0.0.1:7000/0",
+        5.0,
+    )
+    # Without redis-server an S3 store stands in: a backend of the s3 kind, with keys.
+    stand_in = embedded.running_at("http://127.0.0.1:7001")
+    assert (stand_in.kind, stand_in.redis, stand_in.endpoint) == (
+        "s3",
+        None,
+        "http://127.0.0.1:7001",
+    )
+    assert stand_in.static_credentials
