@@ -7,8 +7,8 @@
 #   bench/run.sh --rounds 0 --profile                   # only py-spy the proxy under c=64 GET load
 #   bench/run.sh --help
 #
-# Installs what is missing: nginx (its DAV module gives PUT/DELETE), wrk, curl and taskset with
-# apt-get (root only), the project into .venv (pip install -e .), boto3, and py-spy for
+# Installs what is missing: nginx (its DAV module gives PUT/DELETE), wrk, curl, taskset and
+# redis-server (for the Redis rows) with apt-get (root only), the project into .venv (pip install -e .), boto3, and py-spy for
 # --profile. Exits 77 when the tools are missing and cannot be installed (not root, no apt-get,
 # no registry), so callers can tell "cannot run here" from "failed".
 set -euo pipefail
@@ -23,6 +23,11 @@ command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v taskset >/dev/null 2>&1 || missing+=(util-linux)
+# redis-server backs the Redis rows; without it (and no way to install it) they are left out.
+if ! command -v redis-server >/dev/null 2>&1 && [[ $EUID -eq 0 ]] \
+    && command -v apt-get >/dev/null 2>&1; then
+    missing+=(redis-server)
+fi
 
 if ((${#missing[@]})); then
     if [[ $EUID -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then

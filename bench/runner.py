@@ -37,7 +37,7 @@ from importlib import metadata
 from pathlib import Path
 from types import FrameType
 
-from bench import bigfile, load, report
+from bench import bigfile, load, redisrows, report
 from bench.procs import (
     CLIENT_CPU,
     SERVER_CPU,
@@ -235,6 +235,7 @@ class Bench:
         self.stream_src: Path
         self.stream_presigned: dict[str, dict[str, str]] = {}  # path -> op -> target
         self.machine = machine_info(python, self.pin)
+        self.redis_url: str | None = None  # the Redis rows' store (bench/redisrows.py)
 
     def log(self, message: str) -> None:
         print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
@@ -247,6 +248,7 @@ class Bench:
         if self.args.baseline:
             baseline_src = export_revision(self.args.baseline, self.root / "baseline") / "src"
             self.log(f"and the proxy as of {self.args.baseline} (path 'before')")
+        self.redis_url = redisrows.start_redis(self.procs, self.root, pin=self.pin)
         self.stack = start_stack(
             self.procs,
             self.root,
@@ -254,6 +256,7 @@ class Bench:
             pin=self.pin,
             log_level=self.args.proxy_log_level,
             baseline_src=baseline_src,
+            redis_url=self.redis_url,
         )
         self.results.rss_start_kib = status_kib(self.stack.proxy.pid, "VmRSS")
         self.stream_src = _fill_objects(self.stack, self.results.stream_bytes)
@@ -272,6 +275,8 @@ class Bench:
                 if path == signer or (signer == "proxy" and path != "before"):
                     self.signed[path], self.stream_presigned[path] = workloads, presigned
         self.workloads = self.signed["proxy"]
+        if self.redis_url is not None:
+            self.signed["redis"] = redisrows.workloads(self.root, self.stack.port("proxy"))
         _sanity(self.stack, self.signed)
         for path in self.paths:  # warm-up: connections, caches, the proxy's backend pool
             load.run_wrk(
@@ -301,7 +306,10 @@ class Bench:
         for name in load.ROUND_ORDER:
             for connections in (1, 64):
                 row = f"{name} c={connections}"
-                for path in _rotate(round_index, self.paths):
+                paths = self.paths
+                if self.redis_url is not None and name in redisrows.OPS:
+                    paths += ("redis",)
+                for path in _rotate(round_index, paths):
                     pids = _front_pids(self.stack, path)
                     before = _cpu(pids)
                     result = load.run_wrk(
@@ -526,4 +534,5 @@ def _report(bench: Bench, command: str) -> str:
         settings=settings,
         notes=notes,
         baseline=args.baseline,
+        extra=redisrows.table(bench.results),
     )

@@ -34,6 +34,7 @@ from bench.procs import (
 )
 
 BUCKET = "bench"
+REDIS_BUCKET = "tmp-bench"  # served by the proxy's Redis store, when one runs
 CLIENT_KEY_ID = "bench-client-key"
 CLIENT_SECRET = "bench-client-secret-0123456789abcdefghij"
 REGION = "us-east-1"
@@ -127,14 +128,16 @@ server {{
     return _nginx_conf(prefix, http.splitlines())
 
 
-def proxy_conf(port: int, backend_port: int, *, admin_off: bool = True) -> str:
+def proxy_conf(
+    port: int, backend_port: int, *, admin_off: bool = True, redis_url: str | None = None
+) -> str:
     """Path (c): the proxy's config, one backend (the nginx store), one client key.
 
     `admin_off` turns off the admin listener of versions that have one (its default port
     could be taken); older versions refuse the key, and are started without it.
     """
     admin = '\n          admin_address: "off"' if admin_off else ""
-    return textwrap.dedent(
+    text = textwrap.dedent(
         f"""\
         router:
           listen_address: "{LOOPBACK}:{port}"{admin}
@@ -156,6 +159,13 @@ def proxy_conf(port: int, backend_port: int, *, admin_off: bool = True) -> str:
           default_target: "store"
         """
     )
+    if redis_url is None:
+        return text
+    # The Redis rows (bench/redisrows.py): a `kind: redis` store for one bucket.
+    store = f'  redis:\n    kind: redis\n    url: "{redis_url}"\n'
+    rule = f'    - pattern: "{REDIS_BUCKET}"\n      target: "redis"\n'
+    text = text.replace("clients:\n", store + "clients:\n", 1)
+    return text.replace("  rules:\n", "  rules:\n" + rule, 1)
 
 
 @dataclass
@@ -194,7 +204,9 @@ class Stack:
         return self.server(path).port
 
     def server(self, path: str) -> Server:
+        # `redis` is the same proxy, asked for the bucket its Redis store holds.
         servers = {"direct": self.backend, "nginx": self.hop, "proxy": self.proxy}
+        servers["redis"] = self.proxy
         if self.before is not None:
             servers["before"] = self.before
         return servers[path]
@@ -236,6 +248,7 @@ def start_stack(
     pin: bool,
     log_level: str,
     baseline_src: Path | None = None,
+    redis_url: str | None = None,
 ) -> Stack:
     """nginx (the store), the nginx hop and the proxy; with `baseline_src`, a second proxy run
     from that source tree (`--baseline REV`), so before and after are measured in one run."""
@@ -258,7 +271,10 @@ def start_stack(
         lambda port: hop_conf(hop_prefix, backend.port, port),
         pin=pin,
     )
-    proxy = start_proxy(procs, root, backend.port, python=python, pin=pin, log_level=log_level)
+    proxy = start_proxy(
+        procs, root, backend.port, python=python, pin=pin, log_level=log_level,
+        redis_url=redis_url,
+    )  # fmt: skip
     before = None
     if baseline_src is not None:
         before = start_proxy(
@@ -279,6 +295,7 @@ def start_proxy(
     workers: int = 1,
     name: str = "proxy",
     source: Path | None = None,
+    redis_url: str | None = None,
 ) -> Server:
     """Start the proxy on a free port, with its admin listener off where the version has one.
 
@@ -292,7 +309,7 @@ def start_proxy(
     admin_off = True
     for attempt in range(2 * _PORT_ATTEMPTS):
         port = free_port()
-        config.write_text(proxy_conf(port, backend_port, admin_off=admin_off))
+        config.write_text(proxy_conf(port, backend_port, admin_off=admin_off, redis_url=redis_url))
         log.write_text("")
         argv = [python, "-m", "s3router_proxy", "--config", str(config)]
         argv += ["--log-level", log_level]

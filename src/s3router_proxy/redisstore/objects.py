@@ -159,10 +159,14 @@ async def get_object(
     query: Mapping[str, str],
     head: bool,
 ) -> StoredAnswer:
-    """GetObject or HeadObject: conditions first, then the range (GETRANGE: a range never
-    loads the whole value)."""
+    """GetObject or HeadObject. A whole object is one MGET of its metadata and bytes; a Range
+    reads the metadata first, for the size, then only those bytes (GETRANGE)."""
     bucket, key, headers = asked
-    meta = await store.meta(bucket, key)
+    ranged = headers.get("range", "").startswith("bytes=")
+    if head or ranged:
+        meta, data = await store.meta(bucket, key), b""
+    else:
+        meta, data = await store.whole(bucket, key)
     if meta is None:
         await _missing(store, bucket, key)
     assert meta is not None
@@ -177,18 +181,22 @@ async def get_object(
             "InvalidRange", RangeRequested=headers.get("range", ""), ActualObjectSize=str(size)
         ) from None
     answer = _object_headers(meta, query)
-    if span is not None:
-        answer.append(("Content-Range", f"bytes {span[0]}-{span[1]}/{size}"))
-    else:
+    if span is None:
         answer += _checksum_headers(meta, headers)
+        length = size
+    else:
+        answer.append(("Content-Range", f"bytes {span[0]}-{span[1]}/{size}"))
+        length = span[1] - span[0] + 1
     status = 200 if span is None else 206
-    length = size if span is None else span[1] - span[0] + 1
     if head:
         return StoredAnswer(status, [*answer, ("Content-Length", str(length))])
-    read_meta, data = await store.read(bucket, key, span)
-    if read_meta is None or read_meta["etag"] != meta["etag"]:
-        # Written or deleted between the two reads: answer from a consistent read.
-        return await get_object(store, asked, query, head)
+    if ranged:
+        read_meta, data = await (
+            store.whole(bucket, key) if span is None else store.span(bucket, key, *span)
+        )
+        if read_meta is None or read_meta["etag"] != meta["etag"]:
+            # Written or deleted between the two reads: answer from a consistent read.
+            return await get_object(store, asked, query, head)
     return StoredAnswer(status, [*answer, ("Content-Length", str(len(data)))], data)
 
 

@@ -97,6 +97,11 @@ redis.call('ZREM', KEYS[5], ARGV[2])
 return 'OK'
 """
 
+# KEYS: meta, data. ARGV: first, last byte.
+SPAN = """
+return {redis.call('GET', KEYS[1]), redis.call('GETRANGE', KEYS[2], ARGV[1], ARGV[2])}
+"""
+
 # KEYS: index, expiry. Drops the keys whose time has come from both.
 PRUNE = (
     _NOW_MS
@@ -174,6 +179,7 @@ class RedisStore:
         self._copy = self.redis.register_script(COPY)
         self._delete = self.redis.register_script(DELETE)
         self._prune = self.redis.register_script(PRUNE)
+        self._span = self.redis.register_script(SPAN)
         self._delete_bucket = self.redis.register_script(DELETE_BUCKET)
 
     async def close(self) -> None:
@@ -241,20 +247,23 @@ class RedisStore:
         found = await self.redis.get(_object(b"s3r:m:", bucket, key))
         return None if found is None else json.loads(found)
 
-    async def read(
-        self, bucket: str, key: str, span: tuple[int, int] | None
-    ) -> tuple[dict[str, Any] | None, bytes]:
-        """(metadata, bytes) read together, so an overwrite between them cannot mix two
-        objects; `span` (first, last; negative counts from the end) reads only those bytes."""
-        data = _object(b"s3r:o:", bucket, key)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.get(_object(b"s3r:m:", bucket, key))
-            if span is None:
-                pipe.get(data)
-            else:
-                pipe.getrange(data, span[0], span[1])
-            meta, body = await pipe.execute()
+    async def whole(self, bucket: str, key: str) -> tuple[dict[str, Any] | None, bytes]:
+        """(metadata, bytes) of one object in one MGET, so an overwrite cannot mix two."""
+        meta, body = await self.redis.mget(
+            _object(b"s3r:m:", bucket, key), _object(b"s3r:o:", bucket, key)
+        )
         return (None if meta is None else json.loads(meta)), body or b""
+
+    async def span(
+        self, bucket: str, key: str, first: int, last: int
+    ) -> tuple[dict[str, Any] | None, bytes]:
+        """(metadata, bytes `first` to `last`) in one script: a range never loads the whole
+        value, and the metadata is the one of the bytes read."""
+        meta, body = await self._span(
+            keys=[_object(b"s3r:m:", bucket, key), _object(b"s3r:o:", bucket, key)],
+            args=[first, last],
+        )
+        return (json.loads(meta) if meta else None), body or b""
 
     async def metas(self, bucket: str, keys: Sequence[str]) -> list[dict[str, Any] | None]:
         if not keys:
