@@ -13,8 +13,9 @@ either lands before the delete (which then finds the bucket not empty) or finds 
 An object with a TTL expires by Redis's EXPIRE (its bytes and metadata carry the same PXAT,
 taken from Redis's clock inside the script); the sorted index cannot expire members, so every
 listing first prunes the keys whose time has come (`PRUNE`, same clock). A listing therefore
-never names an expired object, and a periodic sweep is not needed for correctness: an index of a
-bucket nobody lists holds its dead keys until the next listing or write of it.
+never names an expired object, and no periodic sweep is needed: each write also drops up to 16
+of its bucket's expired keys, so an index that is written to but never listed stays as small as
+its live keys plus a backlog that every write shrinks.
 """
 
 from __future__ import annotations
@@ -59,6 +60,11 @@ else
   redis.call('ZADD', KEYS[5], at, ARGV[2])
 end
 redis.call('ZADD', KEYS[4], 0, ARGV[2])
+local gone = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, 16)
+if #gone > 0 then
+  redis.call('ZREM', KEYS[4], unpack(gone))
+  redis.call('ZREM', KEYS[5], unpack(gone))
+end
 return 'OK'
 """
 )

@@ -217,3 +217,21 @@ async def test_an_unreachable_redis_is_a_connect_failure(redis_url: str) -> None
             await store_answer(store, Asked("GET", "bkt", "k"), None)
     finally:
         await store.close()
+
+
+async def test_writes_prune_expired_keys_of_an_index_nobody_lists(
+    redis_url: str, direct: sync_redis.Redis
+) -> None:
+    store = RedisStore(config(redis_url, ttl=0.2))
+    try:
+        await ask(store, Asked("PUT", "bkt"))
+        for i in range(20):
+            await ask(store, Asked("PUT", "bkt", f"old-{i}"), b"1")
+        await asyncio.sleep(0.3)
+        await ask(store, Asked("PUT", "bkt", "new-1"), b"1")
+        assert direct.zcard(b"s3r:i:bkt") == 20 - 16 + 1
+        await ask(store, Asked("PUT", "bkt", "new-2"), b"1")
+        assert direct.zrange(b"s3r:i:bkt", 0, -1) == [b"new-1", b"new-2"]
+        assert direct.zcard(b"s3r:x:bkt") == 2
+    finally:
+        await store.close()
