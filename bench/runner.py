@@ -48,7 +48,15 @@ from bench.procs import (
     reset_peak_rss,
     status_kib,
 )
-from bench.stack import BUCKET, CLIENT_KEY_ID, CLIENT_SECRET, REGION, Stack, start_stack
+from bench.stack import (
+    BUCKET,
+    CLIENT_KEY_ID,
+    CLIENT_SECRET,
+    REGION,
+    Stack,
+    StoreUrls,
+    start_stack,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs" / "benchmarks.md"
@@ -235,7 +243,7 @@ class Bench:
         self.stream_src: Path
         self.stream_presigned: dict[str, dict[str, str]] = {}  # path -> op -> target
         self.machine = machine_info(python, self.pin)
-        self.redis_url: str | None = None  # the Redis rows' store (bench/redisrows.py)
+        self.stores = StoreUrls()  # the Redis rows' stores (bench/redisrows.py)
 
     def log(self, message: str) -> None:
         print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
@@ -248,7 +256,9 @@ class Bench:
         if self.args.baseline:
             baseline_src = export_revision(self.args.baseline, self.root / "baseline") / "src"
             self.log(f"and the proxy as of {self.args.baseline} (path 'before')")
-        self.redis_url = redisrows.start_redis(self.procs, self.root, pin=self.pin)
+        self.stores, store_paths = redisrows.start_stores(
+            self.procs, self.root, self.python, pin=self.pin
+        )
         self.stack = start_stack(
             self.procs,
             self.root,
@@ -256,8 +266,9 @@ class Bench:
             pin=self.pin,
             log_level=self.args.proxy_log_level,
             baseline_src=baseline_src,
-            redis_url=self.redis_url,
+            stores=self.stores,
         )
+        self.stack.extra.update(store_paths)
         self.results.rss_start_kib = status_kib(self.stack.proxy.pid, "VmRSS")
         self.stream_src = _fill_objects(self.stack, self.results.stream_bytes)
         # Presigned requests carry the Host they were signed for: each proxy gets its own;
@@ -275,8 +286,7 @@ class Bench:
                 if path == signer or (signer == "proxy" and path != "before"):
                     self.signed[path], self.stream_presigned[path] = workloads, presigned
         self.workloads = self.signed["proxy"]
-        if self.redis_url is not None:
-            self.signed["redis"] = redisrows.workloads(self.root, self.stack.port("proxy"))
+        self.signed.update(redisrows.workloads(self.root, self.stack.port("proxy"), self.stores))
         _sanity(self.stack, self.signed)
         for path in self.paths:  # warm-up: connections, caches, the proxy's backend pool
             load.run_wrk(
@@ -307,8 +317,8 @@ class Bench:
             for connections in (1, 64):
                 row = f"{name} c={connections}"
                 paths = self.paths
-                if self.redis_url is not None and name in redisrows.OPS:
-                    paths += ("redis",)
+                if name in redisrows.OPS:
+                    paths += tuple(p for p in redisrows.PATHS if p in self.signed)
                 for path in _rotate(round_index, paths):
                     pids = _front_pids(self.stack, path)
                     before = _cpu(pids)

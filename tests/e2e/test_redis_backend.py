@@ -18,6 +18,7 @@ import itertools
 import json
 import os
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -471,9 +472,48 @@ def test_aws_cli_cp_ls_rm(proxy: ProxyProcess, tmp_path: Path) -> None:
 
 
 def test_ready_pings_redis(proxy: ProxyProcess) -> None:
-    import urllib.request
-
     with urllib.request.urlopen(proxy.admin_endpoint + "/ready", timeout=10) as answer:
         document = json.loads(answer.read())
     assert document["backends"]["scratch"] == "ok"
     assert document["backends"]["expiring"] == "ok"
+
+
+def test_policies_metrics_and_the_access_log_see_the_store(
+    start_proxy: StartProxy, redis: RedisServer
+) -> None:
+    proxy = start_proxy(
+        f"""
+        router:
+          log_format: json
+        backends:
+          scratch: {{kind: redis, url: "{redis.url}"}}
+        clients:
+          - {{name: app, access_key_id: "{KEY}", secret_access_key: "{SECRET}"}}
+          - name: reader
+            access_key_id: "AKIAREADER"
+            secret_access_key: "reader-secret-0123"
+            allow: [{{buckets: ["tmp-*"], operations: [read, list]}}]
+        routing:
+          default_target: scratch
+        """
+    )
+    writer, reader = proxy.client(KEY, SECRET), proxy.client("AKIAREADER", "reader-secret-0123")
+    bucket = unique_bucket_name("tmp")
+    writer.create_bucket(Bucket=bucket)
+    writer.put_object(Bucket=bucket, Key="k", Body=b"12345")
+    assert reader.get_object(Bucket=bucket, Key="k")["Body"].read() == b"12345"
+    with pytest.raises(ClientError) as caught:
+        reader.put_object(Bucket=bucket, Key="k", Body=b"no")
+    assert caught.value.response["Error"]["Code"] == "AccessDenied"
+    assert redis.command("GET", f"s3r:o:{bucket}/k") == b"$5\r\n12345\r\n"
+    with urllib.request.urlopen(f"{proxy.admin_endpoint}/metrics", timeout=10) as answer:
+        metrics = answer.read().decode()
+    assert 's3router_backend_duration_seconds_count{backend="scratch"}' in metrics
+    assert 's3router_request_bytes_total{backend="scratch"} 5.0' in metrics
+    lines = [
+        json.loads(line)
+        for line in proxy.log_text().splitlines()
+        if '"s3router_proxy.access"' in line
+    ]
+    put = next(e for e in lines if e.get("operation") == "PutObject" and e["status"] == 200)
+    assert (put["backend"], put["bytes_in"]) == ("scratch", 5)
