@@ -517,3 +517,37 @@ def test_policies_metrics_and_the_access_log_see_the_store(
     ]
     put = next(e for e in lines if e.get("operation") == "PutObject" and e["status"] == 200)
     assert (put["backend"], put["bytes_in"]) == ("scratch", 5)
+
+
+def test_names_are_mapped_for_the_store_and_back(
+    start_proxy: StartProxy, redis: RedisServer
+) -> None:
+    stored = unique_bucket_name("store")
+    proxy = start_proxy(
+        f"""
+        backends:
+          scratch: {{kind: redis, url: "{redis.url}"}}
+        clients:
+          - {{name: app, access_key_id: "{KEY}", secret_access_key: "{SECRET}"}}
+        routing:
+          rules:
+            - pattern: "work"
+              key_pattern: "tmp/*"
+              target: scratch
+              mapped_bucket: "{stored}"
+              mapped_prefix: "jobs/"
+          default_target: scratch
+        """
+    )
+    client = proxy.client(KEY, SECRET)
+    client.create_bucket(Bucket=stored)  # by the default rule: its own name
+    client.put_object(Bucket="work", Key="tmp/a/1", Body=b"one")
+    assert redis.command("GET", f"s3r:o:{stored}/jobs/a/1") == b"$3\r\none\r\n"
+    assert client.get_object(Bucket="work", Key="tmp/a/1")["Body"].read() == b"one"
+    listed = client.list_objects_v2(Bucket="work", Prefix="tmp/", Delimiter="/")
+    assert [p["Prefix"] for p in listed.get("CommonPrefixes", [])] == ["tmp/a/"]
+    listed = client.list_objects_v2(Bucket="work", Prefix="tmp/a/")
+    assert [o["Key"] for o in listed["Contents"]] == ["tmp/a/1"]
+    with pytest.raises(ClientError) as caught:
+        client.get_object(Bucket="work", Key="tmp/missing")
+    assert caught.value.response["Error"]["Code"] == "NoSuchKey"

@@ -8,10 +8,13 @@ bucket or object sub-resource (ACLs, tags, policies, …).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Protocol
 
-from redis.exceptions import RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import OutOfMemoryError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..s3.errors import S3Error
 from ..s3.operations import operation_name
@@ -21,6 +24,7 @@ from . import buckets, objects
 from .answers import StoredAnswer, empty_answer, error_answer
 from .store import RedisStore, unreachable_store
 
+log = logging.getLogger("s3router_proxy.redisstore")
 SMALL_BODY = 1024 * 1024  # a CreateBucket document, read and let go
 
 
@@ -59,10 +63,23 @@ async def store_answer(
     try:
         return await _answer(store, asked, body)
     except S3Error as error:
-        resource = "/" + asked.bucket + ("/" + asked.key if asked.key else "")
-        return error_answer(error, asked.method, resource)
-    except RedisError as exc:
+        return error_answer(error, asked.method, _resource(asked))
+    except (RedisConnectionError, RedisTimeoutError) as exc:
         raise unreachable_store(exc) from None
+    except RedisError as exc:
+        # Redis answered, and refused: a full store (maxmemory with noeviction) or another
+        # refusal is the client's 503 to retry later, named by its kind only.
+        log.warning("redis store refused %s: %s", asked.method, type(exc).__name__)
+        full = isinstance(exc, OutOfMemoryError) or "maxmemory" in str(exc)
+        error = S3Error(
+            "SlowDown" if full else "ServiceUnavailable",
+            "The store is full; please retry later." if full else None,
+        )
+        return error_answer(error, asked.method, _resource(asked))
+
+
+def _resource(asked: Asked) -> str:
+    return "/" + asked.bucket + ("/" + asked.key if asked.key else "")
 
 
 async def _answer(

@@ -235,3 +235,19 @@ async def test_writes_prune_expired_keys_of_an_index_nobody_lists(
         assert direct.zcard(b"s3r:x:bkt") == 2
     finally:
         await store.close()
+
+
+async def test_a_full_redis_is_slow_down_and_reads_still_answer(
+    store: RedisStore, direct: sync_redis.Redis
+) -> None:
+    await ask(store, Asked("PUT", "bkt"))
+    await ask(store, Asked("PUT", "bkt", "k"), b"kept")
+    direct.config_set("maxmemory-policy", "noeviction")
+    direct.config_set("maxmemory", "1")
+    try:
+        status, _, data = await ask(store, Asked("PUT", "bkt", "k2"), b"more")
+        assert status == 503 and b"<Code>SlowDown</Code>" in data
+        assert (await ask(store, Asked("GET", "bkt", "k")))[2] == b"kept"
+    finally:
+        direct.config_set("maxmemory", "0")
+    assert direct.exists(b"s3r:o:bkt/k2") == 0
