@@ -23,8 +23,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+import trustme
 from botocore.client import BaseClient
+from botocore.config import Config
 from botocore.exceptions import ClientError
 from harness import (
     PLAIN_ACCESS_KEY_ID,
@@ -551,3 +554,44 @@ def test_names_are_mapped_for_the_store_and_back(
     with pytest.raises(ClientError) as caught:
         client.get_object(Bucket="work", Key="tmp/missing")
     assert caught.value.response["Error"]["Code"] == "NoSuchKey"
+
+
+def test_boto3_over_https_keeps_its_trailer_checksum_in_the_store(
+    start_proxy: StartProxy, redis: RedisServer, tmp_path: Path
+) -> None:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    chain, key, ca_file = tmp_path / "chain.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    cert.private_key_pem.write_to_path(str(key))
+    cert.cert_chain_pems[0].write_to_path(str(chain))
+    ca.cert_pem.write_to_path(str(ca_file))
+    proxy = start_proxy(
+        f"""
+        router:
+          tls: {{cert_file: "{chain}", key_file: "{key}"}}
+        backends:
+          scratch: {{kind: redis, url: "{redis.url}"}}
+        clients:
+          - {{name: app, access_key_id: "{KEY}", secret_access_key: "{SECRET}"}}
+        routing:
+          default_target: scratch
+        """,
+        log_level="info",
+    )
+    client = boto3.session.Session(
+        aws_access_key_id=KEY, aws_secret_access_key=SECRET, region_name="us-east-1"
+    ).client(
+        "s3",
+        endpoint_url=proxy.endpoint.replace("http://", "https://"),
+        verify=str(ca_file),
+        config=Config(s3={"addressing_style": "path"}, retries={"total_max_attempts": 1}),
+    )
+    bucket = unique_bucket_name("tmp")
+    client.create_bucket(Bucket=bucket)
+    body = os.urandom(100_000)
+    put = client.put_object(Bucket=bucket, Key="k", Body=body)
+    assert "payload=STREAMING-UNSIGNED-PAYLOAD-TRAILER" in proxy.log_text()
+    got = client.get_object(Bucket=bucket, Key="k", ChecksumMode="ENABLED")
+    assert got["Body"].read() == body  # botocore checks the CRC it was given against the bytes
+    assert got["ChecksumCRC32"] == put["ChecksumCRC32"]
+    assert redis.command("STRLEN", f"s3r:o:{bucket}/k") == b":100000\r\n"

@@ -91,4 +91,6 @@ def parse_redis_backend(reader: Reader, name: str, section: LineDict, where: str
         connect_timeout=reader.number(section, "connect_timeout", where, 5.0),
         read_timeout=reader.number(section, "read_timeout", where, 60.0),
         max_connections=reader.count(section, "max_connections", where, 64, "connections"),
+        # aws-chunked uploads reach the store with the client's checksum trailer, to keep it.
+        checksum_trailers=True,
     )

@@ -17,6 +17,8 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import unquote
 
+from ..body.chunked import ChunkedBodyError, ChunkedResult, decode_aws_chunked
+from ..body.payload import BodyAborted
 from ..s3.checksums import HEADER_PREFIX, algorithm_for_header
 from ..s3.errors import S3Error
 from .answers import StoredAnswer, element, empty_answer, http_date, iso_time, store_error
@@ -48,6 +50,10 @@ DEFAULT_TYPE = "binary/octet-stream"
 def kept_headers(headers: Mapping[str, str]) -> list[list[str]]:
     """The headers of a write that the object keeps, as [name, value] pairs."""
     kept = [[name, headers[name]] for name in KEPT if headers.get(name)]
+    for pair in kept:
+        if pair[0] == "content-encoding":  # framing, not the object's: S3 keeps the rest
+            pair[1] = ",".join(e for e in pair[1].split(",") if e.strip() != "aws-chunked")
+    kept = [pair for pair in kept if pair[1]]
     if not headers.get("content-type"):
         kept.insert(0, ["content-type", DEFAULT_TYPE])
     kept += [[n, v] for n, v in headers.items() if n.startswith("x-amz-meta-")]
@@ -67,6 +73,43 @@ def new_meta(headers: Mapping[str, str], etag: str, size: int) -> dict[str, Any]
         "headers": kept_headers(headers),
         "checksums": checksums,
     }
+
+
+def _decoded(
+    body: AsyncIterator[bytes], headers: Mapping[str, str], result: ChunkedResult
+) -> AsyncIterator[bytes]:
+    """An aws-chunked body as a backend gets it with `checksum_trailers`: unsigned chunks and
+    the client's checksum trailer, already verified by the proxy; the bytes, and the trailer in
+    `result` once they ended."""
+    length = headers.get("x-amz-decoded-content-length", "")
+    return decode_aws_chunked(
+        body,
+        signing=None,
+        decoded_length=int(length) if length.isdigit() else None,
+        trailer_names=[n.strip() for n in headers.get("x-amz-trailer", "").split(",") if n],
+        trailer_signed=False,
+        result=result,
+    )
+
+
+async def read_body(body: Any, headers: Mapping[str, str], limit: int) -> tuple[bytes, dict]:
+    """(the object's bytes, the checksums its aws-chunked trailer carried), capped at `limit`.
+
+    A check the proxy's body layer failed raises `BodyAborted` from the stream, as for any
+    backend; the decoder must not turn it into a framing error of its own."""
+    if "aws-chunked" not in headers.get("content-encoding", "") or isinstance(body, bytes | None):
+        return await read_capped(body, limit), {}
+    result = ChunkedResult()
+    try:
+        data = await read_capped(_decoded(body, headers, result), limit)
+    except ChunkedBodyError as exc:
+        cause: BaseException | None = exc
+        while cause is not None:
+            if isinstance(cause, BodyAborted):
+                raise cause from None
+            cause = cause.__cause__
+        raise exc.error from None
+    return data, {n: v for n, v in result.trailers.items() if algorithm_for_header(n)}
 
 
 async def read_capped(body: AsyncIterator[bytes] | bytes | None, limit: int) -> bytes:
@@ -111,9 +154,10 @@ async def put_object(
     declared = headers.get("x-amz-decoded-content-length") or headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
-    data = await read_capped(body, limit)
+    data, trailers = await read_body(body, headers, limit)
     etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
     meta = new_meta(headers, etag, len(data))
+    meta["checksums"].update(trailers)
     conditions = {}
     if headers.get("if-none-match", "").strip() == "*":
         conditions["none_match"] = "*"

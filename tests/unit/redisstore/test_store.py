@@ -13,11 +13,13 @@ from typing import Any
 import pytest
 import redis as sync_redis
 
+from s3router_proxy.body.chunked import encode_unsigned_trailer
 from s3router_proxy.body.payload import BodyAborted
 from s3router_proxy.config.model import BackendConfig, RedisSettings
 from s3router_proxy.http.client import ConnectFailed
 from s3router_proxy.redisstore.service import store_answer
 from s3router_proxy.redisstore.store import RedisStore
+from s3router_proxy.s3 import checksums
 
 LIMIT = 1000
 
@@ -250,4 +252,36 @@ async def test_a_full_redis_is_slow_down_and_reads_still_answer(
         assert (await ask(store, Asked("GET", "bkt", "k")))[2] == b"kept"
     finally:
         direct.config_set("maxmemory", "0")
+    assert direct.exists(b"s3r:o:bkt/k2") == 0
+
+
+def _chunked(pieces: AsyncIterator[bytes], crc: str) -> AsyncIterator[bytes]:
+    return encode_unsigned_trailer(pieces, lambda: {"x-amz-checksum-crc32": crc})
+
+
+async def test_an_aws_chunked_body_keeps_its_trailer_checksum(
+    store: RedisStore, direct: sync_redis.Redis
+) -> None:
+    await ask(store, Asked("PUT", "bkt"))
+    crc = checksums.new_checksum("CRC32")
+    crc.update(b"hello world")
+    headers = {
+        "content-encoding": "aws-chunked,gzip",
+        "x-amz-decoded-content-length": "11",
+        "x-amz-trailer": "x-amz-checksum-crc32",
+    }
+    body = _chunked(pieces(b"hello ", b"world"), crc.b64digest())
+    status, answer, _ = await ask(store, Asked("PUT", "bkt", "k", "", headers), body)
+    assert status == 200 and answer["x-amz-checksum-crc32"] == crc.b64digest()
+    assert direct.get(b"s3r:o:bkt/k") == b"hello world"
+    _, answer, data = await ask(
+        store, Asked("GET", "bkt", "k", "", {"x-amz-checksum-mode": "ENABLED"})
+    )
+    assert data == b"hello world"
+    assert answer["x-amz-checksum-crc32"] == crc.b64digest()
+    assert answer["content-encoding"] == "gzip"
+    # A check the proxy failed upstream stays the proxy's failure, and nothing is written.
+    failing = _chunked(pieces(b"hello ", fail=True), crc.b64digest())
+    with pytest.raises(BodyAborted):
+        await store_answer(store, Asked("PUT", "bkt", "k2", "", headers), failing)
     assert direct.exists(b"s3r:o:bkt/k2") == 0
