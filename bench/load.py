@@ -79,13 +79,13 @@ def presigner(proxy_port: int) -> Any:
     )
 
 
-def presign(client: Any, method: str, key: str = "") -> str:
-    """A presigned URL: GET/HEAD/PUT of BUCKET/key, or LIST (ListObjectsV2) of BUCKET."""
+def presign(client: Any, method: str, key: str = "", bucket: str = BUCKET) -> str:
+    """A presigned URL: GET/HEAD/PUT of bucket/key, or LIST (ListObjectsV2) of bucket."""
     operation, params = {
-        "GET": ("get_object", {"Bucket": BUCKET, "Key": key}),
-        "HEAD": ("head_object", {"Bucket": BUCKET, "Key": key}),
-        "PUT": ("put_object", {"Bucket": BUCKET, "Key": key}),
-        "LIST": ("list_objects_v2", {"Bucket": BUCKET, "Prefix": "obj-", "MaxKeys": 100}),
+        "GET": ("get_object", {"Bucket": bucket, "Key": key}),
+        "HEAD": ("head_object", {"Bucket": bucket, "Key": key}),
+        "PUT": ("put_object", {"Bucket": bucket, "Key": key}),
+        "LIST": ("list_objects_v2", {"Bucket": bucket, "Prefix": "obj-", "MaxKeys": 100}),
     }[method]
     url: str = client.generate_presigned_url(operation, Params=params, ExpiresIn=PRESIGN_EXPIRES)
     return url
@@ -103,7 +103,9 @@ class Workload:
     body_size: int
 
 
-def write_workloads(root: Path, proxy_port: int, tag: str = "") -> dict[str, Workload]:
+def write_workloads(
+    root: Path, proxy_port: int, tag: str = "", bucket: str = BUCKET
+) -> dict[str, Workload]:
     """One request file per workload, POOL presigned requests each, and the Lua script.
 
     The requests are signed for `proxy_port`'s Host; `tag` names the files of a second proxy's."""
@@ -116,7 +118,7 @@ def write_workloads(root: Path, proxy_port: int, tag: str = "") -> dict[str, Wor
         for i in range(POOL if name != "LIST" else 1):
             key = f"{prefix[name]}-{i:04d}"
             method = "GET" if name == "LIST" else name
-            lines.append(f"{method} {path_of(presign(client, name, key))}")
+            lines.append(f"{method} {path_of(presign(client, name, key, bucket))}")
         path = root / f"requests-{name.lower()}{tag}.txt"
         path.write_text("\n".join(lines) + "\n")
         workloads[name] = Workload(name, path, SMALL_SIZE if name == "PUT" else 0)

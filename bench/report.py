@@ -278,11 +278,13 @@ def render(
     settings: str,
     notes: Sequence[str] = (),
     baseline: str | None = None,
+    extra: Sequence[str] = (),
 ) -> str:
     out = [f"## {stamp}", "", f"Command: `{command}`", "", settings, ""]
     out += ["Machine:", "", *[f"- {line}" for line in machine], ""]
     out += table(results)
     out.append("")
+    out += [*extra, ""] if extra else []
     if baseline:
         out += [*before_after(results, baseline), ""]
     noisy = [

@@ -8,8 +8,8 @@
 #   bench/run.sh --only streams --baseline main         # only the 1 GiB rows, beside main's proxy
 #   bench/run.sh --help
 #
-# Installs what is missing: nginx (its DAV module gives PUT/DELETE), wrk, curl and taskset with
-# apt-get (root only), the project into .venv (pip install -e .), boto3, and py-spy for
+# Installs what is missing: nginx (its DAV module gives PUT/DELETE), wrk, curl, taskset and
+# redis-server (for the Redis rows) with apt-get (root only), the project into .venv (pip install -e .), boto3, and py-spy for
 # --profile. Exits 77 when the tools are missing and cannot be installed (not root, no apt-get,
 # no registry), so callers can tell "cannot run here" from "failed".
 set -euo pipefail
@@ -49,6 +49,19 @@ if ((${#missing[@]})); then
         say "apt-get could not install ${missing[*]}"
         exit "$CANNOT_RUN"
     fi
+fi
+# redis-server backs the Redis rows: installed when it can be, else those rows are left out.
+if ! command -v redis-server >/dev/null 2>&1 && [[ $EUID -eq 0 ]] \
+    && command -v apt-get >/dev/null 2>&1; then
+    say "installing redis-server with apt-get (for the Redis rows)"
+    policy=/usr/sbin/policy-rc.d  # and keep its service from starting on 6379
+    own_policy=0
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && own_policy=1
+    fi
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends redis-server; } >&2 || say "could not install redis-server"
+    if ((own_policy)); then rm -f "$policy"; fi
 fi
 PATH="$PATH:/usr/sbin"
 if ! nginx -V 2>&1 | grep -q -- --with-http_dav_module; then

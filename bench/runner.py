@@ -37,7 +37,7 @@ from importlib import metadata
 from pathlib import Path
 from types import FrameType
 
-from bench import bigfile, load, report
+from bench import bigfile, load, redisrows, report
 from bench.procs import (
     CLIENT_CPU,
     SERVER_CPU,
@@ -48,7 +48,15 @@ from bench.procs import (
     reset_peak_rss,
     status_kib,
 )
-from bench.stack import BUCKET, CLIENT_KEY_ID, CLIENT_SECRET, REGION, Stack, start_stack
+from bench.stack import (
+    BUCKET,
+    CLIENT_KEY_ID,
+    CLIENT_SECRET,
+    REGION,
+    Stack,
+    StoreUrls,
+    start_stack,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs" / "benchmarks.md"
@@ -243,6 +251,7 @@ class Bench:
         self.stream_src: Path
         self.stream_presigned: dict[str, dict[str, str]] = {}  # path -> op -> target
         self.machine = machine_info(python, self.pin)
+        self.stores = StoreUrls()  # the Redis rows' stores (bench/redisrows.py)
 
     def log(self, message: str) -> None:
         print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
@@ -255,6 +264,9 @@ class Bench:
         if self.args.baseline:
             baseline_src = export_revision(self.args.baseline, self.root / "baseline") / "src"
             self.log(f"and the proxy as of {self.args.baseline} (path 'before')")
+        self.stores, store_paths = redisrows.start_stores(
+            self.procs, self.root, self.python, pin=self.pin
+        )
         self.stack = start_stack(
             self.procs,
             self.root,
@@ -262,7 +274,9 @@ class Bench:
             pin=self.pin,
             log_level=self.args.proxy_log_level,
             baseline_src=baseline_src,
+            stores=self.stores,
         )
+        self.stack.extra.update(store_paths)
         self.results.rss_start_kib = status_kib(self.stack.proxy.pid, "VmRSS")
         self.stream_src = _fill_objects(self.stack, self.results.stream_bytes)
         # Presigned requests carry the Host they were signed for: each proxy gets its own;
@@ -280,6 +294,7 @@ class Bench:
                 if path == signer or (signer == "proxy" and path != "before"):
                     self.signed[path], self.stream_presigned[path] = workloads, presigned
         self.workloads = self.signed["proxy"]
+        self.signed.update(redisrows.workloads(self.root, self.stack.port("proxy"), self.stores))
         _sanity(self.stack, self.signed)
         for path in self.paths:  # warm-up: connections, caches, the proxy's backend pool
             load.run_wrk(
@@ -309,7 +324,10 @@ class Bench:
         for name in load.ROUND_ORDER:
             for connections in (1, 64):
                 row = f"{name} c={connections}"
-                for path in _rotate(round_index, self.paths):
+                paths = self.paths
+                if name in redisrows.OPS:
+                    paths += tuple(p for p in redisrows.PATHS if p in self.signed)
+                for path in _rotate(round_index, paths):
                     pids = _front_pids(self.stack, path)
                     before = _cpu(pids)
                     result = load.run_wrk(
@@ -539,4 +557,5 @@ def _report(bench: Bench, command: str) -> str:
         settings=settings,
         notes=notes,
         baseline=args.baseline,
+        extra=redisrows.table(bench.results),
     )

@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import textwrap
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.procs import (
@@ -34,6 +34,8 @@ from bench.procs import (
 )
 
 BUCKET = "bench"
+REDIS_BUCKET = "tmp-bench"  # served by the proxy's Redis store, when one runs
+MOTO_BUCKET = "s3-bench"  # and by a moto_server, an S3 implementation, beside it
 CLIENT_KEY_ID = "bench-client-key"
 CLIENT_SECRET = "bench-client-secret-0123456789abcdefghij"
 REGION = "us-east-1"
@@ -127,14 +129,16 @@ server {{
     return _nginx_conf(prefix, http.splitlines())
 
 
-def proxy_conf(port: int, backend_port: int, *, admin_off: bool = True) -> str:
+def proxy_conf(
+    port: int, backend_port: int, *, admin_off: bool = True, stores: StoreUrls | None = None
+) -> str:
     """Path (c): the proxy's config, one backend (the nginx store), one client key.
 
     `admin_off` turns off the admin listener of versions that have one (its default port
     could be taken); older versions refuse the key, and are started without it.
     """
     admin = '\n          admin_address: "off"' if admin_off else ""
-    return textwrap.dedent(
+    text = textwrap.dedent(
         f"""\
         router:
           listen_address: "{LOOPBACK}:{port}"{admin}
@@ -156,6 +160,27 @@ def proxy_conf(port: int, backend_port: int, *, admin_off: bool = True) -> str:
           default_target: "store"
         """
     )
+    if stores is None:
+        return text
+    # The Redis rows (bench/redisrows.py): a `kind: redis` store and a moto one, a bucket each.
+    backends, rules = "", ""
+    if stores.redis:
+        backends += f'  redis:\n    kind: redis\n    url: "{stores.redis}"\n'
+        rules += f'    - pattern: "{REDIS_BUCKET}"\n      target: "redis"\n'
+    if stores.moto:
+        backends += f'  moto:\n    endpoint: "{stores.moto}"\n'
+        backends += '    access_key_id: "moto"\n    secret_access_key: "moto"\n'
+        rules += f'    - pattern: "{MOTO_BUCKET}"\n      target: "moto"\n'
+    text = text.replace("clients:\n", backends + "clients:\n", 1)
+    return text.replace("  rules:\n", "  rules:\n" + rules, 1)
+
+
+@dataclass(frozen=True)
+class StoreUrls:
+    """The stores of the Redis rows, where they run (None: not running)."""
+
+    redis: str | None = None
+    moto: str | None = None
 
 
 @dataclass
@@ -186,6 +211,7 @@ class Stack:
     proxy: Server
     data: Path  # the backend's object directory (tmpfs when available)
     before: Server | None = None  # the proxy built from --baseline REV, in front of the same store
+    extra: dict[str, Server] = field(default_factory=dict)  # "moto-direct": the moto_server
 
     def url(self, path: str) -> str:
         return f"http://{LOOPBACK}:{self.port(path)}"
@@ -195,6 +221,8 @@ class Stack:
 
     def server(self, path: str) -> Server:
         servers = {"direct": self.backend, "nginx": self.hop, "proxy": self.proxy}
+        # The Redis rows: the same proxy asked for its Redis store's or moto's bucket, and moto.
+        servers.update(redis=self.proxy, moto=self.proxy, **self.extra)
         if self.before is not None:
             servers["before"] = self.before
         return servers[path]
@@ -236,6 +264,7 @@ def start_stack(
     pin: bool,
     log_level: str,
     baseline_src: Path | None = None,
+    stores: StoreUrls | None = None,
 ) -> Stack:
     """nginx (the store), the nginx hop and the proxy; with `baseline_src`, a second proxy run
     from that source tree (`--baseline REV`), so before and after are measured in one run."""
@@ -258,7 +287,10 @@ def start_stack(
         lambda port: hop_conf(hop_prefix, backend.port, port),
         pin=pin,
     )
-    proxy = start_proxy(procs, root, backend.port, python=python, pin=pin, log_level=log_level)
+    proxy = start_proxy(
+        procs, root, backend.port, python=python, pin=pin, log_level=log_level,
+        stores=stores,
+    )  # fmt: skip
     before = None
     if baseline_src is not None:
         before = start_proxy(
@@ -279,6 +311,7 @@ def start_proxy(
     workers: int = 1,
     name: str = "proxy",
     source: Path | None = None,
+    stores: StoreUrls | None = None,
 ) -> Server:
     """Start the proxy on a free port, with its admin listener off where the version has one.
 
@@ -292,7 +325,7 @@ def start_proxy(
     admin_off = True
     for attempt in range(2 * _PORT_ATTEMPTS):
         port = free_port()
-        config.write_text(proxy_conf(port, backend_port, admin_off=admin_off))
+        config.write_text(proxy_conf(port, backend_port, admin_off=admin_off, stores=stores))
         log.write_text("")
         argv = [python, "-m", "s3router_proxy", "--config", str(config)]
         argv += ["--log-level", log_level]

@@ -46,6 +46,12 @@ def test_quick_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
         pytest.skip(f"the benchmark cannot run here: {result.stderr.strip()[-500:]}")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert TABLE_HEADER in result.stdout, result.stdout[-3000:]
+    if shutil.which("redis-server"):  # the Redis rows, in the same run
+        assert (
+            "| workload | metric | direct | proxy | moto direct | proxy→moto | proxy→redis |"
+            in (result.stdout)
+        )
+        assert "| GET 4 KiB c=64 | ops/s |" in result.stdout.split("proxy→redis |")[1]
     if baseline:
         assert "| workload | metric | before | after | after/before |" in result.stdout
         assert "| GET 4 KiB c=64 | ops/s |" in result.stdout.split("before | after")[1]

@@ -43,7 +43,7 @@ class Loader:
                         f"{self.path}: backend {name!r}: an embedded store cannot be added by a "
                         "reload; restart the proxy"
                     )
-                backends[name] = dataclasses.replace(backend, endpoint=self.embedded[name])
+                backends[name] = backend.running_at(self.embedded[name])
         return dataclasses.replace(config, backends=backends)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -100,6 +101,25 @@ def test_demo_config_works_with_nothing_else(start_proxy: StartProxy, tmp_path: 
     # The two buckets live in different stores; ListBuckets shows the client both, once.
     client = proxy.client(DEMO_KEY, DEMO_SECRET)
     assert [b["Name"] for b in client.list_buckets()["Buckets"]] == ["analytics", "lakefs-demo"]
+    # tmp-* buckets go to an embedded Redis store when redis-server is installed.
+    scratch = "redis://127.0.0.1:" if shutil.which("redis-server") else "http://127.0.0.1:"
+    assert f"backend scratch: {scratch}" in log
+    cli("s3", "mb", "s3://tmp-scratch")
+    cli("s3", "cp", str(source), "s3://tmp-scratch/hello.txt")
+    assert "hello.txt" in cli("s3", "ls", "s3://tmp-scratch")
+
+
+def test_without_redis_server_an_s3_store_stands_in_for_the_demos_redis(
+    start_proxy: StartProxy,
+) -> None:
+    proxy = start_proxy(REPO / "config" / "demo.yaml", env={"PATH": "/nonexistent"})
+    log = proxy.log_text()
+    assert "backend scratch: redis-server is not installed; an S3 store stands in" in log
+    assert "backend scratch: http://127.0.0.1:" in log
+    client = proxy.client(DEMO_KEY, DEMO_SECRET)
+    client.create_bucket(Bucket="tmp-stand-in")
+    client.put_object(Bucket="tmp-stand-in", Key="k", Body=b"kept")
+    assert client.get_object(Bucket="tmp-stand-in", Key="k")["Body"].read() == b"kept"
 
 
 @pytest.fixture

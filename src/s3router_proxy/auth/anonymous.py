@@ -73,8 +73,14 @@ def forwarded_unsigned(auth: SigV4Auth) -> bool:
     return auth is PASSED_THROUGH
 
 
-def explain_unsigned(explanation: Explanation, policy: ClientPolicy, unsigned: bool) -> str:
-    """What becomes of this request when it comes unsigned, as `explain` prints it."""
+def explain_unsigned(
+    explanation: Explanation,
+    policy: ClientPolicy,
+    unsigned: bool,
+    without_acls: frozenset[str] = frozenset(),
+) -> str:
+    """What becomes of this request when it comes unsigned, as `explain` prints it.
+    `without_acls` names the backends that cannot decide an unsigned request (Redis stores)."""
     e = explanation
     if not unsigned and not policy.allow:
         return "refused (no `anonymous:` grants)"
@@ -91,4 +97,6 @@ def explain_unsigned(explanation: Explanation, policy: ClientPolicy, unsigned: b
     rule = e.route.rule
     if rule is not None and rule.mirror and e.operation in MIRRORED_OPERATIONS:
         return "refused: the write is mirrored, which takes the mirrors' keys"
+    if e.route.backend in without_acls:
+        return f"refused: {e.route.backend} has no ACLs of its own to decide it"
     return f"forwarded unsigned to {e.route.backend}: its ACLs and bucket policies decide"

@@ -26,6 +26,7 @@ from ..auth.requesttime import amz_date
 from ..auth.signer import Credentials, OutgoingRequest, sign_request
 from ..config.model import BackendConfig
 from ..http.pool import UpstreamPool
+from ..redisstore.store import RedisStore
 from ..s3.errors import S3Error
 
 log = logging.getLogger("s3router_proxy.backends")
@@ -58,6 +59,10 @@ class CredentialSource:
         self.name = config.name
         self._refreshable = None
         self.current: Credentials | None = None
+        if config.kind == "redis":
+            # Nothing is signed for a store the proxy keeps itself; it is there to be asked.
+            self.current = Credentials("", "", None)
+            return
         if config.static_credentials:
             self.current = Credentials(
                 config.access_key_id,  # type: ignore[arg-type]
@@ -133,6 +138,8 @@ class Backend:
         self.credentials = CredentialSource(config)
         self.refresher: asyncio.Task[None] | None = None
         self._pools: dict[str, UpstreamPool] = {}
+        # A `kind: redis` backend answers S3 itself (`backends/call.backend_response`).
+        self.store = RedisStore(config) if config.kind == "redis" else None
 
     @property
     def pool(self) -> UpstreamPool:
@@ -206,3 +213,5 @@ class Backend:
         for pool in self._pools.values():
             await pool.close()
         self._pools.clear()
+        if self.store is not None:
+            await self.store.close()

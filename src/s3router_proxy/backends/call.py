@@ -17,6 +17,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from ..auth.canonical import canonical_query_string
 from ..http.client import ConnectFailed, Disconnected, TooLarge, UpstreamError, UpstreamResponse
+from ..redisstore.service import store_answer
 from ..s3.errors import S3Error
 from ..telemetry import metrics
 from .backend import Backend, BackendRequest
@@ -80,7 +81,19 @@ async def backend_response(
     (an unsigned client request, forwarded unsigned). A streamed body is sent chunked unless the
     request's headers give its Content-Length, and its first piece is pulled only once the
     connection is up (see `tee.py`). Raises `UpstreamError` (a `ConnectionError`),
-    `TimeoutError`, or what the body raised."""
+    `TimeoutError`, or what the body raised.
+
+    A `kind: redis` backend is asked in-process instead (`redisstore/`), with the same request
+    and body and an answer of the same shape: this is the one place that tells them apart. A
+    store with no ACLs of its own cannot decide an unsigned request, so one is refused there."""
+    if backend.store is not None:
+        if not sign:
+            raise S3Error(
+                "AccessDenied",
+                "Anonymous requests are forwarded unsigned, and a Redis store has no ACLs to "
+                "decide them; sign the request.",
+            )
+        return await store_answer(backend.store, request, body)  # type: ignore[return-value]
     host, target, signed = (
         backend.signed_target(request) if sign else backend.unsigned_target(request)
     )

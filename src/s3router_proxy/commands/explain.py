@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 
 from ..auth.anonymous import explain_unsigned
-from ..routing.check import check
+from ..config.model import Config, RedisSettings
+from ..routing.check import CheckWarning, check
 from ..routing.conditions import HTTP_METHODS
 from ..routing.explain import (
     DescribedRequest,
@@ -89,9 +90,51 @@ def explain_main(argv: list[str]) -> int:
     asked = DescribedRequest(args.method, bucket, key, args.header, operation=args.operation)
     explanation = explain(config, asked)
     print(format_explanation(explanation))
-    unsigned = explain_unsigned(explanation, config.anonymous, config.anonymous_unsigned)
+    if explanation.route is not None:
+        backend = config.backends.get(explanation.route.backend)
+        if backend is not None and backend.redis is not None:
+            print(f"  store: {_redis_store(backend.redis)}")
+    unsigned = explain_unsigned(
+        explanation, config.anonymous, config.anonymous_unsigned, config.stores_without_acls
+    )
     print(f"  unsigned, this request is {unsigned}")
     return 0 if explanation.error is None else 1
+
+
+def _redis_store(settings: RedisSettings) -> str:
+    kept = "until deleted" if settings.ttl is None else f"{settings.ttl:g} s after each write"
+    return (
+        f"redis at {settings.url}, objects kept {kept}, each at most "
+        f"{settings.max_object_size} bytes; no multipart uploads, no versions"
+    )
+
+
+def redis_findings(config: Config) -> list[CheckWarning]:
+    """What `check` says about rules that send requests to a `kind: redis` store."""
+    findings = []
+    for name, backend in config.backends.items():
+        if backend.redis is not None:
+            findings.append(
+                CheckWarning(f"backends.{name}", 0, _redis_store(backend.redis), "note")
+            )
+    for index, rule in enumerate(config.rules):
+        stores = [rule.target, *rule.mirror]
+        for name in stores:
+            settings = config.backends[name].redis if name in config.backends else None
+            largest = rule.conditions.max_size if rule.conditions else None
+            if settings is None or (largest or 0) <= settings.max_object_size:
+                continue
+            findings.append(
+                CheckWarning(
+                    rule.name or f"routing.rules[{index}]",
+                    rule.line,
+                    f"max_size {largest} is above backend {name}'s max_object_size "
+                    f"{settings.max_object_size}: objects in between are refused "
+                    "(EntityTooLarge)",
+                    rule=rule,
+                )
+            )
+    return findings
 
 
 CHECK_EXAMPLE = """\
@@ -111,7 +154,7 @@ def check_main(argv: list[str]) -> int:
     config = command_config(args)
     if config is None:
         return 2
-    findings = check(config)
+    findings = check(config) + redis_findings(config)
     for finding in findings:
         print(finding)
     warnings = [f for f in findings if f.level == "warning"]

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import os
 import signal
@@ -160,7 +159,7 @@ def open_stores(config: Config, source: Location, dest: Location) -> Stores:
         if backend_config.endpoint == EMBEDDED:
             if name not in running:
                 continue  # demo stores only exist inside a running proxy
-            backend_config = dataclasses.replace(backend_config, endpoint=running[name])
+            backend_config = backend_config.running_at(running[name])
         stores.backends[name] = Backend(backend_config)
     for location, parts in (
         (source, stores.source_parts(source)),

@@ -8,9 +8,11 @@ from urllib.parse import urlsplit
 
 from .model import EMBEDDED, BackendConfig, ChunkedUploads
 from .reader import Reader
+from .redisbackend import parse_redis_backend
 from .yamlfile import LineDict
 
 _BACKEND_KEYS = {
+    "kind",
     "endpoint",
     "region",
     "addressing_style",
@@ -187,6 +189,12 @@ def parse_backends(
             )
         if not isinstance(section, LineDict):
             raise reader.fail(where, "must be a mapping", reader.line_of(general, name))
+        kind = reader.string(section, "kind", where, "s3")
+        if kind not in ("s3", "redis"):
+            raise reader.bad_value(section, "kind", where, f'{kind!r} is not "s3" or "redis"')
+        if kind == "redis":
+            backends[name] = parse_redis_backend(reader, name, section, where)
+            continue
         backends[name] = _backend(
             reader,
             name,

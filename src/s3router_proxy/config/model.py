@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from ..auth.policy import NOBODY, UNRESTRICTED, ClientPolicy
@@ -19,6 +19,18 @@ from ..routing.rules import Rule
 
 EMBEDDED = "embedded"
 ChunkedUploads = Literal["refuse", "forward"]
+DEFAULT_OBJECT_SIZE = 16 * 1024**2  # a `kind: redis` store's max_object_size
+
+
+@dataclass(frozen=True, slots=True)
+class RedisSettings:
+    """Where a `kind: redis` store keeps its objects, and for how long."""
+
+    url: str  # redis://host:port/db (rediss:// for TLS), never with a password in it
+    password: str | None = field(default=None, repr=False)
+    tls: bool = False
+    ttl: float | None = None  # seconds each object lives after its write; None: until deleted
+    max_object_size: int = DEFAULT_OBJECT_SIZE
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +57,21 @@ class BackendConfig:
     # uploads of parts this size (see backends/transfer.py).
     multipart_copy_threshold: int = 256 * 1024**2
     copy_part_size: int = 64 * 1024**2
+    kind: Literal["s3", "redis"] = "s3"
+    redis: RedisSettings | None = None  # kind: redis
 
     @property
     def static_credentials(self) -> bool:
         return bool(self.access_key_id and self.secret_access_key)
+
+    def running_at(self, endpoint: str) -> BackendConfig:
+        """This `embedded` demo backend where its store runs: a Redis store's redis:// url,
+        or the http one of the S3 store that stands in for it without redis-server."""
+        if self.redis is None:
+            return replace(self, endpoint=endpoint)
+        if endpoint.startswith("redis://"):
+            return replace(self, endpoint=endpoint, redis=replace(self.redis, url=endpoint))
+        return BackendConfig(self.name, endpoint, access_key_id="demo", secret_access_key="demo")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +130,11 @@ class Config:
     previous_secrets: tuple[PreviousSecret, ...] = ()  # still accepted, never used to seal
     mirror_journal: str | None = None  # where best-effort mirror failures are recorded
     s3_health_paths: bool = False  # /minio/health/{live,ready} unauthenticated on the S3 port
+
+    @property
+    def stores_without_acls(self) -> frozenset[str]:
+        """Backends that cannot decide an unsigned request themselves: the Redis stores."""
+        return frozenset(name for name, b in self.backends.items() if b.redis is not None)
 
     def sealing_keys(self, now: float | None = None) -> tuple[bytes, ...]:
         """The keys that open upload ids and listing tokens: `secret` (the one that seals)

@@ -93,6 +93,14 @@ UPLOAD_STEPS: Final = frozenset(
     {"UploadPart", "UploadPartCopy", "CompleteMultipartUpload", "AbortMultipartUpload"}
 )
 
+# What a store without multipart uploads or versions (`kind: redis`) answers NotImplemented.
+MULTIPART_OPERATIONS: Final = UPLOAD_STEPS | {
+    "CreateMultipartUpload",
+    "ListMultipartUploads",
+    "ListParts",
+}
+VERSION_OPERATIONS: Final = frozenset({"ListObjectVersions", "PutBucketVersioning"})
+
 # Operations the proxy refuses whatever the client may do, and why.
 NOT_PROXIED: Final[dict[str, str]] = {
     # The answer holds credentials minted from the backend's own keys: a client holding them
@@ -117,6 +125,8 @@ _ALL: Final = (
     CONTENT_MD5_OPERATIONS,
     MIRRORED_OPERATIONS,
     UPLOAD_STEPS,
+    MULTIPART_OPERATIONS,
+    VERSION_OPERATIONS,
     frozenset(NOT_PROXIED),
 )
 for _names in _ALL:

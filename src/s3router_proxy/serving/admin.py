@@ -59,7 +59,9 @@ def admin_app(state: Callable[[], ProxyState], draining: Callable[[], bool]) -> 
             for name, _, value in (h.partition(":") for h in request.query.getall("header", []))
         ]
         explanation = explain(config, DescribedRequest(method, bucket, key, headers))
-        unsigned = explain_unsigned(explanation, config.anonymous, config.anonymous_unsigned)
+        unsigned = explain_unsigned(
+            explanation, config.anonymous, config.anonymous_unsigned, config.stores_without_acls
+        )
         text = f"{format_explanation(explanation)}\n  unsigned, this request is {unsigned}\n"
         return web.Response(text=text)
 

@@ -1,7 +1,9 @@
 """Embedded demo stores: `endpoint: embedded` backends run as local S3 servers on loopback.
 
 Each embedded backend is its own `moto` server process (separate processes keep the stores
-apart), started before the proxy listens and stopped when it exits. This is for trying the
+apart), started before the proxy listens and stopped when it exits. An embedded `kind: redis`
+backend is a `redis-server` of its own (nothing saved to disk) when one is installed; without
+it an S3 store stands in, so the demo runs with nothing else installed. This is for trying the
 proxy without any external store; production configs name real endpoints.
 
 The stores live only as long as the proxy, on ports chosen at start, so the proxy says where
@@ -18,6 +20,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import socket
 import stat
 import subprocess
@@ -30,6 +33,8 @@ from ..config.model import EMBEDDED, Config
 from ..config.reader import ConfigError
 
 log = logging.getLogger("s3router_proxy.embedded")
+# A demo Redis keeps nothing on disk: its objects live as long as the proxy.
+_EPHEMERAL = ("--save", "", "--appendonly", "no")
 
 
 def _free_port() -> int:
@@ -120,6 +125,24 @@ class EmbeddedStores:
         names = [n for n, b in config.backends.items() if b.endpoint == EMBEDDED]
         if not names:
             return config
+        backends = dict(config.backends)
+        redis_server = shutil.which("redis-server")
+        for name in [n for n in names if backends[n].kind == "redis"]:
+            if redis_server is None:
+                log.warning(
+                    "backend %s: redis-server is not installed; an S3 store stands in for it",
+                    name,
+                )
+                continue
+            port = _free_port()
+            self._run([redis_server, "--port", str(port), "--bind", "127.0.0.1", *_EPHEMERAL])
+            _wait_listening(port, self.processes[-1])
+            self.endpoints[name] = f"redis://127.0.0.1:{port}/0"
+            backends[name] = backends[name].running_at(self.endpoints[name])
+            names.remove(name)
+        if not names:
+            self._publish(config.source)
+            return dataclasses.replace(config, backends=backends)
         try:
             import moto.server  # noqa: F401
         except ImportError:
@@ -127,21 +150,25 @@ class EmbeddedStores:
                 f"{config.source}: backends {names} use `endpoint: embedded`, which needs the "
                 "demo extra: pip install 's3router-proxy[demo]'"
             ) from None
-        backends = dict(config.backends)
         for name in names:
             port = _free_port()
-            process = subprocess.Popen(
-                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            self._run([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)])
+            _wait_listening(port, self.processes[-1])
+            self.endpoints[name] = f"http://127.0.0.1:{port}"
+            backends[name] = backends[name].running_at(self.endpoints[name])
+        self._publish(config.source)
+        return dataclasses.replace(config, backends=backends)
+
+    def _run(self, argv: list[str]) -> None:
+        self.processes.append(
+            subprocess.Popen(
+                argv,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
+                cwd=tempfile.gettempdir(),
             )
-            self.processes.append(process)
-            _wait_listening(port, process)
-            self.endpoints[name] = f"http://127.0.0.1:{port}"
-            backends[name] = dataclasses.replace(backends[name], endpoint=self.endpoints[name])
-        self._publish(config.source)
-        return dataclasses.replace(config, backends=backends)
+        )
 
     def _publish(self, config_path: str) -> None:
         """Write the state file `running_stores` reads; a failure only costs `migrate`."""

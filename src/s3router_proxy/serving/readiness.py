@@ -25,6 +25,13 @@ async def probe(backend: Backend) -> str | None:
     """None when the backend answers, else why not."""
     if backend.credentials.current is None:
         return "no credentials"
+    if backend.store is not None:
+        try:
+            async with asyncio.timeout(PROBE_TIMEOUT):
+                await backend.store.ping()
+        except Exception as exc:  # any failure to answer PING is "not ready", named by type
+            return type(exc).__name__
+        return None
     try:
         async with asyncio.timeout(PROBE_TIMEOUT):
             response = await backend_response(

@@ -322,6 +322,10 @@ async def plan_body(exchange: Exchange) -> None:
     rule = exchange.route.rule
     if rule is not None and rule.max_body_size is not None:
         check_body_cap(plan, request.headers, rule.max_body_size)
+    if backend.config.redis is not None and request.operation == "PutObject":
+        # What a Redis store cannot keep is refused before the client sends it; a body of
+        # unknown length is held to the same size while it streams (`redisstore/objects.py`).
+        check_body_cap(plan, {}, backend.config.redis.max_object_size)
     exchange.http.send_continue()
     if request.operation == "CompleteMultipartUpload" and exchange.body_override is None:
         # A small document: read it, refuse bombs and junk before the backend sees it.

@@ -159,3 +159,12 @@ def test_explain_says_what_an_unsigned_request_gets(
     explanation = explain(state.config, DescribedRequest(method, bucket, key))
     said = explain_unsigned(explanation, state.config.anonymous, state.config.anonymous_unsigned)
     assert verdict in said
+
+
+def test_explain_refuses_an_unsigned_request_to_a_store_without_acls(tmp_path: Path) -> None:
+    state = state_of(tmp_path, UNSIGNED)
+    explanation = explain(state.config, DescribedRequest("GET", "public", "k"))
+    forwarded = explain_unsigned(explanation, state.config.anonymous, True)
+    refused = explain_unsigned(explanation, state.config.anonymous, True, frozenset({"lake"}))
+    assert forwarded.startswith("forwarded unsigned to lake")
+    assert refused == "refused: lake has no ACLs of its own to decide it"
