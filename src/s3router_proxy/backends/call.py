@@ -93,6 +93,8 @@ async def backend_response(
                 "Anonymous requests are forwarded unsigned, and a Redis store has no ACLs to "
                 "decide them; sign the request.",
             )
+        # Shaped like an `UpstreamResponse` but for its socket: what needs one (the splice in
+        # `relay.py`) checks the type first.
         return await store_answer(backend.store, request, body)  # type: ignore[return-value]
     host, target, signed = (
         backend.signed_target(request) if sign else backend.unsigned_target(request)

@@ -187,9 +187,11 @@ async def relay(
 
 
 def _spliceable(http_request: Request, upstream: UpstreamResponse) -> bool:
-    """Whether the kernel can move the body (`http/splice.py`): nothing here needs its bytes."""
+    """Whether the kernel can move the body (`http/splice.py`): nothing here needs its bytes,
+    and it comes from a backend's socket (a Redis store's answer is made in-process)."""
     return (
         splice.ENABLED
+        and isinstance(upstream, UpstreamResponse)
         and splice_length(http_request.method, upstream.status, upstream.header_map) is not None
         and plain_socket(http_request.transport) is not None
         and plain_socket(upstream.connection.transport) is not None
