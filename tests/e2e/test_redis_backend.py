@@ -26,6 +26,7 @@ from typing import Any
 
 import boto3
 import pytest
+import requests
 import trustme
 from botocore.client import BaseClient
 from botocore.config import Config
@@ -657,3 +658,37 @@ def test_a_large_object_is_read_back_whole(start_proxy: StartProxy, redis: Redis
     assert hashlib.sha256(got).hexdigest() == hashlib.sha256(data).hexdigest()
     ranged = client.get_object(Bucket=bucket, Key="big", Range="bytes=1048576-")["Body"].read()
     assert ranged == data[1048576:]
+
+
+def test_a_browser_form_upload_lands_in_the_store(
+    start_proxy: StartProxy, redis: RedisServer
+) -> None:
+    proxy = start_proxy(
+        f"""
+        backends:
+          scratch: {{kind: redis, url: "{redis.url}", max_object_size: {LIMIT}}}
+        clients:
+          - {{name: app, access_key_id: "{KEY}", secret_access_key: "{SECRET}"}}
+        routing:
+          default_target: scratch
+        """
+    )
+    client = proxy.client(KEY, SECRET)
+    bucket = unique_bucket_name("tmp")
+    client.create_bucket(Bucket=bucket)
+    data = os.urandom(100_000)
+    for key, body in (("form.bin", data), ("too-big.bin", os.urandom(LIMIT + 1))):
+        form = client.generate_presigned_post(Bucket=bucket, Key=key, ExpiresIn=600)
+        answer = requests.post(
+            f"{proxy.endpoint}/{bucket}",
+            data=form["fields"],
+            files={"file": ("upload.bin", body)},
+            timeout=60,
+        )
+        if key == "form.bin":
+            assert answer.status_code == 204, answer.text
+        else:
+            assert (answer.status_code, "<Code>EntityTooLarge</Code>" in answer.text) == (400, True)
+    got = client.get_object(Bucket=bucket, Key="form.bin")["Body"].read()
+    assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+    assert redis.command("EXISTS", f"s3r:o:{bucket}/too-big.bin") == b":0\r\n"
