@@ -86,6 +86,9 @@ def _backend_keys(
         if name not in backends:
             known = ", ".join(sorted(backends)) or "none"
             raise reader.fail(place, f"no backend is named {name!r} (backends: {known})", line)
+        # Only an S3 store takes keys (a `kind:` of store the proxy serves itself signs nothing).
+        if getattr(backends[name], "kind", "s3") != "s3":
+            raise reader.fail(place, f"backend {name!r} is not an S3 store: it takes no keys", line)
         if not isinstance(pair, LineDict):
             raise reader.fail(place, "must be {access_key_id, secret_access_key}", line)
         reader.only_keys(pair, {"access_key_id", "secret_access_key", "session_token"}, place)
