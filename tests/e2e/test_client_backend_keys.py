@@ -26,7 +26,9 @@ from botocore.exceptions import ClientError
 from harness import (
     LOOPBACK,
     ProxyProcess,
+    StartProxy,
     boto3_client,
+    free_port,
     isolated_aws_env,
     unique_bucket_name,
     write_config,
@@ -217,6 +219,48 @@ def test_a_store_that_requires_client_keys_refuses_a_client_without_them(
     plains = unique_bucket_name("plains")
     plain.create_bucket(Bucket=plains)
     assert plains in bucket_names(plain)
+
+
+def test_a_mirror_journal_is_written_with_the_stores_own_keys(
+    start_proxy: StartProxy, sealed: SeparateAccounts
+) -> None:
+    """alice's mirrored write misses its (down) mirror; the journal entry goes to main's bucket
+    on the sealed store, which alice's own account could not write to."""
+    journal, bucket = unique_bucket_name("journal"), unique_bucket_name("mirrored")
+    direct(sealed, "main").create_bucket(Bucket=journal)
+    direct(sealed, "alt").create_bucket(Bucket=bucket)
+    main, alt = sealed.keys["main"], sealed.keys["alt"]
+    proxy = start_proxy(
+        f"""
+        router:
+          mirror_journal: "s3://sealed/{journal}/entries/"
+        backends:
+          sealed:
+            endpoint: "{sealed.endpoint}"
+            access_key_id: "{main[0]}"
+            secret_access_key: "{main[1]}"
+          down:
+            endpoint: "http://{LOOPBACK}:{free_port()}"
+            access_key_id: "{main[0]}"
+            secret_access_key: "{main[1]}"
+        clients:
+          - name: alice
+            access_key_id: "{ALICE[0]}"
+            secret_access_key: "{ALICE[1]}"
+            backend_keys:
+              sealed: {{access_key_id: "{alt[0]}", secret_access_key: "{alt[1]}"}}
+        routing:
+          rules:
+            - {{pattern: "mirrored-*", target: sealed, mirror: [down], mirror_mode: best_effort}}
+          default_target: sealed
+        """
+    )
+    proxy.client(*ALICE).put_object(Bucket=bucket, Key="k", Body=b"as alt")
+    assert direct(sealed, "alt").get_object(Bucket=bucket, Key="k")["Body"].read() == b"as alt"
+    entries = direct(sealed, "main").list_objects_v2(Bucket=journal, Prefix="entries/")
+    (entry,) = entries["Contents"]
+    body = direct(sealed, "main").get_object(Bucket=journal, Key=entry["Key"])["Body"].read()
+    assert b'"mirror": "down"' in body and alt[1].encode() not in body
 
 
 HEALTH = b"GET /minio/health/ready HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n"
