@@ -3,8 +3,9 @@
 Each target gets its own `moto_server`, with signature checks on and the three s3-tests users
 (main, alt, tenant) as IAM users of three different accounts. "direct" points the suite at
 moto with those users' keys; "proxy" points it at the proxy, which knows the users as its own
-clients (full access each) and forwards everything to moto with main's key, and unsigned
-requests unsigned, for moto to decide; moto takes `Transfer-Encoding: chunked` uploads, so
+clients (full access each) and forwards each one's requests to moto signed with that user's
+own moto keys (`backend_keys`; the backend section holds main's), and unsigned requests
+unsigned, for moto to decide; moto takes `Transfer-Encoding: chunked` uploads, so
 the proxy forwards them (`chunked_uploads: forward`). Outcomes come from the suite's junit XML.
 `tests/conformance/expected.json` keeps the outcome of every test on both targets, so a change
 in the proxy shows up as a changed outcome.
@@ -34,7 +35,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "e2e"))
 from harness import (  # noqa: E402
     REGION,
-    MotoBackend,
     ProxyProcess,
     isolated_aws_env,
     write_config,
@@ -66,12 +66,16 @@ OUTCOMES = ("passed", "failed", "error", "skipped")
 _JUNIT_OUTCOMES = (("error", "error"), ("failure", "failed"), ("skipped", "skipped"))
 
 
-def proxy_config(backend: MotoBackend) -> str:
+def proxy_config(backend: MotoAccounts) -> str:
     clients = "".join(
         f"""
           - name: {user.section}
             access_key_id: "{user.proxy_key}"
             secret_access_key: "{user.proxy_secret}"
+            backend_keys:
+              moto:
+                access_key_id: "{backend.keys[user.section][0]}"
+                secret_access_key: "{backend.keys[user.section][1]}"
         """
         for user in USERS
     )

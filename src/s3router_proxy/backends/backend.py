@@ -7,15 +7,24 @@ Static keys are used as they are; otherwise botocore's default chain (environmen
 assume-role, web identity, container and instance metadata) is resolved and refreshed in a
 background thread, so a slow metadata call never blocks the event loop and an immutable
 snapshot is what each request signs with.
+
+A request the proxy sends for a client (the forwarded one, and each it makes itself while
+serving it: listings it merges, deletes, copies, mirror writes and their undoing) is signed
+with that client's own `backend_keys` for the store when it has some, so the store sees the
+client's account. `acting_for` holds them for the request: asyncio tasks started while serving
+it inherit them, and the handler resets them when it is answered. Outside a client's request
+(readiness, health paths, the journal, `repair`, `migrate`) the store's own keys sign.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -36,6 +45,32 @@ CREDENTIAL_REFRESH_SECONDS = 60.0
 # Anything else (dots, upper case, `:`, `@`, `?`, `#`, …) goes path style: a client's bucket
 # name must never decide which host the proxy connects to.
 _DNS_BUCKET = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
+# The backend keys of the client whose request is being served, by backend name; None: no
+# client's (the proxy's own requests).
+_CLIENT_KEYS: contextvars.ContextVar[Mapping[str, Credentials] | None] = contextvars.ContextVar(
+    "client_backend_keys", default=None
+)
+
+
+def acting_for(keys: Mapping[str, Credentials] | None) -> contextvars.Token:
+    """Sign what follows in this task (and the tasks it starts) for a client with these
+    backend keys (None: for the proxy itself); `stop_acting(token)` undoes it."""
+    return _CLIENT_KEYS.set(keys)
+
+
+def stop_acting(token: contextvars.Token) -> None:
+    _CLIENT_KEYS.reset(token)
+
+
+@contextlib.contextmanager
+def as_proxy() -> Iterator[None]:
+    """Sign with the stores' own keys inside, even while serving a client: what the proxy
+    writes for itself (the divergence journal) is the proxy's, not the client's."""
+    token = _CLIENT_KEYS.set(None)
+    try:
+        yield
+    finally:
+        _CLIENT_KEYS.reset(token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,11 +209,29 @@ class Backend:
             path += "/" + encoded_key
         return self.netloc, path
 
+    def signing_credentials(self) -> Credentials | None:
+        """Whose keys sign a request to this backend now: the client's own for it, when a
+        client's request is being served and it has some; else the backend's (None when it
+        has none, or takes only clients' own keys)."""
+        keys = _CLIENT_KEYS.get()
+        if keys is None:
+            return self.credentials.current
+        own = keys.get(self.name)
+        if own is not None:
+            return own
+        return None if self.config.require_client_keys else self.credentials.current
+
     def signed_target(self, request: BackendRequest) -> tuple[str, str, dict[str, str]]:
         """(Host, request target: path and query, signed headers) of `request` to this backend,
-        signed with its current credentials."""
-        credentials = self.credentials.current
+        signed with the credentials `signing_credentials` names."""
+        credentials = self.signing_credentials()
         if credentials is None:
+            if self.config.require_client_keys and _CLIENT_KEYS.get() is not None:
+                raise S3Error(
+                    "AccessDenied",
+                    f"Backend {self.name!r} takes only clients' own keys, and this client "
+                    "has none for it.",
+                )
             raise S3Error(
                 "AccessDenied", f"The proxy has no credentials for backend {self.name!r}."
             )

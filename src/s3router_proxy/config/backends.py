@@ -28,6 +28,7 @@ _BACKEND_KEYS = {
     "max_connections",
     "multipart_copy_threshold",
     "copy_part_size",
+    "require_client_keys",
 }
 
 
@@ -104,6 +105,7 @@ def _backend(
         copy_part_size=_copy_size(
             reader, section, "copy_part_size", where, 64 * 1024**2, 5 * 1024**2
         ),
+        require_client_keys=reader.flag(section, "require_client_keys", where, False),
     )
 
 

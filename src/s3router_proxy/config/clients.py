@@ -1,5 +1,6 @@
-"""Who may call the proxy: the `clients:` key pairs with their `allow:`/`deny:` grants, the
-`anonymous:` section for unsigned requests, or, with no `clients:`, the backends' own keys."""
+"""Who may call the proxy: the `clients:` key pairs with their `allow:`/`deny:` grants and the
+`backend_keys:` they act with on some stores, the `anonymous:` section for unsigned requests,
+or, with no `clients:`, the backends' own keys."""
 
 from __future__ import annotations
 
@@ -7,13 +8,16 @@ from collections.abc import Mapping
 
 from ..auth.anonymous import FORWARD_MODES
 from ..auth.policy import NOBODY, ClientPolicy, Grant, validate_operations
+from ..auth.signer import Credentials
 from .model import BackendConfig, ClientConfig
 from .reader import Reader
 from .yamlfile import LineDict
 
 
-def parse_clients(reader: Reader, doc: LineDict) -> tuple[ClientConfig, ...] | None:
-    """The `clients:` section; None when there is none."""
+def parse_clients(
+    reader: Reader, doc: LineDict, backends: Mapping[str, BackendConfig] | None = None
+) -> tuple[ClientConfig, ...] | None:
+    """The `clients:` section; None when there is none. `backend_keys` may name `backends`."""
     if "clients" not in doc:
         return None
     items = doc["clients"]
@@ -31,7 +35,15 @@ def parse_clients(reader: Reader, doc: LineDict) -> tuple[ClientConfig, ...] | N
             raise reader.fail(where, "must be a mapping", reader.line_of(doc, "clients"))
         reader.only_keys(
             item,
-            {"name", "access_key_id", "secret_access_key", "session_token", "allow", "deny"},
+            {
+                "name",
+                "access_key_id",
+                "secret_access_key",
+                "session_token",
+                "allow",
+                "deny",
+                "backend_keys",
+            },
             where,
         )
         key_id = reader.string(item, "access_key_id", where)
@@ -53,9 +65,40 @@ def parse_clients(reader: Reader, doc: LineDict) -> tuple[ClientConfig, ...] | N
                 secret_access_key=secret,
                 policy=_policy(reader, item, where),
                 session_token=reader.string(item, "session_token", where) or None,
+                backend_keys=_backend_keys(reader, item, where, backends or {}),
             )
         )
     return tuple(clients)
+
+
+def _backend_keys(
+    reader: Reader, item: LineDict, where: str, backends: Mapping[str, BackendConfig]
+) -> dict[str, Credentials]:
+    """`backend_keys:`, by backend name: the client's own key pair on each of those stores.
+    Errors name the backend and the field, never a value (a value may be a secret)."""
+    if "backend_keys" not in item:
+        return {}
+    section = reader.mapping(item, "backend_keys", f"{where}.backend_keys")
+    keys = {}
+    for name, pair in section.items():
+        place = f"{where}.backend_keys.{name}"
+        line = reader.line_of(section, name)
+        if name not in backends:
+            known = ", ".join(sorted(backends)) or "none"
+            raise reader.fail(place, f"no backend is named {name!r} (backends: {known})", line)
+        # Only an S3 store takes keys (a `kind:` of store the proxy serves itself signs nothing).
+        if backends[name].kind != "s3":
+            raise reader.fail(place, f"backend {name!r} is not an S3 store: it takes no keys", line)
+        if not isinstance(pair, LineDict):
+            raise reader.fail(place, "must be {access_key_id, secret_access_key}", line)
+        reader.only_keys(pair, {"access_key_id", "secret_access_key", "session_token"}, place)
+        key_id = reader.string(pair, "access_key_id", place)
+        secret = reader.string(pair, "secret_access_key", place)
+        if not key_id or not secret:
+            raise reader.fail(place, "needs access_key_id and secret_access_key", pair.line)
+        token = reader.string(pair, "session_token", place) or None
+        keys[name] = Credentials(key_id, secret, token)
+    return keys
 
 
 def _grants(reader: Reader, section: LineDict, key: str, where: str) -> tuple[Grant, ...]:
@@ -128,6 +171,32 @@ def parse_anonymous(reader: Reader, doc: LineDict) -> tuple[ClientPolicy, bool]:
     if "allow" not in section:
         return (ClientPolicy(allow=None) if unsigned else NOBODY), unsigned
     return ClientPolicy(allow=_grants(reader, section, "allow", "anonymous")), unsigned
+
+
+def check_required_keys(
+    reader: Reader,
+    doc: LineDict,
+    backends: Mapping[str, BackendConfig],
+    clients: tuple[ClientConfig, ...] | None,
+) -> None:
+    """A backend with `require_client_keys` is one some client has `backend_keys` for;
+    otherwise every request to it would be refused."""
+    for backend in backends.values():
+        if not backend.require_client_keys:
+            continue
+        if not any(backend.name in client.backend_keys for client in clients or ()):
+            general = doc.get("backends")
+            if isinstance(general, LineDict) and backend.name in general:
+                where, place = f"backends.{backend.name}", general[backend.name]
+            else:  # the `lakefs:` or `s3:` short form
+                where, place = backend.name, doc.get(backend.name)
+            raise reader.fail(
+                f"{where}.require_client_keys",
+                "no client has backend_keys for this backend, so every request to it would be "
+                f"refused: give clients `backend_keys: {{{backend.name}: {{access_key_id, "
+                "secret_access_key}}}` or drop require_client_keys",
+                reader.line_of(place, "require_client_keys") or doc.line,
+            )
 
 
 def clients_of_backends(

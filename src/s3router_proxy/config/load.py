@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .backends import parse_backends
-from .clients import clients_of_backends, parse_anonymous, parse_clients
+from .clients import check_required_keys, clients_of_backends, parse_anonymous, parse_clients
 from .environments import chosen_environment, select_environment
 from .journal import s3_mirror_journal
 from .model import BackendConfig, ClientConfig, Config
@@ -53,7 +53,8 @@ def config_from_document(
     journal = s3_mirror_journal(reader, doc, backends)
     if journal is not None:
         settings["mirror_journal"] = journal  # a backend's bucket, not a path to resolve
-    clients = parse_clients(reader, doc)
+    clients = parse_clients(reader, doc, backends)
+    check_required_keys(reader, doc, backends, clients)
     rules, default_target = parse_routing(reader, doc, backends)
     anonymous, anonymous_unsigned = parse_anonymous(reader, doc)
     clients_from_backends = clients is None

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from ..auth.policy import NOBODY, UNRESTRICTED, ClientPolicy
+from ..auth.signer import Credentials
 from ..routing.rules import Rule
 
 EMBEDDED = "embedded"
@@ -59,6 +60,8 @@ class BackendConfig:
     copy_part_size: int = 64 * 1024**2
     kind: Literal["s3", "redis"] = "s3"
     redis: RedisSettings | None = None  # kind: redis
+    # Requests for clients are signed with their own `backend_keys` only: one without is refused.
+    require_client_keys: bool = False
 
     @property
     def static_credentials(self) -> bool:
@@ -83,6 +86,9 @@ class ClientConfig:
     secret_access_key: str = field(repr=False)
     policy: ClientPolicy = UNRESTRICTED
     session_token: str | None = field(default=None, repr=False)  # temporary credentials
+    # Its own account on some stores, by backend name: what it asks of them is signed with these
+    # (a store it has none for is asked with that store's own keys).
+    backend_keys: Mapping[str, Credentials] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

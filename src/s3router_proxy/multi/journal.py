@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 
-from ..backends.backend import Backend
+from ..backends.backend import Backend, as_proxy
 from ..config.journal import JournalPlace, journal_place
 from ..s3.errors import S3Error
 from ..telemetry import metrics
@@ -75,7 +75,8 @@ async def _journaled(
     entry: Divergence, place: JournalPlace, backends: Mapping[str, Backend], body: bytes
 ) -> None:
     try:
-        await put_entry(backends[place.backend], place, new_entry_key(place.prefix), body)
+        with as_proxy():  # the journal is the proxy's: the client may not even reach its bucket
+            await put_entry(backends[place.backend], place, new_entry_key(place.prefix), body)
     except Exception as exc:  # whatever it is, the client's write has already succeeded
         metrics.child(metrics.MIRROR_JOURNAL_FAILURES, str(place)).inc()
         log.error(

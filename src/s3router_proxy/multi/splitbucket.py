@@ -203,8 +203,8 @@ async def list_buckets(
     held: dict[str, list[str]] = {}
     dates: dict[str, str] = {}
     for name, backend in state_backends.items():
-        if backend.credentials.current is None:
-            continue  # a backend without credentials cannot be asked; it shows nothing
+        if backend.signing_credentials() is None:
+            continue  # a backend without keys for this client cannot be asked; it shows nothing
         try:
             status, _, body = await backend_exchange(backend, "GET", "", "", [])
         except S3Error as error:

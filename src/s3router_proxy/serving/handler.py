@@ -20,7 +20,7 @@ import time
 
 from aiohttp import web
 
-from ..backends.backend import Backend
+from ..backends.backend import Backend, acting_for, stop_acting
 from ..config.model import Config
 from ..http.messages import Request, Response
 from ..http.server import FrontServer
@@ -113,6 +113,9 @@ class ProxyHandler:
         self, http_request: Request, state: ProxyState, record: RequestRecord
     ) -> Response:
         exchange = Exchange(http_request, state, record)
+        # Whatever client `authenticate` finds acts for this request only: the next request on
+        # this connection is answered by a task started from this one, and must not inherit it.
+        acting = acting_for(None)
         try:
             parse(exchange)
             if exchange.request.operation == "PostObject":
@@ -138,6 +141,8 @@ class ProxyHandler:
         except Exception:
             log.exception("request %s failed", record.request_id)
             return await self._answer_error(http_request, record, S3Error("InternalError"))
+        finally:
+            stop_acting(acting)
 
     @staticmethod
     async def _answer_error(

@@ -27,6 +27,7 @@ from ..auth.postpolicy import (
     post_signer,
     verify_post_signature,
 )
+from ..backends.backend import acting_for
 from ..backends.forward import Leg, forward
 from ..body.cap import check_body_cap
 from ..body.formdata import Form, FormReader, form_boundary
@@ -121,6 +122,7 @@ def _anonymous(exchange: Exchange) -> None:
         raise S3Error("AccessDenied", "Anonymous requests are not allowed.")
     exchange.record.client = "anonymous"
     exchange.auth, exchange.policy = ANONYMOUS, config.anonymous
+    acting_for({})
 
 
 def _signed(exchange: Exchange, signer: PostSigner, fields: dict[str, str]) -> None:
@@ -134,6 +136,7 @@ def _signed(exchange: Exchange, signer: PostSigner, fields: dict[str, str]) -> N
     verify_post_signature(signer, fields["policy"], client.secret_access_key)
     exchange.auth = dataclasses.replace(ANONYMOUS, access_key_id=signer.access_key_id)
     exchange.policy = client.policy
+    acting_for(client.backend_keys)  # the file is written as the client, as `authenticate` does
 
 
 def put_request(post: S3Request, key: str, fields: dict[str, str], size: int) -> S3Request:

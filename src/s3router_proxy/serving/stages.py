@@ -16,6 +16,7 @@ from ..auth.anonymous import ANONYMOUS, PASSED_THROUGH, is_anonymous, refuse_uns
 from ..auth.policy import authorize as authorize_operation
 from ..auth.policy import authorize_keys, authorize_vendor_headers
 from ..auth.sigv2canonical import SigV2Auth
+from ..backends.backend import acting_for
 from ..body.cap import check_body_cap
 from ..body.payload import PayloadPlan, plan_payload
 from ..config.model import ClientConfig
@@ -55,7 +56,9 @@ def parse(exchange: Exchange) -> None:
 
 
 def authenticate(exchange: Exchange) -> None:
-    """`auth`, `signing_key`, `policy`: who signed (SigV4, or SigV2 where enabled)."""
+    """`auth`, `signing_key`, `policy`: who signed (SigV4, or SigV2 where enabled); what the
+    stores are asked from now on is asked as that client (`backend.acting_for`; the handler
+    undoes it once the request is answered)."""
     try:
         _authenticate(exchange)
     except S3Error as error:
@@ -78,6 +81,7 @@ def _authenticate(exchange: Exchange) -> None:
         client = configured_client(exchange, v2.access_key_id, v2.security_token)
         sigv2.verify_signature_v2(request, v2, client.secret_access_key)
         exchange.auth, exchange.policy = sigv2_as_auth(v2), client.policy
+        acting_for(client.backend_keys)
         return
     auth = sigv4.parse_auth(request)
     if auth is None:
@@ -87,12 +91,14 @@ def _authenticate(exchange: Exchange) -> None:
         record.client = "anonymous"
         exchange.auth = PASSED_THROUGH if unsigned else ANONYMOUS
         exchange.policy = config.anonymous
+        acting_for({})  # nobody's keys: the stores' own, where a store takes them
         return
     record.client = auth.access_key_id
     sigv4.check_time(auth, time.time(), max_skew=config.max_clock_skew)
     client = configured_client(exchange, auth.access_key_id, auth.security_token)
     exchange.signing_key = sigv4.verify_signature(request, auth, client.secret_access_key)
     exchange.auth, exchange.policy = auth, client.policy
+    acting_for(client.backend_keys)
 
 
 def configured_client(exchange: Exchange, access_key_id: str, token: str | None) -> ClientConfig:

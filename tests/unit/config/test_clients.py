@@ -1,12 +1,18 @@
-"""Who may call the proxy: `clients:` with their grants, `anonymous:`, and the clients derived
-from the backends' key pairs when there is no `clients:` section."""
+"""Who may call the proxy: `clients:` with their grants and own backend keys, `anonymous:`, and
+the clients derived from the backends' key pairs when there is no `clients:` section."""
 
 from __future__ import annotations
 
 import pytest
 
 from s3router_proxy.auth.policy import NOBODY, UNRESTRICTED, Grant
-from s3router_proxy.config.clients import clients_of_backends, parse_anonymous, parse_clients
+from s3router_proxy.auth.signer import Credentials
+from s3router_proxy.config.clients import (
+    check_required_keys,
+    clients_of_backends,
+    parse_anonymous,
+    parse_clients,
+)
 from s3router_proxy.config.model import BackendConfig
 from s3router_proxy.config.reader import ConfigError, Reader
 from s3router_proxy.config.yamlfile import LineDict, load_documents
@@ -116,3 +122,83 @@ def test_clients_derived_from_backends_with_static_keys_only() -> None:
     }
     with pytest.raises(ConfigError, match="add a `clients:` section"):
         clients_of_backends(READER, document("backends: {}\n"), clash)
+
+
+STORES = {
+    "moto": BackendConfig("moto", "http://h:1", access_key_id="MAIN", secret_access_key="main-s"),
+    "other": BackendConfig("other", "http://h:2", access_key_id="MAIN", secret_access_key="main-s"),
+}
+
+
+def test_a_client_may_have_its_own_keys_on_some_stores() -> None:
+    (alt, plain) = parse_clients(
+        READER,
+        document(
+            "clients:\n"
+            "  - name: alt\n    access_key_id: AK\n    secret_access_key: SK\n"
+            "    backend_keys:\n"
+            "      moto: {access_key_id: ALTKEY, secret_access_key: alt-secret, session_token: T}\n"
+            "  - {access_key_id: B, secret_access_key: S}\n"
+        ),
+        STORES,
+    )
+    assert alt.backend_keys == {"moto": Credentials("ALTKEY", "alt-secret", "T")}
+    assert plain.backend_keys == {}
+    assert "alt-secret" not in repr(alt) and "ALTKEY" not in repr(alt)
+
+
+def test_backend_keys_come_from_the_environment_like_any_secret() -> None:
+    (doc,) = load_documents(
+        "clients:\n  - access_key_id: AK\n    secret_access_key: SK\n"
+        "    backend_keys:\n      moto:\n"
+        "        access_key_id: ${ALT_KEY}\n        secret_access_key: ${ALT_SECRET}\n",
+        {"ALT_KEY": "FROMENV", "ALT_SECRET": "env-secret"},
+    )
+    (client,) = parse_clients(READER, doc, STORES)
+    assert client.backend_keys["moto"] == Credentials("FROMENV", "env-secret")
+
+
+@pytest.mark.parametrize(
+    ("keys", "fragment"),
+    [
+        ("{nowhere: {access_key_id: K, secret_access_key: the-secret}}", "no backend is named"),
+        ("{moto: {access_key_id: K}}", "needs access_key_id and secret_access_key"),
+        ("{moto: {secret_access_key: the-secret}}", "needs access_key_id and secret_access_key"),
+        ("{moto: the-secret}", "must be {access_key_id, secret_access_key}"),
+        ("{moto: {access_key_id: K, secret_access_key: the-secret, region: x}}", "unknown key"),
+        ("[the-secret]", "must be a mapping"),
+    ],
+)
+def test_bad_backend_keys_name_their_line_and_never_their_values(keys: str, fragment: str) -> None:
+    text = f"clients:\n  - access_key_id: A\n    secret_access_key: S\n    backend_keys: {keys}\n"
+    with pytest.raises(ConfigError, match=r"^r\.yaml:4: clients\[0\]\.backend_keys") as caught:
+        parse_clients(READER, document(text), STORES)
+    assert fragment in str(caught.value)
+    assert "the-secret" not in str(caught.value)
+
+
+def test_a_redis_store_takes_no_backend_keys() -> None:
+    stores = {"scratch": BackendConfig("scratch", "", kind="redis")}
+    text = (
+        "clients:\n  - access_key_id: A\n    secret_access_key: S\n"
+        "    backend_keys: {scratch: {access_key_id: K, secret_access_key: the-secret}}\n"
+    )
+    with pytest.raises(ConfigError, match=r"^r\.yaml:4: .*not an S3 store") as caught:
+        parse_clients(READER, document(text), stores)
+    assert "the-secret" not in str(caught.value)
+
+
+def test_a_store_that_requires_client_keys_needs_a_client_with_some() -> None:
+    strict = {"moto": BackendConfig("moto", "http://h:1", require_client_keys=True)}
+    text = "backends:\n  moto:\n    endpoint: http://h:1\n    require_client_keys: true\n"
+    with pytest.raises(ConfigError, match=r"^r\.yaml:4: backends\.moto\.require_client_keys"):
+        check_required_keys(READER, document(text), strict, None)
+    (client,) = parse_clients(
+        READER,
+        document(
+            "clients: [{access_key_id: A, secret_access_key: S,"
+            " backend_keys: {moto: {access_key_id: K, secret_access_key: X}}}]\n"
+        ),
+        strict,
+    )
+    check_required_keys(READER, document(text), strict, (client,))
