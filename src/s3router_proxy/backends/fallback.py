@@ -10,7 +10,7 @@ put in the client's names by those names and by nothing an earlier backend was a
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
 from ..http.messages import Response
@@ -41,10 +41,9 @@ def with_fallback(forward: Forward[F], backends: Mapping[str, Backend]) -> Forwa
     """`forward`, answered by the first backend along the chain whose answer is not a miss.
     The access log names the backend that answered, and its names."""
 
-    async def forwarded(exchange: F, leg: Leg) -> Response:
+    async def along(chain: list[str], exchange: F, leg: Leg) -> Response:
         request, record = exchange.request, exchange.record
         rule = leg.route.rule
-        chain = backend_chain(leg.route, request.operation)
         for position, name in enumerate(chain):
             last = position == len(chain) - 1
             asked = leg
@@ -68,5 +67,18 @@ def with_fallback(forward: Forward[F], backends: Mapping[str, Backend]) -> Forwa
             record.backend_key = asked.route.key
             return response
         raise AssertionError("the last backend of a chain answers or raises")
+
+    def forwarded(exchange: F, leg: Leg) -> Awaitable[Response]:
+        chain = backend_chain(leg.route, exchange.request.operation)
+        if len(chain) > 1:
+            return along(chain, exchange, leg)
+        # One backend to ask (most requests): `forward`'s own awaitable, no step between.
+        route, record = leg.route, exchange.record
+        record.backend, record.backend_bucket, record.backend_key = (
+            route.backend,
+            route.bucket,
+            route.key,
+        )
+        return forward(exchange, leg)
 
     return forwarded

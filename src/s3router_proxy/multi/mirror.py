@@ -79,10 +79,8 @@ def mirrored(forward: Forward[M], backends: dict[str, Backend], journal: str | N
     """`forward`, with a write that has mirrors applied to every one of them too, in the
     order and with the all-or-journal semantics of its mode; without mirrors, as it is."""
 
-    async def forwarded(exchange: M, leg: Leg) -> Response:
+    async def with_mirrors(exchange: M, leg: Leg) -> Response:
         mirrors = exchange.mirrors
-        if not mirrors.names:
-            return await forward(exchange, leg)
         write = MirroredWrite(
             exchange.request,
             exchange.auth,
@@ -106,6 +104,12 @@ def mirrored(forward: Forward[M], backends: dict[str, Backend], journal: str | N
 
         content, document = exchange.http.content, exchange.body_override
         return await serve_mirrored(write, content, document, primary, created)
+
+    def forwarded(exchange: M, leg: Leg) -> Awaitable[Response]:
+        # Most requests have no mirrors: theirs is `forward`'s own awaitable, no step between.
+        if exchange.mirrors.names:
+            return with_mirrors(exchange, leg)
+        return forward(exchange, leg)
 
     return forwarded
 

@@ -7,6 +7,8 @@ same computed body and header to every store.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from ..backends.backend import Backend
 from ..backends.forward import Forward, Leg
 from ..http.messages import Response
@@ -28,18 +30,22 @@ def needs_content_md5(exchange: Exchange, backend: Backend) -> bool:
 
 def with_content_md5(forward: Forward[Exchange]) -> Forward[Exchange]:
     """`forward`, with the body read (it is small) and its Content-MD5 added where the leg's
-    backend needs it."""
+    backend needs it; where it does not, `forward`'s own awaitable, with no step between."""
 
-    async def forwarded(exchange: Exchange, leg: Leg) -> Response:
-        if needs_content_md5(exchange, leg.backend):
-            if exchange.body_override is None:
-                exchange.body_override = await read_small_body(
-                    exchange.http.content, exchange.plan, MAX_MD5_BODY
-                )
-            exchange.header_overrides = {
-                **(exchange.header_overrides or {}),
-                "content-md5": content_md5(exchange.body_override),
-            }
+    async def with_md5(exchange: Exchange, leg: Leg) -> Response:
+        if exchange.body_override is None:
+            exchange.body_override = await read_small_body(
+                exchange.http.content, exchange.plan, MAX_MD5_BODY
+            )
+        exchange.header_overrides = {
+            **(exchange.header_overrides or {}),
+            "content-md5": content_md5(exchange.body_override),
+        }
         return await forward(exchange, leg)
+
+    def forwarded(exchange: Exchange, leg: Leg) -> Awaitable[Response]:
+        if needs_content_md5(exchange, leg.backend):
+            return with_md5(exchange, leg)
+        return forward(exchange, leg)
 
     return forwarded

@@ -20,6 +20,7 @@ from ..multi.mirror import mirrored
 from .clientnames import client_rewriters
 from .contentmd5 import with_content_md5
 from .exchange import Exchange
+from .state import ProxyState
 
 Send = Callable[[Exchange, Leg, Rewriters], Awaitable[Response]]
 
@@ -27,17 +28,31 @@ Send = Callable[[Exchange, Leg, Rewriters], Awaitable[Response]]
 def forwarder(exchange: Exchange, send: Send = forward) -> Forward[Exchange]:
     """What forwards this exchange: `send` (the backend call), its answer in the client's
     names as each leg's route maps them, with every decorator around it."""
-    state = exchange.state
+    return composed(exchange.state, send)
 
-    async def in_client_names(exchange: Exchange, leg: Leg) -> Response:
-        return await send(exchange, leg, client_rewriters(exchange, leg.route))
+
+def composed(state: ProxyState, send: Send = forward) -> Forward[Exchange]:
+    """The forwarder of every exchange served from `state`. A decorator whose concern does
+    not apply to a request hands it `forward`'s own awaitable, so the usual request (one
+    backend, no mirrors, no Content-MD5 to add) is one coroutine from here to the backend."""
+
+    def in_client_names(exchange: Exchange, leg: Leg) -> Awaitable[Response]:
+        return send(exchange, leg, client_rewriters(exchange, leg.route))
 
     forwarded = with_fallback(in_client_names, state.backends)
     forwarded = mirrored(forwarded, state.backends, state.config.mirror_journal)
     return with_content_md5(forwarded)
 
 
-async def answer_forwarded(exchange: Exchange) -> Response:
+# The forwarder of the state served last: composed once per state, not once per request.
+_last: tuple[ProxyState, Forward[Exchange]] | None = None
+
+
+def answer_forwarded(exchange: Exchange) -> Awaitable[Response]:
     """The answer of the route's backend (of a fallback's, for a read it misses; after every
     mirror's, for a mirrored write)."""
-    return await forwarder(exchange)(exchange, Leg(exchange.route, exchange.backend))
+    global _last
+    state = exchange.state
+    if _last is None or _last[0] is not state:
+        _last = (state, composed(state))
+    return _last[1](exchange, Leg(exchange.route, exchange.backend))
