@@ -1156,6 +1156,9 @@ def _kubernetes_run(
 
 
 _ENDPOINT = re.compile(r"""(endpoint:\s*["']?)https?://[^\s"']+""")
+# A Redis store's address (in the reference config's commented example): a store's address,
+# not a port to listen on, so it is left as it is.
+_STORE_URL = re.compile(r"""rediss?://[^\s"']+""")
 _LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
@@ -1222,7 +1225,11 @@ def _start_as_the_container_would(
         host = root / container_path.lstrip("/")
         host.parent.mkdir(parents=True, exist_ok=True)
         # Endpoints aside first: their addresses are the backends', not ports to listen on.
+        stores = _STORE_URL.findall(content)
+        content = _STORE_URL.sub("@STORE@", content)
         content = local(_ENDPOINT.sub(lambda m: m.group(1) + "@BACKEND@", content), binds=True)
+        for store in stores:
+            content = content.replace("@STORE@", store, 1)
         host.write_text(content.replace("@BACKEND@", backend))
     home = tmp_path / "home"
     home.mkdir()
