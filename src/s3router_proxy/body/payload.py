@@ -122,6 +122,11 @@ def _checksum_check(algorithm: str, value: str) -> BodyCheck:
         raise S3Error(
             "InvalidRequest", f"Value for {checksums.header_for(algorithm)} header is invalid."
         )
+    return checksum_check(algorithm, value)
+
+
+def checksum_check(algorithm: str, value: str) -> BodyCheck:
+    """A check that the body's `algorithm` checksum is `value` (a valid one), else BadDigest."""
     checksum = checksums.new_checksum(algorithm)
     return BodyCheck(
         checksum,

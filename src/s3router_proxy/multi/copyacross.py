@@ -46,7 +46,7 @@ from ..backends.transfer import (
 from ..http.messages import Request, Response, StreamResponse
 from ..routing.rules import Route
 from ..s3.errors import S3Error, error_xml
-from ..s3.request import S3Request
+from ..s3.request import CONTENT_HEADERS, S3Request
 from ..s3.xml import child_text, children, parse_xml
 from ..telemetry.accessrecord import RequestRecord
 
@@ -55,14 +55,6 @@ log = logging.getLogger("s3router_proxy.crosscopy")
 MAX_SINGLE_PUT = MAX_PART
 KEEPALIVE_SECONDS = 5.0  # a copy still running after this is answered with 200 and spaces
 _XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
-_CONTENT_HEADERS = (
-    "content-type",
-    "content-encoding",
-    "content-disposition",
-    "content-language",
-    "cache-control",
-    "expires",
-)
 # Request headers about the destination object that a copy carries over to the write.
 _DESTINATION = (
     "x-amz-storage-class",
@@ -178,7 +170,7 @@ async def copy_object_across(
         origin = headers.items() if metadata == "REPLACE" else response.headers
         for name, value in origin:
             lower = name.lower()
-            if lower in _CONTENT_HEADERS or lower.startswith("x-amz-meta-"):
+            if lower in CONTENT_HEADERS or lower.startswith("x-amz-meta-"):
                 write_headers[lower] = value
         for name in _DESTINATION:
             if name in headers:

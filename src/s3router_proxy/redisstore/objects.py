@@ -21,21 +21,14 @@ from ..body.chunked import ChunkedBodyError, ChunkedResult, decode_aws_chunked
 from ..body.payload import BodyAborted
 from ..s3.checksums import HEADER_PREFIX, algorithm_for_header
 from ..s3.errors import S3Error
+from ..s3.request import CONTENT_HEADERS
 from .answers import StoredAnswer, element, empty_answer, http_date, iso_time, store_error
 from .answers import xml_answer as xml
 from .conditions import NOT_MODIFIED, RangeNotSatisfiable, byte_range, precondition
 from .store import RedisStore
 
 # Headers S3 keeps with an object and answers GET and HEAD with.
-KEPT = (
-    "content-type",
-    "content-encoding",
-    "content-disposition",
-    "content-language",
-    "cache-control",
-    "expires",
-    "x-amz-website-redirect-location",
-)
+KEPT = (*CONTENT_HEADERS, "x-amz-website-redirect-location")
 RESPONSE_OVERRIDES = {
     "response-content-type": "Content-Type",
     "response-content-language": "Content-Language",

@@ -22,6 +22,15 @@ from .operations import operation_name
 
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 MAX_KEY_BYTES = 1024
+# The headers S3 stores with an object and answers its GET and HEAD with.
+CONTENT_HEADERS = (
+    "content-type",
+    "content-encoding",
+    "content-disposition",
+    "content-language",
+    "cache-control",
+    "expires",
+)
 # The methods S3 has operations for. Any other (TRACE, PROPFIND, PURGE, MKCOL, …) is refused
 # here, before authentication, so it is never signed or sent to a backend, which might do it.
 S3_METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS"})

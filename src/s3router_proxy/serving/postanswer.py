@@ -16,17 +16,13 @@ from multidict import CIMultiDict
 
 from ..http.messages import Response
 from ..s3.errors import S3Error
+from ..s3.request import CONTENT_HEADERS
 from ..s3.xml import child_text, children, local_name, parse_xml
 
 # Fields that are the object's headers under the same name.
 _AS_HEADERS = frozenset(
     {
-        "content-type",
-        "cache-control",
-        "content-disposition",
-        "content-encoding",
-        "content-language",
-        "expires",
+        *CONTENT_HEADERS,
         "x-amz-storage-class",
         "x-amz-server-side-encryption",
         "x-amz-website-redirect-location",

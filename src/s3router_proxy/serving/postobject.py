@@ -31,7 +31,7 @@ from ..backends.backend import acting_for
 from ..backends.forward import Leg, forward
 from ..body.cap import check_body_cap
 from ..body.formdata import Form, FormReader, form_boundary
-from ..body.payload import BodyCheck, BodyOutcome, PayloadPlan
+from ..body.payload import BodyCheck, BodyOutcome, PayloadPlan, checksum_check
 from ..http.messages import Response
 from ..s3 import checksums
 from ..s3.errors import S3Error
@@ -169,18 +169,7 @@ def file_checks(fields: dict[str, str]) -> tuple[BodyCheck, ...]:
         algorithm = checksums.algorithm_for_header(name)
         if algorithm is None or not checksums.valid_value(algorithm, value):
             raise S3Error("InvalidRequest", f"Value for {name} is invalid.")
-        checks.append(_checksum_check(algorithm, value))
+        checks.append(checksum_check(algorithm, value))
     if len(checks) > 1:
         raise S3Error("InvalidRequest", "Expecting a single x-amz-checksum- field.")
     return tuple(checks)
-
-
-def _checksum_check(algorithm: str, value: str) -> BodyCheck:
-    checksum = checksums.new_checksum(algorithm)
-    return BodyCheck(
-        checksum,
-        lambda: checksum.b64digest() == value,
-        lambda: S3Error(
-            "BadDigest", f"The {algorithm} you specified did not match the calculated checksum."
-        ),
-    )
