@@ -119,24 +119,7 @@ async def relay(
         headers["Location"] = location(headers["Location"])
     headers["x-amz-request-id"] = record.request_id
     if small:
-        # A small answer goes out in one write, headers and body together.
-        try:
-            body = await upstream.read(int(length))
-        except (TimeoutError, UpstreamError) as exc:
-            metrics.child(metrics.BACKEND_ERRORS, backend.name, "broken_stream").inc()
-            raise unreachable(backend, exc) from None
-        if len(body) != int(length):
-            metrics.child(metrics.BACKEND_ERRORS, backend.name, "broken_stream").inc()
-            raise unreachable(backend, UpstreamError("short answer"))
-        answer = Response(
-            status=upstream.status, reason=upstream.reason, body=body, headers=headers
-        )
-        if upstream.status >= 400 and (code := _ERROR_CODE.search(body)) is not None:
-            record.error_code = code.group(1).decode("ascii", "replace")
-        record.bytes_out = len(body)
-        if body:
-            metrics.child(metrics.BYTES_OUT, backend.name).inc(len(body))
-        return answer
+        return await _small_answer(upstream, backend, record, headers, int(length))
     if head_only and (length.isdigit() or upstream.status in (204, 304)):
         # Nothing to stream: the head goes out in one write, without a streamed answer's
         # awaits. Response frames a HEAD answer by the Content-Length it is given.
@@ -184,6 +167,31 @@ async def relay(
         metrics.child(metrics.BYTES_OUT, backend.name).inc(record.bytes_out)
     await response.write_eof()
     return response
+
+
+async def _small_answer(
+    upstream: UpstreamResponse,
+    backend: Backend,
+    record: RequestRecord,
+    headers: CIMultiDict[str],
+    length: int,
+) -> Response:
+    """A small answer, read whole so it goes out in one write, headers and body together."""
+    try:
+        body = await upstream.read(length)
+    except (TimeoutError, UpstreamError) as exc:
+        metrics.child(metrics.BACKEND_ERRORS, backend.name, "broken_stream").inc()
+        raise unreachable(backend, exc) from None
+    if len(body) != length:
+        metrics.child(metrics.BACKEND_ERRORS, backend.name, "broken_stream").inc()
+        raise unreachable(backend, UpstreamError("short answer"))
+    answer = Response(status=upstream.status, reason=upstream.reason, body=body, headers=headers)
+    if upstream.status >= 400 and (code := _ERROR_CODE.search(body)) is not None:
+        record.error_code = code.group(1).decode("ascii", "replace")
+    record.bytes_out = len(body)
+    if body:
+        metrics.child(metrics.BYTES_OUT, backend.name).inc(len(body))
+    return answer
 
 
 def _spliceable(http_request: Request, upstream: UpstreamResponse) -> bool:
