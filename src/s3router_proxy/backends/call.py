@@ -17,7 +17,6 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from ..auth.canonical import canonical_query_string
 from ..http.client import ConnectFailed, Disconnected, TooLarge, UpstreamError, UpstreamResponse
-from ..redisstore.service import store_answer
 from ..s3.errors import S3Error
 from ..telemetry import metrics
 from .backend import Backend, BackendRequest
@@ -95,6 +94,8 @@ async def backend_response(
             )
         # Shaped like an `UpstreamResponse` but for its socket: what needs one (the splice in
         # `relay.py`) checks the type first.
+        from ..redisstore.service import store_answer  # imported with the store (backend.py)
+
         return await store_answer(backend.store, request, body)  # type: ignore[return-value]
     host, target, signed = (
         backend.signed_target(request) if sign else backend.unsigned_target(request)
