@@ -4,10 +4,12 @@ rounds as through the proxy to an S3 store and direct to it.
 Two S3 stores stand beside it: the bench's nginx (a static-file server, the fastest store there
 is, but no S3 implementation) and a moto_server (an S3 implementation in Python, as a real
 store parses, checks and answers S3 requests). A redis-server of its own (nothing saved, pinned
-beside the other servers) backs a rule of the proxy under test for bucket `tmp-bench`, and moto
-one for bucket `s3-bench`; the paths `redis` and `moto` are that proxy asked for each bucket,
-`moto-direct` is moto asked directly, with presigned requests made the same way as every other
-path's. Without redis-server (or moto) those rows are left out and the report says so.
+beside the other servers) backs a rule for bucket `tmp-bench`, and moto one for bucket
+`s3-bench`, of a second proxy process started from the same code (`proxy-stores`), so the Redis
+client and its pool weigh on neither the main proxy's memory nor its CPU columns. The paths
+`redis` and `moto` are that proxy asked for each bucket, `moto-direct` is moto asked directly,
+with presigned requests made the same way as every other path's. Without redis-server (or
+moto) those rows are left out and the report says so.
 """
 
 from __future__ import annotations
@@ -108,8 +110,8 @@ def table(results: Results) -> list[str]:
         return ["Redis store: not measured (redis-server is not installed)."]
     lines = [
         "A `kind: redis` store against two S3 stores, same rounds: nginx (`direct`, and "
-        "through the proxy), moto_server (`moto direct`, and through the proxy), and the "
-        "proxy to Redis (`proxy→redis`):",
+        "through the proxy), moto_server (`moto direct`, and through a second proxy process "
+        "with a Redis store and moto beside nginx), and that proxy to Redis (`proxy→redis`):",
         "",
         "| workload | metric | direct | proxy | moto direct | proxy→moto | proxy→redis "
         "| redis/moto | redis/proxy | proxy CPU | proxy→redis CPU |",

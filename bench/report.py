@@ -210,32 +210,48 @@ class Verdict:
 def targets(results: Results) -> list[Verdict]:
     verdicts = []
     for op in SMALL:
-        ratio = results.paired(f"{op} c=64", "proxy", "nginx", _value, _ratio)
+        cpu = results.median(f"{op} c=64", "proxy", _cpu)
         verdicts.append(
             Verdict(
-                f"{SMALL_LABEL[op]} ops/s at c=64 ≥ 0.35x nginx hop",
-                _fmt_ratio(ratio),
-                None if ratio is None else ratio >= 0.35,
+                f"{SMALL_LABEL[op]} proxy CPU per request at c=64 ≤ 60 µs",
+                "-" if cpu is None else f"{cpu:.0f} µs",
+                None if cpu is None else cpu <= 60,
             )
         )
     for op in SMALL:
         added = results.paired(f"{op} c=1", "proxy", "direct", _p50, _diff)
         verdicts.append(
             Verdict(
-                f"{SMALL_LABEL[op]} added p50 at c=1 over direct ≤ 0.15 ms",
+                f"{SMALL_LABEL[op]} added p50 at c=1 over direct ≤ 0.10 ms",
                 "-" if added is None else f"{added:+.3f} ms",
-                None if added is None else added <= 0.15,
+                None if added is None else added <= 0.10,
             )
         )
-    for op, floor in (("GET", 0.95), ("PUT", 0.8)):
-        ratio = results.paired(f"{op} stream", "proxy", "nginx", _value, _ratio)
-        verdicts.append(
-            Verdict(
-                f"{op} {_stream_label(results)} MB/s ≥ {floor}x nginx hop",
-                _fmt_ratio(ratio),
-                None if ratio is None else ratio >= floor,
-            )
+    label = _stream_label(results)
+    ratio = results.paired("GET stream", "proxy", "direct", _value, _ratio)
+    verdicts.append(
+        Verdict(
+            f"GET {label} MB/s ≥ 0.8x direct",
+            _fmt_ratio(ratio),
+            None if ratio is None else ratio >= 0.8,
         )
+    )
+    cpu_ratio = results.paired("GET stream", "proxy", "before", _cpu, _ratio)
+    verdicts.append(
+        Verdict(
+            f"GET {label} proxy CPU per GiB ≤ 1/3 of before (--baseline)",
+            _fmt_ratio(cpu_ratio),
+            None if cpu_ratio is None else cpu_ratio <= 1 / 3,
+        )
+    )
+    ratio = results.paired("PUT stream", "proxy", "nginx", _value, _ratio)
+    verdicts.append(
+        Verdict(
+            f"PUT {label} MB/s ≥ 1.0x nginx hop",
+            _fmt_ratio(ratio),
+            None if ratio is None else ratio >= 1.0,
+        )
+    )
     peak = results.rss_peak_kib / 1024 if results.rss_peak_kib else None
     verdicts.append(
         Verdict(

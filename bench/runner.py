@@ -294,7 +294,9 @@ class Bench:
                 if path == signer or (signer == "proxy" and path != "before"):
                     self.signed[path], self.stream_presigned[path] = workloads, presigned
         self.workloads = self.signed["proxy"]
-        self.signed.update(redisrows.workloads(self.root, self.stack.port("proxy"), self.stores))
+        if self.stack.stores_proxy is not None:
+            stores_port = self.stack.stores_proxy.port
+            self.signed.update(redisrows.workloads(self.root, stores_port, self.stores))
         _sanity(self.stack, self.signed)
         for path in self.paths:  # warm-up: connections, caches, the proxy's backend pool
             load.run_wrk(

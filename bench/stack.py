@@ -211,6 +211,9 @@ class Stack:
     proxy: Server
     data: Path  # the backend's object directory (tmpfs when available)
     before: Server | None = None  # the proxy built from --baseline REV, in front of the same store
+    # The Redis rows' proxy (bench/redisrows.py): one of its own, so its Redis client and pool
+    # weigh on neither the main proxy's memory nor its CPU columns.
+    stores_proxy: Server | None = None
     extra: dict[str, Server] = field(default_factory=dict)  # "moto-direct": the moto_server
 
     def url(self, path: str) -> str:
@@ -221,8 +224,9 @@ class Stack:
 
     def server(self, path: str) -> Server:
         servers = {"direct": self.backend, "nginx": self.hop, "proxy": self.proxy}
-        # The Redis rows: the same proxy asked for its Redis store's or moto's bucket, and moto.
-        servers.update(redis=self.proxy, moto=self.proxy, **self.extra)
+        # The Redis rows: their proxy asked for its Redis store's or moto's bucket, and moto.
+        stores_proxy = self.stores_proxy or self.proxy
+        servers.update(redis=stores_proxy, moto=stores_proxy, **self.extra)
         if self.before is not None:
             servers["before"] = self.before
         return servers[path]
@@ -287,17 +291,20 @@ def start_stack(
         lambda port: hop_conf(hop_prefix, backend.port, port),
         pin=pin,
     )
-    proxy = start_proxy(
-        procs, root, backend.port, python=python, pin=pin, log_level=log_level,
-        stores=stores,
-    )  # fmt: skip
+    proxy = start_proxy(procs, root, backend.port, python=python, pin=pin, log_level=log_level)
+    stores_proxy = None
+    if stores is not None and (stores.redis or stores.moto):
+        stores_proxy = start_proxy(
+            procs, root, backend.port, python=python, pin=pin, log_level=log_level,
+            name="proxy-stores", stores=stores,
+        )  # fmt: skip
     before = None
     if baseline_src is not None:
         before = start_proxy(
             procs, root, backend.port, python=python, pin=pin, log_level=log_level,
             name="before", source=baseline_src,
         )  # fmt: skip
-    return Stack(backend, hop, proxy, data, before)
+    return Stack(backend, hop, proxy, data, before, stores_proxy=stores_proxy)
 
 
 def start_proxy(
