@@ -125,6 +125,7 @@ class Config:
     header_timeout: float = 20.0  # a request head must arrive whole within this
     body_timeout: float = 20.0  # a request body may stall this long, then must keep up...
     body_min_rate: int = 1024  # ...this many bytes per second
+    send_timeout: float = 60.0  # an answer the client does not read for this long is cut
     max_request_head_bytes: int = 64 * 1024  # request line and headers together
     shutdown_timeout: float = 30.0
     watch_config: bool = False

@@ -23,6 +23,7 @@ _ROUTER_KEYS = {
     "header_timeout",
     "body_timeout",
     "body_min_rate",
+    "send_timeout",
     "max_request_head_bytes",
     "shutdown_timeout",
     "watch_config",
@@ -128,6 +129,7 @@ def _router_extras(reader: Reader, router: LineDict, source: str) -> dict[str, A
     extras["header_timeout"] = reader.number(router, "header_timeout", "router", 20.0)
     extras["body_timeout"] = reader.number(router, "body_timeout", "router", 20.0)
     extras["body_min_rate"] = _byte_count(reader, router, "body_min_rate", 1024, 1, 1 << 30)
+    extras["send_timeout"] = reader.number(router, "send_timeout", "router", 60.0)
     extras["max_request_head_bytes"] = _byte_count(
         reader, router, "max_request_head_bytes", 64 * 1024, 16 * 1024, 1024 * 1024
     )

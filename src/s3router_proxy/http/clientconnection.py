@@ -76,6 +76,7 @@ class ClientConnection(asyncio.Protocol):
         self.pending_error: BadRequest | None = None
         self.read_paused = False
         self.write_paused = False
+        self.write_paused_since = 0.0  # when the client last stopped taking answer bytes
         self.drain_waiter: asyncio.Future[None] | None = None
         # The request being parsed (its head done, its body arriving) and those answered next.
         self.parsing: Request | None = None
@@ -145,6 +146,7 @@ class ClientConnection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.write_paused = True
+        self.write_paused_since = self.loop.time()
 
     def resume_writing(self) -> None:
         self.write_paused = False

@@ -17,8 +17,8 @@ the proxy needs and no more, the way `client.py` does for the backend leg:
   an answer goes out before its request's body has arrived. When the whole body did arrive, the
   connection stays open;
 - one timer task per server (here) sweeps idle keep-alive connections, lingering closes, request
-  heads that do not finish in time and request bodies that stall, instead of a timer per
-  request.
+  heads that do not finish in time, request bodies that stall and answers the client stops
+  reading, instead of a timer per request.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ from .requestparser import MAX_HEAD_SIZE
 HEADER_TIMEOUT = 20.0  # seconds for a whole head to arrive once its first byte came
 BODY_TIMEOUT = 20.0  # seconds a body may stall, and the grace before BODY_MIN_RATE counts
 BODY_MIN_RATE = 1024.0  # bytes per second a body must keep up after BODY_TIMEOUT
+# Seconds an answer may wait for the client to take its bytes (nginx's send_timeout is 60 s).
+SEND_TIMEOUT = 60.0
 LINGER_SECONDS = 5.0
 SWEEP_SECONDS = 1.0
 
@@ -53,6 +55,7 @@ class FrontServer:
         header_timeout: float = HEADER_TIMEOUT,
         body_timeout: float = BODY_TIMEOUT,
         body_min_rate: float = BODY_MIN_RATE,
+        send_timeout: float = SEND_TIMEOUT,
         max_head_size: int = MAX_HEAD_SIZE,
         tls: ssl.SSLContext | None = None,
     ) -> None:
@@ -61,6 +64,7 @@ class FrontServer:
         self.header_timeout = header_timeout
         self.body_timeout = body_timeout
         self.body_min_rate = body_min_rate
+        self.send_timeout = send_timeout
         self.max_head_size = max_head_size
         self.tls = tls
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # set by start
@@ -95,6 +99,11 @@ class FrontServer:
 
     def _sweep_connection(self, conn: ClientConnection, now: float) -> None:
         if conn.closed:
+            return
+        if conn.write_paused and now - conn.write_paused_since > self.send_timeout:
+            # A client that stopped reading its answer: the answer is cut (the client cannot
+            # take it as complete) and the backend connection it held is let go.
+            conn.abort()
             return
         if conn.lingering:
             if now - conn.since > LINGER_SECONDS and not conn.busy:

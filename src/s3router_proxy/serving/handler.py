@@ -209,6 +209,7 @@ class ProxyServer:
             header_timeout=config.header_timeout,
             body_timeout=config.body_timeout,
             body_min_rate=config.body_min_rate,
+            send_timeout=config.send_timeout,
             max_head_size=config.max_request_head_bytes,
             tls=ssl_context(config),
         )
