@@ -487,3 +487,45 @@ def test_late_answer_racing_the_next_request(raw: RawBackend, proxy: ProxyProces
     conns = {name: _seen(raw, f"/{BUCKET}/race-{name}")[0]["conn"] for name in ("late", "mine")}
     assert conns["late"] == conns["mine"]  # the race this test is about did happen
     assert _seen(raw, f"/{BUCKET}/race-after")[0]["conn"] != conns["mine"]
+
+
+@pytest.mark.parametrize(
+    ("status", "page", "code"),
+    [
+        (
+            b"500 Internal Server Error",
+            b"<html><h1>Internal Server Error</h1></html>",
+            "InternalError",
+        ),
+        (b"502 Bad Gateway", b"<html><center>502 Bad Gateway</center></html>", "InternalError"),
+        (b"503 Service Unavailable", b"upstream connect error", "ServiceUnavailable"),
+        (b"501 Not Implemented", b"", "NotImplemented"),
+    ],
+)
+def test_a_server_error_page_reaches_the_client_as_s3_error_xml(
+    status: bytes, page: bytes, code: str, raw: RawBackend, proxy: ProxyProcess
+) -> None:
+    """A store's (or its load balancer's) HTML or text error page is no answer an S3 client can
+    parse: the client gets S3's error document, with the same status and the proxy's request id.
+    A server error that is S3 XML already passes as it is."""
+    number = int(status[:3])
+    key = f"error-page-{number}"
+    xml_key = f"error-xml-{number}"
+    s3_error = ERROR_XML.replace(b"AccessDenied", b"SlowDown")
+    raw.script(
+        {
+            f"GET /{BUCKET}/{key}": send(
+                ok(page, status=status, extra=b"Content-Type: text/html\r\n")
+            ),
+            f"GET /{BUCKET}/{xml_key}": send(ok(s3_error, status=status)),
+        }
+    )
+    got = request(proxy, "GET", key)
+    assert (got.status, error_code(got), got.complete) == (number, code, True), got
+    assert got.headers["content-type"] == "application/xml"
+    document = etree.fromstring(got.body)
+    assert document.findtext("RequestId") == got.headers["x-amz-request-id"]
+    assert page not in got.body or not page
+
+    passed = request(proxy, "GET", xml_key)
+    assert (passed.status, error_code(passed)) == (number, "SlowDown"), passed

@@ -50,6 +50,8 @@ _BACKEND_REQUEST_IDS = ("x-amz-request-id", "x-amzn-requestid")
 _DROP_SMALL_RESPONSE = _DROP_RESPONSE | {"content-length"}
 SMALL_BODY = 64 * 1024  # answers up to this size are sent in one write
 _ERROR_CODE = re.compile(rb"<Code>([A-Za-z0-9.]{1,64})</Code>")
+# The S3 code for a backend's server error that came without an S3 error document.
+_SERVER_ERROR_CODES = {501: "NotImplemented", 503: "ServiceUnavailable"}
 
 
 def backend_request_id(upstream: UpstreamResponse) -> str:
@@ -185,13 +187,28 @@ async def _small_answer(
     if len(body) != length:
         metrics.child(metrics.BACKEND_ERRORS, backend.name, "broken_stream").inc()
         raise unreachable(backend, UpstreamError("short answer"))
+    code = _ERROR_CODE.search(body) if upstream.status >= 400 else None
+    if upstream.status >= 500 and code is None:
+        raise _not_an_s3_error(upstream, backend)
     answer = Response(status=upstream.status, reason=upstream.reason, body=body, headers=headers)
-    if upstream.status >= 400 and (code := _ERROR_CODE.search(body)) is not None:
+    if code is not None:
         record.error_code = code.group(1).decode("ascii", "replace")
     record.bytes_out = len(body)
     if body:
         metrics.child(metrics.BYTES_OUT, backend.name).inc(len(body))
     return answer
+
+
+def _not_an_s3_error(upstream: UpstreamResponse, backend: Backend) -> S3Error:
+    """A server error page (an HTML 500, a load balancer's 502) no S3 client can read: the
+    client gets S3's error document instead, with the same status, and SDKs retry as for S3."""
+    status = upstream.status
+    log.warning("backend %s answered %d without an S3 error document", backend.name, status)
+    return S3Error(
+        _SERVER_ERROR_CODES.get(status, "InternalError"),
+        f"The store behind this request answered {status} without an S3 error document.",
+        status=status,
+    )
 
 
 def _spliceable(http_request: Request, upstream: UpstreamResponse) -> bool:
