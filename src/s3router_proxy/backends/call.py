@@ -17,6 +17,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from ..auth.canonical import canonical_query_string
 from ..http.client import ConnectFailed, Disconnected, TooLarge, UpstreamError, UpstreamResponse
+from ..http.pool import BodySender
 from ..redisstore.service import store_answer
 from ..s3.errors import S3Error
 from ..telemetry import metrics
@@ -69,7 +70,7 @@ async def backend_exchange(
 async def backend_response(
     backend: Backend,
     request: BackendRequest,
-    body: bytes | AsyncIterator[bytes] | None = None,
+    body: bytes | AsyncIterator[bytes] | BodySender | None = None,
     *,
     unsigned: Mapping[str, str] | None = None,
     sign: bool = True,
@@ -95,7 +96,7 @@ async def backend_response(
             )
         # Shaped like an `UpstreamResponse` but for its socket: what needs one (the splice in
         # `relay.py`) checks the type first.
-        return await store_answer(backend.store, request, body)  # type: ignore[return-value]
+        return await store_answer(backend.store, request, body)  # type: ignore[return-value,arg-type]
     host, target, signed = (
         backend.signed_target(request) if sign else backend.unsigned_target(request)
     )
