@@ -64,7 +64,11 @@ class SplicedUpload:
     async def send(self, conn: BackendConnection, head: bytes) -> None:
         request = self.request
         front = cast(Front, request._conn)
-        held, left = front.hand_over_body(request)
+        try:
+            held, left = front.hand_over_body(request)
+        except BaseException as exc:  # the client went away, or stalled, before it began
+            self.client_error = exc
+            raise
         if len(held) + left != self.length:
             front.body_broken()
             raise UpstreamError("the body was read in part before it was spliced")
