@@ -180,6 +180,27 @@ def test_presigned_put_is_stored_whole(
     assert peak < 150
 
 
+def test_presigned_upload_part_is_spliced(
+    start_proxy: StartProxy, moto_auth: MotoBackend, bucket: str
+) -> None:
+    proxy = moto_proxy(start_proxy, moto_auth)
+    client = proxy.client(KEY, SECRET, signature_version="s3v4")
+    upload_id = client.create_multipart_upload(Bucket=bucket, Key="parts")["UploadId"]
+    parts = [os.urandom(5 * MIB), os.urandom(MIB + 17)]
+    etags = []
+    for number, part in enumerate(parts, 1):
+        params = {"Bucket": bucket, "Key": "parts", "UploadId": upload_id, "PartNumber": number}
+        url = client.generate_presigned_url("upload_part", Params=params)
+        answer = requests.put(url, data=part, timeout=60)
+        assert answer.status_code == 200, answer.text
+        etags.append({"PartNumber": number, "ETag": answer.headers["ETag"]})
+    client.complete_multipart_upload(
+        Bucket=bucket, Key="parts", UploadId=upload_id, MultipartUpload={"Parts": etags}
+    )
+    assert stored(moto_auth, bucket, "parts") == hashlib.sha256(b"".join(parts)).hexdigest()
+    assert len(spliced(proxy)) == 2
+
+
 def test_client_that_goes_away_mid_body_leaves_nothing(
     start_proxy: StartProxy, moto_auth: MotoBackend, bucket: str
 ) -> None:
