@@ -11,6 +11,7 @@ and any body over TLS, takes the copy loop. Each spliced upload is in the proxy'
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -233,6 +234,37 @@ def test_client_that_stalls_gets_request_timeout_and_nothing_is_written(
     assert headers.get("connection") == "close" and answers.closed()
     sock.close()
     assert stored(moto_auth, bucket, "stalled") is None
+    assert "upload cut short after" in proxy.log_text()
+
+
+def test_client_that_trickles_below_the_minimum_rate_times_out(
+    start_proxy: StartProxy, moto_auth: MotoBackend, bucket: str
+) -> None:
+    """Never silent for body_timeout, but slower than body_min_rate after it: as the front
+    server's sweeper times out a body it reads, the pump times out one it splices."""
+    router = "router: {body_timeout: 2, body_min_rate: 1048576}"
+    proxy = moto_proxy(start_proxy, moto_auth, router)
+    sock = connect(proxy)
+    sock.sendall(unsigned_head(proxy, f"/{bucket}/trickle", 16 * MIB) + os.urandom(MIB))
+    stop = threading.Event()
+
+    def trickle() -> None:
+        with contextlib.suppress(OSError):
+            while not stop.wait(0.25):
+                sock.sendall(os.urandom(16 * 1024))  # 64 KiB/s
+
+    sender = threading.Thread(target=trickle, daemon=True)
+    started = time.monotonic()
+    sender.start()
+    try:
+        status, _, body = Answers(sock).next()
+    finally:
+        stop.set()
+        sender.join(5)
+    assert (status, b"<Code>RequestTimeout</Code>" in body) == (400, True), body
+    assert 2.5 < time.monotonic() - started < 15
+    sock.close()
+    assert stored(moto_auth, bucket, "trickle") is None
     assert "upload cut short after" in proxy.log_text()
 
 

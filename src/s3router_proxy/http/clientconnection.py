@@ -47,6 +47,7 @@ class Serving(Protocol):
     draining: bool
     connections: set[ClientConnection]
     body_timeout: float
+    body_min_rate: float
     handler: Callable[[Request], Awaitable[Response]]
 
 
@@ -200,9 +201,8 @@ class ClientConnection(asyncio.Protocol):
                 self.transport.resume_reading()
 
     def hand_over_body(self, request: Request) -> tuple[bytes, int]:
-        """Stop reading: the rest of `request`'s Content-Length body is moved past this
-        connection by the kernel (`uploadsplice.py`). Returns the body bytes parsed already
-        and how many are still to come on the socket."""
+        """Stop reading: the rest of `request`'s body is moved past this connection by the
+        kernel (`uploadsplice.py`). The body bytes parsed already, and how many are to come."""
         body = request.content
         if body._error is not None:
             raise body._error

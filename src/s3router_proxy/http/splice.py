@@ -168,6 +168,9 @@ class Ends:
     sink_failed: Callable[[str], BaseException]
     timed_out: Callable[[], BaseException]
     stopped: Callable[[], BaseException | None]
+    # Bytes per second the source must keep up once `read_timeout` has passed (a request
+    # body's `body_min_rate`); time spent waiting for the sink does not count.
+    min_rate: float | None = None
 
 
 class Pump:
@@ -179,12 +182,14 @@ class Pump:
     ) -> None:
         self.loop = loop
         self.source_fd, self.sink_fd = source, sink
+        self.count = count
         self.left = count  # still to read from the source
         self.held = 0  # in the pipe
         self.ends = ends
         self.reading = self.writing = False
         self.pipe_full = False
         self.last_read = loop.time()
+        self.reading_for = 0.0  # seconds spent waiting on the source, roughly (whole ticks)
         self.done: asyncio.Future[None] = loop.create_future()
 
     async def run(self) -> None:
@@ -281,12 +286,23 @@ class Pump:
         if self.done.done():
             return
         stopped = self.ends.stopped()
+        if self.reading:
+            self.reading_for += _TICK
         if stopped is not None:
             self._fail(stopped)
-        elif self.reading and self.loop.time() - self.last_read > self.ends.read_timeout:
+        elif self._too_slow():
             self._fail(self.ends.timed_out())
         else:
             self.timer = self.loop.call_later(_TICK, self._tick)
+
+    def _too_slow(self) -> bool:
+        """Whether the source went silent for `read_timeout` while waited on, or after that
+        grace kept below `min_rate`."""
+        ends = self.ends
+        if self.reading and self.loop.time() - self.last_read > ends.read_timeout:
+            return True
+        taken = self.count - self.left
+        return bool(ends.min_rate) and self.reading_for > ends.read_timeout + taken / ends.min_rate
 
     def _fail(self, error: BaseException) -> None:
         self._watch(read=False, write=False)

@@ -25,7 +25,8 @@ from .splice import ClientGone, Ends, Pump, plain_socket
 
 
 class BodyTimeLimit(Protocol):
-    body_timeout: float  # seconds a request body may stall
+    body_timeout: float  # seconds a request body may stall, and the grace before...
+    body_min_rate: float  # ...it must keep up this many bytes per second
 
 
 class Front(Protocol):
@@ -80,7 +81,7 @@ class SplicedUpload:
             return
         try:
             await _flushed(conn)
-            await self._pump(conn, left, front.server.body_timeout)
+            await self._pump(conn, left, front.server)
         except _Stop:
             # As the copy loop does: stop sending and read what the backend answered. The
             # backend connection holds half a body and the client's socket the rest of it.
@@ -98,7 +99,7 @@ class SplicedUpload:
             raise
         front.body_moved(request)
 
-    async def _pump(self, conn: BackendConnection, left: int, body_timeout: float) -> None:
+    async def _pump(self, conn: BackendConnection, left: int, limits: BodyTimeLimit) -> None:
         # Looked up only now, after the awaits: a descriptor closed meanwhile may be another
         # connection's by now.
         client = self.request.transport
@@ -116,13 +117,15 @@ class SplicedUpload:
                 return _Stop()
             return None
 
+        # The front server's body timeouts, as its sweeper applies them to a body it reads.
         ends = Ends(
-            body_timeout,
+            limits.body_timeout,
             self._counted,
             source_failed=lambda what: ClientGone(f"the client {what}"),
             sink_failed=lambda what: _Stop(what),
             timed_out=lambda: BodyTimeout("the request body timed out"),
             stopped=stopped,
+            min_rate=limits.body_min_rate,
         )
         await Pump(conn.loop, client_fd, backend_fd, left, ends).run()
 
