@@ -96,7 +96,7 @@ async def backend_response(
             )
         # Shaped like an `UpstreamResponse` but for its socket: what needs one (the splice in
         # `relay.py`) checks the type first.
-        return await store_answer(backend.store, request, body)  # type: ignore[return-value,arg-type]
+        return await store_answer(backend.store, request, body)  # type: ignore[return-value]
     host, target, signed = (
         backend.signed_target(request) if sign else backend.unsigned_target(request)
     )
