@@ -206,9 +206,8 @@ class ClientConnection(asyncio.Protocol):
         body = request.content
         if body._error is not None:
             raise body._error
-        held = b"".join(body._pieces)
+        held, body._size = b"".join(body._pieces), 0
         body._pieces.clear()
-        body._size = 0
         if body.complete:
             self.resume_body()
             return held, 0
@@ -218,8 +217,7 @@ class ClientConnection(asyncio.Protocol):
         return held, int(request.headers["Content-Length"]) - self.body_bytes
 
     def body_moved(self, request: Request) -> None:
-        """The rest of the body went past llhttp, which cannot skip bytes: the message is
-        ended here, and what follows on the socket is read by a fresh parser."""
+        """The rest went past llhttp (which cannot skip bytes): a fresh parser reads on."""
         self.parser = RequestParser(self)
         self.on_message_complete()
         self.resume_body()
