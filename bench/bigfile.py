@@ -17,6 +17,18 @@ from bench.procs import CLIENT_CPU, LOOPBACK, Processes, pinned
 MIB = 1024 * 1024
 
 
+def content_md5(path: Path) -> str:
+    """The file's Content-MD5 header value."""
+    import base64
+    import hashlib
+
+    digest = hashlib.md5()
+    with open(path, "rb") as source:
+        while block := source.read(4 * MIB):
+            digest.update(block)
+    return base64.b64encode(digest.digest()).decode()
+
+
 def make_object(path: Path, size: int) -> None:
     """A file of `size` pseudo-random bytes (incompressible, cheap to make)."""
     import random
@@ -49,6 +61,7 @@ def curl(
     expected: int,
     pin: bool,
     timeout: float = 300.0,
+    headers: dict[str, str] | None = None,
 ) -> Transfer:
     """One curl transfer; raises unless it answered 2xx and moved `expected` bytes."""
     url = f"http://{LOOPBACK}:{port}{path_and_query}"
@@ -57,6 +70,8 @@ def curl(
     if method == "PUT":
         assert upload is not None
         argv += ["-T", str(upload)]
+    for name, value in (headers or {}).items():
+        argv += ["-H", f"{name}: {value}"]
     argv.append(url)
     proc = procs.start(pinned(CLIENT_CPU, argv, enabled=pin), stdout=subprocess.PIPE)
     try:

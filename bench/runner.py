@@ -366,7 +366,10 @@ class Bench:
         """
         size = self.results.stream_bytes
         proxy_pid = self.stack.proxy.pid
-        for op in ("PUT", "GET"):
+        # The presigned PUT is unsigned, so the proxy splices it; with a Content-MD5 it must
+        # read and check the body: the copy loop, beside it.
+        checked = {"Content-MD5": bigfile.content_md5(self.stream_src)}
+        for op in ("PUT", report.CHECKED_PUT, "GET"):
             for path in _rotate(round_index, self.paths):
                 pids = _front_pids(self.stack, path)
                 best: tuple[float, float] | None = None  # (MB/s, CPU seconds)
@@ -375,10 +378,12 @@ class Bench:
                         self._note_peak()
                         reset_peak_rss(proxy_pid)
                     before = _cpu(pids)
+                    method = "GET" if op == "GET" else "PUT"
                     transfer = bigfile.curl(
-                        self.procs, op, self.stack.port(path), self.stream_presigned[path][op],
-                        upload=self.stream_src if op == "PUT" else None, expected=size,
-                        pin=self.pin,
+                        self.procs, method, self.stack.port(path),
+                        self.stream_presigned[path][method],
+                        upload=self.stream_src if method == "PUT" else None, expected=size,
+                        pin=self.pin, headers=checked if op == report.CHECKED_PUT else None,
                     )  # fmt: skip
                     used = _cpu(pids) - before
                     if path == "proxy":

@@ -17,6 +17,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from ..auth.canonical import canonical_query_string
 from ..http.client import ConnectFailed, Disconnected, TooLarge, UpstreamError, UpstreamResponse
+from ..http.pool import BodySender
 from ..s3.errors import S3Error
 from ..telemetry import metrics
 from .backend import Backend, BackendRequest
@@ -68,7 +69,7 @@ async def backend_exchange(
 async def backend_response(
     backend: Backend,
     request: BackendRequest,
-    body: bytes | AsyncIterator[bytes] | None = None,
+    body: bytes | AsyncIterator[bytes] | BodySender | None = None,
     *,
     unsigned: Mapping[str, str] | None = None,
     sign: bool = True,

@@ -13,6 +13,7 @@ decorators of the same shape, one concern each (fallback, mirrors, Content-MD5).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -21,8 +22,10 @@ from typing import Protocol, TypeVar
 from ..auth.anonymous import forwarded_unsigned
 from ..auth.sigv4 import SigV4Auth
 from ..body.payload import BodyAborted, BodyOutcome, PayloadPlan, check_empty_body, upstream_body
+from ..http import splice
 from ..http.client import ConnectFailed, Disconnected
-from ..http.messages import Request, Response
+from ..http.messages import BodyTimeout, Request, Response
+from ..http.uploadsplice import SplicedUpload
 from ..routing.rules import Route
 from ..s3.errors import S3Error
 from ..s3.operationsets import NEEDS_LENGTH
@@ -31,8 +34,10 @@ from ..telemetry import metrics
 from ..telemetry.accessrecord import RequestRecord
 from .backend import Backend, BackendRequest
 from .call import backend_response, unreachable
-from .outgoing import backend_query, outgoing_headers, request_has_body
+from .outgoing import backend_query, outgoing_headers, request_has_body, splice_upload_length
 from .relay import Rewrite, relay, relay_rewritten
+
+log = logging.getLogger("s3router_proxy.proxy")
 
 
 class Forwarded(Protocol):
@@ -131,12 +136,15 @@ async def forward(exchange: Forwarded, leg: Leg, rewriters: Rewriters) -> Respon
     if stream is not None and not has_body:
         signed["content-length"] = "0"  # a mirrored empty body: its end is the stream's end
     outcome = BodyOutcome() if stream is None else stream[1]
-    body: AsyncIterator[bytes] | bytes | None
+    body: AsyncIterator[bytes] | bytes | SplicedUpload | None
+    upload = None
     if body_override is not None:
         body = body_override
         outcome.sent = len(body_override)
     elif stream is not None:
         body = stream[0]
+    elif has_body and (upload := spliced_upload(http_request, request, plan, backend)):
+        body = upload
     else:
         body = upstream_body(http_request.content, plan, outcome) if has_body else None
     outgoing = BackendRequest(
@@ -156,6 +164,10 @@ async def forward(exchange: Forwarded, leg: Leg, rewriters: Rewriters) -> Respon
         record.bytes_in = outcome.sent
         raise unreachable(backend, exc) from None
     except (TimeoutError, BodyAborted, OSError) as exc:
+        if upload is not None:
+            outcome.sent = upload.sent
+            outcome.failure = client_failure(upload.client_error)
+            log.debug("upload cut short after %d bytes spliced", upload.spliced)
         record.bytes_in = outcome.sent
         if outcome.failure is not None:
             raise outcome.failure from None
@@ -163,6 +175,14 @@ async def forward(exchange: Forwarded, leg: Leg, rewriters: Rewriters) -> Respon
     if leg.try_next is not None and leg.try_next(upstream.status):
         upstream.release()
         raise TryNextBackend(upstream.status)
+    if upload is not None:
+        outcome.sent = upload.sent
+        log.debug(
+            "upload of %d bytes spliced: %d to backend %s",
+            upload.sent,
+            upload.spliced,
+            backend.name,
+        )
     record.backend_seconds = time.monotonic() - sent_at
     record.bytes_in = outcome.sent
     metrics.child(metrics.BACKEND_SECONDS, backend.name).observe(record.backend_seconds)
@@ -186,3 +206,25 @@ async def forward(exchange: Forwarded, leg: Leg, rewriters: Rewriters) -> Respon
         return await relay(http_request, upstream, backend, record, location)
     finally:
         upstream.release()
+
+
+def spliced_upload(
+    http_request: Request, request: S3Request, plan: PayloadPlan, backend: Backend
+) -> SplicedUpload | None:
+    """The body as the kernel moves it (`http/uploadsplice.py`), when nothing needs to see it:
+    a body `splice_upload_length` allows, to one HTTP backend (a Redis store answers in this
+    process), from a client on plain TCP. A mirrored write, a form upload and a body the
+    proxy rewrote have a stream or a body of their own and never come here."""
+    if not splice.ENABLED or backend.store is not None or backend.scheme != "http":
+        return None
+    if splice.plain_socket(http_request.transport) is None:
+        return None
+    length = splice_upload_length(request, plan)
+    return None if length is None else SplicedUpload(http_request, length)
+
+
+def client_failure(error: BaseException | None) -> S3Error | None:
+    """The client's error for a spliced body it did not send whole, as the copy loop's."""
+    if error is None:
+        return None
+    return S3Error("RequestTimeout" if isinstance(error, BodyTimeout) else "IncompleteBody")

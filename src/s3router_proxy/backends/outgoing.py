@@ -13,6 +13,7 @@ from multidict import CIMultiDictProxy
 from ..auth.canonical import canonical_query_string
 from ..auth.sigv4 import SigV4Auth
 from ..body.payload import PayloadPlan
+from ..http.splice import MIN_SPLICE
 from ..s3.request import S3Request
 
 # Never forwarded as the client sent them: auth is redone, hop-by-hop headers are per connection.
@@ -120,6 +121,22 @@ def request_has_body(request: S3Request, plan: PayloadPlan) -> bool:
             and "chunked" in request.headers.get("Transfer-Encoding", "").lower()
         )
     )
+
+
+def splice_upload_length(request: S3Request, plan: PayloadPlan) -> int | None:
+    """The length of a body the kernel may move to the backend unseen (`http/uploadsplice.py`),
+    or None: an object or part whose bytes nothing in the proxy reads (no hash, Content-MD5 or
+    checksum to verify, not aws-chunked, no cap counted as it flows), framed by a
+    Content-Length alone and at least `MIN_SPLICE` long. Where it goes is the caller's part."""
+    if plan.checks or plan.chunked or plan.forward_trailers or plan.size_limit is not None:
+        return None
+    if request.operation not in ("PutObject", "UploadPart"):
+        return None
+    headers = request.headers
+    length = plan.upstream_length
+    if "Transfer-Encoding" in headers or length is None or length < MIN_SPLICE:
+        return None
+    return length if headers.get("Content-Length", "").strip() == str(length) else None
 
 
 def outgoing_headers(

@@ -46,6 +46,8 @@ class Serving(Protocol):
     max_head_size: int
     draining: bool
     connections: set[ClientConnection]
+    body_timeout: float
+    body_min_rate: float
     handler: Callable[[Request], Awaitable[Response]]
 
 
@@ -199,6 +201,32 @@ class ClientConnection(asyncio.Protocol):
             self.read_paused = False
             if self.transport is not None and not self.closed:
                 self.transport.resume_reading()
+
+    def hand_over_body(self, request: Request) -> tuple[bytes, int]:
+        """Stop reading: the rest of `request`'s body is moved past this connection by the
+        kernel (`uploadsplice.py`). The body bytes parsed already, and how many are to come."""
+        body = request.content
+        if body._error is not None:
+            raise body._error
+        held, body._size = b"".join(body._pieces), 0
+        body._pieces.clear()
+        if body.complete:
+            self.resume_body()
+            return held, 0
+        if self.parsing is not request or self.closed:
+            raise ConnectionResetError("the client closed the connection")
+        self._pause_reading()
+        return held, int(request.headers["Content-Length"]) - self.body_bytes
+
+    def body_moved(self, request: Request) -> None:
+        """The rest went past llhttp (which cannot skip bytes): a fresh parser reads on."""
+        self.parser = RequestParser(self)
+        self.on_message_complete()
+        self.resume_body()
+
+    def body_broken(self) -> None:
+        """Part of a body went past llhttp, not all: nothing more on the socket is read."""
+        self.ended = self.close_after = True
 
     def _pause_reading(self) -> None:
         if not self.read_paused and self.transport is not None and not self.closed:

@@ -14,6 +14,7 @@ import asyncio
 import ssl
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
+from typing import Protocol
 
 from .client import (
     BackendConnection,
@@ -32,6 +33,13 @@ IDLE_SECONDS = 15.0
 MAX_CONNECTING = 32
 
 _CHUNK_END = b"\r\n"
+
+
+class BodySender(Protocol):
+    """A body that sends itself, after the head, on the connection it is given
+    (`uploadsplice.SplicedUpload`: the kernel moves it from the client's socket)."""
+
+    async def send(self, conn: BackendConnection, head: bytes) -> None: ...
 
 
 class UpstreamPool:
@@ -64,7 +72,7 @@ class UpstreamPool:
         method: str,
         target: str,
         headers: Iterable[tuple[str, str]],
-        body: bytes | AsyncIterator[bytes] | None,
+        body: bytes | AsyncIterator[bytes] | BodySender | None,
         *,
         chunked: bool = False,
     ) -> UpstreamResponse:
@@ -95,8 +103,10 @@ class UpstreamPool:
                 transport.write(head)
             elif isinstance(body, bytes):
                 transport.write(head + body)
-            else:
+            elif isinstance(body, AsyncIterator):
                 await self._send_stream(conn, head, body, chunked)
+            else:
+                await body.send(conn, head)
             await conn.wait_headers()
         except BaseException:
             conn.reusable = False

@@ -26,6 +26,7 @@ import fcntl
 import os
 import termios
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from .client import HOLD_BODY, UpstreamError, UpstreamResponse
 from .messages import Request, StreamResponse
@@ -118,8 +119,21 @@ async def splice_answer(
             raise UpstreamError("the backend connection closed")
         transport = request.transport
         assert transport is not None
-        pump = _Pump(backend.loop, backend_fd, client_fd, left, read_timeout, counted)
-        await pump.run(transport.is_closing)
+
+        def client_closing() -> BaseException | None:
+            return (
+                ClientGone("the client connection was closed") if transport.is_closing() else None
+            )
+
+        ends = Ends(
+            read_timeout,
+            counted,
+            source_failed=lambda what: UpstreamError(f"the backend {what}"),
+            sink_failed=lambda what: ClientGone(f"the client {what}"),
+            timed_out=lambda: TimeoutError("the backend did not send its answer in time"),
+            stopped=client_closing,
+        )
+        await Pump(backend.loop, backend_fd, client_fd, left, ends).run()
     backend.body_moved()
 
 
@@ -141,31 +155,44 @@ async def _flushed(request: Request) -> None:
         raise ClientGone("the client closed the connection")
 
 
-class _Pump:
-    """socket -> pipe -> socket for `count` bytes, driven by the event loop."""
+@dataclass(frozen=True, slots=True)
+class Ends:
+    """What a pump tells and raises about its two ends. `source_failed` and `sink_failed` make
+    the error for a side that broke (told what happened, "closed the connection mid-body"
+    say); `timed_out` the one for a source silent for `read_timeout`; `stopped`, asked once a
+    tick, the error that ends the pump early (a connection closed meanwhile), if any."""
+
+    read_timeout: float
+    counted: Callable[[int], None]  # told each run of bytes that reached the sink
+    source_failed: Callable[[str], BaseException]
+    sink_failed: Callable[[str], BaseException]
+    timed_out: Callable[[], BaseException]
+    stopped: Callable[[], BaseException | None]
+    # Bytes per second the source must keep up once `read_timeout` has passed (a request
+    # body's `body_min_rate`); time spent waiting for the sink does not count.
+    min_rate: float | None = None
+
+
+class Pump:
+    """socket -> pipe -> socket for `count` bytes, driven by the event loop: a backend's answer
+    to the client here, a client's upload to the backend in `uploadsplice.py`."""
 
     def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        source: int,
-        sink: int,
-        count: int,
-        read_timeout: float,
-        counted: Callable[[int], None],
+        self, loop: asyncio.AbstractEventLoop, source: int, sink: int, count: int, ends: Ends
     ) -> None:
         self.loop = loop
         self.source_fd, self.sink_fd = source, sink
-        self.left = count  # still to read from the backend
+        self.count = count
+        self.left = count  # still to read from the source
         self.held = 0  # in the pipe
-        self.read_timeout = read_timeout
-        self.counted = counted
+        self.ends = ends
         self.reading = self.writing = False
         self.pipe_full = False
         self.last_read = loop.time()
+        self.reading_for = 0.0  # seconds spent waiting on the source, roughly (whole ticks)
         self.done: asyncio.Future[None] = loop.create_future()
 
-    async def run(self, client_closing: Callable[[], bool]) -> None:
-        self.client_closing = client_closing
+    async def run(self) -> None:
         with contextlib.ExitStack() as stack:
             self.source = os.dup(self.source_fd)
             stack.callback(os.close, self.source)
@@ -204,12 +231,10 @@ class _Pump:
                     # socket stays readable, and only a write out of the pipe makes room.
                     self.pipe_full = self.held > 0 and _unread(self.source) > 0
                 except OSError as exc:
-                    return self._fail(UpstreamError(f"the backend connection failed: {exc}"))
+                    return self._fail(self.ends.source_failed(f"connection failed: {exc}"))
                 else:
                     if n == 0:
-                        return self._fail(
-                            UpstreamError("the backend closed the connection mid-answer")
-                        )
+                        return self._fail(self.ends.source_failed("closed the connection mid-body"))
                     self.left -= n
                     self.held += n
                     self.last_read = self.loop.time()
@@ -225,10 +250,10 @@ class _Pump:
                 except BlockingIOError:
                     n = 0
                 except OSError as exc:
-                    return self._fail(ClientGone(f"the client connection failed: {exc}"))
+                    return self._fail(self.ends.sink_failed(f"connection failed: {exc}"))
                 if n:
                     self.held -= n
-                    self.counted(n)
+                    self.ends.counted(n)
                     self.pipe_full = False
                     moved = True
             if not self.left and not self.held:
@@ -260,12 +285,24 @@ class _Pump:
     def _tick(self) -> None:
         if self.done.done():
             return
-        if self.client_closing():
-            self._fail(ClientGone("the client connection was closed"))
-        elif self.reading and self.loop.time() - self.last_read > self.read_timeout:
-            self._fail(TimeoutError("the backend did not send its answer in time"))
+        stopped = self.ends.stopped()
+        if self.reading:
+            self.reading_for += _TICK
+        if stopped is not None:
+            self._fail(stopped)
+        elif self._too_slow():
+            self._fail(self.ends.timed_out())
         else:
             self.timer = self.loop.call_later(_TICK, self._tick)
+
+    def _too_slow(self) -> bool:
+        """Whether the source went silent for `read_timeout` while waited on, or after that
+        grace kept below `min_rate`."""
+        ends = self.ends
+        if self.reading and self.loop.time() - self.last_read > ends.read_timeout:
+            return True
+        taken = self.count - self.left
+        return bool(ends.min_rate) and self.reading_for > ends.read_timeout + taken / ends.min_rate
 
     def _fail(self, error: BaseException) -> None:
         self._watch(read=False, write=False)

@@ -4,6 +4,8 @@ ahead, and what it does with a body that outlives its answer."""
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 
 from s3router_proxy.http.clientconnection import ClientConnection
 from s3router_proxy.http.messages import Request, Response
@@ -66,6 +68,52 @@ async def test_a_body_that_outlives_its_answer_is_dropped_then_the_connection_en
         writer.write(b"defghij")  # the rest of the body: read and dropped
         assert await asyncio.wait_for(reader.read(), 5) == b"no"  # then the connection ends
         await until(lambda: not server.connections)
+        writer.close()
+    finally:
+        await server.close()
+
+
+async def test_a_body_moved_past_the_parser_leaves_the_next_request_whole() -> None:
+    """What `uploadsplice.py` does with the socket, done here by hand: the connection hands
+    over the body, exactly the rest of it is read past llhttp, and a fresh parser reads the
+    request pipelined behind it."""
+    size = 3 * 1024 * 1024
+    body = bytes(range(256)) * (size // 256)
+    moved: list[bytes] = []
+
+    async def handler(request: Request) -> Response:
+        if request.raw_path != "/big":
+            return Response(body=request.raw_path.encode() + await request.content.read())
+        conn = request._conn
+        assert isinstance(conn, ClientConnection) and conn.transport is not None
+        held, left = conn.hand_over_body(request)
+        assert len(held) + left == size and left > 0
+        sock = conn.transport.get_extra_info("socket")
+        with socket.socket(fileno=os.dup(sock.fileno())) as own:
+            own.setblocking(False)
+            rest = bytearray()
+            while len(rest) < left:
+                rest += await asyncio.get_running_loop().sock_recv(own, left - len(rest))
+        moved.append(held + rest)
+        conn.body_moved(request)
+        assert request.content.complete
+        return Response(body=b"moved")
+
+    server = FrontServer(handler)
+    port = await server.start("127.0.0.1", 0)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"PUT /big HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n" % size)
+        writer.write(body[: 64 * 1024])
+        await asyncio.sleep(0.2)  # some of the body goes through llhttp first
+        writer.write(
+            body[64 * 1024 :] + b"PUT /next HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nok"
+        )
+        answers = b""
+        while not answers.endswith(b"/nextok"):
+            answers += await asyncio.wait_for(reader.read(4096), 5)
+        assert answers.count(b"HTTP/1.1 200 OK") == 2 and b"\r\n\r\nmoved" in answers
+        assert moved == [body]
         writer.close()
     finally:
         await server.close()

@@ -114,9 +114,15 @@ async def _pump(body: bytes, *, close_early: bool = False, read_timeout: float =
     counted: list[int] = []
     received = bytearray()
     try:
-        pump = splice._Pump(
-            loop, source.fileno(), sink.fileno(), len(body), read_timeout, counted.append
+        ends = splice.Ends(
+            read_timeout,
+            counted.append,
+            source_failed=lambda what: UpstreamError(f"the backend {what}"),
+            sink_failed=lambda what: ConnectionError(f"the client {what}"),
+            timed_out=lambda: TimeoutError("silent"),
+            stopped=lambda: None,
         )
+        pump = splice.Pump(loop, source.fileno(), sink.fileno(), len(body), ends)
 
         async def feed() -> None:
             sent = body[: len(body) // 2] if close_early else body
@@ -133,7 +139,7 @@ async def _pump(body: bytes, *, close_early: bool = False, read_timeout: float =
 
         reader = loop.create_task(drain())
         try:
-            await asyncio.gather(feed(), pump.run(lambda: False))
+            await asyncio.gather(feed(), pump.run())
             await asyncio.wait_for(reader, 10)
         finally:
             reader.cancel()
@@ -150,5 +156,5 @@ async def test_pump_moves_exactly_the_body() -> None:
 
 
 async def test_pump_fails_when_the_source_ends_early() -> None:
-    with pytest.raises(UpstreamError, match="mid-answer"):
+    with pytest.raises(UpstreamError, match="mid-body"):
         await _pump(os.urandom(4 * 1024 * 1024), close_early=True)
