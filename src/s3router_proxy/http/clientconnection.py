@@ -25,12 +25,9 @@ import httptools
 
 from .messages import (
     READ_LOW_WATER,
-    REASONS,
-    SERVER_NAME,
     BodyTimeout,
     Request,
     Response,
-    http_date,
 )
 from .requestparser import BadRequest, RequestParser, refusal
 
@@ -77,6 +74,7 @@ class ClientConnection(asyncio.Protocol):
         # A refusal of bytes that came after requests still to answer: written after them.
         self.pending_error: BadRequest | None = None
         self.read_paused = False
+        self.handed_over = False  # the kernel moves the rest of a body past the parser
         self.write_paused = False
         self.write_paused_since = 0.0  # when the client last stopped taking answer bytes
         self.drain_waiter: asyncio.Future[None] | None = None
@@ -126,6 +124,9 @@ class ClientConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.ended or (self.close_after and self.parsing is None):
             return  # nothing after the request in hand is served
+        if self.handed_over:  # reading is paused then: a byte here would be the body's
+            self.abort()
+            return
         try:
             self.parser.feed(data)
         except httptools.HttpParserUpgrade:
@@ -216,11 +217,12 @@ class ClientConnection(asyncio.Protocol):
         if self.parsing is not request or self.closed:
             raise ConnectionResetError("the client closed the connection")
         self._pause_reading()
+        self.handed_over = True
         return held, int(request.headers["Content-Length"]) - self.body_bytes
 
     def body_moved(self, request: Request) -> None:
         """The rest went past llhttp (which cannot skip bytes): a fresh parser reads on."""
-        self.parser = RequestParser(self)
+        self.parser, self.handed_over = RequestParser(self), False
         self.on_message_complete()
         self.resume_body()
 
@@ -384,16 +386,6 @@ class ClientConnection(asyncio.Protocol):
         self._write_error(BadRequest("RequestTimeout", _TIMED_OUT))
 
     def _write_error(self, error: BadRequest) -> None:
-        body = (
-            '<?xml version="1.0" encoding="UTF-8"?>\n'
-            f"<Error><Code>{error.code}</Code><Message>{error.message}</Message></Error>"
-        ).encode()
-        reason = REASONS.get(error.status, "Bad Request")
-        head = (
-            f"HTTP/1.1 {error.status} {reason}\r\nContent-Type: application/xml\r\n"
-            f"Content-Length: {len(body)}\r\nDate: {http_date()}\r\n"
-            f"Server: {SERVER_NAME}\r\nConnection: close\r\n\r\n"
-        ).encode()
         with contextlib.suppress(ConnectionError):
-            self.write(head + body)
+            self.write(error.answer())
         self.close()

@@ -22,7 +22,7 @@ from typing import Protocol
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from .messages import Connection, Request
+from .messages import REASONS, SERVER_NAME, Connection, Request, http_date
 
 log = logging.getLogger("s3router_proxy.front")
 
@@ -63,6 +63,20 @@ class BadRequest(Exception):
     def __init__(self, code: str, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.code, self.message, self.status = code, message, status
+
+    def answer(self) -> bytes:
+        """The whole answer, head and S3 error document; the connection closes after it."""
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f"<Error><Code>{self.code}</Code><Message>{self.message}</Message></Error>"
+        ).encode()
+        reason = REASONS.get(self.status, "Bad Request")
+        head = (
+            f"HTTP/1.1 {self.status} {reason}\r\nContent-Type: application/xml\r\n"
+            f"Content-Length: {len(body)}\r\nDate: {http_date()}\r\n"
+            f"Server: {SERVER_NAME}\r\nConnection: close\r\n\r\n"
+        ).encode()
+        return head + body
 
 
 def check_framing(method: str, version: str, headers: CIMultiDictProxy[str]) -> None:

@@ -117,3 +117,31 @@ async def test_a_body_moved_past_the_parser_leaves_the_next_request_whole() -> N
         writer.close()
     finally:
         await server.close()
+
+
+async def test_bytes_read_while_a_body_is_handed_over_end_the_connection() -> None:
+    """Reading is paused while the kernel moves a body past the parser; a byte the transport
+    delivered all the same would be the body's, not the start of a request, so the connection
+    is ended rather than parsing it (or feeding it to a body nobody reads)."""
+    handed: list[int] = []
+    release = asyncio.Event()
+
+    async def handler(request: Request) -> Response:
+        conn = request._conn
+        assert isinstance(conn, ClientConnection)
+        handed.append(conn.hand_over_body(request)[1])
+        conn.data_received(b"GET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n")  # as a loop might
+        await release.wait()
+        return Response(body=b"never")
+
+    server = FrontServer(handler)
+    port = await server.start("127.0.0.1", 0)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"PUT /big HTTP/1.1\r\nHost: h\r\nContent-Length: 1000000\r\n\r\nabc")
+        answer = await asyncio.wait_for(reader.read(), 5)
+        assert answer == b"" and handed and handed[0] > 0  # cut, nothing answered
+        release.set()
+        writer.close()
+    finally:
+        await server.close()
