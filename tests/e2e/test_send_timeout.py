@@ -69,7 +69,7 @@ def read_all(sock: socket.socket) -> tuple[int, bool]:
     return total, True
 
 
-@pytest.mark.parametrize("switch", ["off"])
+@pytest.mark.parametrize("switch", ["on", "off"])
 def test_a_client_that_stops_reading_is_cut_off(
     switch: str, start_proxy: StartProxy, moto_plain: MotoBackend
 ) -> None:

@@ -406,3 +406,71 @@ def test_a_backend_that_answers_early_is_passed_on_and_the_client_connection_end
     fresh.close()
     early = [r for r in raw.requests() if r.get("target") == "/b/early" and "body_len" in r]
     assert all(r["body_len"] < size for r in early), early
+
+
+class DeafBackend:
+    """A backend that reads a request's head and then nothing, for `seconds`: its socket's
+    buffers fill and the upload cannot go on. Records when each connection was closed."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.listener = socket.create_server((LOOPBACK, 0))
+        self.endpoint = f"http://{LOOPBACK}:{self.listener.getsockname()[1]}"
+        self.stop = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._deaf, args=(conn,), daemon=True).start()
+
+    def _deaf(self, conn: socket.socket) -> None:
+        with conn:
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                data = conn.recv(1)
+                if not data:
+                    return
+                head += data
+            self.stop.wait(self.seconds)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.listener.close()
+
+
+@pytest.mark.parametrize("switch", ["on", "off"])
+def test_a_backend_that_stops_reading_the_body_fails_the_upload_after_its_read_timeout(
+    switch: str, start_proxy: StartProxy
+) -> None:
+    """Without a timeout on the backend side of an upload, a backend that stops reading would
+    hold the client, the splice (or the copy loop) and the connection for as long as it likes."""
+    deaf = DeafBackend(seconds=60)
+    try:
+        text = config(deaf.endpoint, "k", "s").replace("read_timeout: 30", "read_timeout: 2")
+        proxy = start_proxy(text, env={"S3_ROUTER_SPLICE": switch}, log_level="debug")
+        sock = connect(proxy)
+        size = 64 * MIB
+        sock.sendall(unsigned_head(proxy, "/b/deaf", size))
+
+        def send_body() -> None:
+            with contextlib.suppress(OSError):
+                for _ in range(size // MIB):
+                    sock.sendall(b"d" * MIB)
+
+        threading.Thread(target=send_body, daemon=True).start()
+        started = time.monotonic()
+        status, _, body = Answers(sock).next()
+        waited = time.monotonic() - started
+        sock.close()
+        assert status == 503 and b"ServiceUnavailable" in body, body
+        assert waited < 30, f"the upload was held {waited:.0f} s by a backend that stopped reading"
+        if switch == "on":
+            assert spliced(proxy) == []  # it never went whole
+            assert "upload cut short after" in proxy.log_text()
+    finally:
+        deaf.close()

@@ -327,9 +327,11 @@ class BackendConnection(asyncio.Protocol):
             self.transport.resume_reading()  # type: ignore[union-attr]
 
     async def drain(self) -> None:
+        """Wait until the backend takes more of a request body: `TimeoutError` when it takes
+        none for the read timeout (a backend that stopped reading would hold the upload)."""
         while self.write_paused and not self.closed:
             waiter = self.drain_waiter = self.loop.create_future()
-            await waiter
+            await asyncio.wait_for(waiter, self.pool.read_timeout)
 
 
 class UpstreamResponse:

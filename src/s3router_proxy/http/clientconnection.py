@@ -45,6 +45,7 @@ class Serving(Protocol):
     connections: set[ClientConnection]
     body_timeout: float
     body_min_rate: float
+    send_timeout: float
     handler: Callable[[Request], Awaitable[Response]]
 
 
@@ -66,6 +67,7 @@ class ClientConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.remote: str | None = None
         self.scheme = "https" if server.tls else "http"
+        self.send_timeout = server.send_timeout
         self.parser = RequestParser(self)
         self.closed = False
         self.close_after = False  # no request after the one in hand (an error, an upgrade)

@@ -54,6 +54,7 @@ class Connection(Protocol):
     transport: asyncio.Transport | None
     remote: str | None
     scheme: str
+    send_timeout: float  # seconds an answer may wait for the client to take its bytes
 
     def pause_body(self) -> None: ...
 

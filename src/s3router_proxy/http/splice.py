@@ -132,6 +132,7 @@ async def splice_answer(
             sink_failed=lambda what: ClientGone(f"the client {what}"),
             timed_out=lambda: TimeoutError("the backend did not send its answer in time"),
             stopped=client_closing,
+            write_timeout=request._conn.send_timeout,
         )
         await Pump(backend.loop, backend_fd, client_fd, left, ends).run()
     backend.body_moved()
@@ -160,7 +161,8 @@ class Ends:
     """What a pump tells and raises about its two ends. `source_failed` and `sink_failed` make
     the error for a side that broke (told what happened, "closed the connection mid-body"
     say); `timed_out` the one for a source silent for `read_timeout`; `stopped`, asked once a
-    tick, the error that ends the pump early (a connection closed meanwhile), if any."""
+    tick, the error that ends the pump early (a connection closed meanwhile), if any;
+    `sink_failed` also for a sink that took no byte for `write_timeout` while bytes waited."""
 
     read_timeout: float
     counted: Callable[[int], None]  # told each run of bytes that reached the sink
@@ -171,6 +173,7 @@ class Ends:
     # Bytes per second the source must keep up once `read_timeout` has passed (a request
     # body's `body_min_rate`); time spent waiting for the sink does not count.
     min_rate: float | None = None
+    write_timeout: float | None = None
 
 
 class Pump:
@@ -188,7 +191,7 @@ class Pump:
         self.ends = ends
         self.reading = self.writing = False
         self.pipe_full = False
-        self.last_read = loop.time()
+        self.last_read = self.last_write = loop.time()
         self.reading_for = 0.0  # seconds spent waiting on the source, roughly (whole ticks)
         self.done: asyncio.Future[None] = loop.create_future()
 
@@ -253,6 +256,7 @@ class Pump:
                     return self._fail(self.ends.sink_failed(f"connection failed: {exc}"))
                 if n:
                     self.held -= n
+                    self.last_write = self.loop.time()
                     self.ends.counted(n)
                     self.pipe_full = False
                     moved = True
@@ -278,6 +282,7 @@ class Pump:
         if write != self.writing:
             self.writing = write
             if write:
+                self.last_write = loop.time()
                 loop.add_writer(self.sink, self._step)
             else:
                 loop.remove_writer(self.sink)
@@ -292,6 +297,8 @@ class Pump:
             self._fail(stopped)
         elif self._too_slow():
             self._fail(self.ends.timed_out())
+        elif self._sink_stuck():
+            self._fail(self.ends.sink_failed("stopped reading"))
         else:
             self.timer = self.loop.call_later(_TICK, self._tick)
 
@@ -303,6 +310,11 @@ class Pump:
             return True
         taken = self.count - self.left
         return bool(ends.min_rate) and self.reading_for > ends.read_timeout + taken / ends.min_rate
+
+    def _sink_stuck(self) -> bool:
+        """Whether the sink took no byte for `write_timeout` while bytes waited for it."""
+        timeout = self.ends.write_timeout
+        return timeout is not None and self.writing and self.loop.time() - self.last_write > timeout
 
     def _fail(self, error: BaseException) -> None:
         self._watch(read=False, write=False)

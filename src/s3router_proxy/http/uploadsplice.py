@@ -126,6 +126,7 @@ class SplicedUpload:
             timed_out=lambda: BodyTimeout("the request body timed out"),
             stopped=stopped,
             min_rate=limits.body_min_rate,
+            write_timeout=conn.pool.read_timeout,  # a backend that stops reading the body
         )
         await Pump(conn.loop, client_fd, backend_fd, left, ends).run()
 
