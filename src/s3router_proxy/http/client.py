@@ -331,7 +331,7 @@ class BackendConnection(asyncio.Protocol):
         none for the read timeout (a backend that stopped reading would hold the upload)."""
         while self.write_paused and not self.closed:
             waiter = self.drain_waiter = self.loop.create_future()
-            await asyncio.wait_for(waiter, self.pool.read_timeout)
+            await self._wait(waiter)  # the connection's own read timer, not one per wait
 
 
 class UpstreamResponse:
