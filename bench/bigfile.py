@@ -17,18 +17,6 @@ from bench.procs import CLIENT_CPU, LOOPBACK, Processes, pinned
 MIB = 1024 * 1024
 
 
-def content_md5(path: Path) -> str:
-    """The file's Content-MD5 header value."""
-    import base64
-    import hashlib
-
-    digest = hashlib.md5()
-    with open(path, "rb") as source:
-        while block := source.read(4 * MIB):
-            digest.update(block)
-    return base64.b64encode(digest.digest()).decode()
-
-
 def make_object(path: Path, size: int) -> None:
     """A file of `size` pseudo-random bytes (incompressible, cheap to make)."""
     import random

@@ -107,7 +107,10 @@ def table(results: Results) -> list[str]:
     """The Redis rows: direct to nginx and through the proxy to it, direct to moto and through
     the proxy to it, and through the proxy to Redis."""
     if not any("redis" in results.rows.get(f"{op} c=64", {}) for op in OPS):
-        return ["Redis store: not measured (redis-server is not installed)."]
+        return [
+            "Redis store: not measured (redis-server or moto_server is not installed, or "
+            "`--only` left out the small rows)."
+        ]
     lines = [
         "A `kind: redis` store against two S3 stores, same rounds: nginx (`direct`, and "
         "through the proxy), moto_server (`moto direct`, and through a second proxy process "

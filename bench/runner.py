@@ -37,7 +37,7 @@ from importlib import metadata
 from pathlib import Path
 from types import FrameType
 
-from bench import bigfile, load, redisrows, report
+from bench import bigfile, load, redisrows, report, signedput
 from bench.procs import (
     CLIENT_CPU,
     SERVER_CPU,
@@ -366,10 +366,10 @@ class Bench:
         """
         size = self.results.stream_bytes
         proxy_pid = self.stack.proxy.pid
-        # The presigned PUT is unsigned, so the proxy splices it; with a Content-MD5 it must
-        # read and check the body: the copy loop, beside it.
-        checked = {"Content-MD5": bigfile.content_md5(self.stream_src)}
-        for op in ("PUT", report.CHECKED_PUT, "GET"):
+        # The presigned PUT is unsigned, so the proxy splices it; a signed payload it must hash
+        # as it flows (bench/signedput.py).
+        digest = signedput.file_sha256(self.stream_src)
+        for op in report.STREAMS:
             for path in _rotate(round_index, self.paths):
                 pids = _front_pids(self.stack, path)
                 best: tuple[float, float] | None = None  # (MB/s, CPU seconds)
@@ -379,11 +379,17 @@ class Bench:
                         reset_peak_rss(proxy_pid)
                     before = _cpu(pids)
                     method = "GET" if op == "GET" else "PUT"
+                    target, headers = self.stream_presigned[path][method], None
+                    if op == report.SIGNED_PUT:
+                        target = f"/{BUCKET}/stream-dst"
+                        headers = signedput.signed_put_headers(
+                            self.stack.port(path), target, digest,
+                            key=CLIENT_KEY_ID, secret=CLIENT_SECRET, region=REGION,
+                        )  # fmt: skip
                     transfer = bigfile.curl(
-                        self.procs, method, self.stack.port(path),
-                        self.stream_presigned[path][method],
+                        self.procs, method, self.stack.port(path), target,
                         upload=self.stream_src if method == "PUT" else None, expected=size,
-                        pin=self.pin, headers=checked if op == report.CHECKED_PUT else None,
+                        pin=self.pin, headers=headers,
                     )  # fmt: skip
                     used = _cpu(pids) - before
                     if path == "proxy":
