@@ -139,6 +139,8 @@ def table(results: Results) -> list[str]:
 
     def row(name: str, metric: str, key: str, pick: Callable[[Measure], float | None],
             digits: int, cpu_unit: str) -> None:  # fmt: skip
+        if key not in results.rows:
+            return  # left out by --only
         cells = [_fmt(results.median(key, p, pick), digits) for p in PATHS]
         direct = _fmt_ratio(results.paired(key, "proxy", "direct", pick, _ratio))
         hop = _fmt_ratio(results.paired(key, "proxy", "nginx", pick, _ratio))
@@ -327,8 +329,9 @@ def render(
         f"{results.rss_stream_peak_kib / mib:.1f} MiB during the large streams."
     )
     out.append("")
-    out.append("SigV4, CPU µs per request (median / best of the repeats):")
-    out.append("")
+    if results.sigv4:
+        out.append("SigV4, CPU µs per request (median / best of the repeats):")
+        out.append("")
     labels = {
         "ours_header_get": "proxy: parse_auth + check_time + verify_signature + sign_request, "
         "boto3-style header-signed GET",
