@@ -136,17 +136,8 @@ async def forward(exchange: Forwarded, leg: Leg, rewriters: Rewriters) -> Respon
     if stream is not None and not has_body:
         signed["content-length"] = "0"  # a mirrored empty body: its end is the stream's end
     outcome = BodyOutcome() if stream is None else stream[1]
-    body: AsyncIterator[bytes] | bytes | SplicedUpload | None
-    upload = None
-    if body_override is not None:
-        body = body_override
-        outcome.sent = len(body_override)
-    elif stream is not None:
-        body = stream[0]
-    elif has_body and (upload := spliced_upload(http_request, request, plan, backend)):
-        body = upload
-    else:
-        body = upstream_body(http_request.content, plan, outcome) if has_body else None
+    body = _leg_body(exchange, leg, has_body, outcome)
+    upload = body if isinstance(body, SplicedUpload) else None
     outgoing = BackendRequest(
         request.method,
         leg.route.bucket,
@@ -165,9 +156,7 @@ async def forward(exchange: Forwarded, leg: Leg, rewriters: Rewriters) -> Respon
         raise unreachable(backend, exc) from None
     except (TimeoutError, BodyAborted, OSError) as exc:
         if upload is not None:
-            outcome.sent = upload.sent
-            outcome.failure = client_failure(upload.client_error)
-            log.debug("upload cut short after %d bytes spliced", upload.spliced)
+            _spliced(upload, outcome, backend, failed=True)
         record.bytes_in = outcome.sent
         if outcome.failure is not None:
             raise outcome.failure from None
@@ -176,13 +165,7 @@ async def forward(exchange: Forwarded, leg: Leg, rewriters: Rewriters) -> Respon
         upstream.release()
         raise TryNextBackend(upstream.status)
     if upload is not None:
-        outcome.sent = upload.sent
-        log.debug(
-            "upload of %d bytes spliced: %d to backend %s",
-            upload.sent,
-            upload.spliced,
-            backend.name,
-        )
+        _spliced(upload, outcome, backend, failed=False)
     record.backend_seconds = time.monotonic() - sent_at
     record.bytes_in = outcome.sent
     metrics.child(metrics.BACKEND_SECONDS, backend.name).observe(record.backend_seconds)
@@ -206,6 +189,41 @@ async def forward(exchange: Forwarded, leg: Leg, rewriters: Rewriters) -> Respon
         return await relay(http_request, upstream, backend, record, location)
     finally:
         upstream.release()
+
+
+def _leg_body(
+    exchange: Forwarded, leg: Leg, has_body: bool, outcome: BodyOutcome
+) -> AsyncIterator[bytes] | bytes | SplicedUpload | None:
+    """What follows the head: a body a decorator made, a mirror's stream, the client's body
+    moved by the kernel, or the client's body checked as it flows (`outcome` follows it)."""
+    if exchange.body_override is not None:
+        outcome.sent = len(exchange.body_override)
+        return exchange.body_override
+    if leg.stream is not None:
+        return leg.stream[0]
+    if not has_body:
+        return None
+    upload = spliced_upload(exchange.http, exchange.request, exchange.plan, leg.backend)
+    if upload is not None:
+        return upload
+    return upstream_body(exchange.http.content, exchange.plan, outcome)
+
+
+def _spliced(
+    upload: SplicedUpload, outcome: BodyOutcome, backend: Backend, *, failed: bool
+) -> None:
+    """A spliced upload's bytes and failure, told as a body read by the proxy tells them."""
+    outcome.sent = upload.sent
+    if failed:
+        outcome.failure = client_failure(upload.client_error)
+        log.debug("upload cut short after %d bytes spliced", upload.spliced)
+    else:
+        log.debug(
+            "upload of %d bytes spliced: %d to backend %s",
+            upload.sent,
+            upload.spliced,
+            backend.name,
+        )
 
 
 def spliced_upload(
