@@ -235,10 +235,11 @@ def spliced_upload(
     proxy rewrote have a stream or a body of their own and never come here."""
     if not splice.ENABLED or backend.store is not None or backend.scheme != "http":
         return None
-    if splice.plain_socket(http_request.transport) is None:
-        return None
+    # The pure checks first: most bodies are small, and the socket lookup is not free.
     length = splice_upload_length(request, plan)
-    return None if length is None else SplicedUpload(http_request, length)
+    if length is None or splice.plain_socket(http_request.transport) is None:
+        return None
+    return SplicedUpload(http_request, length)
 
 
 def client_failure(error: BaseException | None) -> S3Error | None:
