@@ -127,6 +127,20 @@ def backend_requests(raw: RawBackend, marker: str) -> list[dict[str, Any]]:
     return [r for r in raw.requests() if "error" not in r and marker in r.get("target", "")]
 
 
+def wire_from(raw: RawBackend, start: bytes, timeout: float = 5.0) -> bytes:
+    """The bytes the backend received, from the first `start` (a request line) on.
+
+    The proxy may answer its client before the backend's process has read what was sent to it,
+    so this waits up to `timeout` for `start` to arrive.
+    """
+    deadline = time.monotonic() + timeout
+    while (at := (wire := raw.received()).find(start)) < 0:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the backend never received {start!r}")
+        time.sleep(0.02)
+    return wire[at:]
+
+
 def cpu_seconds(pid: int) -> float:
     """CPU time (user and system) of every thread of `pid`, from the scheduler's nanoseconds."""
     total = 0
