@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from s3router_proxy.auth.sigv4 import UNSIGNED_PAYLOAD, SigV4Auth
+from s3router_proxy.auth.sigv4 import UNSIGNED_PAYLOAD
 from s3router_proxy.backends.backend import Backend
 from s3router_proxy.backends.forward import client_failure, spliced_upload
 from s3router_proxy.backends.outgoing import splice_upload_length
@@ -22,24 +22,10 @@ from s3router_proxy.http import splice
 from s3router_proxy.http.messages import BodyTimeout, Request
 from s3router_proxy.s3.request import S3Request, parse_request
 
+from ..body.test_payload import auth
+
 BIG = splice.MIN_SPLICE
 MD5_OF_NOTHING = "1B2M2Y8AsgTpgAmY7PhCfg=="
-
-
-def auth(payload_hash: str) -> SigV4Auth:
-    return SigV4Auth(
-        access_key_id="AKID",
-        date="20260101",
-        region="us-east-1",
-        service="s3",
-        signed_headers=("host",),
-        signature="0" * 64,
-        amz_date="20260101T000000Z",
-        payload_hash=payload_hash,
-        presigned=False,
-        expires=None,
-        security_token=None,
-    )
 
 
 def planned(
