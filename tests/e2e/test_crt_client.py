@@ -19,7 +19,6 @@ import base64
 import hashlib
 import io
 import os
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +38,8 @@ from awscrt.s3 import (
 )
 from botocore.exceptions import ClientError
 from harness import LOOPBACK, REGION, MotoBackend, ProxyProcess, unique_bucket_name, write_config
+
+from s3router_proxy.s3.checksums import new_checksum
 
 KEY, SECRET = "AKIACRTCLIENT", "crt-client-secret"
 MIB = 1024 * 1024
@@ -232,31 +233,32 @@ def operations(backend: MotoBackend, mark: int, bucket: str) -> list[str]:
     return names
 
 
-ALGORITHMS = [
-    pytest.param(algorithm, location, id=f"{algorithm.name}-{location.name}")
-    for algorithm, location in [
-        (S3ChecksumAlgorithm.CRC32, TRAILER),
-        (S3ChecksumAlgorithm.CRC32C, TRAILER),
-        (S3ChecksumAlgorithm.CRC64NVME, TRAILER),
-        (S3ChecksumAlgorithm.SHA1, TRAILER),
-        (S3ChecksumAlgorithm.SHA256, TRAILER),
-        (S3ChecksumAlgorithm.CRC32, HEADER),
-        (S3ChecksumAlgorithm.SHA256, HEADER),
-    ]
-]
+def checksum(algorithm: S3ChecksumAlgorithm, location: S3ChecksumLocation) -> Any:
+    config = S3ChecksumConfig(algorithm=algorithm, location=location)
+    return pytest.param(config, id=f"{algorithm.name}-{location.name}")
 
 
-@pytest.mark.parametrize(("algorithm", "location"), ALGORITHMS)
+A = S3ChecksumAlgorithm
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        *(checksum(algorithm, TRAILER) for algorithm in (A.CRC32, A.CRC32C, A.CRC64NVME)),
+        *(checksum(algorithm, TRAILER) for algorithm in (A.SHA1, A.SHA256, A.SHA512)),
+        *(checksum(algorithm, TRAILER) for algorithm in (A.XXHASH64, A.XXHASH3, A.XXHASH128)),
+        checksum(A.CRC32, HEADER),
+        checksum(A.SHA256, HEADER),
+    ],
+)
 def test_single_put_with_checksum(
     crt: Crt,
     moto_auth: MotoBackend,
     bucket: str,
     files: dict[str, Path],
-    algorithm: S3ChecksumAlgorithm,
-    location: S3ChecksumLocation,
+    config: S3ChecksumConfig,
 ) -> None:
     mark = moto_auth.request_count()
-    config = S3ChecksumConfig(algorithm=algorithm, location=location)
     done = crt.put_file(bucket, "one.bin", files["small"], checksum_config=config)
     assert (done.status, done.error) == (200, None), done.error_body
     assert operations(moto_auth, mark, bucket) == ["PutObject"]
@@ -264,21 +266,13 @@ def test_single_put_with_checksum(
 
 
 @pytest.mark.parametrize(
-    "checksum",
+    "config",
     [
         pytest.param(None, id="none"),
-        pytest.param(
-            S3ChecksumConfig(algorithm=S3ChecksumAlgorithm.CRC32, location=TRAILER),
-            id="CRC32-TRAILER",
-        ),
-        pytest.param(
-            S3ChecksumConfig(algorithm=S3ChecksumAlgorithm.CRC64NVME, location=TRAILER),
-            id="CRC64NVME-TRAILER",
-        ),
-        pytest.param(
-            S3ChecksumConfig(algorithm=S3ChecksumAlgorithm.CRC32C, location=HEADER),
-            id="CRC32C-HEADER",
-        ),
+        checksum(A.CRC32, TRAILER),
+        checksum(A.CRC64NVME, TRAILER),
+        checksum(A.XXHASH64, TRAILER),
+        checksum(A.CRC32C, HEADER),
     ],
 )
 def test_multipart_upload_in_parallel_parts(
@@ -287,10 +281,10 @@ def test_multipart_upload_in_parallel_parts(
     bucket: str,
     files: dict[str, Path],
     tmp_path: Path,
-    checksum: S3ChecksumConfig | None,
+    config: S3ChecksumConfig | None,
 ) -> None:
     mark = moto_auth.request_count()
-    done = crt.put_file(bucket, "dir/big.bin", files["big"], checksum_config=checksum)
+    done = crt.put_file(bucket, "dir/big.bin", files["big"], checksum_config=config)
     assert (done.status, done.error) == (200, None), done.error_body
     # The upload id the CRT used for its parts and the completion is the proxy's sealed one:
     # had it not come back to the right backend upload, the parts would not have been found.
@@ -332,15 +326,13 @@ def test_download_in_parallel_ranges(
 
 def wrong_checksum(algorithm: str, data: bytes) -> str:
     """A well-formed value of `algorithm` that is not the checksum of `data`."""
-    right = (
-        zlib.crc32(data).to_bytes(4, "big")
-        if algorithm == "crc32"
-        else hashlib.sha256(data).digest()
-    )
+    checksum = new_checksum(algorithm)
+    checksum.update(data)
+    right = checksum.digest()
     return base64.b64encode(bytes([right[0] ^ 1]) + right[1:]).decode()
 
 
-@pytest.mark.parametrize("algorithm", ["crc32", "sha256"])
+@pytest.mark.parametrize("algorithm", ["crc32", "sha256", "sha512", "xxhash3"])
 def test_wrong_checksum_is_bad_digest(
     crt: Crt, moto_auth: MotoBackend, bucket: str, algorithm: str
 ) -> None:
@@ -365,7 +357,7 @@ def test_multipart_upload_through_name_mapping(
     crt: Crt, moto_auth: MotoBackend, files: dict[str, Path], tmp_path: Path
 ) -> None:
     moto_auth.client().create_bucket(Bucket=MAPPED)
-    config = S3ChecksumConfig(algorithm=S3ChecksumAlgorithm.CRC32, location=TRAILER)
+    config = S3ChecksumConfig(algorithm=A.CRC32, location=TRAILER)
     done = crt.put_file(LOGICAL, "raw/2026/big.bin", files["big"], checksum_config=config)
     assert (done.status, done.error) == (200, None), done.error_body
     assert stored_sha256(moto_auth, MAPPED, "main/2026/big.bin") == sha256_file(files["big"])
