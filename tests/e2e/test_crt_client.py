@@ -111,13 +111,15 @@ class Crt:
             **options,
         )
 
-    def get_file(self, bucket: str, key: str, path: Path, *, validate: bool) -> Done:
+    def get_file(
+        self, bucket: str, key: str, path: Path, checksum: S3ChecksumConfig | None = None
+    ) -> Done:
         return self.request(
             S3RequestType.GET_OBJECT,
             "GET",
             f"/{bucket}/{key}",
             recv_filepath=str(path),
-            checksum_config=S3ChecksumConfig(validate_response=validate),
+            checksum_config=checksum or S3ChecksumConfig(validate_response=True),
         )
 
 
@@ -296,9 +298,23 @@ def test_multipart_upload_in_parallel_parts(
     assert stored_sha256(moto_auth, bucket, "dir/big.bin") == sha256_file(files["big"])
     assert moto_auth.client().list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     back = tmp_path / "back.bin"
-    done = crt.get_file(bucket, "dir/big.bin", back, validate=True)
+    done = crt.get_file(bucket, "dir/big.bin", back)
     assert (done.status, done.error) == (200, None), done.error_body
     assert sha256_file(back) == sha256_file(files["big"])
+
+
+@pytest.mark.parametrize("size", [MIB, BIG], ids=["small", "big"])
+def test_upload_of_unknown_length(
+    crt: Crt, moto_auth: MotoBackend, bucket: str, files: dict[str, Path], size: int
+) -> None:
+    """A stream without Content-Length: the CRT reads it part by part, uploading each."""
+    data = files["big"].read_bytes()[:size]
+    config = S3ChecksumConfig(algorithm=A.CRC32, location=TRAILER)
+    done = crt.request(
+        S3RequestType.PUT_OBJECT, "PUT", f"/{bucket}/stream.bin", body=data, checksum_config=config
+    )
+    assert (done.status, done.error) == (200, None), done.error_body
+    assert stored_sha256(moto_auth, bucket, "stream.bin") == hashlib.sha256(data).hexdigest()
 
 
 @pytest.mark.parametrize("validate", [True, False], ids=["validate", "no-validate"])
@@ -316,12 +332,36 @@ def test_download_in_parallel_ranges(
     )
     mark = moto_auth.request_count()
     back = tmp_path / "back.bin"
-    done = crt.get_file(bucket, "big.bin", back, validate=validate)
+    done = crt.get_file(bucket, "big.bin", back, S3ChecksumConfig(validate_response=validate))
     assert (done.status, done.error) == (200, None), done.error_body
     assert sha256_file(back) == hashlib.sha256(data).hexdigest()
     asked = operations(moto_auth, mark, bucket)
     assert asked.count("GETObject") == 4, asked  # one ranged GET per part
     assert not done.validated  # moto never answers the CRT's checksum mode (module docstring)
+
+
+def test_download_checked_against_the_whole_object_checksum(
+    crt: Crt, moto_auth: MotoBackend, bucket: str, files: dict[str, Path], tmp_path: Path
+) -> None:
+    """The CRT combines the parts' CRCs and compares the whole download with a given value."""
+    data = files["big"].read_bytes()
+    moto_auth.client().put_object(Bucket=bucket, Key="big.bin", Body=data)
+    back = tmp_path / "back.bin"
+    right = new_checksum("CRC64NVME")
+    right.update(data)
+    expected = S3ChecksumConfig(
+        expected_checksum=right.b64digest(), expected_checksum_algorithm=A.CRC64NVME
+    )
+    done = crt.get_file(bucket, "big.bin", back, expected)
+    assert (done.status, done.error, done.validated) == (200, None, True), done.error_body
+    assert sha256_file(back) == hashlib.sha256(data).hexdigest()
+    # The check is real: a value one bit off fails the download.
+    wrong = S3ChecksumConfig(
+        expected_checksum=wrong_checksum("CRC64NVME", data), expected_checksum_algorithm=A.CRC64NVME
+    )
+    done = crt.get_file(bucket, "big.bin", tmp_path / "wrong.bin", wrong)
+    assert done.error is not None
+    assert "CHECKSUM_MISMATCH" in getattr(done.error, "name", repr(done.error))
 
 
 def wrong_checksum(algorithm: str, data: bytes) -> str:
@@ -362,6 +402,6 @@ def test_multipart_upload_through_name_mapping(
     assert (done.status, done.error) == (200, None), done.error_body
     assert stored_sha256(moto_auth, MAPPED, "main/2026/big.bin") == sha256_file(files["big"])
     back = tmp_path / "back.bin"
-    done = crt.get_file(LOGICAL, "raw/2026/big.bin", back, validate=True)
+    done = crt.get_file(LOGICAL, "raw/2026/big.bin", back)
     assert (done.status, done.error) == (200, None), done.error_body
     assert sha256_file(back) == sha256_file(files["big"])
