@@ -1,11 +1,12 @@
 """The AWS Common Runtime's S3 client (`awscrt.s3.S3Client`) through the proxy.
 
 aws-cli v2 and s3transfer's fast path use it, and it talks to S3 unlike boto3: it splits a large
-upload into parts sent in parallel, sends flexible checksums (CRC32, CRC32C, CRC64NVME, SHA1,
-SHA256) as an unsigned aws-chunked trailer or as a header, and downloads with parallel ranged
-GETs. It is pointed at the proxy the way s3transfer does it for an `endpoint_url` with a port:
-plain HTTP and a `Host: 127.0.0.1:PORT` header. Behind the proxy is moto with signature checks on,
-twice: `lake` takes checksum trailers as sent (`checksum_trailers: true`), `store` plain bodies.
+upload (or a stream of unknown length) into parts sent in parallel, sends flexible checksums
+(the CRCs, the SHAs, the xxhashes) as an unsigned aws-chunked trailer or as a header, and
+downloads with parallel ranged GETs, which it can check against a whole-object checksum. It is
+pointed at the proxy the way s3transfer does it for an `endpoint_url` with a port: plain HTTP
+and a `Host: 127.0.0.1:PORT` header. Behind the proxy is moto with signature checks on, twice:
+`lake` takes checksum trailers as sent (`checksum_trailers: true`), `store` plain bodies.
 
 Where moto differs from S3, the tests say so: moto stores an object whose `x-amz-checksum-*`
 header does not match (S3 answers BadDigest, as the proxy does), and it returns stored checksums
@@ -46,6 +47,7 @@ MIB = 1024 * 1024
 PART_SIZE = 5 * MIB
 BIG = 17 * MIB + 12345  # four parts, the last one short
 TIMEOUT = 60.0
+A = S3ChecksumAlgorithm
 TRAILER, HEADER = S3ChecksumLocation.TRAILER, S3ChecksumLocation.HEADER
 # The logical bucket of the name-mapping rule; its `raw/` keys live in MAPPED under `main/`.
 LOGICAL, MAPPED = unique_bucket_name("crt-logical"), unique_bucket_name("crt-mapped")
@@ -53,7 +55,7 @@ LOGICAL, MAPPED = unique_bucket_name("crt-logical"), unique_bucket_name("crt-map
 
 @dataclass(frozen=True, slots=True)
 class Done:
-    """How a CRT request ended: the final status, and the error body if it failed."""
+    """How a CRT request ended: status, error (and its body), whether a checksum was checked."""
 
     status: int | None
     error: BaseException | None
@@ -132,6 +134,14 @@ def stored_sha256(backend: MotoBackend, bucket: str, key: str) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
+def wrong_checksum(algorithm: str, data: bytes) -> str:
+    """A well-formed value of `algorithm` that is not the checksum of `data`."""
+    checksum = new_checksum(algorithm)
+    checksum.update(data)
+    right = checksum.digest()
+    return base64.b64encode(bytes([right[0] ^ 1]) + right[1:]).decode()
+
+
 def error_code(done: Done) -> str:
     start, end = done.error_body.find(b"<Code>"), done.error_body.find(b"</Code>")
     return done.error_body[start + len(b"<Code>") : end].decode() if start >= 0 else ""
@@ -185,21 +195,17 @@ def bootstrap() -> ClientBootstrap:
     return ClientBootstrap(loops, DefaultHostResolver(loops))
 
 
-def crt_client(bootstrap: ClientBootstrap, port: int, key: str, secret: str) -> Crt:
+@pytest.fixture(scope="module")
+def crt(proxy: ProxyProcess, bootstrap: ClientBootstrap) -> Crt:
     client = S3Client(
         bootstrap=bootstrap,
         region=REGION,
         tls_mode=S3RequestTlsMode.DISABLED,
-        credential_provider=AwsCredentialsProvider.new_static(key, secret),
+        credential_provider=AwsCredentialsProvider.new_static(KEY, SECRET),
         part_size=PART_SIZE,
         multipart_upload_threshold=8 * MIB,
     )
-    return Crt(client, port)
-
-
-@pytest.fixture(scope="module")
-def crt(proxy: ProxyProcess, bootstrap: ClientBootstrap) -> Crt:
-    return crt_client(bootstrap, proxy.port, KEY, SECRET)
+    return Crt(client, proxy.port)
 
 
 @pytest.fixture(scope="module")
@@ -238,9 +244,6 @@ def operations(backend: MotoBackend, mark: int, bucket: str) -> list[str]:
 def checksum(algorithm: S3ChecksumAlgorithm, location: S3ChecksumLocation) -> Any:
     config = S3ChecksumConfig(algorithm=algorithm, location=location)
     return pytest.param(config, id=f"{algorithm.name}-{location.name}")
-
-
-A = S3ChecksumAlgorithm
 
 
 @pytest.mark.parametrize(
@@ -288,8 +291,8 @@ def test_multipart_upload_in_parallel_parts(
     mark = moto_auth.request_count()
     done = crt.put_file(bucket, "dir/big.bin", files["big"], checksum_config=config)
     assert (done.status, done.error) == (200, None), done.error_body
-    # The upload id the CRT used for its parts and the completion is the proxy's sealed one:
-    # had it not come back to the right backend upload, the parts would not have been found.
+    # The parts and the completion name the upload by the id the proxy gave the CRT (sealed,
+    # carrying its route); each reached the backend's upload, or moto would not have found it.
     assert operations(moto_auth, mark, bucket) == [
         "CreateMultipartUpload",
         *["UploadPart"] * 4,
@@ -362,14 +365,6 @@ def test_download_checked_against_the_whole_object_checksum(
     done = crt.get_file(bucket, "big.bin", tmp_path / "wrong.bin", wrong)
     assert done.error is not None
     assert "CHECKSUM_MISMATCH" in getattr(done.error, "name", repr(done.error))
-
-
-def wrong_checksum(algorithm: str, data: bytes) -> str:
-    """A well-formed value of `algorithm` that is not the checksum of `data`."""
-    checksum = new_checksum(algorithm)
-    checksum.update(data)
-    right = checksum.digest()
-    return base64.b64encode(bytes([right[0] ^ 1]) + right[1:]).decode()
 
 
 @pytest.mark.parametrize("algorithm", ["crc32", "sha256", "sha512", "xxhash3"])
