@@ -306,6 +306,46 @@ def test_multipart_upload_in_parallel_parts(
     assert sha256_file(back) == sha256_file(files["big"])
 
 
+@pytest.mark.parametrize(
+    ("algorithm", "config"),
+    [
+        pytest.param("crc32", None, id="CRC32"),
+        pytest.param("crc64nvme", None, id="CRC64NVME"),
+        pytest.param(
+            "crc64nvme",
+            S3ChecksumConfig(algorithm=A.CRC64NVME, location=TRAILER),
+            id="CRC64NVME-and-part-trailers",
+        ),
+    ],
+)
+def test_multipart_upload_with_a_full_object_checksum(
+    crt: Crt,
+    moto_auth: MotoBackend,
+    bucket: str,
+    files: dict[str, Path],
+    algorithm: str,
+    config: S3ChecksumConfig | None,
+) -> None:
+    """The whole file's checksum given up front, as s3transfer passes a ChecksumCRC32 argument:
+    the CRT sends it on CompleteMultipartUpload with `x-amz-checksum-type: full_object`, as
+    the object's checksum, not the completion document's."""
+    whole = new_checksum(algorithm)
+    whole.update(files["big"].read_bytes())
+    done = crt.request(
+        S3RequestType.PUT_OBJECT,
+        "PUT",
+        f"/{bucket}/whole.bin",
+        headers=(
+            ("Content-Length", str(BIG)),
+            (f"x-amz-checksum-{algorithm}", whole.b64digest()),
+        ),
+        send_filepath=str(files["big"]),
+        checksum_config=config,
+    )
+    assert (done.status, done.error) == (200, None), done.error_body
+    assert stored_sha256(moto_auth, bucket, "whole.bin") == sha256_file(files["big"])
+
+
 @pytest.mark.parametrize("size", [MIB, BIG], ids=["small", "big"])
 def test_upload_of_unknown_length(
     crt: Crt, moto_auth: MotoBackend, bucket: str, files: dict[str, Path], size: int
