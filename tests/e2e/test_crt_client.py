@@ -440,3 +440,26 @@ def test_multipart_upload_through_name_mapping(
     done = crt.get_file(LOGICAL, "raw/2026/big.bin", back)
     assert (done.status, done.error) == (200, None), done.error_body
     assert sha256_file(back) == sha256_file(files["big"])
+
+
+def test_errors_reach_the_crt_as_s3_errors(
+    crt: Crt, proxy: ProxyProcess, bootstrap: ClientBootstrap, bucket: str, tmp_path: Path
+) -> None:
+    """What the CRT reports for a failed request is the S3 error the proxy answered."""
+    done = crt.get_file(bucket, "missing.bin", tmp_path / "missing.bin", S3ChecksumConfig())
+    assert (done.status, error_code(done)) == (404, "NoSuchKey")
+    wrong_secret = S3Client(
+        bootstrap=bootstrap,
+        region=REGION,
+        tls_mode=S3RequestTlsMode.DISABLED,
+        credential_provider=AwsCredentialsProvider.new_static(KEY, "not-the-secret"),
+    )
+    done = Crt(wrong_secret, proxy.port).request(
+        S3RequestType.DEFAULT,
+        "PUT",
+        f"/{bucket}/denied.bin",
+        headers=(("Content-Length", "5"),),
+        body=b"hello",
+        operation_name="PutObject",
+    )
+    assert (done.status, error_code(done)) == (403, "SignatureDoesNotMatch")
