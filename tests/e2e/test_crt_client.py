@@ -5,8 +5,9 @@ upload (or a stream of unknown length) into parts sent in parallel, sends flexib
 (the CRCs, the SHAs, the xxhashes) as an unsigned aws-chunked trailer or as a header, and
 downloads with parallel ranged GETs, which it can check against a whole-object checksum. It is
 pointed at the proxy the way s3transfer does it for an `endpoint_url` with a port: plain HTTP
-and a `Host: 127.0.0.1:PORT` header. Behind the proxy is moto with signature checks on, twice:
-`lake` takes checksum trailers as sent (`checksum_trailers: true`), `store` plain bodies.
+(or HTTPS, trusting the proxy's CA) and a `Host: 127.0.0.1:PORT` header. Behind the proxy is
+moto with signature checks on, twice: `lake` takes checksum trailers as sent
+(`checksum_trailers: true`), `store` plain bodies.
 
 Where moto differs from S3, the tests say so: moto stores an object whose `x-amz-checksum-*`
 header does not match (S3 answers BadDigest, as the proxy does), and it returns stored checksums
@@ -26,9 +27,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 from awscrt.auth import AwsCredentialsProvider
 from awscrt.http import HttpHeaders, HttpRequest
-from awscrt.io import ClientBootstrap, DefaultHostResolver, EventLoopGroup
+from awscrt.io import (
+    ClientBootstrap,
+    ClientTlsContext,
+    DefaultHostResolver,
+    EventLoopGroup,
+    TlsContextOptions,
+)
 from awscrt.s3 import (
     S3ChecksumAlgorithm,
     S3ChecksumConfig,
@@ -157,21 +165,19 @@ def exists(backend: MotoBackend, bucket: str, key: str) -> bool:
     return True
 
 
-@pytest.fixture(scope="module")
-def proxy(
-    moto_auth: MotoBackend, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ProxyProcess]:
-    directory = tmp_path_factory.mktemp("crt-proxy")
-    moto_keys = (
-        f'endpoint: "{moto_auth.endpoint}", access_key_id: "{moto_auth.access_key_id}", '
-        f'secret_access_key: "{moto_auth.secret_access_key}"'
+def start_proxy(directory: Path, moto: MotoBackend, router: str = "") -> ProxyProcess:
+    """The proxy in front of `moto`, under its two names; `router` is a one-line section."""
+    keys = (
+        f'endpoint: "{moto.endpoint}", access_key_id: "{moto.access_key_id}", '
+        f'secret_access_key: "{moto.secret_access_key}"'
     )
     config = write_config(
         directory,
         f"""
+        {router}
         backends:
-          lake: {{{moto_keys}, checksum_trailers: true}}
-          store: {{{moto_keys}}}
+          lake: {{{keys}, checksum_trailers: true}}
+          store: {{{keys}}}
         clients:
           - {{name: crt, access_key_id: "{KEY}", secret_access_key: "{SECRET}"}}
         routing:
@@ -185,8 +191,34 @@ def proxy(
           default_target: store
         """,
     )
-    with ProxyProcess(config, directory, log_level="info") as process:
-        yield process
+    return ProxyProcess(config, directory, log_level="info").start()
+
+
+@pytest.fixture(scope="module")
+def proxy(
+    moto_auth: MotoBackend, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ProxyProcess]:
+    process = start_proxy(tmp_path_factory.mktemp("crt-proxy"), moto_auth)
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def tls_proxy(
+    moto_auth: MotoBackend, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[ProxyProcess, Path]]:
+    """The proxy over HTTPS (aws-cli v2's default), and the CA file its certificate is from."""
+    directory = tmp_path_factory.mktemp("crt-tls-proxy")
+    ca = trustme.CA()
+    cert = ca.issue_cert(LOOPBACK, "localhost")
+    chain, key, ca_file = directory / "chain.pem", directory / "key.pem", directory / "ca.pem"
+    cert.cert_chain_pems[0].write_to_path(str(chain))
+    cert.private_key_pem.write_to_path(str(key))
+    ca.cert_pem.write_to_path(str(ca_file))
+    tls = f'router: {{tls: {{cert_file: "{chain}", key_file: "{key}"}}}}'
+    process = start_proxy(directory, moto_auth, tls)
+    yield process, ca_file
+    process.stop()
 
 
 @pytest.fixture(scope="module")
@@ -206,6 +238,23 @@ def crt(proxy: ProxyProcess, bootstrap: ClientBootstrap) -> Crt:
         multipart_upload_threshold=8 * MIB,
     )
     return Crt(client, proxy.port)
+
+
+@pytest.fixture(scope="module")
+def tls_crt(tls_proxy: tuple[ProxyProcess, Path], bootstrap: ClientBootstrap) -> Crt:
+    process, ca_file = tls_proxy
+    options = TlsContextOptions()
+    options.override_default_trust_store_from_path(ca_filepath=str(ca_file))
+    client = S3Client(
+        bootstrap=bootstrap,
+        region=REGION,
+        tls_mode=S3RequestTlsMode.ENABLED,
+        tls_connection_options=ClientTlsContext(options).new_connection_options(),
+        credential_provider=AwsCredentialsProvider.new_static(KEY, SECRET),
+        part_size=PART_SIZE,
+        multipart_upload_threshold=8 * MIB,
+    )
+    return Crt(client, process.port)
 
 
 @pytest.fixture(scope="module")
@@ -463,3 +512,25 @@ def test_errors_reach_the_crt_as_s3_errors(
         operation_name="PutObject",
     )
     assert (done.status, error_code(done)) == (403, "SignatureDoesNotMatch")
+
+
+@pytest.mark.parametrize("config", [pytest.param(None, id="none"), checksum(A.CRC32, TRAILER)])
+def test_over_https(
+    tls_crt: Crt,
+    moto_auth: MotoBackend,
+    bucket: str,
+    files: dict[str, Path],
+    tmp_path: Path,
+    config: S3ChecksumConfig | None,
+) -> None:
+    """Over TLS no body is moved by the kernel: every part streams through the proxy."""
+    done = tls_crt.put_file(bucket, "tls.bin", files["big"], checksum_config=config)
+    assert (done.status, done.error) == (200, None), done.error_body
+    assert stored_sha256(moto_auth, bucket, "tls.bin") == sha256_file(files["big"])
+    whole = new_checksum("CRC64NVME")
+    whole.update(files["big"].read_bytes())
+    expected = S3ChecksumConfig(
+        expected_checksum=whole.b64digest(), expected_checksum_algorithm=A.CRC64NVME
+    )
+    done = tls_crt.get_file(bucket, "tls.bin", tmp_path / "back.bin", expected)
+    assert (done.status, done.error, done.validated) == (200, None, True), done.error_body
