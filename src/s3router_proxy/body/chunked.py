@@ -33,7 +33,7 @@ Error codes (S3's own where it has one; see the research note, sections 1.5 and 
   for "trailing data that was not well-formed".
 
 Trailers that are not checksums this proxy knows (`checksums.algorithm_for_header` is None,
-e.g. x-amz-checksum-sha512) are collected but not verified: a caller that cannot hand them to
+e.g. x-amz-checksum-md5) are collected but not verified: a caller that cannot hand them to
 a verifying backend should refuse such an `x-amz-trailer` before decoding.
 """
 

@@ -31,7 +31,7 @@ from ..auth.sigv4 import STREAMING_PAYLOADS, UNSIGNED_PAYLOAD, SigV4Auth
 from ..http.messages import Body, BodyTimeout
 from ..s3 import checksums
 from ..s3.errors import S3Error
-from ..s3.operationsets import NEEDS_LENGTH
+from ..s3.operationsets import NEEDS_LENGTH, OBJECT_CHECKSUM_HEADERS
 from ..s3.request import S3Request
 from .chunked import (
     ChunkedBodyError,
@@ -162,7 +162,7 @@ def plan_payload(
     encodings = [e.strip() for e in headers.get("Content-Encoding", "").split(",") if e.strip()]
     for name, value in headers.items():
         algorithm = checksums.algorithm_for_header(name)
-        if algorithm is not None:
+        if algorithm is not None and request.operation not in OBJECT_CHECKSUM_HEADERS:
             plan.checks.append(_checksum_check(algorithm, value.strip()))
     if "Content-MD5" in headers:
         plan.checks.append(_md5_check(headers["Content-MD5"].strip()))

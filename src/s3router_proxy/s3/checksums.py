@@ -1,16 +1,19 @@
 """The S3 flexible checksums (`x-amz-checksum-*`) and Content-MD5, computed as the body streams.
 
-S3 names five algorithms a client may attach to an upload, as a header or as an aws-chunked
-trailer: CRC32, CRC32C, CRC64NVME, SHA1 and SHA256. The value on the wire is the base64 of the
-big-endian checksum (4 bytes for the CRC32s, 8 for CRC64NVME) or of the digest bytes (SHA1,
-SHA256). The proxy recomputes a checksum itself only where no backend will: when an aws-chunked
-trailer cannot be passed on, it must be verified before the body's last byte goes upstream.
+S3 names the algorithms a client may attach to an upload, as a header or as an aws-chunked
+trailer: CRC32, CRC32C, CRC64NVME, SHA1, SHA256, and the newer SHA512, XXHASH64, XXHASH3 and
+XXHASH128 (botocore and the AWS Common Runtime's S3 client send those too). The value on the
+wire is the base64 of the big-endian checksum (4 bytes for the CRC32s, 8 for CRC64NVME and the
+64-bit xxhashes, 16 for XXHASH128) or of the digest bytes (the SHAs). The proxy recomputes a
+checksum itself only where no backend will: when an aws-chunked trailer cannot be passed on,
+it must be verified before the body's last byte goes upstream.
 
 Speed matters because every byte of a large upload goes through here: CRC32 is zlib's (about
-4 GB/s), CRC32C and CRC64NVME come from the AWS Common Runtime (`awscrt.checksums`, the very
-functions botocore uses for them, well above 10 GB/s with SIMD), the SHAs from hashlib.
-Newer algorithms botocore knows (SHA512, XXHASH*) are not verified here: `algorithm_for_header`
-returns None for them so callers can decide to pass them through to a backend that checks them.
+4 GB/s), CRC32C, CRC64NVME and the xxhashes come from the AWS Common Runtime
+(`awscrt.checksums`, the very functions botocore uses for them, well above 10 GB/s with SIMD),
+the SHAs from hashlib. S3's MD5 checksum algorithm, which botocore does not compute, is not
+verified here: `algorithm_for_header` returns None for it so callers can decide to pass it
+through to a backend that checks it.
 """
 
 from __future__ import annotations
@@ -23,12 +26,22 @@ from collections.abc import Callable, Mapping
 
 from .errors import S3Error
 
-ALGORITHMS = ("CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256")
-
 HEADER_PREFIX = "x-amz-checksum-"
 
 # Raw digest size of each algorithm: also how a well-formed header value is recognised.
-DIGEST_SIZES: dict[str, int] = {"CRC32": 4, "CRC32C": 4, "CRC64NVME": 8, "SHA1": 20, "SHA256": 32}
+DIGEST_SIZES: dict[str, int] = {
+    "CRC32": 4,
+    "CRC32C": 4,
+    "CRC64NVME": 8,
+    "SHA1": 20,
+    "SHA256": 32,
+    "SHA512": 64,
+    "XXHASH64": 8,
+    "XXHASH3": 8,
+    "XXHASH128": 16,
+}
+
+ALGORITHMS = tuple(DIGEST_SIZES)
 
 _HEADERS: dict[str, str] = {HEADER_PREFIX + name.lower(): name for name in ALGORITHMS}
 
@@ -43,7 +56,7 @@ def _crc_function(algorithm: str) -> Callable[[bytes | memoryview, int], int]:
     return crt.crc32c if algorithm == "CRC32C" else crt.crc64nvme
 
 
-_HASH_NAMES = {"SHA1": "sha1", "SHA256": "sha256"}
+_HASH_NAMES = {"SHA1": "sha1", "SHA256": "sha256", "SHA512": "sha512"}
 
 
 def _known(algorithm: str) -> str | None:
@@ -138,6 +151,30 @@ class _HashChecksum(Checksum):
         return self._hash.digest()
 
 
+class _XxhashChecksum(Checksum):
+    """An xxhash from awscrt, loaded on first use like the CRCs above."""
+
+    __slots__ = ("_hash",)
+
+    def __init__(self, algorithm: str) -> None:
+        super().__init__(algorithm)
+        from awscrt.checksums import XXHash
+
+        new = {
+            "XXHASH64": XXHash.new_xxhash64,
+            "XXHASH3": XXHash.new_xxhash3_64,
+            "XXHASH128": XXHash.new_xxhash3_128,
+        }[algorithm]
+        self._hash = new()
+
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        # awscrt's binding takes bytes only, not the memoryview slices the decoder hands on.
+        self._hash.update(data if isinstance(data, bytes) else bytes(data))
+
+    def digest(self) -> bytes:
+        return self._hash.finalize()  # leaves the state as it was: callable again
+
+
 def new_checksum(algorithm: str) -> Checksum:
     """A fresh running checksum for `algorithm` (any case); unknown -> S3Error InvalidRequest."""
     name = _known(algorithm)
@@ -145,6 +182,8 @@ def new_checksum(algorithm: str) -> Checksum:
         raise _unknown(algorithm)
     if name.startswith("CRC"):
         return _CrcChecksum(name)
+    if name.startswith("XXHASH"):
+        return _XxhashChecksum(name)
     return _HashChecksum(name)
 
 

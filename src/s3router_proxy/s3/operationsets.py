@@ -31,6 +31,11 @@ SIZED_OPERATIONS: Final = frozenset({"PutObject", "UploadPart", "PostObject"})
 # Uploads refused without a length, as S3 does (a length is part of their contract).
 NEEDS_LENGTH: Final = frozenset({"PutObject", "UploadPart"})
 
+# Where an `x-amz-checksum-*` header is the checksum of the whole object being completed (with
+# `x-amz-checksum-type: FULL_OBJECT`, as the AWS CRT client sends it), not of the request's
+# own body: the backend checks it against the parts it holds.
+OBJECT_CHECKSUM_HEADERS: Final = frozenset({"CompleteMultipartUpload"})
+
 # Bucket-level writes that do not change the bucket's configuration, or that act part by part
 # with names mapped: allowed on a bucket that is only a prefix of a backend bucket.
 NOT_CONFIGURATION: Final = frozenset({"CreateBucket", "DeleteBucket", "DeleteObjects"})
@@ -118,6 +123,7 @@ _ALL: Final = (
     KEYS_IN_BODY,
     SIZED_OPERATIONS,
     NEEDS_LENGTH,
+    OBJECT_CHECKSUM_HEADERS,
     NOT_CONFIGURATION,
     SPLIT_BUCKET_OPERATIONS,
     XML_ANSWERS,

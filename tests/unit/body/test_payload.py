@@ -1,6 +1,7 @@
 """Bodies sent with Transfer-Encoding: chunked and no length: refused as S3 refuses them unless
 every store they go to takes them, and then checked (payload hash, a cap) as they stream, the
-last piece held back so a failure reaches the backend as a body without its end."""
+last piece held back so a failure reaches the backend as a body without its end. And which
+`x-amz-checksum-*` headers are the body's at all."""
 
 from __future__ import annotations
 
@@ -141,3 +142,20 @@ def test_a_capped_stream_stops_before_the_first_byte_over_the_cap() -> None:
     # Exactly the cap is a whole body.
     sent, outcome = stream(plan, b"1234", b"5678")
     assert (b"".join(sent), outcome.failure, outcome.complete) == (b"12345678", None, True)
+
+
+def test_a_checksum_header_completing_an_upload_is_the_objects_not_the_documents() -> None:
+    # CompleteMultipartUpload's x-amz-checksum-* (with x-amz-checksum-type: FULL_OBJECT) is
+    # the whole object's checksum, for the backend to check against its parts.
+    headers = {"Content-Length": "40", "x-amz-checksum-crc32": "AAAAAA=="}
+    complete = plan_payload(
+        request("/b/k?uploadId=u", headers, method="POST"),
+        auth(UNSIGNED_PAYLOAD),
+        None,
+        backend_trailers=False,
+    )
+    assert complete.checks == []
+    put = plan_payload(
+        request("/b/k", headers), auth(UNSIGNED_PAYLOAD), None, backend_trailers=False
+    )
+    assert len(put.checks) == 1

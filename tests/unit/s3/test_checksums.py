@@ -11,8 +11,12 @@ from botocore.httpchecksum import (
     Crc32Checksum,
     CrtCrc32cChecksum,
     CrtCrc64NvmeChecksum,
+    CrtXxhash3Checksum,
+    CrtXxhash64Checksum,
+    CrtXxhash128Checksum,
     Sha1Checksum,
     Sha256Checksum,
+    Sha512Checksum,
 )
 from hypothesis import given
 from hypothesis import strategies as st
@@ -34,6 +38,10 @@ BOTOCORE = {
     "CRC64NVME": CrtCrc64NvmeChecksum,
     "SHA1": Sha1Checksum,
     "SHA256": Sha256Checksum,
+    "SHA512": Sha512Checksum,
+    "XXHASH64": CrtXxhash64Checksum,
+    "XXHASH3": CrtXxhash3Checksum,
+    "XXHASH128": CrtXxhash128Checksum,
 }
 
 
@@ -49,13 +57,14 @@ def test_header_names_round_trip() -> None:
     for algorithm in ALGORITHMS:
         assert algorithm_for_header(header_for(algorithm)) == algorithm
         assert algorithm_for_header(header_for(algorithm).upper()) == algorithm
-    # Known to S3 and botocore but not verified here: callers pass them through.
-    assert algorithm_for_header("x-amz-checksum-sha512") is None
+    assert algorithm_for_header("x-amz-checksum-xxhash128") == "XXHASH128"
+    # Known to S3 but not verified here (botocore does not compute it): callers pass it through.
+    assert algorithm_for_header("x-amz-checksum-md5") is None
     assert algorithm_for_header("x-amz-checksum-algorithm") is None
     assert algorithm_for_header("content-md5") is None
 
 
-@pytest.mark.parametrize("name", ["MD5", "sha512", "", "crc32 ; x"])
+@pytest.mark.parametrize("name", ["MD5", "xxhash32", "", "crc32 ; x"])
 def test_unknown_algorithm_is_invalid_request(name: str) -> None:
     with pytest.raises(S3Error) as caught:
         new_checksum(name)
@@ -76,6 +85,11 @@ def test_published_values() -> None:
     crc64 = new_checksum("CRC64NVME")
     crc64.update(b"123456789")
     assert crc64.digest() == bytes.fromhex("ae8b14860a799888")
+    assert b64("SHA512", b"") == base64.b64encode(hashlib.sha512().digest()).decode()
+    # xxHash's own values for the empty input, big-endian as S3 and botocore write them.
+    assert new_checksum("XXHASH64").digest() == bytes.fromhex("ef46db3751d8e999")
+    assert new_checksum("XXHASH3").digest() == bytes.fromhex("2d06800538d394c2")
+    assert new_checksum("xxhash128").digest() == bytes.fromhex("99aa06d3014798d86001c324468d497f")
 
 
 def test_content_md5() -> None:
