@@ -192,6 +192,7 @@ class Pump:
         self.reading = self.writing = False
         self.pipe_full = False
         self.last_read = self.last_write = loop.time()
+        self.sink_queued = -1  # the sink's send queue at the last tick spent waiting on it
         self.reading_for = 0.0  # seconds spent waiting on the source, roughly (whole ticks)
         self.done: asyncio.Future[None] = loop.create_future()
 
@@ -314,12 +315,29 @@ class Pump:
     def _sink_stuck(self) -> bool:
         """Whether the sink took no byte for `write_timeout` while bytes waited for it."""
         timeout = self.ends.write_timeout
-        return timeout is not None and self.writing and self.loop.time() - self.last_write > timeout
+        if timeout is None or not self.writing:
+            self.sink_queued = -1
+            return False
+        # A socket turns writable again only once a good part of its send buffer (megabytes)
+        # is free: a peer that reads slowly but steadily shows its progress here first.
+        queued = unsent(self.sink)
+        if queued < self.sink_queued:
+            self.last_write = self.loop.time()
+        self.sink_queued = queued
+        return self.loop.time() - self.last_write > timeout
 
     def _fail(self, error: BaseException) -> None:
         self._watch(read=False, write=False)
         if not self.done.done():
             self.done.set_exception(error)
+
+
+def unsent(fd: int) -> int:
+    """Bytes in a socket's send queue that the peer has not taken yet (sent or not)."""
+    count = array.array("i", [0])
+    with contextlib.suppress(OSError):
+        fcntl.ioctl(fd, termios.TIOCOUTQ, count, True)
+    return count[0]
 
 
 def _unread(fd: int) -> int:
