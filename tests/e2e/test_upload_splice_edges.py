@@ -185,6 +185,14 @@ def _small_get_served(proxy: ProxyProcess) -> None:
         assert Answers(fresh).next()[::2] == (200, b"small")
 
 
+def _not_pooled_again(raw: RawBackend, target: str) -> None:
+    """The connection `target` went out on carried nothing after it: the next request, a
+    small GET, took another."""
+    cut = {r["conn"] for r in raw.requests() if r.get("target") == target}
+    small = [r["conn"] for r in raw.requests() if r.get("target") == "/b/small"]
+    assert cut and small and not cut & set(small), "the broken connection was pooled again"
+
+
 SMALL = {"GET /b/small": [{"send": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nsmall"}]}
 
 
@@ -208,10 +216,37 @@ def test_a_backend_that_hangs_up_mid_splice_is_an_error_to_the_client(
     sender.join(20)
     sock.close()
     _small_get_served(proxy)
-    conns = {r["conn"] for r in raw.requests() if r.get("target") == "/b/cut"}
-    small = [r["conn"] for r in raw.requests() if r.get("target") == "/b/small"]
-    assert small and not conns & set(small), "the broken connection was pooled again"
+    _not_pooled_again(raw, "/b/cut")
     assert "upload of" not in proxy.log_text()  # never reported as sent whole
+    assert proxy.running
+
+
+@pytest.mark.parametrize("switch", ["on", "off"])
+def test_a_backend_that_says_200_before_the_body_is_in_is_not_believed(
+    switch: str, start_proxy: StartProxy, raw: RawBackend
+) -> None:
+    """S3 answers a PUT only once the whole body is in. A 200 that comes before it, for a body
+    the proxy then stopped sending, would tell the client an object is stored that the backend
+    never had whole: the client must see an error, and may retry."""
+    ok = b'HTTP/1.1 200 OK\r\nETag: "early"\r\nContent-Length: 0\r\n\r\n'
+    raw.script({"PUT /b/early": {"early": True, "steps": [{"send": ok}]}, **SMALL})
+    proxy = start_proxy(
+        config(raw.endpoint, "k", "s"), env={"S3_ROUTER_SPLICE": switch}, log_level="debug"
+    )
+    size = 32 * MIB
+    sock = connect(proxy)
+    sock.sendall(unsigned_head(proxy, "/b/early", size) + os.urandom(MIB))
+    sender = _send_slowly(sock, 31)
+    answers = Answers(sock)
+    status, headers, body = answers.next()
+    sender.join(20)
+    sock.close()
+    assert (status, b"<Code>ServiceUnavailable</Code>" in body) == (503, True), (status, body)
+    assert headers.get("connection") == "close"
+    whole = [r for r in raw.requests() if r.get("target") == "/b/early" and "body_len" in r]
+    assert whole == [], "the backend took the body whole: nothing was cut short"
+    _small_get_served(proxy)
+    _not_pooled_again(raw, "/b/early")
     assert proxy.running
 
 
