@@ -293,6 +293,26 @@ def test_a_body_shorter_than_its_content_length_then_half_closed(
     assert stored(moto_auth, bucket, "after") == sha(b"next")
 
 
+def test_a_whole_body_then_half_closed_is_stored_and_answered(
+    start_proxy: StartProxy, moto_auth: MotoBackend, bucket: str
+) -> None:
+    """The splice takes exactly the body, not the end of the stream behind it: the client
+    that half-closes once it has sent everything still gets its answer."""
+    proxy = moto_proxy(start_proxy, moto_auth)
+    body = os.urandom(3 * MIB + 9)
+    sock = connect(proxy)
+    sock.sendall(unsigned_head(proxy, f"/{bucket}/whole", len(body)) + body[:MIB])
+    time.sleep(0.5)
+    sock.sendall(body[MIB:])
+    sock.shutdown(socket.SHUT_WR)
+    answers = Answers(sock)
+    assert answers.next()[0] == 200
+    assert answers.closed()
+    sock.close()
+    assert stored(moto_auth, bucket, "whole") == sha(body)
+    assert len(spliced(proxy)) == 1
+
+
 # -- descriptors --------------------------------------------------------------------------
 
 
