@@ -347,6 +347,76 @@ def test_descriptors_return_after_many_spliced_uploads_some_aborted(
     assert all(stored(moto_auth, bucket, f"n{n}") is None for n in range(4, 50, 5))
 
 
+class SlowReaderBackend:
+    """A backend that takes a request body slowly but steadily, 64 KiB every 0.25 s, then
+    answers 200. Records how many body bytes each request delivered."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server((LOOPBACK, 0))
+        self.endpoint = f"http://{LOOPBACK}:{self.listener.getsockname()[1]}"
+        self.received: list[int] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._slow, args=(conn,), daemon=True).start()
+
+    def _slow(self, conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                more = conn.recv(65536)
+                if not more:
+                    return
+                data += more
+            head, _, got = data.partition(b"\r\n\r\n")
+            length = next(
+                int(line.split(b":", 1)[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            )
+            taken = len(got)
+            while taken < length:
+                time.sleep(0.25)
+                more = conn.recv(min(64 * 1024, length - taken))
+                if not more:
+                    break
+                taken += len(more)
+            self.received.append(taken)
+            if taken == length:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                time.sleep(0.5)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.mark.parametrize("switch", ["on", "off"])
+def test_a_backend_that_reads_slowly_but_steadily_gets_the_whole_upload(
+    switch: str, start_proxy: StartProxy
+) -> None:
+    """The backend side of an upload is timed as the client side of a download: by the
+    bytes the backend takes, not by how long the buffers toward it take to drain."""
+    slow = SlowReaderBackend()
+    try:
+        text = config(slow.endpoint, "k", "s").replace("read_timeout: 30", "read_timeout: 2")
+        proxy = start_proxy(text, env={"S3_ROUTER_SPLICE": switch}, log_level="debug")
+        size = 4 * MIB
+        sock = connect(proxy)
+        sock.sendall(unsigned_head(proxy, "/b/slow", size) + os.urandom(size))
+        status, _, body = Answers(sock).next()
+        sock.close()
+        assert status == 200, (status, body)
+        assert slow.received == [size]
+    finally:
+        slow.close()
+
+
 # -- a slow, steady download --------------------------------------------------------------
 
 

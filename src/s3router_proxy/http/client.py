@@ -33,6 +33,7 @@ from http import HTTPStatus
 from typing import Protocol
 
 from .responseparser import BadAnswer, ResponseParser
+from .sendqueue import queued
 
 # Answer bytes buffered before the backend socket stops being read (per connection).
 READ_HIGH_WATER = 1024 * 1024
@@ -97,6 +98,7 @@ class BackendConnection(asyncio.Protocol):
         "loop",
         "parser",
         "pool",
+        "queued",
         "read_paused",
         "reusable",
         "status",
@@ -137,6 +139,7 @@ class BackendConnection(asyncio.Protocol):
         self.reusable = True
         self.error: BaseException | None = None
         self.last_data = 0.0
+        self.queued = -1  # request bytes the backend had yet to take, at the last look
 
     # asyncio.Protocol
 
@@ -263,9 +266,17 @@ class BackendConnection(asyncio.Protocol):
         waiter = self.waiting
         if waiter is None or waiter.done() or self.closed:
             return
-        due = self.last_data + self.pool.read_timeout
-        if self.loop.time() < due:
+        now, due = self.loop.time(), self.last_data + self.pool.read_timeout
+        if now < due:
             self.timer = self.loop.call_at(due, self._check_timeout)  # bytes came meanwhile
+            return
+        # A backend still taking the request's body is not silent, though it sends nothing.
+        left = queued(self.transport)
+        if left and (self.queued < 0 or left < self.queued):
+            if self.queued >= 0:
+                self.last_data = now  # it took bytes since the last look
+            self.queued = left
+            self.timer = self.loop.call_at(now + 1.0, self._check_timeout)  # a second look
             return
         self._fail(TimeoutError("the backend did not answer in time"))
         if self.transport is not None:

@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable
 from .clientconnection import ClientConnection
 from .messages import Request, Response
 from .requestparser import MAX_HEAD_SIZE
-from .splice import unsent
+from .sendqueue import queued
 
 HEADER_TIMEOUT = 20.0  # seconds for a whole head to arrive once its first byte came
 BODY_TIMEOUT = 20.0  # seconds a body may stall, and the grace before BODY_MIN_RATE counts
@@ -125,18 +125,14 @@ class FrontServer:
             conn.close()  # an idle keep-alive connection
 
     def _client_stopped_reading(self, conn: ClientConnection, now: float) -> bool:
-        """Whether a client whose answer waits took no byte of it for `send_timeout`. Writing
-        resumes only once most of the transport's buffer and a good part of the socket's
-        (megabytes) have gone, which a slow but steady reader takes longer than that to free:
-        the bytes still queued, compared sweep to sweep, show its progress."""
-        transport = conn.transport
-        sock = transport.get_extra_info("socket") if transport is not None else None
-        if transport is None or sock is None or sock.fileno() < 0:
-            return now - conn.write_paused_since > self.send_timeout
-        queued = transport.get_write_buffer_size() + unsent(sock.fileno())
-        if queued < conn.answer_queued:
-            conn.write_paused_since = now
-        conn.answer_queued = queued
+        """Whether a client whose answer waits took no byte of it for `send_timeout`: the
+        bytes still queued toward it, compared sweep to sweep, show a slow client's progress
+        long before writing resumes (`sendqueue.py`)."""
+        left = queued(conn.transport)
+        if left is not None:
+            if left < conn.answer_queued:
+                conn.write_paused_since = now
+            conn.answer_queued = left
         return now - conn.write_paused_since > self.send_timeout
 
     def _sweep_body(self, conn: ClientConnection, request: Request, now: float) -> None:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 from .client import HOLD_BODY, UpstreamError, UpstreamResponse
 from .messages import Request, StreamResponse
+from .sendqueue import unsent
 
 AVAILABLE = hasattr(os, "splice")
 # Below this the copy loop costs about what the pipe and the extra system calls cost (measured:
@@ -318,9 +319,7 @@ class Pump:
         if timeout is None or not self.writing:
             self.sink_queued = -1
             return False
-        # A socket turns writable again only once a good part of its send buffer (megabytes)
-        # is free: a peer that reads slowly but steadily shows its progress here first.
-        queued = unsent(self.sink)
+        queued = unsent(self.sink)  # a slow but steady peer shows its progress here first
         if queued < self.sink_queued:
             self.last_write = self.loop.time()
         self.sink_queued = queued
@@ -330,14 +329,6 @@ class Pump:
         self._watch(read=False, write=False)
         if not self.done.done():
             self.done.set_exception(error)
-
-
-def unsent(fd: int) -> int:
-    """Bytes in a socket's send queue that the peer has not taken yet (sent or not)."""
-    count = array.array("i", [0])
-    with contextlib.suppress(OSError):
-        fcntl.ioctl(fd, termios.TIOCOUTQ, count, True)
-    return count[0]
 
 
 def _unread(fd: int) -> int:
