@@ -121,6 +121,7 @@ class BackendConnection(asyncio.Protocol):
         # The read timer outlives a wait (see `_wait`); `waiting` is the wait it guards, if any.
         self.timer: asyncio.TimerHandle | None = None
         self.waiting: asyncio.Future[None] | None = None
+        self.queued = -1  # request bytes the backend had yet to take, at the last look
         # Idle until a request goes out: a byte before that is stray and retires the connection.
         self.parser = ResponseParser(self)
         self._reset()
@@ -139,7 +140,6 @@ class BackendConnection(asyncio.Protocol):
         self.reusable = True
         self.error: BaseException | None = None
         self.last_data = 0.0
-        self.queued = -1  # request bytes the backend had yet to take, at the last look
 
     # asyncio.Protocol
 
@@ -253,6 +253,7 @@ class BackendConnection(asyncio.Protocol):
         wait in hand; one that finds no wait lapses until the next wait sets it."""
         loop = self.loop
         self.last_data = loop.time()  # the silence that counts is the one while waiting
+        self.queued = -1  # and so do the bytes the backend took during it
         self.waiting = waiter
         if self.timer is None:
             self.timer = loop.call_at(self.last_data + self.pool.read_timeout, self._check_timeout)
@@ -271,10 +272,11 @@ class BackendConnection(asyncio.Protocol):
             self.timer = self.loop.call_at(due, self._check_timeout)  # bytes came meanwhile
             return
         # A backend still taking the request's body is not silent, though it sends nothing.
-        left = queued(self.transport)
-        if left and (self.queued < 0 or left < self.queued):
-            if self.queued >= 0:
-                self.last_data = now  # it took bytes since the last look
+        left = queued(self.transport) or 0
+        took = left < self.queued  # bytes since the last look, the last of them too
+        if took or (left and self.queued < 0):
+            if took:
+                self.last_data = now
             self.queued = left
             self.timer = self.loop.call_at(now + 1.0, self._check_timeout)  # a second look
             return
