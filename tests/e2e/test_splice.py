@@ -116,7 +116,15 @@ def config(endpoint: str, key: str, secret: str, read_timeout: float = 30) -> st
 
 
 def spliced(proxy: ProxyProcess) -> int:
-    return proxy.log_text().count("spliced ")
+    """Answers spliced so far. Each is logged once its last byte left, so a client can hold the
+    whole answer a moment before its line is written: wait a little for a count that grows."""
+    count, deadline = proxy.log_text().count("spliced "), time.monotonic() + 3
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        count, last = proxy.log_text().count("spliced "), count
+        if count == last:
+            break
+    return count
 
 
 @pytest.fixture(scope="module")

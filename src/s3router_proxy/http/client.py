@@ -33,6 +33,7 @@ from http import HTTPStatus
 from typing import Protocol
 
 from .responseparser import BadAnswer, ResponseParser
+from .sendqueue import queued
 
 # Answer bytes buffered before the backend socket stops being read (per connection).
 READ_HIGH_WATER = 1024 * 1024
@@ -97,6 +98,7 @@ class BackendConnection(asyncio.Protocol):
         "loop",
         "parser",
         "pool",
+        "queued",
         "read_paused",
         "reusable",
         "status",
@@ -119,6 +121,7 @@ class BackendConnection(asyncio.Protocol):
         # The read timer outlives a wait (see `_wait`); `waiting` is the wait it guards, if any.
         self.timer: asyncio.TimerHandle | None = None
         self.waiting: asyncio.Future[None] | None = None
+        self.queued = -1  # request bytes the backend had yet to take, at the last look
         # Idle until a request goes out: a byte before that is stray and retires the connection.
         self.parser = ResponseParser(self)
         self._reset()
@@ -250,6 +253,7 @@ class BackendConnection(asyncio.Protocol):
         wait in hand; one that finds no wait lapses until the next wait sets it."""
         loop = self.loop
         self.last_data = loop.time()  # the silence that counts is the one while waiting
+        self.queued = -1  # and so do the bytes the backend took during it
         self.waiting = waiter
         if self.timer is None:
             self.timer = loop.call_at(self.last_data + self.pool.read_timeout, self._check_timeout)
@@ -263,9 +267,18 @@ class BackendConnection(asyncio.Protocol):
         waiter = self.waiting
         if waiter is None or waiter.done() or self.closed:
             return
-        due = self.last_data + self.pool.read_timeout
-        if self.loop.time() < due:
+        now, due = self.loop.time(), self.last_data + self.pool.read_timeout
+        if now < due:
             self.timer = self.loop.call_at(due, self._check_timeout)  # bytes came meanwhile
+            return
+        # A backend still taking the request's body is not silent, though it sends nothing.
+        left = queued(self.transport) or 0
+        took = left < self.queued  # bytes since the last look, the last of them too
+        if took or (left and self.queued < 0):
+            if took:
+                self.last_data = now
+            self.queued = left
+            self.timer = self.loop.call_at(now + 1.0, self._check_timeout)  # a second look
             return
         self._fail(TimeoutError("the backend did not answer in time"))
         if self.transport is not None:

@@ -79,6 +79,7 @@ class ClientConnection(asyncio.Protocol):
         self.handed_over = False  # the kernel moves the rest of a body past the parser
         self.write_paused = False
         self.write_paused_since = 0.0  # when the client last stopped taking answer bytes
+        self.answer_queued = -1  # answer bytes it had yet to take, at the last sweep
         self.drain_waiter: asyncio.Future[None] | None = None
         # The request being parsed (its head done, its body arriving) and those answered next.
         self.parsing: Request | None = None
@@ -152,6 +153,7 @@ class ClientConnection(asyncio.Protocol):
     def pause_writing(self) -> None:
         self.write_paused = True
         self.write_paused_since = self.loop.time()
+        self.answer_queued = -1
 
     def resume_writing(self) -> None:
         self.write_paused = False

@@ -21,6 +21,7 @@ from .client import (
     ConnectFailed,
     ConnectTimeout,
     Disconnected,
+    UpstreamError,
     UpstreamResponse,
 )
 
@@ -37,9 +38,10 @@ _CHUNK_END = b"\r\n"
 
 class BodySender(Protocol):
     """A body that sends itself, after the head, on the connection it is given
-    (`uploadsplice.SplicedUpload`: the kernel moves it from the client's socket)."""
+    (`uploadsplice.SplicedUpload`: the kernel moves it from the client's socket), and says
+    whether all of it went out."""
 
-    async def send(self, conn: BackendConnection, head: bytes) -> None: ...
+    async def send(self, conn: BackendConnection, head: bytes) -> bool: ...
 
 
 class UpstreamPool:
@@ -99,15 +101,20 @@ class UpstreamPool:
             assert transport is not None
             if conn.closed or transport.is_closing():
                 raise Disconnected("the backend closed the connection")
+            whole = True
             if body is None:
                 transport.write(head)
             elif isinstance(body, bytes):
                 transport.write(head + body)
             elif isinstance(body, AsyncIterator):
-                await self._send_stream(conn, head, body, chunked)
+                whole = await self._send_stream(conn, head, body, chunked)
             else:
-                await body.send(conn, head)
+                whole = await body.send(conn, head)
             await conn.wait_headers()
+            if not whole and conn.status < 300:
+                # S3 answers a write once its whole body is in. A success that came before it,
+                # for a body cut short here, would vouch for an object the backend never had.
+                raise UpstreamError("the backend answered 2xx before the whole body was sent")
         except BaseException:
             conn.reusable = False
             self.take_back(conn)
@@ -117,9 +124,10 @@ class UpstreamPool:
     @staticmethod
     async def _send_stream(
         conn: BackendConnection, head: bytes, body: AsyncIterator[bytes], chunked: bool
-    ) -> None:
-        """Stream `body` after `head`. The head leaves with the first piece: a body refused
-        before its first piece went out (a failed check) never reaches the backend at all."""
+    ) -> bool:
+        """Stream `body` after `head`; whether all of it went. The head leaves with the first
+        piece: a body refused before its first piece went out (a failed check) never reaches
+        the backend at all."""
         transport = conn.transport
         assert transport is not None
         pending: bytes | None = head
@@ -131,7 +139,7 @@ class UpstreamPool:
                 aclose = getattr(body, "aclose", None)
                 if aclose is not None:
                     await aclose()
-                return
+                return False
             if not piece:
                 continue
             parts = [f"{len(piece):x}\r\n".encode(), piece, _CHUNK_END] if chunked else [piece]
@@ -145,11 +153,12 @@ class UpstreamPool:
             if conn.write_paused:
                 await conn.drain()
         if conn.closed:
-            return
+            return pending is None and not chunked
         if chunked:
             transport.write(b"0\r\n\r\n" if pending is None else pending + b"0\r\n\r\n")
         elif pending is not None:
             transport.write(pending)
+        return True
 
     def _idle_connection(self) -> BackendConnection | None:
         """A pooled connection still fit to carry a request, or None; unfit ones are closed."""

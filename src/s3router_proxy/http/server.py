@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable
 from .clientconnection import ClientConnection
 from .messages import Request, Response
 from .requestparser import MAX_HEAD_SIZE
+from .sendqueue import queued
 
 HEADER_TIMEOUT = 20.0  # seconds for a whole head to arrive once its first byte came
 BODY_TIMEOUT = 20.0  # seconds a body may stall, and the grace before BODY_MIN_RATE counts
@@ -100,7 +101,7 @@ class FrontServer:
     def _sweep_connection(self, conn: ClientConnection, now: float) -> None:
         if conn.closed:
             return
-        if conn.write_paused and now - conn.write_paused_since > self.send_timeout:
+        if conn.write_paused and self._client_stopped_reading(conn, now):
             # A client that stopped reading its answer: the answer is cut (the client cannot
             # take it as complete) and the backend connection it held is let go.
             conn.abort()
@@ -122,6 +123,17 @@ class FrontServer:
             and now - conn.since > self.keepalive_timeout
         ):
             conn.close()  # an idle keep-alive connection
+
+    def _client_stopped_reading(self, conn: ClientConnection, now: float) -> bool:
+        """Whether a client whose answer waits took no byte of it for `send_timeout`: the
+        bytes still queued toward it, compared sweep to sweep, show a slow client's progress
+        long before writing resumes (`sendqueue.py`)."""
+        left = queued(conn.transport)
+        if left is not None:
+            if left < conn.answer_queued:
+                conn.write_paused_since = now
+            conn.answer_queued = left
+        return now - conn.write_paused_since > self.send_timeout
 
     def _sweep_body(self, conn: ClientConnection, request: Request, now: float) -> None:
         """Time a body out when it stalls for `body_timeout`, or when after that grace it has

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 from .client import HOLD_BODY, UpstreamError, UpstreamResponse
 from .messages import Request, StreamResponse
+from .sendqueue import unsent
 
 AVAILABLE = hasattr(os, "splice")
 # Below this the copy loop costs about what the pipe and the extra system calls cost (measured:
@@ -192,6 +193,7 @@ class Pump:
         self.reading = self.writing = False
         self.pipe_full = False
         self.last_read = self.last_write = loop.time()
+        self.sink_queued = -1  # the sink's send queue at the last tick spent waiting on it
         self.reading_for = 0.0  # seconds spent waiting on the source, roughly (whole ticks)
         self.done: asyncio.Future[None] = loop.create_future()
 
@@ -314,7 +316,14 @@ class Pump:
     def _sink_stuck(self) -> bool:
         """Whether the sink took no byte for `write_timeout` while bytes waited for it."""
         timeout = self.ends.write_timeout
-        return timeout is not None and self.writing and self.loop.time() - self.last_write > timeout
+        if timeout is None or not self.writing:
+            self.sink_queued = -1
+            return False
+        queued = unsent(self.sink)  # a slow but steady peer shows its progress here first
+        if queued < self.sink_queued:
+            self.last_write = self.loop.time()
+        self.sink_queued = queued
+        return self.loop.time() - self.last_write > timeout
 
     def _fail(self, error: BaseException) -> None:
         self._watch(read=False, write=False)

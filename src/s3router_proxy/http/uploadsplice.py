@@ -62,7 +62,7 @@ class SplicedUpload:
         self.spliced = 0
         self.client_error: BaseException | None = None
 
-    async def send(self, conn: BackendConnection, head: bytes) -> None:
+    async def send(self, conn: BackendConnection, head: bytes) -> bool:
         request = self.request
         front = cast(Front, request._conn)
         try:
@@ -78,7 +78,7 @@ class SplicedUpload:
         transport.write(head + held if held else head)
         self.sent = len(held)
         if not left:
-            return
+            return True
         try:
             await _flushed(conn)
             await self._pump(conn, left, front.server)
@@ -87,7 +87,7 @@ class SplicedUpload:
             # backend connection holds half a body and the client's socket the rest of it.
             conn.reusable = False
             front.body_broken()
-            return
+            return False
         except BodyTimeout as exc:
             self.client_error = exc
             front.time_out_body(request)
@@ -98,6 +98,7 @@ class SplicedUpload:
             front.body_broken()
             raise
         front.body_moved(request)
+        return True
 
     async def _pump(self, conn: BackendConnection, left: int, limits: BodyTimeLimit) -> None:
         # Looked up only now, after the awaits: a descriptor closed meanwhile may be another
