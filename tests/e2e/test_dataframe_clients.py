@@ -6,9 +6,10 @@ as unsigned aws-chunked bodies with a checksum trailer, reads a Parquet footer w
 GETs from the end, and makes "directories" out of listings and empty `dir/` marker objects.
 Polars reads and writes through Rust's `object_store` crate: one signed PutObject per file,
 ranged GETs in parallel, listings for globs. Behind the proxy is moto with signature checks on,
-and most writes go to a bucket the client knows as LOGICAL and moto holds as PHYSICAL under
-`tables/`; what a test wrote is read back from moto directly, so it passes only if the bytes
-arrived as written and under the names the rule gives them.
+as two backends: one is sent plain bodies, the other (`checksum_trailers: true`) Arrow's
+aws-chunked parts and trailers as sent. Most writes go to a bucket the client knows as LOGICAL
+and moto holds as PHYSICAL under `tables/`; what a test wrote is read back from moto directly,
+so it passes only if the bytes arrived as written and under the names the rule gives them.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ MIB = 1024 * 1024
 PLAIN = unique_bucket_name("arrow")
 # A bucket the clients know as LOGICAL, stored in PHYSICAL under `tables/`.
 LOGICAL, PHYSICAL = unique_bucket_name("arrow-logical"), unique_bucket_name("arrow-physical")
+# A bucket on a backend that takes aws-chunked bodies and their checksum trailers as sent.
+TRAILED = unique_bucket_name("arrow-trailed")
 
 
 @pytest.fixture(scope="module")
@@ -46,18 +49,25 @@ def proxy(
             endpoint: "{moto_auth.endpoint}"
             access_key_id: "{moto_auth.access_key_id}"
             secret_access_key: "{moto_auth.secret_access_key}"
+          trailers:
+            endpoint: "{moto_auth.endpoint}"
+            access_key_id: "{moto_auth.access_key_id}"
+            secret_access_key: "{moto_auth.secret_access_key}"
+            checksum_trailers: true
         clients:
           - {{name: frames, access_key_id: "{KEY}", secret_access_key: "{SECRET}"}}
         routing:
           rules:
             - {{pattern: "{LOGICAL}", target: lake, mapped_bucket: "{PHYSICAL}",
                 mapped_prefix: "tables/"}}
+            - {{pattern: "{TRAILED}", target: trailers}}
           default_target: lake
         """,
     )
     moto = moto_auth.client()
     moto.create_bucket(Bucket=PLAIN)
     moto.create_bucket(Bucket=PHYSICAL)
+    moto.create_bucket(Bucket=TRAILED)
     process = ProxyProcess(config, directory, log_level="info").start()
     yield process
     process.stop()
@@ -109,19 +119,26 @@ def table(rows: int) -> pa.Table:
     )
 
 
+@pytest.mark.parametrize(
+    ("bucket", "stored_at"),
+    [
+        pytest.param(LOGICAL, (PHYSICAL, "tables/frames/big.parquet"), id="renamed-plain-parts"),
+        pytest.param(TRAILED, (TRAILED, "frames/big.parquet"), id="parts-with-trailers"),
+    ],
+)
 def test_arrow_writes_a_parquet_file_of_several_parts_and_reads_it_back(
-    s3: fs.S3FileSystem, moto_auth: MotoBackend
+    s3: fs.S3FileSystem, moto_auth: MotoBackend, bucket: str, stored_at: tuple[str, str]
 ) -> None:
     data = table(700_000)  # ~17 MiB: the SDK's parts are 10 MiB
     mark = moto_auth.request_count()
-    pq.write_table(data, f"{LOGICAL}/frames/big.parquet", filesystem=s3)
+    pq.write_table(data, f"{bucket}/frames/big.parquet", filesystem=s3)
     parts = {e.query for e in moto_auth.requests_since(mark) if "partNumber=" in e.query}
     assert len(parts) >= 2, parts
-    body = stored(moto_auth, PHYSICAL, "tables/frames/big.parquet")
+    body = stored(moto_auth, *stored_at)
     assert len(body) > 10 * MIB
     assert pq.read_table(pa.BufferReader(body)).equals(data)
-    assert pq.read_table(f"{LOGICAL}/frames/big.parquet", filesystem=s3).equals(data)
-    with s3.open_input_stream(f"{LOGICAL}/frames/big.parquet") as stream:
+    assert pq.read_table(f"{bucket}/frames/big.parquet", filesystem=s3).equals(data)
+    with s3.open_input_stream(f"{bucket}/frames/big.parquet") as stream:
         assert hashlib.sha256(stream.read()).digest() == hashlib.sha256(body).digest()
 
 
