@@ -17,12 +17,14 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
+import trustme
 from harness import LOOPBACK, REGION, MotoBackend, ProxyProcess, unique_bucket_name, write_config
 from pyarrow import fs
 
@@ -36,24 +38,19 @@ LOGICAL, PHYSICAL = unique_bucket_name("arrow-logical"), unique_bucket_name("arr
 TRAILED = unique_bucket_name("arrow-trailed")
 
 
-@pytest.fixture(scope="module")
-def proxy(
-    moto_auth: MotoBackend, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ProxyProcess]:
-    directory = tmp_path_factory.mktemp("dataframe-proxy")
+def start_proxy(directory: Path, moto: MotoBackend, router: str = "") -> ProxyProcess:
+    """The proxy in front of `moto` under two backend names; `router` is a one-line section."""
+    keys = (
+        f'endpoint: "{moto.endpoint}", access_key_id: "{moto.access_key_id}", '
+        f'secret_access_key: "{moto.secret_access_key}"'
+    )
     config = write_config(
         directory,
         f"""
+        {router}
         backends:
-          lake:
-            endpoint: "{moto_auth.endpoint}"
-            access_key_id: "{moto_auth.access_key_id}"
-            secret_access_key: "{moto_auth.secret_access_key}"
-          trailers:
-            endpoint: "{moto_auth.endpoint}"
-            access_key_id: "{moto_auth.access_key_id}"
-            secret_access_key: "{moto_auth.secret_access_key}"
-            checksum_trailers: true
+          lake: {{{keys}}}
+          trailers: {{{keys}, checksum_trailers: true}}
         clients:
           - {{name: frames, access_key_id: "{KEY}", secret_access_key: "{SECRET}"}}
         routing:
@@ -64,11 +61,21 @@ def proxy(
           default_target: lake
         """,
     )
+    return ProxyProcess(config, directory, log_level="info").start()
+
+
+@pytest.fixture(scope="module")
+def buckets(moto_auth: MotoBackend) -> None:
     moto = moto_auth.client()
-    moto.create_bucket(Bucket=PLAIN)
-    moto.create_bucket(Bucket=PHYSICAL)
-    moto.create_bucket(Bucket=TRAILED)
-    process = ProxyProcess(config, directory, log_level="info").start()
+    for bucket in (PLAIN, PHYSICAL, TRAILED):
+        moto.create_bucket(Bucket=bucket)
+
+
+@pytest.fixture(scope="module")
+def proxy(
+    moto_auth: MotoBackend, buckets: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ProxyProcess]:
+    process = start_proxy(tmp_path_factory.mktemp("dataframe-proxy"), moto_auth)
     yield process
     process.stop()
 
@@ -164,6 +171,36 @@ def test_arrow_random_access_reads_ranges_of_the_stored_bytes(
     with s3.open_input_stream(path) as stream:
         assert stream.read(4) == b"PAR1"
         assert stream.read() == body[4:]
+
+
+def test_arrow_over_https_writes_parts_and_reads_them_back(
+    buckets: None, moto_auth: MotoBackend, tmp_path: Path
+) -> None:
+    ca = trustme.CA()
+    cert = ca.issue_cert(LOOPBACK, "localhost")
+    chain, key, ca_file = tmp_path / "chain.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    cert.cert_chain_pems[0].write_to_path(str(chain))
+    cert.private_key_pem.write_to_path(str(key))
+    ca.cert_pem.write_to_path(str(ca_file))
+    tls = f'router: {{tls: {{cert_file: "{chain}", key_file: "{key}"}}}}'
+    process = start_proxy(tmp_path, moto_auth, tls)
+    try:
+        s3 = fs.S3FileSystem(
+            access_key=KEY,
+            secret_key=SECRET,
+            endpoint_override=f"{LOOPBACK}:{process.port}",
+            scheme="https",
+            tls_ca_file_path=str(ca_file),
+            region=REGION,
+            retry_strategy=fs.AwsStandardS3RetryStrategy(max_attempts=1),
+        )
+        data = table(500_000)  # ~12 MiB: two parts
+        pq.write_table(data, f"{LOGICAL}/tls/big.parquet", filesystem=s3)
+        body = stored(moto_auth, PHYSICAL, "tables/tls/big.parquet")
+        assert pq.read_table(pa.BufferReader(body)).equals(data)
+        assert pq.read_table(f"{LOGICAL}/tls/big.parquet", filesystem=s3).equals(data)
+    finally:
+        process.stop()
 
 
 def test_arrow_files_and_directories_in_the_clients_names(
