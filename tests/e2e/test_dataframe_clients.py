@@ -194,8 +194,11 @@ def test_arrow_over_https_writes_parts_and_reads_them_back(
             region=REGION,
             retry_strategy=fs.AwsStandardS3RetryStrategy(max_attempts=1),
         )
-        data = table(500_000)  # ~12 MiB: two parts
+        data = table(700_000)  # ~17 MiB: two parts
+        mark = moto_auth.request_count()
         pq.write_table(data, f"{LOGICAL}/tls/big.parquet", filesystem=s3)
+        parts = {e.query for e in moto_auth.requests_since(mark) if "partNumber=" in e.query}
+        assert len(parts) >= 2, parts
         body = stored(moto_auth, PHYSICAL, "tables/tls/big.parquet")
         assert pq.read_table(pa.BufferReader(body)).equals(data)
         assert pq.read_table(f"{LOGICAL}/tls/big.parquet", filesystem=s3).equals(data)
