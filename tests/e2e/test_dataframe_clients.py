@@ -127,20 +127,55 @@ def table(rows: int) -> pa.Table:
 
 
 @pytest.mark.parametrize(
-    ("bucket", "stored_at"),
+    ("bucket", "stored_at", "checksums", "payload"),
     [
-        pytest.param(LOGICAL, (PHYSICAL, "tables/frames/big.parquet"), id="renamed-plain-parts"),
-        pytest.param(TRAILED, (TRAILED, "frames/big.parquet"), id="parts-with-trailers"),
+        pytest.param(
+            LOGICAL,
+            (PHYSICAL, "tables/frames/big.parquet"),
+            "when_supported",
+            "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+            id="renamed-trailers-decoded",
+        ),
+        pytest.param(
+            TRAILED,
+            (TRAILED, "frames/big.parquet"),
+            "when_supported",
+            "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+            id="trailers-as-sent",
+        ),
+        # What users of S3-compatible stores set since the SDKs began sending checksums by
+        # default: the parts are then plain bodies with a signed SHA-256.
+        pytest.param(
+            LOGICAL,
+            (PHYSICAL, "tables/frames/big.parquet"),
+            "when_required",
+            "sha256",
+            id="renamed-signed-payloads",
+        ),
     ],
 )
 def test_arrow_writes_a_parquet_file_of_several_parts_and_reads_it_back(
-    s3: fs.S3FileSystem, moto_auth: MotoBackend, bucket: str, stored_at: tuple[str, str]
+    proxy: ProxyProcess,
+    moto_auth: MotoBackend,
+    monkeypatch: pytest.MonkeyPatch,
+    bucket: str,
+    stored_at: tuple[str, str],
+    checksums: str,
+    payload: str,
 ) -> None:
+    monkeypatch.setenv("AWS_REQUEST_CHECKSUM_CALCULATION", checksums)
+    s3 = arrow_fs(proxy.port)  # the SDK reads the setting when its client is made
     data = table(700_000)  # ~17 MiB: the SDK's parts are 10 MiB
-    mark = moto_auth.request_count()
+    mark, logged = moto_auth.request_count(), len(proxy.log_text().splitlines())
     pq.write_table(data, f"{bucket}/frames/big.parquet", filesystem=s3)
     parts = {e.query for e in moto_auth.requests_since(mark) if "partNumber=" in e.query}
     assert len(parts) >= 2, parts
+    sent = {
+        line.rpartition(" payload=")[2].split()[0]
+        for line in proxy.log_text().splitlines()[logged:]
+        if "operation=UploadPart " in line
+    }
+    assert sent == {payload}
     body = stored(moto_auth, *stored_at)
     assert len(body) > 10 * MIB
     assert pq.read_table(pa.BufferReader(body)).equals(data)
