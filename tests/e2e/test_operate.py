@@ -582,8 +582,10 @@ def test_json_access_log_fields_and_no_secrets(
     assert (denied["status"], denied["error_code"]) == (403, "SignatureDoesNotMatch")
     assert denied["client"] == KEY  # who tried is logged, never what they signed with
     assert denied["backend"] == "" and denied["backend_ms"] is None
+    assert denied["bytes_out"] > 0  # the error document the proxy answered with
     assert (unreachable["status"], unreachable["error_code"]) == (503, "ServiceUnavailable")
     assert (unreachable["backend"], unreachable["rule"]) == ("down", rule_label(1))
+    assert unreachable["bytes_out"] > 0
     assert (v2_get["status"], v2_get["client"], v2_get["bytes_out"]) == (200, KEY, len(body))
     assert (presigned["status"], presigned["client"]) == (200, KEY)
     assert (tampered_line["status"], tampered_line["error_code"]) == (

@@ -155,6 +155,7 @@ class ProxyHandler:
             request_id=record.request_id,
             method=http_request.method,
         )
+        record.bytes_out = len(response.body or b"")  # the error document is answer bytes too
         # A body that has not arrived whole is the front server's concern: the answer says
         # Connection: close and the rest is read and dropped for a while (lingering close).
         return response
