@@ -1,23 +1,19 @@
 """The backend leg of forwarded requests: a small HTTP/1.1 client over pooled connections.
 
-aiohttp's `ClientSession` was the largest single cost of a proxied small request (about 30%
-of the proxy's CPU in the profile: per-request `ClientRequest`/`ClientResponse` objects, URL
-and header multidicts, timers rescheduled on every read, a writer task). This client does only
-what forwarding needs: one asyncio `Protocol` per keep-alive connection, the request head and a
-small body leaving in one `write`, the answer delimited by `responseparser.py` (its head bounded
-while it arrives and parsed by llhttp, `httptools`, the parser uvicorn uses), and the body handed
-over as the bytes that arrived, with `pause_reading` / `resume_reading` as the back-pressure
-toward the backend and `pause_writing` / `resume_writing` toward it. `bench/client_micro.py`
-compares the two against nginx.
+It replaced aiohttp's `ClientSession`, the largest single cost of a proxied small request
+(`bench/client_micro.py` compares the two against nginx). One asyncio `Protocol` per keep-alive
+connection; the request head and a small body leave in one `write`; the answer is delimited by
+`responseparser.py` (bounded while it arrives, parsed by llhttp) and its body handed over as it
+arrives, with `pause_reading` / `resume_reading` and `pause_writing` / `resume_writing` as the
+back-pressure both ways.
 
-A connection is only reused after an answer that was whole and well framed. Any byte after an
-answer's end, or while no request is out, retires it (closed, never reused): HTTP/1.1 has no
-request ids, so such a byte could only ever be read as the next client's answer. While the
-answer is still being read, such bytes (other than an empty line) also fail it: a backend that
-answers what was not asked is out of step, and the answer in hand may be another's. Interim 1xx
-answers are skipped; a malformed answer, a 101 or a head beyond its bounds fails the exchange
-with `UpstreamError` (the client gets a 503) and closes the connection. The backend's reason
-phrase is never passed on: `UpstreamResponse.reason` is the standard phrase for the status.
+A connection is only reused after an answer that was whole and well framed. A byte after an
+answer's end, or while no request is out, retires it: HTTP/1.1 has no request ids, so such a
+byte could only be read as the next client's answer (while an answer is read, such bytes other
+than an empty line fail it: the answer in hand may be another's). Interim 1xx answers are
+skipped; a malformed answer, a 101 or a head beyond its bounds fails the exchange with
+`UpstreamError` (a 503 for the client) and closes the connection. The backend's reason phrase
+is never passed on: `UpstreamResponse.reason` is the standard phrase for the status.
 
 The pool that lends these connections, and writes requests on them, is `pool.py`.
 """
@@ -245,12 +241,11 @@ class BackendConnection(asyncio.Protocol):
                 waiter.set_result(None)
 
     async def _wait(self, waiter: asyncio.Future[None]) -> None:
-        """Wait for the backend, failing after `read_timeout` without a byte from it.
+        """Wait for the backend, failing after `read_timeout` without a byte from it (or to it).
 
-        One timer per connection rather than one per wait: scheduling and cancelling a timer
-        for every answer cost more than the rest of the wait. A timer left from an earlier wait
-        fires early, sees the silence is shorter than `read_timeout`, and is set again for the
-        wait in hand; one that finds no wait lapses until the next wait sets it."""
+        One timer per connection, not per wait (scheduling one per answer cost more than the
+        wait): a timer left from an earlier wait fires early, sees a shorter silence and is set
+        again for the wait in hand; one that finds no wait lapses until the next sets it."""
         loop = self.loop
         self.last_data = loop.time()  # the silence that counts is the one while waiting
         self.queued = -1  # and so do the bytes the backend took during it
