@@ -26,7 +26,7 @@ import textwrap
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -403,6 +403,23 @@ class MotoBackend(ManagedProcess):
     def __repr__(self) -> str:
         auth = "auth" if self.auth else "plain"
         return f"<MotoBackend {self.name} {auth} {self.endpoint} log={self.log_path}>"
+
+    def config_keys(self) -> str:
+        """Its endpoint and keys as the inside of a backend's YAML flow mapping."""
+        return (
+            f'endpoint: "{self.endpoint}", access_key_id: "{self.access_key_id}", '
+            f'secret_access_key: "{self.secret_access_key}"'
+        )
+
+    def fresh_bucket(self, prefix: str) -> Iterator[str]:
+        """A new bucket for one test (a fixture yields from this), emptied and removed after."""
+        name = unique_bucket_name(prefix)
+        client = self.client()
+        client.create_bucket(Bucket=name)
+        yield name
+        for item in client.list_objects_v2(Bucket=name).get("Contents", []):
+            client.delete_object(Bucket=name, Key=item["Key"])
+        client.delete_bucket(Bucket=name)
 
     def _argv(self) -> list[str]:
         return [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(self.port)]

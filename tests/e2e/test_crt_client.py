@@ -167,10 +167,7 @@ def exists(backend: MotoBackend, bucket: str, key: str) -> bool:
 
 def start_proxy(directory: Path, moto: MotoBackend, router: str = "") -> ProxyProcess:
     """The proxy in front of `moto`, under its two names; `router` is a one-line section."""
-    keys = (
-        f'endpoint: "{moto.endpoint}", access_key_id: "{moto.access_key_id}", '
-        f'secret_access_key: "{moto.secret_access_key}"'
-    )
+    keys = moto.config_keys()
     config = write_config(
         directory,
         f"""

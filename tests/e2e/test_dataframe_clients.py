@@ -40,10 +40,7 @@ TRAILED = unique_bucket_name("arrow-trailed")
 
 def start_proxy(directory: Path, moto: MotoBackend, router: str = "") -> ProxyProcess:
     """The proxy in front of `moto` under two backend names; `router` is a one-line section."""
-    keys = (
-        f'endpoint: "{moto.endpoint}", access_key_id: "{moto.access_key_id}", '
-        f'secret_access_key: "{moto.secret_access_key}"'
-    )
+    keys = moto.config_keys()
     config = write_config(
         directory,
         f"""

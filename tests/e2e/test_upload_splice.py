@@ -31,7 +31,6 @@ from harness import (
     RawBackend,
     StartProxy,
     boto3_client,
-    unique_bucket_name,
 )
 from rawclient import sign
 
@@ -129,13 +128,7 @@ def reset(sock: socket.socket) -> None:
 
 @pytest.fixture
 def bucket(moto_auth: MotoBackend) -> Iterator[str]:
-    name = unique_bucket_name("upsplice")
-    client = moto_auth.client()
-    client.create_bucket(Bucket=name)
-    yield name
-    for item in client.list_objects_v2(Bucket=name).get("Contents", []):
-        client.delete_object(Bucket=name, Key=item["Key"])
-    client.delete_bucket(Bucket=name)
+    yield from moto_auth.fresh_bucket("upsplice")
 
 
 def moto_proxy(

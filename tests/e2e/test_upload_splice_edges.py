@@ -27,7 +27,6 @@ from harness import (
     ProxyProcess,
     RawBackend,
     StartProxy,
-    unique_bucket_name,
 )
 from rawclient import sign
 from test_upload_splice import (
@@ -53,13 +52,7 @@ pytestmark = pytest.mark.skipif(not splice.AVAILABLE, reason="no os.splice here"
 
 @pytest.fixture
 def bucket(moto_auth: MotoBackend) -> Iterator[str]:
-    name = unique_bucket_name("upedges")
-    client = moto_auth.client()
-    client.create_bucket(Bucket=name)
-    yield name
-    for item in client.list_objects_v2(Bucket=name).get("Contents", []):
-        client.delete_object(Bucket=name, Key=item["Key"])
-    client.delete_bucket(Bucket=name)
+    yield from moto_auth.fresh_bucket("upedges")
 
 
 @pytest.fixture
