@@ -16,12 +16,16 @@ from /proc). Side by side, interleaved over rounds:
   store.
 - `proxy`: the proxy as shipped, in front of the same store.
 - `nginx hop`: nginx as a plain reverse proxy, for scale.
+- with `--python PATH`, also `proxy on PATH`: the same proxy run by another interpreter (one
+  with the project installed), such as a build with profile-guided optimization like the
+  official Python images the Dockerfile ships on, against this venv's.
 
 `proxy - s3 stages` is the forwarding (the backend request, its signature, the answer's relay)
 plus the backend leg; `s3 stages - http` is the S3 work before it.
 
-Run as `python -m bench.layers [--duration 4] [--rounds 2]`; prints a Markdown table and one
-JSON line. `python -m bench.layers --serve LAYER PROXY-ARGS...` is the proxy it starts.
+Run as `python -m bench.layers [--duration 4] [--rounds 2] [--python PATH]`; prints a
+Markdown table and one JSON line. `python -m bench.layers --serve LAYER PROXY-ARGS...` is the
+proxy it starts.
 """
 
 from __future__ import annotations
@@ -122,18 +126,23 @@ def _serve(layer: str, proxy_args: list[str]) -> None:
     raise SystemExit(main(proxy_args))
 
 
-def _start_layer(procs: Processes, root: Path, layer: str, backend: Server, pin: bool) -> Server:
-    name = layer.replace(" + ", "-").replace(" ", "-")
+def _start_layer(
+    procs: Processes, root: Path, layer: str, backend: Server, pin: bool, python: str
+) -> Server:
+    name = _slug(layer)
     config, log = root / f"{name}.yaml", root / f"{name}.log"
     port = free_port()
     config.write_text(proxy_conf(port, backend.port))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3_ROUTER_"))}
-    python = os.environ.get("BENCH_PYTHON", sys.executable)
-    argv = [python, "-m", "bench.layers", "--serve", layer]
+    argv = [python, "-m", "bench.layers", "--serve", layer.split(" on ")[0]]
     argv += ["--config", str(config), "--log-level", "warning"]
     proc = procs.start(pinned(SERVER_CPU, argv, enabled=pin), log=log, env=env)
     wait_port(port, proc, 30.0, log)
     return Server(name, port, proc, log)
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name)
 
 
 def _measure(
@@ -159,11 +168,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.layers")
     parser.add_argument("--duration", type=float, default=4.0)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--python", help="also run the proxy with this interpreter")
     args = parser.parse_args(argv)
+    python = os.environ.get("BENCH_PYTHON", sys.executable)
+    layers = {layer: python for layer in LAYERS}
+    if args.python:
+        layers[f"proxy on {args.python}"] = args.python
     pin = can_pin()
     procs = Processes()
     root = Path(tempfile.mkdtemp(prefix="s3router-layers-", dir="/dev/shm"))
-    names = [*LAYERS, "nginx hop"]
+    names = [*layers, "nginx hop"]
     runs: dict[tuple[str, str], list[tuple[float, float]]] = {}
     try:
         data = root / "data"
@@ -176,7 +190,10 @@ def main(argv: list[str] | None = None) -> None:
         hop = _start_nginx(
             procs, "nginx-hop", hop_prefix, lambda p: hop_conf(hop_prefix, backend.port, p), pin=pin
         )
-        servers = {layer: _start_layer(procs, root, layer, backend, pin) for layer in LAYERS}
+        servers = {
+            layer: _start_layer(procs, root, layer, backend, pin, interpreter)
+            for layer, interpreter in layers.items()
+        }
         servers["nginx hop"] = hop
         _fill_objects(Stack(backend, hop, servers["proxy"], data), 1 << 20)
         time.sleep(1.0)
@@ -185,8 +202,7 @@ def main(argv: list[str] | None = None) -> None:
             for method in ("GET", "HEAD"):
                 for name in order:
                     server = servers[name]
-                    tag = "-" + name.replace(" + ", "-").replace(" ", "-")
-                    workload = load.write_workloads(root, server.port, tag)
+                    workload = load.write_workloads(root, server.port, "-" + _slug(name))
                     ops, cpu = _measure(procs, root, server, workload[method], args, pin)
                     runs.setdefault((method, name), []).append((ops, cpu))
                     print(
