@@ -11,6 +11,10 @@ from /proc). Side by side, interleaved over rounds:
 - `http + backend`: both HTTP legs and nothing of S3. The handler sends the request line on to
   the object store through the proxy's connection pool, unsigned and unparsed, and answers
   with what came back: the floor of a Python hop built from the proxy's HTTP layers.
+- `signed hop`: as `http + backend`, plus what no design may skip: the S3 request parsed, the
+  client's SigV4 signature verified (its time too) and the backend request signed with the
+  store's keys. Nothing else (no policy, routing rules, body plan, access-log record,
+  metrics or answer rewriting): the floor of a hop that checks and re-signs every request.
 - `s3 stages`: the whole request pipeline (parse, SigV4 verify, authorize, route, body plan,
   the access-log record and metrics), answered with the fixed 4 KiB instead of asking the
   store.
@@ -46,7 +50,7 @@ from bench.procs import SERVER_CPU, Processes, can_pin, free_port, pinned, wait_
 from bench.runner import _cpu, _fill_objects
 from bench.stack import BUCKET, Server, Stack, _start_nginx, backend_conf, hop_conf, proxy_conf
 
-LAYERS = ("http", "http + backend", "s3 stages", "proxy")
+LAYERS = ("http", "http + backend", "signed hop", "s3 stages", "proxy")
 BODY = b"x" * load.SMALL_SIZE
 HEADERS = {
     "ETag": '"0123456789abcdef0123456789abcdef"',
@@ -77,6 +81,8 @@ def _patch(layer: str) -> None:
         handler.ProxyHandler.__call__ = answer_at_once  # type: ignore[method-assign]
     elif layer == "http + backend":
         handler.ProxyHandler.__call__ = _pass_through()  # type: ignore[method-assign]
+    elif layer == "signed hop":
+        handler.ProxyHandler.__call__ = _pass_through(signed=True)  # type: ignore[method-assign]
     elif layer == "s3 stages":
         assert hasattr(handler, "answer_forwarded"), "the handler no longer forwards by this name"
 
@@ -86,14 +92,20 @@ def _patch(layer: str) -> None:
         handler.answer_forwarded = answer_fixed  # type: ignore[assignment]
 
 
-def _pass_through() -> Any:
-    """A handler that relays the request line to the store and its answer back, nothing else."""
+def _pass_through(*, signed: bool = False) -> Any:
+    """A handler that relays the request line to the store and its answer back; `signed`: with
+    the client's signature verified and the store's request signed, as the proxy does."""
+    from s3router_proxy.auth import sigv4
+    from s3router_proxy.backends.backend import BackendRequest
     from s3router_proxy.http.messages import Response
     from s3router_proxy.http.pool import UpstreamPool
+    from s3router_proxy.s3.request import parse_request
 
     pools: list[tuple[UpstreamPool, str]] = []
 
     async def relay(self: Any, request: Any) -> Any:
+        if signed:
+            return await relay_signed(self.state, request)
         if not pools:
             endpoint = next(iter(self.state.backends.values())).config.endpoint
             port = int(endpoint.rsplit(":", 1)[1])
@@ -105,16 +117,35 @@ def _pass_through() -> Any:
         path = request.raw_path.partition("?")[0]
         upstream = await pool.request(request.method, path, [("Host", host)], None)
         try:
-            length = int(upstream.header_map.get("content-length", "0"))
-            body = b"" if request.method == "HEAD" else await upstream.read(length)
-            headers = [(n, v) for n, v in upstream.headers if n.lower() not in _DROPPED]
-            if request.method == "HEAD":
-                headers.append(("Content-Length", str(length)))
-            return Response(
-                status=upstream.status, reason=upstream.reason, body=body, headers=headers
-            )
+            return await _answer(request, upstream)
         finally:
             upstream.release()
+
+    async def relay_signed(state: Any, request: Any) -> Any:
+        s3 = parse_request(request.method, request.raw_path, request.headers)
+        auth = sigv4.parse_auth(s3)
+        assert auth is not None, "the benchmark's requests are signed"
+        sigv4.check_time(auth, time.time())
+        client = state.clients[auth.access_key_id]
+        sigv4.verify_signature(s3, auth, client.secret_access_key)
+        backend = next(iter(state.backends.values()))
+        outgoing = BackendRequest(s3.method, s3.bucket, s3.key, "", {}, sigv4.UNSIGNED_PAYLOAD)
+        host, target, headers = backend.signed_target(outgoing)
+        upstream = await backend.pool_for(host).request(
+            s3.method, target, list(headers.items()), None
+        )
+        try:
+            return await _answer(request, upstream)
+        finally:
+            upstream.release()
+
+    async def _answer(request: Any, upstream: Any) -> Any:
+        length = int(upstream.header_map.get("content-length", "0"))
+        body = b"" if request.method == "HEAD" else await upstream.read(length)
+        headers = [(n, v) for n, v in upstream.headers if n.lower() not in _DROPPED]
+        if request.method == "HEAD":
+            headers.append(("Content-Length", str(length)))
+        return Response(status=upstream.status, reason=upstream.reason, body=body, headers=headers)
 
     return relay
 
