@@ -98,24 +98,16 @@ def _pass_through(*, signed: bool = False) -> Any:
     from s3router_proxy.auth import sigv4
     from s3router_proxy.backends.backend import BackendRequest
     from s3router_proxy.http.messages import Response
-    from s3router_proxy.http.pool import UpstreamPool
     from s3router_proxy.s3.request import parse_request
-
-    pools: list[tuple[UpstreamPool, str]] = []
 
     async def relay(self: Any, request: Any) -> Any:
         if signed:
             return await relay_signed(self.state, request)
-        if not pools:
-            endpoint = next(iter(self.state.backends.values())).config.endpoint
-            port = int(endpoint.rsplit(":", 1)[1])
-            pool = UpstreamPool(
-                "127.0.0.1", port, tls=False, limit=256, connect_timeout=5, read_timeout=30
-            )
-            pools.append((pool, f"127.0.0.1:{port}"))
-        pool, host = pools[0]
+        backend = next(iter(self.state.backends.values()))
         path = request.raw_path.partition("?")[0]
-        upstream = await pool.request(request.method, path, [("Host", host)], None)
+        upstream = await backend.pool.request(
+            request.method, path, [("Host", backend.netloc)], None
+        )
         try:
             return await _answer(request, upstream)
         finally:
